@@ -1,0 +1,136 @@
+import type { FlagDefinition } from './flags.ts';
+import type { ResourceJournal } from './journal.ts';
+import type { State } from './state.ts';
+
+/** The spec version a driver implements. */
+export type SpecificationVersion = 'v1';
+
+/** Options every driver operation takes. */
+export interface OperationOptions {
+  /** Aborts the operation; a create that is aborted cleans up what it made. */
+  signal?: AbortSignal;
+}
+
+/** A progress event a driver reports while it works (`machine create` prints them). */
+export interface ProgressEvent {
+  /** A short step name, e.g. `upload-key`, `create-instance`, `wait-running`, `wait-ssh`. */
+  step: string;
+  /** One human line. */
+  message: string;
+  /** `start` when a step begins, `done` when it ends, `info` for anything else. */
+  phase: 'start' | 'done' | 'info';
+}
+
+/** JSON values a driver may keep in its machine data. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** Small per-machine data a driver keeps between runs (IP address, instance id), persisted by the host. */
+export interface MachineDataStore {
+  /** The current data. */
+  read(): Readonly<Record<string, JsonValue>>;
+  /** Merges `patch` (a key set to `null` is kept as null); resolves once durable. */
+  write(patch: Readonly<Record<string, JsonValue>>): Promise<void>;
+}
+
+/** What the host gives a driver: where the machine lives and where to record what it makes. */
+export interface DriverContext {
+  /** The machine's name, already validated. */
+  readonly machineName: string;
+  /** The machine's own folder (keys go here, 0600). */
+  readonly machineDir: string;
+  /** Where every cloud resource is recorded the moment the API returns it. */
+  readonly journal: ResourceJournal;
+  /** The driver's persisted data. */
+  readonly data: MachineDataStore;
+  /** Progress sink; may be absent. */
+  readonly onProgress?: (event: ProgressEvent) => void;
+}
+
+/**
+ * A machine driver: the operations of the Machine Driver Specification v1, plus the accessors the
+ * reference's libmachine `drivers.Driver` has. One instance manages one machine. Every operation
+ * rejects with a typed error (a `MachineError`) on failure.
+ */
+export interface Driver {
+  /** The driver's name, e.g. `digitalocean`. */
+  readonly driverName: string;
+  /** The machine this driver manages. */
+  readonly machineName: string;
+  /** Checks that create can work (credentials, region, image) without making anything. */
+  preCreateCheck(options?: OperationOptions): Promise<void>;
+  /** Launches the instance with SSH access and its firewall; cleans up what it made on failure. */
+  create(options?: OperationOptions): Promise<void>;
+  /** Deletes the instance and every resource create made; succeeds on a half-made machine. */
+  remove(options?: OperationOptions): Promise<void>;
+  /** Starts a stopped instance and waits until it runs. */
+  start(options?: OperationOptions): Promise<void>;
+  /** Stops a running instance gracefully and waits until it is stopped. */
+  stop(options?: OperationOptions): Promise<void>;
+  /** Stops a running instance forcibly and waits until it is stopped. */
+  kill(options?: OperationOptions): Promise<void>;
+  /** Restarts a running instance and waits until it runs. */
+  restart(options?: OperationOptions): Promise<void>;
+  /** The current state; rejects with `NotFoundError` when the instance is gone. */
+  getState(options?: OperationOptions): Promise<State>;
+  /** The address the machine is reachable at. */
+  getIP(options?: OperationOptions): Promise<string>;
+  /** The host name or address for SSH. */
+  getSSHHostname(options?: OperationOptions): Promise<string>;
+  /** The SSH port. */
+  getSSHPort(options?: OperationOptions): Promise<number>;
+  /** The SSH user. */
+  getSSHUsername(): string;
+  /** The path of the private key for SSH. */
+  getSSHKeyPath(): string;
+  /** The Docker URL, `tcp://IP:2376`. */
+  getURL(options?: OperationOptions): Promise<string>;
+}
+
+/** What a host passes to a descriptor's `createDriver`. */
+export interface CreateDriverOptions<Config, Client = unknown> {
+  /** The parsed flags (see `parseFlags`). */
+  readonly config: Config;
+  readonly context: DriverContext;
+  /** An SDK client to use instead of building one (tests, the simulator). */
+  readonly client?: Client;
+}
+
+/** One machine in a batch state query. */
+export interface BatchStateRequest<Config> {
+  readonly config: Config;
+  readonly context: DriverContext;
+}
+
+/**
+ * A driver package's default export: plain data plus a factory. Importing it must not load the
+ * provider's SDK.
+ */
+export interface DriverDescriptor<Config = Record<string, unknown>, Client = unknown> {
+  readonly name: string;
+  readonly specificationVersion: SpecificationVersion;
+  /** One line for `machine drivers`. */
+  readonly description: string;
+  readonly flags: readonly FlagDefinition[];
+  createDriver(options: CreateDriverOptions<Config, Client>): Driver;
+  /**
+   * Optional batch state query: the state of many machines with one API call per region.
+   * Returns a map by machine name; a value is a State or the error for that machine.
+   */
+  getStates?(machines: readonly BatchStateRequest<Config>[], options?: OperationOptions): Promise<Map<string, State | Error>>;
+}
+
+/** Checks that an imported module is a valid driver descriptor; returns the problem or undefined. */
+export function driverDescriptorProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return 'its default export is not an object';
+  const candidate = value as Partial<DriverDescriptor>;
+  if (typeof candidate.name !== 'string' || candidate.name === '') return 'it has no `name`';
+  if (candidate.specificationVersion !== 'v1') return `it implements specification ${String(candidate.specificationVersion)}, not v1`;
+  if (!Array.isArray(candidate.flags)) return 'it has no `flags` array';
+  if (typeof candidate.createDriver !== 'function') return 'it has no `createDriver` function';
+  return undefined;
+}
+
+/** Identity helper that types a descriptor. */
+export function defineDriver<Config, Client = unknown>(descriptor: DriverDescriptor<Config, Client>): DriverDescriptor<Config, Client> {
+  return descriptor;
+}

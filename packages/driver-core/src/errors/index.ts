@@ -1,0 +1,11 @@
+export { AuthError } from './auth-error.ts';
+export { CancelledError } from './cancelled-error.ts';
+export { CleanupError } from './cleanup-error.ts';
+export { type ConfigIssue, InvalidConfigError } from './invalid-config-error.ts';
+export { MachineError, type MachineErrorOptions, type Operation } from './machine-error.ts';
+export { NotFoundError } from './not-found-error.ts';
+export { NotSupportedError } from './not-supported-error.ts';
+export { ProviderError } from './provider-error.ts';
+export { QuotaError } from './quota-error.ts';
+export { type SSHFailure, SSHError } from './ssh-error.ts';
+export { TimeoutError } from './timeout-error.ts';
