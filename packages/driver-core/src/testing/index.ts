@@ -1,0 +1,5 @@
+/**
+ * Test helpers for drivers and hosts: a real loopback SSH server and the in-memory reference
+ * driver. Not for production code paths.
+ */
+export * from './ssh-server.ts';
