@@ -8,6 +8,7 @@ export * from './driver.ts';
 export * from './errors/index.ts';
 export * from './firewall.ts';
 export * from './flags.ts';
+export * from './guard-driver.ts';
 export * from './journal.ts';
 export * from './machine-name.ts';
 export * from './redact.ts';

@@ -2,4 +2,6 @@
  * Test helpers for drivers and hosts: a real loopback SSH server and the in-memory reference
  * driver. Not for production code paths.
  */
+export * from './fake-cloud.ts';
+export * from './fake-driver.ts';
 export * from './ssh-server.ts';

@@ -1,0 +1,212 @@
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMemoryContext } from '../context.ts';
+import type { Driver, DriverContext, DriverDescriptor } from '../driver.ts';
+import { CancelledError } from '../errors/cancelled-error.ts';
+import { InvalidConfigError } from '../errors/invalid-config-error.ts';
+import { MachineError } from '../errors/machine-error.ts';
+import { NotFoundError } from '../errors/not-found-error.ts';
+import { parseFlags, type RawFlagValues } from '../flags.ts';
+import { runSSH } from '../ssh.ts';
+import { State } from '../state.ts';
+
+/** Operations a driver may not support (e.g. `generic` cannot power a host on). */
+export interface ConformanceCapabilities {
+  start: boolean;
+  stop: boolean;
+  kill: boolean;
+  restart: boolean;
+  /** The harness can make a create fail after some resources exist. */
+  failCreate: boolean;
+  /** Aborting create through its signal cleans up. */
+  abortCreate: boolean;
+  /** The harness can delete the instance behind the driver's back. */
+  deleteOutside: boolean;
+}
+
+/** What a driver package gives the suite. */
+export interface ConformanceHarness<Config = Record<string, unknown>, Client = unknown> {
+  descriptor: DriverDescriptor<Config, Client>;
+  /** Raw flag values (by flag name) of a valid create against the test double. */
+  validFlags: RawFlagValues;
+  /** Raw flag values that `parseFlags` must reject. */
+  invalidFlags: RawFlagValues;
+  /** Environment for parseFlags (default: empty, so the developer's env never leaks in). */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** The SDK client to inject, if the driver takes one. */
+  client?: Client;
+  /** Resources still alive at the provider (the leak report). */
+  leaks(): Promise<readonly string[]> | readonly string[];
+  /** API calls made so far. */
+  apiCalls(): Promise<number> | number;
+  /** Makes the next create fail after it has made at least one resource. */
+  failNextCreate?(): Promise<void> | void;
+  /** Deletes the machine's instance outside the driver. */
+  deleteOutside?(driver: Driver, context: DriverContext): Promise<void>;
+  /** Releases the test double. */
+  close?(): Promise<void> | void;
+}
+
+const allCapabilities: ConformanceCapabilities = {
+  start: true,
+  stop: true,
+  kill: true,
+  restart: true,
+  failCreate: true,
+  abortCreate: true,
+  deleteOutside: true,
+};
+
+/**
+ * Registers the conformance tests for one driver. `setup` runs once before the tests; every test
+ * makes its own machine and asserts the leak report is empty at its end.
+ */
+export function runConformanceSuite<Config, Client>(
+  name: string,
+  setup: () => Promise<ConformanceHarness<Config, Client>>,
+  capabilities: Partial<ConformanceCapabilities> = {},
+): void {
+  const can = { ...allCapabilities, ...capabilities };
+  describe(`driver conformance: ${name}`, () => {
+    let harness: ConformanceHarness<Config, Client>;
+    let root: string;
+    let counter = 0;
+
+    beforeAll(async () => {
+      root = await mkdtemp(join(tmpdir(), `conformance-${name}-`));
+      harness = await setup();
+    });
+    afterAll(async () => {
+      await harness?.close?.();
+      await rm(root, { recursive: true, force: true });
+    });
+
+    const newMachine = (): { driver: Driver; context: DriverContext } => {
+      counter += 1;
+      const machineName = `conf-${counter}-${Date.now().toString(36)}`;
+      const context = createMemoryContext(machineName, join(root, machineName));
+      const config = parseFlags(harness.descriptor.flags, harness.validFlags, { env: harness.env ?? {} }) as Config;
+      const driver = harness.descriptor.createDriver({
+        config,
+        context,
+        ...(harness.client === undefined ? {} : { client: harness.client }),
+      });
+      return { driver, context };
+    };
+
+    const expectNoLeaks = async () => {
+      expect(await harness.leaks()).toEqual([]);
+    };
+
+    it('walks the whole lifecycle: create, SSH, stop, start, restart, kill, remove', async () => {
+      const { driver, context } = newMachine();
+      await driver.preCreateCheck();
+      await driver.create();
+      expect(await driver.getState()).toBe(State.Running);
+
+      const keyPath = driver.getSSHKeyPath();
+      expect((await stat(keyPath)).mode & 0o777).toBe(0o600);
+      const ip = await driver.getIP();
+      expect(ip).not.toBe('');
+      expect(await driver.getURL()).toBe(`tcp://${ip}:2376`);
+      const ssh = await runSSH(
+        {
+          host: await driver.getSSHHostname(),
+          port: await driver.getSSHPort(),
+          username: driver.getSSHUsername(),
+          privateKey: await readFile(keyPath, 'utf8'),
+        },
+        'exit 0',
+      );
+      expect(ssh.code).toBe(0);
+      expect(context.journal.entries().length).toBeGreaterThan(0);
+
+      if (can.stop) {
+        await driver.stop();
+        expect(await driver.getState()).toBe(State.Stopped);
+      }
+      if (can.start && can.stop) {
+        await driver.start();
+        expect(await driver.getState()).toBe(State.Running);
+      }
+      if (can.restart) {
+        await driver.restart();
+        expect(await driver.getState()).toBe(State.Running);
+      }
+      if (can.kill) {
+        await driver.kill();
+        expect(await driver.getState()).toBe(State.Stopped);
+      }
+      await driver.remove();
+      await expect(driver.getState()).rejects.toBeInstanceOf(NotFoundError);
+      expect(context.journal.entries()).toEqual([]);
+      await expectNoLeaks();
+    });
+
+    it('remove is idempotent: a second remove succeeds and makes no resource', async () => {
+      const { driver } = newMachine();
+      await driver.create();
+      await driver.remove();
+      await driver.remove();
+      await expectNoLeaks();
+    });
+
+    it('rejects every operation on a machine that was never created with a typed error', async () => {
+      const { driver } = newMachine();
+      const lifecycle: [keyof ConformanceCapabilities, () => Promise<unknown>][] = [
+        ['start', () => driver.start()],
+        ['stop', () => driver.stop()],
+        ['kill', () => driver.kill()],
+        ['restart', () => driver.restart()],
+      ];
+      const operations: [string, () => Promise<unknown>][] = [
+        ['getState', () => driver.getState()],
+        ['getIP', () => driver.getIP()],
+        ...lifecycle.filter(([operation]) => can[operation]),
+      ];
+      for (const [operation, run] of operations) {
+        const error = await run().then(
+          () => undefined,
+          (caught: unknown) => caught,
+        );
+        expect(MachineError.isInstance(error), `${operation} must reject with a MachineError`).toBe(true);
+        expect((error as MachineError).code, operation).toBe('NOT_FOUND');
+      }
+    });
+
+    it.runIf(can.deleteOutside)('reports a machine deleted outside the tool as not found, and remove still succeeds', async () => {
+      const { driver, context } = newMachine();
+      await driver.create();
+      await harness.deleteOutside?.(driver, context);
+      await expect(driver.getState()).rejects.toBeInstanceOf(NotFoundError);
+      await driver.remove();
+      await expectNoLeaks();
+    });
+
+    it('rejects invalid flags before any API call', async () => {
+      const before = await harness.apiCalls();
+      expect(() => parseFlags(harness.descriptor.flags, harness.invalidFlags, { env: harness.env ?? {} })).toThrow(InvalidConfigError);
+      expect(await harness.apiCalls()).toBe(before);
+    });
+
+    it.runIf(can.failCreate)('a failed create leaves no resource behind and an empty journal', async () => {
+      const { driver, context } = newMachine();
+      await harness.failNextCreate?.();
+      await expect(driver.create()).rejects.toSatisfy(MachineError.isInstance);
+      expect(context.journal.entries()).toEqual([]);
+      await expectNoLeaks();
+    });
+
+    it.runIf(can.abortCreate)('an aborted create cleans up and rejects with CancelledError', async () => {
+      const { driver, context } = newMachine();
+      const controller = new AbortController();
+      const created = driver.create({ signal: controller.signal });
+      setTimeout(() => controller.abort(), 5);
+      await expect(created).rejects.toBeInstanceOf(CancelledError);
+      expect(context.journal.entries()).toEqual([]);
+      await expectNoLeaks();
+    });
+  });
+}

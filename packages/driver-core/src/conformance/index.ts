@@ -1,0 +1,5 @@
+/**
+ * The driver conformance suite: one vitest suite every driver runs against its test double (the
+ * cloud simulator or a loopback fake), so every driver behaves the same for the spec operations.
+ */
+export { type ConformanceCapabilities, type ConformanceHarness, runConformanceSuite } from './conformance-suite.ts';
