@@ -35,7 +35,7 @@ export interface FlagDefinition<T extends FlagType = FlagType, K extends string 
   readonly min?: number;
   readonly max?: number;
   /** Extra check; returns what is wrong, or undefined when the value is fine. */
-  readonly validate?: (value: FlagValue<T>) => string | undefined;
+  validate?(value: FlagValue<T>): string | undefined;
 }
 
 /** Declares a flag with its value type inferred; use inside `defineFlags`. */

@@ -20,5 +20,5 @@ export function machineNameProblem(name: string): string | undefined {
 /** Throws {@link InvalidConfigError} (input `machine name`) when `name` is not a valid machine name. */
 export function assertValidMachineName(name: string): void {
   const problem = machineNameProblem(name);
-  if (problem !== undefined) throw new InvalidConfigError([{ flag: 'machine name', kind: 'input', message: problem }], { operation: 'create' });
+  if (problem !== undefined) throw new InvalidConfigError([{ flag: 'machine name', kind: 'input', message: problem }]);
 }
