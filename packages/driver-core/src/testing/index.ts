@@ -4,4 +4,5 @@
  */
 export * from './fake-cloud.ts';
 export * from './fake-driver.ts';
+export * from './openssh-server.ts';
 export * from './ssh-server.ts';
