@@ -1,0 +1,32 @@
+/** Exit codes the reference's scripts rely on. */
+export const ExitCode = {
+  ok: 0,
+  error: 1,
+  /** `create`'s pre-create check failed (the reference's crashreport exit code 3). */
+  preCreateCheck: 3,
+  /** Interrupted by Ctrl-C. */
+  interrupted: 130,
+} as const;
+
+/** A failure the CLI reports as one line on stderr, with an exit code. */
+export class CliError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number = ExitCode.error, options: { cause?: unknown } = {}) {
+    super(message, options);
+    this.name = 'CliError';
+    this.exitCode = exitCode;
+  }
+}
+
+/** `Docker machine "X" does not exist`, the reference's wording scripts match. */
+export function machineNotFound(name: string): CliError {
+  return new CliError(`Docker machine "${name}" does not exist. Use "machine ls" to list machines. Use "machine create" to add a new one.`);
+}
+
+/** `Docker machine "X" already exists`, the reference's wording. */
+export function machineExists(name: string): CliError {
+  return new CliError(`Docker machine "${name}" already exists`);
+}
+
+/** The reference's `drivers.ErrHostIsNotRunning`. */
+export const hostNotRunningMessage = 'Host is not running';

@@ -1,0 +1,125 @@
+import { type Driver, MachineError, type State, redactSecrets } from '@machine/driver-core';
+import { CliError, ExitCode } from '../cli-error.ts';
+import type { CommandContext } from '../context.ts';
+import { writeLine } from '../io.ts';
+import { lockMachine } from '../lock.ts';
+import { type OpenMachine, openMachine } from '../machine-host.ts';
+
+/** The state each action leaves a machine in; an action on a machine already there says so and succeeds. */
+const actions = {
+  start: { target: 'Running', verb: 'Starting', done: 'Started' },
+  stop: { target: 'Stopped', verb: 'Stopping', done: 'Stopped' },
+  kill: { target: 'Stopped', verb: 'Killing', done: 'Killed' },
+  restart: { target: undefined, verb: 'Restarting', done: 'Restarted' },
+} as const;
+
+export type LifecycleAction = keyof typeof actions;
+
+/** `machine start|stop|kill|restart NAME…`: the names run concurrently; the exit code is 1 when any failed. */
+export async function lifecycleCommand(ctx: CommandContext, action: LifecycleAction, names: readonly string[]): Promise<number> {
+  const spec = actions[action];
+  const failures = await forEachMachine(ctx, names, async (name) => {
+    const lock = await lockMachine(ctx.store.root, name);
+    try {
+      const machine = await openMachine(ctx, name);
+      const options = ctx.io.signal === undefined ? {} : { signal: ctx.io.signal };
+      const state = await machine.driver.getState(options);
+      if (spec.target !== undefined && state === spec.target) {
+        writeLine(ctx.io.stderr, `Machine "${name}" is already ${state.toLowerCase()}.`);
+        return;
+      }
+      writeLine(ctx.io.stderr, `${spec.verb} "${name}"...`);
+      await runAction(machine.driver, action, state, options);
+      writeLine(ctx.io.stderr, `${spec.done} "${name}".`);
+    } finally {
+      await lock.release();
+    }
+  });
+  if (action === 'start' && failures < names.length) {
+    writeLine(ctx.io.stderr, 'Started machines may have new IP addresses. You may need to re-run the `machine env` command.');
+  }
+  return failures === 0 ? ExitCode.ok : ExitCode.error;
+}
+
+async function runAction(driver: Driver, action: LifecycleAction, state: State, options: { signal?: AbortSignal }): Promise<void> {
+  // Like the reference, restarting a stopped machine starts it.
+  if (action === 'restart' && state === 'Stopped') return driver.start(options);
+  return driver[action](options);
+}
+
+/** `machine rm [-f] [-y] NAME…`. */
+export async function removeCommand(ctx: CommandContext, names: readonly string[], options: { force?: boolean; yes?: boolean }): Promise<number> {
+  const { io } = ctx;
+  for (const name of names) writeLine(io.stderr, `About to remove ${name}`);
+  writeLine(io.stderr, 'WARNING: This action will delete both local reference and remote instance.');
+  if (options.force !== true && options.yes !== true) {
+    const answer = await ask(ctx, 'Are you sure? (y/n): ');
+    if (!/^y(es)?$/i.test(answer.trim())) {
+      writeLine(io.stderr, 'Aborting.');
+      return ExitCode.error;
+    }
+  }
+  const failures = await forEachMachine(ctx, names, async (name) => {
+    const lock = await lockMachine(ctx.store.root, name);
+    try {
+      if (!(await ctx.store.exists(name))) {
+        await ctx.store.read(name); // the reference's "does not exist" error
+      }
+      let machine: OpenMachine | undefined;
+      try {
+        machine = await openMachine(ctx, name);
+        await machine.driver.remove(io.signal === undefined ? {} : { signal: io.signal });
+      } catch (error) {
+        if (options.force !== true) throw error;
+        const message = machine === undefined ? messageOf(error) : redactSecrets(messageOf(error), machine.secrets);
+        writeLine(io.stderr, `Error removing machine "${name}" at the provider: ${message}`);
+        writeLine(io.stderr, `Removing the local record of "${name}" anyway (--force); resources it made may be left at the provider.`);
+      }
+      await ctx.store.remove(name);
+      writeLine(io.stdout, `Successfully removed ${name}`);
+    } finally {
+      await lock.release();
+    }
+  });
+  // With -f errors are only reported, like the reference.
+  return failures === 0 || options.force === true ? ExitCode.ok : ExitCode.error;
+}
+
+/**
+ * Runs `work` for every name concurrently; each failure is printed as one line naming the machine.
+ * Returns how many failed.
+ */
+export async function forEachMachine(ctx: CommandContext, names: readonly string[], work: (name: string) => Promise<void>): Promise<number> {
+  const results = await Promise.allSettled(names.map((name) => work(name)));
+  let failures = 0;
+  results.forEach((result, index) => {
+    if (result.status === 'fulfilled') return;
+    failures++;
+    const message = messageOf(result.reason);
+    const name = names[index] ?? '';
+    const alreadyNamed = message.includes(`"${name}"`);
+    writeLine(ctx.io.stderr, alreadyNamed ? message : `machine "${name}": ${message}`);
+    if (ctx.debug && result.reason instanceof Error && result.reason.stack !== undefined) writeLine(ctx.io.stderr, result.reason.stack);
+  });
+  return failures;
+}
+
+function messageOf(error: unknown): string {
+  if (error instanceof CliError || MachineError.isInstance(error)) return error.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Asks a question on stderr and reads one line from stdin (empty when there is no stdin). */
+async function ask(ctx: CommandContext, question: string): Promise<string> {
+  ctx.io.stderr.write(question);
+  const stdin = ctx.io.stdin;
+  if (stdin === undefined) return '';
+  const { createInterface } = await import('node:readline');
+  const lines = createInterface({ input: stdin, terminal: false });
+  try {
+    for await (const line of lines) return line;
+    return '';
+  } finally {
+    lines.close();
+  }
+}

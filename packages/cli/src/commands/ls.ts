@@ -1,0 +1,245 @@
+import { type DriverDescriptor, type State, parseFlags, secretValues } from '@machine/driver-core';
+import { CliError, ExitCode } from '../cli-error.ts';
+import type { CommandContext } from '../context.ts';
+import { valuesByFlagName } from '../driver-flags.ts';
+import { writeLine } from '../io.ts';
+import { lockHolder } from '../lock.ts';
+import { persistentContext } from '../machine-host.ts';
+import type { MachineRecord } from '../store.ts';
+import { alignColumns, parseTemplate } from '../template.ts';
+
+/** One row of `machine ls`; the field names are what `--format` templates use. */
+export interface ListRow {
+  Name: string;
+  Active: string;
+  DriverName: string;
+  State: string;
+  URL: string;
+  Error: string;
+  /** Milliseconds the state query took. */
+  ResponseTime: number;
+}
+
+export interface ListOptions {
+  quiet?: boolean;
+  filter?: string[];
+  timeout?: string;
+  format?: string;
+}
+
+const defaultFormat = 'table {{.Name}}\t{{.DriverName}}\t{{.State}}\t{{.URL}}\t{{.Error}}';
+const headers: Record<string, string> = {
+  Name: 'NAME',
+  Active: 'ACTIVE',
+  DriverName: 'DRIVER',
+  State: 'STATE',
+  URL: 'URL',
+  Error: 'ERRORS',
+  ResponseTime: 'RESPONSE',
+};
+
+interface Filters {
+  driver: string[];
+  state: string[];
+  name: RegExp[];
+}
+
+function parseFilters(raw: readonly string[]): Filters {
+  const filters: Filters = { driver: [], state: [], name: [] };
+  for (const item of raw.flatMap((entry) => entry.split(','))) {
+    const [key, ...rest] = item.split('=');
+    const value = rest.join('=');
+    if (rest.length === 0 || value === '') throw new CliError(`bad filter "${item}": use key=value with key driver, state or name`);
+    switch (key?.toLowerCase()) {
+      case 'driver':
+        filters.driver.push(value.toLowerCase());
+        break;
+      case 'state':
+        filters.state.push(value.toLowerCase());
+        break;
+      case 'name':
+        try {
+          filters.name.push(new RegExp(value));
+        } catch {
+          throw new CliError(`bad filter "${item}": "${value}" is not a regular expression`);
+        }
+        break;
+      default:
+        throw new CliError(`bad filter "${item}": unknown key "${key}"; use driver, state or name`);
+    }
+  }
+  return filters;
+}
+
+/** `machine ls`: every machine with its state, fetched concurrently, each within the timeout. */
+export async function listCommand(ctx: CommandContext, options: ListOptions): Promise<number> {
+  const filters = parseFilters(options.filter ?? []);
+  const timeoutSeconds = Number(options.timeout ?? '10');
+  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) throw new CliError(`--timeout expects seconds, got "${options.timeout}"`);
+  const template = options.format === undefined || options.format === 'table' ? parseTemplate(defaultFormat) : options.format === 'json' ? undefined : parseTemplate(options.format);
+
+  let names = await ctx.store.list();
+  if (filters.name.length > 0) names = names.filter((name) => filters.name.some((pattern) => pattern.test(name)));
+  const rows = await listRows(ctx, names, { timeoutMs: timeoutSeconds * 1000, drivers: filters.driver });
+  const shown = rows.filter(
+    (row) => (filters.driver.length === 0 || filters.driver.includes(row.DriverName.toLowerCase())) && (filters.state.length === 0 || filters.state.includes(row.State.toLowerCase())),
+  );
+
+  if (options.quiet === true) {
+    for (const row of shown) writeLine(ctx.io.stdout, row.Name);
+  } else if (template === undefined) {
+    writeLine(ctx.io.stdout, JSON.stringify(shown, null, 2));
+  } else if (template.table) {
+    writeLine(ctx.io.stdout, alignColumns([template.header(headers), ...shown.map((row) => template.render(row))]));
+  } else {
+    for (const row of shown) writeLine(ctx.io.stdout, template.render(row));
+  }
+  return ExitCode.ok;
+}
+
+/**
+ * The rows of `ls`. Machines are grouped by driver; each driver's descriptor is loaded once (no
+ * SDK), and its batch `getStates` is used when it has one, else one `getState` per machine, all
+ * concurrently. A machine whose config does not load is an Error row, not a failure of `ls`.
+ */
+export async function listRows(ctx: CommandContext, names: readonly string[], options: { timeoutMs: number; drivers?: readonly string[] }): Promise<ListRow[]> {
+  const dockerHost = ctx.io.env.DOCKER_HOST ?? '';
+  const records = await Promise.all(
+    names.map(async (name) => {
+      try {
+        return await ctx.store.read(name);
+      } catch (error) {
+        return { name, loadError: (error as Error).message };
+      }
+    }),
+  );
+  const rows = new Map<string, ListRow>();
+  const byDriver = new Map<string, MachineRecord[]>();
+  for (const entry of records) {
+    if ('loadError' in entry) {
+      rows.set(entry.name, row(entry.name, 'not found', 'Error', entry.loadError));
+      continue;
+    }
+    if (options.drivers !== undefined && options.drivers.length > 0 && !options.drivers.includes(entry.driver)) {
+      rows.set(entry.name, row(entry.name, entry.driver, 'None', ''));
+      continue;
+    }
+    if (entry.status === 'creating') {
+      const holder = await lockHolder(ctx.store.root, entry.name);
+      rows.set(
+        entry.name,
+        holder === undefined
+          ? row(entry.name, entry.driver, 'Error', `create was interrupted; \`machine rm ${entry.name}\` deletes what it made`)
+          : row(entry.name, entry.driver, 'Starting', `being created by process ${holder}`),
+      );
+      continue;
+    }
+    if (entry.status === 'failed') {
+      rows.set(entry.name, row(entry.name, entry.driver, 'Error', `create failed: ${entry.error ?? 'unknown error'}; \`machine rm ${entry.name}\` deletes what it made`));
+      continue;
+    }
+    byDriver.set(entry.driver, [...(byDriver.get(entry.driver) ?? []), entry]);
+  }
+
+  await Promise.all(
+    [...byDriver].map(async ([driverName, group]) => {
+      let descriptor: DriverDescriptor;
+      try {
+        descriptor = await ctx.registry.load(driverName);
+      } catch (error) {
+        for (const record of group) rows.set(record.name, row(record.name, driverName, 'Error', (error as Error).message));
+        return;
+      }
+      for (const result of await queryGroup(ctx, descriptor, group, options.timeoutMs, dockerHost)) rows.set(result.Name, result);
+    }),
+  );
+  return names.map((name) => rows.get(name) ?? row(name, '', 'Error', 'no state'));
+}
+
+async function queryGroup(ctx: CommandContext, descriptor: DriverDescriptor, group: readonly MachineRecord[], timeoutMs: number, dockerHost: string): Promise<ListRow[]> {
+  let simValues: Record<string, unknown> = {};
+  if (group.some((record) => record.sim === true)) {
+    try {
+      const { simFlagValues } = await import('../sim-mode.ts');
+      simValues = await simFlagValues(ctx, descriptor, { start: false });
+    } catch (error) {
+      ctx.debugLog(`simulator: ${(error as Error).message}`);
+    }
+  }
+  const prepared = group.map((record) => {
+    const started = Date.now();
+    try {
+      const values = { ...valuesByFlagName(descriptor.flags, record.config), ...(record.sim === true ? simValues : {}) };
+      const config = parseFlags(descriptor.flags, values, { env: ctx.io.env }) as Record<string, unknown>;
+      const context = persistentContext(ctx.store, record);
+      return { record, config, context, started, secrets: secretValues(descriptor.flags, config) };
+    } catch (error) {
+      return { record, error: (error as Error).message, started };
+    }
+  });
+  const ready = prepared.flatMap((entry) => ('config' in entry && entry.config !== undefined ? [entry as Required<typeof entry>] : []));
+  const results: ListRow[] = prepared.flatMap((entry) => ('error' in entry && entry.error !== undefined ? [row(entry.record.name, descriptor.name, 'Error', entry.error)] : []));
+
+  let batch: Map<string, State | Error> | undefined;
+  if (descriptor.getStates !== undefined && ready.length > 0) {
+    const controller = new AbortController();
+    const answer = await withTimeout(
+      descriptor.getStates(
+        ready.map((entry) => ({ config: entry.config, context: entry.context })),
+        { signal: controller.signal },
+      ),
+      timeoutMs,
+      controller,
+    );
+    batch = answer === 'timeout' ? new Map(ready.map((entry) => [entry.record.name, 'Timeout' as State])) : answer instanceof Error ? new Map(ready.map((entry) => [entry.record.name, answer])) : answer;
+  }
+
+  const queried = await Promise.all(
+    ready.map(async (entry) => {
+      const name = entry.record.name;
+      const driver = descriptor.createDriver({ config: entry.config, context: entry.context });
+      const controller = new AbortController();
+      const deadline = entry.started + timeoutMs;
+      const state = batch !== undefined ? (batch.get(name) ?? new Error('the driver returned no state')) : await withTimeout(driver.getState({ signal: controller.signal }), timeoutMs, controller);
+      if (state === 'timeout' || state === 'Timeout') return { ...row(name, descriptor.name, 'Timeout', ''), ResponseTime: Date.now() - entry.started };
+      if (state instanceof Error) return { ...row(name, descriptor.name, 'Error', state.message), ResponseTime: Date.now() - entry.started };
+      let url = '';
+      let error = '';
+      if (state === 'Running') {
+        const answer = await withTimeout(driver.getURL({ signal: controller.signal }), Math.max(1, deadline - Date.now()), controller);
+        if (typeof answer === 'string' && answer !== 'timeout') url = answer;
+        else if (answer instanceof Error) error = answer.message;
+      }
+      return {
+        Name: name,
+        Active: url !== '' && url === dockerHost ? '*' : '-',
+        DriverName: descriptor.name,
+        State: state,
+        URL: url,
+        Error: error,
+        ResponseTime: Date.now() - entry.started,
+      };
+    }),
+  );
+  return [...results, ...queried];
+}
+
+function row(name: string, driver: string, state: string, error: string): ListRow {
+  return { Name: name, Active: '-', DriverName: driver, State: state, URL: '', Error: error, ResponseTime: 0 };
+}
+
+/** The promise's value, its error as a value, or `timeout` (aborting the controller) after `ms`. */
+async function withTimeout<T>(promise: Promise<T>, ms: number, controller: AbortController): Promise<T | Error | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      resolve('timeout');
+    }, ms);
+  });
+  try {
+    return await Promise.race([promise.catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,136 @@
+import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { withSSHClient } from '@machine/driver-core/ssh';
+import { CliError, ExitCode } from '../cli-error.ts';
+import type { CommandContext } from '../context.ts';
+import { openMachine } from '../machine-host.ts';
+import { type MachineSSH, machineSSH } from '../ssh-target.ts';
+
+/** The path of an executable on PATH, or undefined. */
+export function findExecutable(name: string, pathVariable: string | undefined): string | undefined {
+  for (const dir of (pathVariable ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The OpenSSH options the CLI passes, like the reference's, except that the host key is checked
+ * against the machine's own known_hosts (filed under an alias, so a new IP does not matter).
+ */
+export function openSSHOptions(target: MachineSSH): string[] {
+  const options = [
+    '-o', 'ConnectionAttempts=3',
+    '-o', 'ConnectTimeout=10',
+    '-o', 'ControlMaster=no',
+    '-o', 'ControlPath=none',
+    '-o', 'LogLevel=quiet',
+    '-o', 'PasswordAuthentication=no',
+    '-o', 'ServerAliveInterval=60',
+    '-o', 'IdentitiesOnly=yes',
+    '-o', `HostKeyAlias=${target.hostKeyAlias}`,
+    '-i', target.keyPath,
+    '-p', String(target.port),
+  ];
+  if (target.knownHostsPath !== undefined) options.push('-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${target.knownHostsPath}`);
+  else options.push('-o', 'StrictHostKeyChecking=accept-new');
+  return options;
+}
+
+/**
+ * `machine ssh NAME [ssh options] [-- command…]`: the system's OpenSSH client when there is one
+ * (extra arguments go to it), the built-in client with `--native-ssh` or without `ssh` on PATH.
+ * The exit code of the remote command is passed through.
+ */
+export async function sshCommand(ctx: CommandContext, args: readonly string[]): Promise<number> {
+  const [name = 'default', ...rest] = args;
+  const machine = await openMachine(ctx, name);
+  const target = await machineSSH(machine, ctx.store.machineDir(name), ctx.io.signal);
+  const ssh = ctx.nativeSsh ? undefined : findExecutable('ssh', ctx.io.env.PATH);
+  if (ssh !== undefined) {
+    ctx.debugLog(`using ${ssh}`);
+    return runOpenSSH(ctx, ssh, [...openSSHOptions(target), `${target.username}@${target.host}`, ...rest]);
+  }
+  const separator = rest.indexOf('--');
+  const options = separator === -1 ? rest.filter((arg) => arg.startsWith('-')) : rest.slice(0, separator).filter((arg) => arg.startsWith('-'));
+  if (options.length > 0) throw new CliError(`the built-in SSH client does not take ssh options (${options.join(' ')}); install OpenSSH or leave them out`);
+  const command = (separator === -1 ? rest : rest.slice(separator + 1)).join(' ');
+  return command === '' ? nativeShell(ctx, target) : nativeExec(ctx, target, command);
+}
+
+function runOpenSSH(ctx: CommandContext, command: string, args: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const inherit = ctx.io.inheritStdio === true;
+    const child = spawn(command, args, { stdio: inherit ? 'inherit' : ['ignore', 'pipe', 'pipe'], env: { ...(ctx.io.env as NodeJS.ProcessEnv) } });
+    if (!inherit) {
+      child.stdout?.on('data', (chunk: Buffer) => ctx.io.stdout.write(chunk));
+      child.stderr?.on('data', (chunk: Buffer) => ctx.io.stderr.write(chunk));
+    }
+    child.on('error', (error) => reject(new CliError(`could not run ${command}: ${error.message}`)));
+    child.on('close', (code, signal) => resolve(code ?? (signal === null ? ExitCode.error : 128 + 2)));
+  });
+}
+
+function nativeExec(ctx: CommandContext, target: MachineSSH, command: string): Promise<number> {
+  return withSSHClient(target, ctx.io.signal, (client) =>
+    new Promise<number>((resolve, reject) => {
+      client.exec(command, (error, channel) => {
+        if (error) {
+          reject(new CliError(`could not run the command on "${target.machine}": ${error.message}`));
+          return;
+        }
+        let code = ExitCode.error as number;
+        channel.on('data', (chunk: Buffer) => ctx.io.stdout.write(chunk));
+        channel.stderr.on('data', (chunk: Buffer) => ctx.io.stderr.write(chunk));
+        channel.on('exit', (exitCode: number | null) => {
+          code = typeof exitCode === 'number' ? exitCode : 255;
+        });
+        channel.on('close', () => resolve(code));
+        channel.end();
+      });
+    }),
+  );
+}
+
+function nativeShell(ctx: CommandContext, target: MachineSSH): Promise<number> {
+  const stdin = ctx.io.stdin;
+  const terminal = stdin?.isTTY === true;
+  return withSSHClient(target, ctx.io.signal, (client) =>
+    new Promise<number>((resolve, reject) => {
+      const stdout = ctx.io.stdout as { columns?: number; rows?: number };
+      const window = terminal ? { term: ctx.io.env.TERM ?? 'xterm', cols: stdout.columns ?? 80, rows: stdout.rows ?? 24 } : false;
+      client.shell(window, (error, channel) => {
+        if (error) {
+          reject(new CliError(`could not open a shell on "${target.machine}": ${error.message}`));
+          return;
+        }
+        const raw = stdin as unknown as { setRawMode?: (on: boolean) => void };
+        if (terminal) raw.setRawMode?.(true);
+        let code = 0;
+        const forward = (chunk: Buffer) => channel.write(chunk);
+        stdin?.on('data', forward);
+        stdin?.on('end', () => channel.end());
+        channel.on('data', (chunk: Buffer) => ctx.io.stdout.write(chunk));
+        channel.stderr.on('data', (chunk: Buffer) => ctx.io.stderr.write(chunk));
+        channel.on('exit', (exitCode: number | null) => {
+          code = typeof exitCode === 'number' ? exitCode : 255;
+        });
+        channel.on('close', () => {
+          stdin?.removeListener('data', forward);
+          if (terminal) raw.setRawMode?.(false);
+          stdin?.pause();
+          resolve(code);
+        });
+        stdin?.resume();
+      });
+    }),
+  );
+}

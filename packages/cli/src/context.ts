@@ -1,0 +1,21 @@
+import type { DriverRegistry } from './driver-registry.ts';
+import type { CliIO } from './io.ts';
+import type { MachineStore } from './store.ts';
+
+/** Options every command has (the reference's global flags). */
+export interface GlobalOptions {
+  storagePath?: string;
+  debug?: boolean;
+  nativeSsh?: boolean;
+}
+
+/** What a command runs with. */
+export interface CommandContext {
+  readonly io: CliIO;
+  readonly store: MachineStore;
+  readonly registry: DriverRegistry;
+  readonly debug: boolean;
+  readonly nativeSsh: boolean;
+  /** Writes a debug line to stderr when `--debug` is on. */
+  debugLog(message: string): void;
+}

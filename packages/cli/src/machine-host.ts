@@ -1,0 +1,75 @@
+import {
+  type Driver,
+  type DriverContext,
+  type DriverDescriptor,
+  type JsonValue,
+  MemoryDataStore,
+  MemoryJournal,
+  type ProgressEvent,
+  parseFlags,
+  secretValues,
+} from '@machine/driver-core';
+import type { CommandContext } from './context.ts';
+import { valuesByFlagName } from './driver-flags.ts';
+import type { MachineRecord, MachineStore } from './store.ts';
+
+/** A stored machine with its driver built from the stored config. */
+export interface OpenMachine {
+  readonly record: MachineRecord;
+  readonly descriptor: DriverDescriptor;
+  readonly driver: Driver;
+  /** The driver's full config (secrets from the environment included); never stored. */
+  readonly config: Record<string, unknown>;
+  /** Secret values, to keep out of messages. */
+  readonly secrets: string[];
+}
+
+/**
+ * The context a driver gets: a journal and a data store that write config.json on each change,
+ * so a process killed mid-create leaves the record of what it made.
+ */
+export function persistentContext(store: MachineStore, record: MachineRecord, onProgress?: (event: ProgressEvent) => void): DriverContext {
+  const journal = new MemoryJournal(record.journal, async (entries) => {
+    record.journal = [...entries];
+    await store.write(record);
+  });
+  const data = new MemoryDataStore(record.data, async (next: Readonly<Record<string, JsonValue>>) => {
+    record.data = { ...next };
+    await store.write(record);
+  });
+  return {
+    machineName: record.name,
+    machineDir: store.machineDir(record.name),
+    journal,
+    data,
+    ...(onProgress === undefined ? {} : { onProgress }),
+  };
+}
+
+/**
+ * Parses a stored config again: the stored values, then flags the simulator fills, then the
+ * environment (where credentials come from: they are never stored). Throws InvalidConfigError
+ * naming each missing credential.
+ */
+export async function storedConfig(ctx: CommandContext, descriptor: DriverDescriptor, record: MachineRecord): Promise<Record<string, unknown>> {
+  let values = valuesByFlagName(descriptor.flags, record.config);
+  if (record.sim === true) {
+    const { simFlagValues } = await import('./sim-mode.ts');
+    values = { ...values, ...(await simFlagValues(ctx, descriptor, { start: true })) };
+  }
+  return parseFlags(descriptor.flags, values, { env: ctx.io.env }) as Record<string, unknown>;
+}
+
+/** Reads a machine and builds its driver from the stored config. */
+export async function openMachine(ctx: CommandContext, name: string, onProgress?: (event: ProgressEvent) => void): Promise<OpenMachine> {
+  const record = await ctx.store.read(name);
+  return openRecord(ctx, record, onProgress);
+}
+
+/** Builds the driver of a record already read. */
+export async function openRecord(ctx: CommandContext, record: MachineRecord, onProgress?: (event: ProgressEvent) => void): Promise<OpenMachine> {
+  const descriptor = await ctx.registry.load(record.driver);
+  const config = await storedConfig(ctx, descriptor, record);
+  const driver = descriptor.createDriver({ config, context: persistentContext(ctx.store, record, onProgress) });
+  return { record, descriptor, driver, config, secrets: secretValues(descriptor.flags, config) };
+}

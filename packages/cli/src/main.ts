@@ -1,0 +1,214 @@
+import { Command, CommanderError, Option } from 'commander';
+import { MachineError } from '@machine/driver-core';
+import { CliError, ExitCode } from './cli-error.ts';
+import type { CommandContext, GlobalOptions } from './context.ts';
+import { DriverRegistry } from './driver-registry.ts';
+import { type CliIO, writeLine } from './io.ts';
+import { MachineStore, storagePath } from './store.ts';
+import { versionLine } from './version.ts';
+
+/**
+ * Runs the CLI in-process: parses `argv` (without `node` and the script), runs the command and
+ * returns the exit code. All I/O goes through `io`, so tests and embedders can run it.
+ * Command modules are imported only when their command runs.
+ */
+export async function main(argv: readonly string[], io: CliIO): Promise<number> {
+  let exitCode: number = ExitCode.ok;
+  let context: CommandContext | undefined;
+  const program = new Command('machine');
+  const ctx = (): CommandContext => {
+    if (context === undefined) context = commandContext(program.opts<GlobalOptions>(), io);
+    return context;
+  };
+  const run =
+    <A extends unknown[]>(handler: (ctx: CommandContext, ...args: A) => Promise<number> | number) =>
+    async (...args: A): Promise<void> => {
+      exitCode = await handler(ctx(), ...args);
+    };
+
+  program
+    .description('Create and manage cloud machines through Machine Driver Specification v1 drivers')
+    .usage('[options] COMMAND [arg...]')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    })
+    .enablePositionalOptions()
+    .showSuggestionAfterError(true)
+    .version(versionLine(), '-v, --version', 'print the version')
+    .addOption(new Option('-s, --storage-path <path>', 'where machines are stored [$MACHINE_STORAGE_PATH] (default: ~/.machine)'))
+    .addOption(new Option('-D, --debug', 'print debug output and stack traces [$MACHINE_DEBUG]'))
+    .addOption(new Option('--native-ssh', 'use the built-in SSH client instead of the system\'s ssh [$MACHINE_NATIVE_SSH]'));
+
+  program
+    .command('create')
+    .description('Create a machine: machine create -d DRIVER [driver flags] NAME (-d DRIVER --help lists the flags)')
+    .usage('-d DRIVER [driver flags] NAME')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .passThroughOptions()
+    .argument('[args...]')
+    .action(run(async (c, args: string[]) => (await import('./commands/create.ts')).createCommand(c, args)));
+
+  program
+    .command('ls')
+    .description('List machines')
+    .option('-q, --quiet', 'print machine names only')
+    .option('-f, --filter <key=value>', 'filter by driver, state or name (regex); repeatable', collect, [])
+    .option('-t, --timeout <seconds>', 'timeout per machine when asking its state', '10')
+    .option('--format <format>', 'json, or a Go template: table {{.Name}}\\t{{.State}}')
+    .action(run(async (c, options: { quiet?: boolean; filter?: string[]; timeout?: string; format?: string }) => (await import('./commands/ls.ts')).listCommand(c, options)));
+
+  for (const [name, description] of [
+    ['start', 'Start machines'],
+    ['stop', 'Stop machines'],
+    ['kill', 'Kill (force stop) machines'],
+    ['restart', 'Restart machines'],
+  ] as const) {
+    program
+      .command(name)
+      .description(description)
+      .argument('[names...]', 'machine names', ['default'])
+      .action(run(async (c, names: string[]) => (await import('./commands/lifecycle.ts')).lifecycleCommand(c, name, names)));
+  }
+
+  program
+    .command('rm')
+    .description('Remove machines: their cloud resources, then the local record')
+    .option('-f, --force', 'Remove local configuration even if machine cannot be removed, also implies an automatic yes (`-y`)')
+    .option('-y', 'Assumes automatic yes to proceed with remove, without prompting further user confirmation')
+    .argument('<names...>', 'machine names')
+    .action(run(async (c, names: string[], options: { force?: boolean; y?: boolean }) => (await import('./commands/lifecycle.ts')).removeCommand(c, names, { force: options.force === true, yes: options.y === true })));
+
+  const info = async () => import('./commands/info.ts');
+  program.command('status').description('Get the status of a machine').argument('[name]', 'machine name', 'default').action(run(async (c, name: string) => (await info()).statusCommand(c, name)));
+  program.command('ip').description('Get the IP address of a machine').argument('[name]', 'machine name', 'default').action(run(async (c, name: string) => (await info()).ipCommand(c, name)));
+  program.command('url').description('Get the Docker URL of a machine').argument('[name]', 'machine name', 'default').action(run(async (c, name: string) => (await info()).urlCommand(c, name)));
+  program.command('config').description('Print the docker client flags of a machine').argument('[name]', 'machine name', 'default').action(run(async (c, name: string) => (await info()).configCommand(c, name)));
+  program
+    .command('inspect')
+    .description('Inspect a machine (JSON, secrets redacted)')
+    .option('-f, --format <template>', 'Go template, e.g. {{.Driver.IPAddress}} or {{json .Driver}}')
+    .argument('[name]', 'machine name', 'default')
+    .action(run(async (c, name: string, options: { format?: string }) => (await info()).inspectCommand(c, name, options)));
+  program
+    .command('env')
+    .description('Print the commands that set up the Docker environment of a machine')
+    .option('--shell <shell>', 'bash, zsh, fish, powershell, cmd, tcsh or emacs (default: from $SHELL)')
+    .option('-u, --unset', 'print the commands that unset the variables')
+    .option('--no-proxy', 'add the machine IP to NO_PROXY')
+    .argument('[name]', 'machine name')
+    .action(
+      run(async (c, name: string | undefined, options: { shell?: string; unset?: boolean; proxy?: boolean }) =>
+        (await info()).envCommand(c, name, { ...(options.shell === undefined ? {} : { shell: options.shell }), unset: options.unset === true, noProxy: options.proxy === false }),
+      ),
+    );
+  program
+    .command('active')
+    .description('Print which machine is active ($DOCKER_HOST)')
+    .option('-t, --timeout <seconds>', 'timeout per machine', '10')
+    .action(run(async (c, options: { timeout?: string }) => (await info()).activeCommand(c, options)));
+
+  program
+    .command('ssh')
+    .description('Log into or run a command on a machine: machine ssh NAME [ssh options] [-- command...]')
+    .usage('NAME [ssh options] [-- command...]')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .passThroughOptions()
+    .argument('[args...]')
+    .action(run(async (c, args: string[]) => (await import('./commands/ssh.ts')).sshCommand(c, args)));
+  program
+    .command('scp')
+    .description('Copy files between the local host and machines, or between machines: [[user@]machine:]path')
+    .option('-r, --recursive', 'copy directories recursively')
+    .option('-q, --quiet', 'no progress output')
+    .argument('<source>')
+    .argument('<destination>')
+    .action(run(async (c, source: string, destination: string, options: { recursive?: boolean; quiet?: boolean }) => (await import('./commands/scp.ts')).scpCommand(c, source, destination, options)));
+
+  const misc = async () => import('./commands/misc.ts');
+  program.command('drivers').description('List the installed drivers and their versions').action(run(async (c) => (await misc()).driversCommand(c)));
+  program
+    .command('version')
+    .description('Print the version')
+    .action(
+      run(async (c) => {
+        writeLine(c.io.stdout, versionLine());
+        return ExitCode.ok;
+      }),
+    );
+  program
+    .command('sim')
+    .description('Manage the bundled cloud simulator daemon used by --sim')
+    .argument('<action>', 'stop or status')
+    .action(run(async (c, action: string) => (await misc()).simCommand(c, action)));
+  program
+    .command('completion')
+    .description('Print a shell completion script (bash, zsh or fish)')
+    .argument('[shell]', 'bash, zsh or fish', 'bash')
+    .action(run(async (c, shell: string) => (await misc()).completionCommand(c, shell)));
+
+  try {
+    if (argv.length === 0) {
+      program.outputHelp();
+      return ExitCode.ok;
+    }
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    return reportError(error, io, context?.debug ?? debugWanted(argv, io));
+  }
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function debugWanted(argv: readonly string[], io: CliIO): boolean {
+  return argv.includes('-D') || argv.includes('--debug') || truthy(io.env.MACHINE_DEBUG);
+}
+
+function truthy(value: string | undefined): boolean {
+  return value !== undefined && value !== '' && value !== '0' && value.toLowerCase() !== 'false';
+}
+
+function commandContext(options: GlobalOptions, io: CliIO): CommandContext {
+  const debug = options.debug === true || truthy(io.env.MACHINE_DEBUG);
+  return {
+    io,
+    store: new MachineStore(storagePath(options.storagePath, io.env)),
+    registry: new DriverRegistry(io),
+    debug,
+    nativeSsh: options.nativeSsh === true || truthy(io.env.MACHINE_NATIVE_SSH),
+    debugLog: (message) => {
+      if (debug) writeLine(io.stderr, `[debug] ${message}`);
+    },
+  };
+}
+
+/** Prints an error as one line (a stack trace too with --debug) and returns its exit code. */
+function reportError(error: unknown, io: CliIO, debug: boolean): number {
+  if (error instanceof CommanderError) {
+    // Commander already printed its message; help and version are not failures.
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return ExitCode.ok;
+    return error.exitCode === 0 ? ExitCode.ok : ExitCode.error;
+  }
+  if (error instanceof CliError) {
+    writeLine(io.stderr, error.message);
+    if (debug && error.cause instanceof Error && error.cause.stack !== undefined) writeLine(io.stderr, error.cause.stack);
+    return error.exitCode;
+  }
+  if (MachineError.isInstance(error)) {
+    writeLine(io.stderr, error.message);
+    if (debug && error.stack !== undefined) writeLine(io.stderr, error.stack);
+    return error.code === 'CANCELLED' ? ExitCode.interrupted : ExitCode.error;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  writeLine(io.stderr, `Error: ${message}`);
+  if (debug && error instanceof Error && error.stack !== undefined) writeLine(io.stderr, error.stack);
+  return ExitCode.error;
+}

@@ -1,0 +1,80 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { SSHTarget } from '@machine/driver-core/ssh';
+import { sha256Fingerprint } from '@machine/driver-core/keys';
+import ssh2 from 'ssh2';
+import { CliError } from './cli-error.ts';
+import type { OpenMachine } from './machine-host.ts';
+
+/** How the CLI reaches a machine over SSH, from its driver and its record. */
+export interface MachineSSH extends SSHTarget {
+  keyPath: string;
+  /** The per-machine OpenSSH known_hosts file (absent before create recorded the host key). */
+  knownHostsPath?: string;
+  /** The alias the known_hosts entry is filed under, so an IP change does not break it. */
+  hostKeyAlias: string;
+}
+
+/** The SSH target of an open machine; the machine must be running. */
+export async function machineSSH(machine: OpenMachine, machineDir: string, signal?: AbortSignal): Promise<MachineSSH> {
+  const { driver, record } = machine;
+  const options = signal === undefined ? {} : { signal };
+  const state = await driver.getState(options);
+  if (state !== 'Running') throw new CliError(`Cannot run SSH command: Host "${record.name}" is not running`);
+  const keyPath = record.ssh?.keyPath ?? driver.getSSHKeyPath();
+  const privateKey = await readFile(keyPath, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new CliError(`cannot read the SSH key of machine "${record.name}" (${keyPath}): ${error.code ?? error.message}`);
+  });
+  const knownHostsPath = join(machineDir, 'known_hosts');
+  return {
+    host: await driver.getSSHHostname(options),
+    port: await driver.getSSHPort(options),
+    username: record.ssh?.user ?? driver.getSSHUsername(),
+    privateKey,
+    keyPath,
+    machine: record.name,
+    hostKeyAlias: `machine-${record.name}`,
+    ...(record.ssh?.hostKeyFingerprint === undefined ? {} : { hostKeyFingerprint: record.ssh.hostKeyFingerprint }),
+    ...(record.ssh?.hostKey === undefined ? {} : { knownHostsPath }),
+  };
+}
+
+/**
+ * Connects once to read the server's host key (`type base64`), checking it against the
+ * fingerprint `waitForSSH` saw.
+ */
+export function fetchHostKey(target: SSHTarget, expectedFingerprint: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const client = new ssh2.Client();
+    let hostKey: Buffer | undefined;
+    client.on('ready', () => {
+      client.end();
+      if (hostKey === undefined) reject(new Error('the server sent no host key'));
+      else resolve(`${keyType(hostKey)} ${hostKey.toString('base64')}`);
+    });
+    client.on('error', reject);
+    client.connect({
+      host: target.host,
+      port: target.port,
+      username: target.username,
+      privateKey: target.privateKey,
+      readyTimeout: 10_000,
+      hostVerifier: (key: Buffer) => {
+        hostKey = key;
+        return sha256Fingerprint(key) === expectedFingerprint;
+      },
+    });
+  });
+}
+
+/** Writes the machine's known_hosts file: one line for its alias. */
+export async function writeKnownHosts(machineDir: string, alias: string, hostKey: string): Promise<string> {
+  const path = join(machineDir, 'known_hosts');
+  await writeFile(path, `${alias} ${hostKey}\n`, { mode: 0o600 });
+  return path;
+}
+
+function keyType(blob: Buffer): string {
+  const length = blob.readUInt32BE(0);
+  return blob.subarray(4, 4 + length).toString('latin1');
+}

@@ -1,0 +1,177 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { JournalEntry, JsonValue } from '@machine/driver-core';
+import { CliError, machineNotFound } from './cli-error.ts';
+
+/** What `config.json` holds for one machine. Never a credential. */
+export interface MachineRecord {
+  /** Format version of this file. */
+  version: 1;
+  name: string;
+  /** The driver's name, e.g. `digitalocean`. */
+  driver: string;
+  /** `creating` from before the first API call until create finished; `failed` when it did not. */
+  status: 'creating' | 'ready' | 'failed';
+  /** ISO time the record was made. */
+  createdAt: string;
+  /** The driver's parsed config, by key, without the flags marked `secret`. */
+  config: Record<string, unknown>;
+  /** How to reach the machine over SSH, recorded once create finished. */
+  ssh?: {
+    user: string;
+    port: number;
+    keyPath: string;
+    /** `SHA256:…` of the host key seen at create, pinned for later connections. */
+    hostKeyFingerprint?: string;
+    /** The host key as `type base64`, for the per-machine OpenSSH known_hosts. */
+    hostKey?: string;
+  };
+  /** Every cloud resource the driver made, persisted as it records them. */
+  journal: JournalEntry[];
+  /** The driver's own data store. */
+  data: Record<string, JsonValue>;
+  /** Created against the bundled cloud simulator (`--sim`). */
+  sim?: boolean;
+  /** Why create failed, when it did. */
+  error?: string;
+}
+
+/** The storage root: `--storage-path`, then `MACHINE_STORAGE_PATH`, then `~/.machine`. */
+export function storagePath(option: string | undefined, env: Readonly<Record<string, string | undefined>>): string {
+  if (option !== undefined && option !== '') return option;
+  const fromEnv = env.MACHINE_STORAGE_PATH;
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  return join(env.HOME ?? env.USERPROFILE ?? homedir(), '.machine');
+}
+
+/** Machine names, natural-sorted by lower-cased name (like the reference's `ls`). */
+export function sortNames(names: readonly string[]): string[] {
+  return [...names].sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase(), 'en', { numeric: true }));
+}
+
+/**
+ * The machines on disk under `ROOT/machines/NAME/config.json`. Writes are atomic (temp file in the
+ * same folder, then rename) and 0600, and the writes of one machine are applied in order.
+ */
+export class MachineStore {
+  readonly root: string;
+  readonly #pending = new Map<string, Promise<void>>();
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  get machinesDir(): string {
+    return join(this.root, 'machines');
+  }
+
+  machineDir(name: string): string {
+    return join(this.machinesDir, name);
+  }
+
+  configPath(name: string): string {
+    return join(this.machineDir(name), 'config.json');
+  }
+
+  /** Names of the stored machines (sub-folders not starting with "."). */
+  async list(): Promise<string[]> {
+    try {
+      const entries = await readdir(this.machinesDir, { withFileTypes: true });
+      return sortNames(entries.filter((entry) => entry.isDirectory() && !entry.name.startsWith('.')).map((entry) => entry.name));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+  }
+
+  async exists(name: string): Promise<boolean> {
+    try {
+      await readdir(this.machineDir(name));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Reads a machine; a missing machine or a config.json that does not parse is a CliError. */
+  async read(name: string): Promise<MachineRecord> {
+    let text: string;
+    try {
+      text = await readFile(this.configPath(name), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        if (await this.exists(name)) throw new CliError(`machine "${name}" has no config.json in ${this.machineDir(name)}; \`machine rm -f ${name}\` drops it`);
+        throw machineNotFound(name);
+      }
+      throw error;
+    }
+    return parseRecord(name, text, this.configPath(name));
+  }
+
+  /** Creates the machine's folder (0700) and writes its first record. */
+  async create(record: MachineRecord): Promise<void> {
+    await mkdir(this.machineDir(record.name), { recursive: true, mode: 0o700 });
+    await this.write(record);
+  }
+
+  /** Writes a record atomically; a crash mid-write leaves the previous file intact. */
+  write(record: MachineRecord): Promise<void> {
+    const text = `${JSON.stringify(record, null, 4)}\n`;
+    const previous = this.#pending.get(record.name) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(() => atomicWrite(this.configPath(record.name), text));
+    this.#pending.set(record.name, next);
+    return next;
+  }
+
+  /** Deletes the machine's folder and everything in it. */
+  async remove(name: string): Promise<void> {
+    await (this.#pending.get(name) ?? Promise.resolve()).catch(() => {});
+    await rm(this.machineDir(name), { recursive: true, force: true });
+  }
+}
+
+/** Writes `text` to `path` through a temp file and a rename, mode 0600. */
+export async function atomicWrite(path: string, text: string): Promise<void> {
+  const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const handle = await open(temp, 'wx', 0o600);
+  try {
+    await handle.writeFile(text, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+}
+
+function parseRecord(name: string, text: string, path: string): MachineRecord {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new CliError(`config.json of machine "${name}" is corrupt (${(error as Error).message}): ${path}`);
+  }
+  const record = value as Partial<MachineRecord> | null;
+  if (typeof record !== 'object' || record === null || typeof record.driver !== 'string' || typeof record.config !== 'object') {
+    throw new CliError(`config.json of machine "${name}" is corrupt (no driver or config): ${path}`);
+  }
+  return {
+    version: 1,
+    name,
+    driver: record.driver,
+    status: record.status ?? 'ready',
+    createdAt: record.createdAt ?? '',
+    config: record.config ?? {},
+    journal: Array.isArray(record.journal) ? record.journal : [],
+    data: record.data ?? {},
+    ...(record.ssh === undefined ? {} : { ssh: record.ssh }),
+    ...(record.sim === true ? { sim: true } : {}),
+    ...(record.error === undefined ? {} : { error: record.error }),
+  };
+}
