@@ -1,0 +1,85 @@
+import type { EC2Client, EC2ClientConfig } from '@aws-sdk/client-ec2';
+import type { SSMClient, SSMClientConfig } from '@aws-sdk/client-ssm';
+import type { AmazonEC2Config } from './amazonec2-flags.ts';
+
+/** The SDK clients the driver uses; inject them (tests, the simulator) or let the driver build them. */
+export interface AmazonEC2Clients {
+  readonly ec2: EC2Client;
+  readonly ssm: SSMClient;
+}
+
+/** Client settings a host or a test adds to what the flags say (e.g. a fast `retryStrategy` in tests). */
+export type AmazonEC2ClientOverrides = Partial<Pick<EC2ClientConfig & SSMClientConfig, 'retryStrategy' | 'requestHandler' | 'logger'>>;
+
+type EC2Module = typeof import('@aws-sdk/client-ec2');
+type SSMModule = typeof import('@aws-sdk/client-ssm');
+
+let ec2Module: Promise<EC2Module> | undefined;
+let ssmModule: Promise<SSMModule> | undefined;
+
+/** Loads `@aws-sdk/client-ec2` once, on first use: importing the driver never loads the SDK. */
+export function loadEC2Sdk(): Promise<EC2Module> {
+  ec2Module ??= import('@aws-sdk/client-ec2');
+  return ec2Module;
+}
+
+/** Loads `@aws-sdk/client-ssm` once, only when the default AMI is looked up. */
+export function loadSSMSdk(): Promise<SSMModule> {
+  ssmModule ??= import('@aws-sdk/client-ssm');
+  return ssmModule;
+}
+
+/**
+ * Client settings from the flags. Without `--amazonec2-access-key` the credentials are left to the
+ * SDK's default provider chain (env, AWS_PROFILE / shared files, SSO, web identity, container and
+ * instance roles), resolved by every new client and refreshed when they expire: nothing is frozen
+ * into the machine's data.
+ */
+export function clientSettings(config: AmazonEC2Config, overrides: AmazonEC2ClientOverrides = {}): EC2ClientConfig & SSMClientConfig {
+  return {
+    region: config.region,
+    maxAttempts: config.retries + 1,
+    ...(config.endpoint === undefined ? {} : { endpoint: config.endpoint }),
+    ...(config.accessKey !== undefined && config.secretKey !== undefined
+      ? {
+          credentials: {
+            accessKeyId: config.accessKey,
+            secretAccessKey: config.secretKey,
+            ...(config.sessionToken === undefined ? {} : { sessionToken: config.sessionToken }),
+          },
+        }
+      : {}),
+    ...overrides,
+  };
+}
+
+/** A lazily built pair of clients: the EC2 client on first API call, the SSM client only if needed. */
+export class LazyClients {
+  readonly #config: AmazonEC2Config;
+  readonly #overrides: AmazonEC2ClientOverrides;
+  readonly #injected: Partial<AmazonEC2Clients> | undefined;
+  #ec2: Promise<EC2Client> | undefined;
+  #ssm: Promise<SSMClient> | undefined;
+
+  constructor(config: AmazonEC2Config, overrides: AmazonEC2ClientOverrides = {}, injected?: Partial<AmazonEC2Clients>) {
+    this.#config = config;
+    this.#overrides = overrides;
+    this.#injected = injected;
+  }
+
+  ec2(): Promise<EC2Client> {
+    this.#ec2 ??=
+      this.#injected?.ec2 !== undefined
+        ? Promise.resolve(this.#injected.ec2)
+        : loadEC2Sdk().then(({ EC2Client }) => new EC2Client(clientSettings(this.#config, this.#overrides)));
+    return this.#ec2;
+  }
+
+  ssm(): Promise<SSMClient> {
+    this.#ssm ??=
+      this.#injected?.ssm !== undefined
+        ? Promise.resolve(this.#injected.ssm)
+        : loadSSMSdk().then(({ SSMClient }) => new SSMClient(clientSettings(this.#config, this.#overrides)));
+    return this.#ssm;
+  }
+}

@@ -1,0 +1,639 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { EC2Client, Instance, IpPermission, RunInstancesCommandInput } from '@aws-sdk/client-ec2';
+import {
+  cleanupJournal,
+  createWithCleanup,
+  type Driver,
+  type DriverContext,
+  type FirewallRule,
+  findEntry,
+  InvalidConfigError,
+  type JournalEntry,
+  machineFirewallRules,
+  NotFoundError,
+  type OperationOptions,
+  type ProgressEvent,
+  ProviderError,
+  type ResourceDeleter,
+  type State,
+  throwIfAborted,
+  waitFor,
+} from '@machine/driver-core';
+import type { AmazonEC2ClientOverrides, AmazonEC2Clients } from './amazonec2-clients.ts';
+import { LazyClients, loadEC2Sdk } from './amazonec2-clients.ts';
+import { mapWaiterError } from './amazonec2-errors.ts';
+import { type AmazonEC2Config, crossFlagProblems } from './amazonec2-flags.ts';
+import { type LaunchPlan, resolveImage, resolveImageId, resolveNetwork } from './amazonec2-plan.ts';
+import { missingPermissions } from './amazonec2-security-group.ts';
+import { toMachineState } from './amazonec2-state.ts';
+import { machineTags, tagSpecifications } from './amazonec2-tags.ts';
+
+/** Journal kinds this driver records. */
+export const resourceKinds = {
+  keyPair: 'key-pair',
+  securityGroup: 'security-group',
+  runRequest: 'run-request',
+  spotRequest: 'spot-request',
+  instance: 'instance',
+} as const;
+
+/** Tuning a host or test may pass: SDK waiter delays (seconds, fractions allowed), SSH and cleanup polling. */
+export interface AmazonEC2Tuning {
+  /** Client settings added to the flags' (e.g. a fast `retryStrategy` in tests). */
+  clientOverrides?: AmazonEC2ClientOverrides;
+  /** SDK waiter delays in seconds; defaults 5 and 30. */
+  waiterDelays?: { minDelay: number; maxDelay: number };
+  /** First and largest delay between SSH tries, ms. */
+  sshPoll?: { interval: number; maxInterval: number };
+  /** How long DeleteSecurityGroup retries `DependencyViolation` while the instance's interface goes away, ms (default 120 000). */
+  dependencyTimeout?: number;
+}
+
+const liveStates = ['pending', 'running', 'stopping', 'stopped', 'shutting-down'];
+const privateKeyFile = 'id_ed25519';
+const userKeyFile = 'id_user';
+
+/** The amazonec2 driver: a thin mapping of the Driver operations onto EC2 API calls. */
+export class AmazonEC2Driver implements Driver {
+  readonly driverName = 'amazonec2';
+  readonly #config: AmazonEC2Config;
+  readonly #context: DriverContext;
+  readonly #clients: LazyClients;
+  readonly #tuning: AmazonEC2Tuning;
+  #plan: Promise<LaunchPlan> | undefined;
+
+  constructor(config: AmazonEC2Config, context: DriverContext, clients?: Partial<AmazonEC2Clients>, tuning: AmazonEC2Tuning = {}) {
+    this.#config = config;
+    this.#context = context;
+    this.#tuning = tuning;
+    this.#clients = new LazyClients(config, tuning.clientOverrides, clients);
+  }
+
+  get machineName(): string {
+    return this.#context.machineName;
+  }
+
+  async preCreateCheck(options: OperationOptions = {}): Promise<void> {
+    this.#checkFlags();
+    await this.#userData();
+    if (this.#config.sshKeypath !== undefined) await this.#loadUserKey();
+    this.#plan = this.#resolvePlan(options.signal);
+    try {
+      await this.#plan;
+    } catch (error) {
+      this.#plan = undefined;
+      throw error;
+    }
+  }
+
+  async create(options: OperationOptions = {}): Promise<void> {
+    const signal = options.signal;
+    this.#checkFlags();
+    const rules = this.#rules();
+    const userData = await this.#userData();
+    const { journal } = this.#context;
+    await createWithCleanup(
+      journal,
+      async () => {
+        this.#progress('plan', 'start', `resolving subnet and AMI in ${this.#config.region}`);
+        const plan = await (this.#plan ?? this.#resolvePlan(signal));
+        this.#plan = undefined;
+        this.#progress('plan', 'done', `subnet ${plan.subnetId} (${plan.availabilityZone}), AMI ${plan.imageId}, root ${plan.rootDeviceName}`);
+        throwIfAborted(signal);
+        const keyName = await this.#setUpKey(signal);
+        throwIfAborted(signal);
+        const groupIds = await this.#setUpSecurityGroups(plan.vpcId, rules, signal);
+        throwIfAborted(signal);
+        const instance = await this.#runInstance(plan, keyName, groupIds, userData, signal);
+        const running = await this.#waitForInstance('running', instance, signal);
+        const ip = this.#addressOf(running);
+        await this.#context.data.write({ ip });
+        const fingerprint = await this.#waitForSSH(ip, signal);
+        await this.#context.data.write({ hostKeyFingerprint: fingerprint });
+      },
+      { deleters: this.#deleters(), machine: this.machineName, operation: 'create' },
+    );
+  }
+
+  async remove(options: OperationOptions = {}): Promise<void> {
+    this.#progress('remove', 'start', `deleting what ${this.machineName} made`);
+    await cleanupJournal(this.#context.journal, {
+      deleters: this.#deleters(),
+      machine: this.machineName,
+      operation: 'remove',
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      onDeleted: (entry) => this.#progress('remove', 'info', `deleted ${entry.kind} ${entry.meta?.name ?? entry.id}`),
+    });
+    this.#progress('remove', 'done', `${this.machineName} is gone`);
+  }
+
+  async start(options: OperationOptions = {}): Promise<void> {
+    const id = this.#instanceId('start');
+    const { StartInstancesCommand } = await loadEC2Sdk();
+    await (await this.#ec2()).send(new StartInstancesCommand({ InstanceIds: [id] }), abortOptions(options.signal));
+    const running = await this.#waitForInstance('running', id, options.signal);
+    const ip = this.#addressOf(running);
+    await this.#context.data.write({ ip });
+    await this.#waitForSSH(ip, options.signal);
+  }
+
+  async stop(options: OperationOptions = {}): Promise<void> {
+    await this.#stop(false, 'stop', options.signal);
+  }
+
+  async kill(options: OperationOptions = {}): Promise<void> {
+    await this.#stop(true, 'kill', options.signal);
+  }
+
+  async restart(options: OperationOptions = {}): Promise<void> {
+    const id = this.#instanceId('restart');
+    const { RebootInstancesCommand } = await loadEC2Sdk();
+    await (await this.#ec2()).send(new RebootInstancesCommand({ InstanceIds: [id] }), abortOptions(options.signal));
+    const running = await this.#waitForInstance('running', id, options.signal);
+    await this.#waitForSSH(this.#addressOf(running), options.signal);
+  }
+
+  async getState(options: OperationOptions = {}): Promise<State> {
+    const instance = await this.#describe('getState', options.signal);
+    const state = toMachineState(instance.State?.Name);
+    if (state === undefined) throw this.#gone(instance.InstanceId ?? '', 'getState');
+    return state;
+  }
+
+  async getIP(options: OperationOptions = {}): Promise<string> {
+    const instance = await this.#describe('getIP', options.signal);
+    if (toMachineState(instance.State?.Name) === undefined) throw this.#gone(instance.InstanceId ?? '', 'getIP');
+    const ip = this.#addressOf(instance);
+    if (ip !== this.#context.data.read().ip) await this.#context.data.write({ ip });
+    return ip;
+  }
+
+  async getSSHHostname(options: OperationOptions = {}): Promise<string> {
+    return this.getIP(options);
+  }
+
+  async getSSHPort(): Promise<number> {
+    return this.#config.sshPort;
+  }
+
+  getSSHUsername(): string {
+    return this.#config.sshUser;
+  }
+
+  getSSHKeyPath(): string {
+    const recorded = this.#context.data.read().sshKeyPath;
+    return typeof recorded === 'string' ? recorded : join(this.#context.machineDir, privateKeyFile);
+  }
+
+  async getURL(options: OperationOptions = {}): Promise<string> {
+    return `tcp://${await this.getIP(options)}:2376`;
+  }
+
+  // ---- create steps ----
+
+  #checkFlags(): void {
+    const problems = crossFlagProblems(this.#config);
+    const zone = this.#config.zone;
+    if (/^[a-z]{2}-/.test(zone) && !zone.startsWith(this.#config.region)) {
+      problems.push({ flag: 'amazonec2-zone', message: `${zone} is not a zone of --amazonec2-region ${this.#config.region}` });
+    }
+    if (problems.length > 0) throw new InvalidConfigError(problems, { machine: this.machineName, operation: 'config' });
+    this.#rules();
+  }
+
+  #rules(): FirewallRule[] {
+    return machineFirewallRules({
+      sshPort: this.#config.sshPort,
+      openPorts: this.#config.openPorts,
+      allowedCidrs: this.#config.allowedCidrs,
+      openPortFlag: 'amazonec2-open-port',
+      allowedCidrFlag: 'amazonec2-allowed-cidr',
+    });
+  }
+
+  async #userData(): Promise<string | undefined> {
+    const path = this.#config.userdata;
+    if (path === undefined) return undefined;
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (error) {
+      throw new InvalidConfigError([{ flag: 'amazonec2-userdata', message: `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` }]);
+    }
+    const encoded = bytes.toString('base64');
+    if (encoded.length > 16 * 1024) {
+      throw new InvalidConfigError([{ flag: 'amazonec2-userdata', message: `${path} is ${bytes.length} bytes; EC2 takes at most 16 KiB of user data (base64)` }]);
+    }
+    return encoded;
+  }
+
+  async #loadUserKey() {
+    const { loadSSHPrivateKey } = await import('@machine/driver-core/keys');
+    return loadSSHPrivateKey(this.#config.sshKeypath ?? '', 'amazonec2-ssh-keypath');
+  }
+
+  async #resolvePlan(signal?: AbortSignal): Promise<LaunchPlan> {
+    const ec2 = await this.#clients.ec2();
+    const [network, imageId] = await Promise.all([
+      resolveNetwork(ec2, this.#config, signal),
+      resolveImageId(() => this.#clients.ssm(), this.#config, signal),
+    ]);
+    const image = await resolveImage(ec2, this.#config, imageId, signal);
+    if (this.#config.keypairName !== undefined) {
+      const { DescribeKeyPairsCommand } = await loadEC2Sdk();
+      await (await this.#ec2()).send(new DescribeKeyPairsCommand({ KeyNames: [this.#config.keypairName] }), abortOptions(signal)).catch((error: unknown) => {
+        if ((error as { name?: string }).name === 'InvalidKeyPair.NotFound') {
+          throw new InvalidConfigError([{ flag: 'amazonec2-keypair-name', message: `no key pair named ${this.#config.keypairName} in ${this.#config.region}` }]);
+        }
+        throw error;
+      });
+    }
+    return { ...network, imageId, ...image };
+  }
+
+  /** Writes the machine's private key and imports its public half (unless the user named an existing key pair). */
+  async #setUpKey(signal?: AbortSignal): Promise<string> {
+    const { journal, machineDir } = this.#context;
+    let publicKey: string;
+    if (this.#config.sshKeypath !== undefined) {
+      const key = await this.#loadUserKey();
+      await mkdir(machineDir, { recursive: true, mode: 0o700 });
+      const path = join(machineDir, userKeyFile);
+      await writeFile(path, key.privateKey, { mode: 0o600 });
+      await this.#context.data.write({ sshKeyPath: path });
+      publicKey = key.publicKey;
+    } else {
+      const { generateSSHKeyPair, writeSSHKeyPair } = await import('@machine/driver-core/keys');
+      const keyPair = generateSSHKeyPair({ comment: this.machineName });
+      const path = await writeSSHKeyPair(machineDir, keyPair, privateKeyFile);
+      await this.#context.data.write({ sshKeyPath: path });
+      publicKey = keyPair.publicKey;
+    }
+    if (this.#config.keypairName !== undefined) {
+      await journal.record({ kind: resourceKinds.keyPair, id: this.#config.keypairName, region: this.#config.region, preExisting: true, meta: { name: this.#config.keypairName } });
+      return this.#config.keypairName;
+    }
+    const { ImportKeyPairCommand } = await loadEC2Sdk();
+    const keyName = `${this.machineName}-${randomBytes(4).toString('hex')}`;
+    this.#progress('import-key', 'start', `importing key pair ${keyName}`);
+    const imported = await (await this.#ec2()).send(
+      new ImportKeyPairCommand({
+        KeyName: keyName,
+        PublicKeyMaterial: Buffer.from(publicKey),
+        TagSpecifications: tagSpecifications(['key-pair'], this.#tags()),
+      }),
+      abortOptions(signal),
+      );
+    await journal.record({ kind: resourceKinds.keyPair, id: imported.KeyPairId ?? keyName, region: this.#config.region, meta: { name: keyName } });
+    this.#progress('import-key', 'done', `key pair ${keyName}`);
+    return keyName;
+  }
+
+  /** Finds or makes each named group; adds the missing ingress rules unless read-only. */
+  async #setUpSecurityGroups(vpcId: string, rules: FirewallRule[], signal?: AbortSignal): Promise<string[]> {
+    const sdk = await loadEC2Sdk();
+    const { journal } = this.#context;
+    const names = this.#config.securityGroups;
+    this.#progress('security-group', 'start', `security groups ${names.join(', ')} in ${vpcId}`);
+    const { SecurityGroups = [] } = await (await this.#ec2()).send(
+      new sdk.DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-name', Values: names }, { Name: 'vpc-id', Values: [vpcId] }] }),
+      abortOptions(signal),
+      );
+    const ids: string[] = [];
+    const description = `machine ${this.machineName}`;
+    for (const name of names) {
+      const existing = SecurityGroups.find((group) => group.GroupName === name && group.GroupId !== undefined);
+      let groupId: string;
+      let permissions: IpPermission[];
+      if (existing?.GroupId !== undefined) {
+        groupId = existing.GroupId;
+        await journal.record({ kind: resourceKinds.securityGroup, id: groupId, region: this.#config.region, preExisting: true, meta: { name } });
+        permissions = this.#config.securityGroupReadonly ? [] : missingPermissions(existing, rules, description);
+      } else {
+        if (this.#config.securityGroupReadonly) {
+          throw new InvalidConfigError([
+            { flag: 'amazonec2-security-group-readonly', message: `security group ${name} does not exist in ${vpcId}, and read-only groups are not made` },
+          ]);
+        }
+        const created = await (await this.#ec2()).send(
+          new sdk.CreateSecurityGroupCommand({
+            GroupName: name,
+            Description: 'machine: SSH and Docker TLS access',
+            VpcId: vpcId,
+            TagSpecifications: tagSpecifications(['security-group'], [...this.#tags().filter((tag) => tag.Key !== 'Name'), { Key: 'Name', Value: name }]),
+          }),
+          abortOptions(signal),
+          );
+        if (created.GroupId === undefined) throw new ProviderError('CreateSecurityGroup returned no group id');
+        groupId = created.GroupId;
+        await journal.record({ kind: resourceKinds.securityGroup, id: groupId, region: this.#config.region, meta: { name } });
+        const params = await this.#waiterParams(signal, 60);
+        await this.#wait(
+          () => sdk.waitUntilSecurityGroupExists(params, { GroupIds: [groupId] }),
+          `security group ${groupId} to exist`,
+          60,
+        );
+        permissions = missingPermissions({ IpPermissions: [] }, rules, description);
+      }
+      if (permissions.length > 0) {
+        await (await this.#ec2()).send(new sdk.AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: permissions }), abortOptions(signal)).catch((error: unknown) => {
+          // Another create added the same rule meanwhile: the rule exists, which is what we want.
+          if ((error as { name?: string }).name !== 'InvalidPermission.Duplicate') throw error;
+        });
+      }
+      ids.push(groupId);
+    }
+    this.#progress('security-group', 'done', `security groups ${ids.join(', ')}`);
+    return ids;
+  }
+
+  async #runInstance(plan: LaunchPlan, keyName: string, groupIds: string[], userData: string | undefined, signal?: AbortSignal): Promise<string> {
+    const { RunInstancesCommand } = await loadEC2Sdk();
+    const { journal } = this.#context;
+    const config = this.#config;
+    const clientToken = randomUUID();
+    // Recorded before the call: if the reply is lost, remove still finds the instance by its token.
+    await journal.record({ kind: resourceKinds.runRequest, id: clientToken, region: config.region });
+    const tags = this.#tags();
+    const input: RunInstancesCommandInput = {
+      ClientToken: clientToken,
+      ImageId: plan.imageId,
+      InstanceType: config.instanceType as RunInstancesCommandInput['InstanceType'],
+      MinCount: 1,
+      MaxCount: 1,
+      KeyName: keyName,
+      NetworkInterfaces: [
+        {
+          DeviceIndex: 0,
+          SubnetId: plan.subnetId,
+          Groups: groupIds,
+          AssociatePublicIpAddress: !config.privateAddressOnly,
+          DeleteOnTermination: true,
+        },
+      ],
+      BlockDeviceMappings: plan.blockDeviceMappings,
+      MetadataOptions: {
+        HttpEndpoint: 'enabled',
+        HttpTokens: config.metadataToken as 'required' | 'optional',
+        HttpPutResponseHopLimit: config.metadataTokenHopLimit,
+      },
+      Monitoring: { Enabled: config.monitoring },
+      EbsOptimized: config.ebsOptimized,
+      TagSpecifications: tagSpecifications(['instance', 'volume', 'network-interface'], tags),
+      ...(config.iamInstanceProfile === undefined
+        ? {}
+        : { IamInstanceProfile: config.iamInstanceProfile.startsWith('arn:') ? { Arn: config.iamInstanceProfile } : { Name: config.iamInstanceProfile } }),
+      ...(userData === undefined ? {} : { UserData: userData }),
+      ...(config.requestSpotInstance
+        ? {
+            InstanceMarketOptions: {
+              MarketType: 'spot',
+              SpotOptions: {
+                SpotInstanceType: 'one-time',
+                InstanceInterruptionBehavior: 'terminate',
+                // An empty price is left out: AWS rejects MaxPrice="" and the on-demand price caps it.
+                ...(config.spotPrice === undefined ? {} : { MaxPrice: config.spotPrice }),
+              },
+            },
+          }
+        : {}),
+    };
+    this.#progress('create-instance', 'start', `launching a ${config.instanceType}${config.requestSpotInstance ? ' spot' : ''} instance`);
+    const reply = await (await this.#ec2()).send(new RunInstancesCommand(input), abortOptions(signal));
+    const instance = reply.Instances?.[0];
+    if (instance?.InstanceId === undefined) throw new ProviderError('RunInstances returned no instance');
+    if (instance.SpotInstanceRequestId !== undefined) {
+      await journal.record({ kind: resourceKinds.spotRequest, id: instance.SpotInstanceRequestId, region: config.region });
+    }
+    await journal.record({ kind: resourceKinds.instance, id: instance.InstanceId, region: config.region });
+    await journal.forget(resourceKinds.runRequest, clientToken);
+    await this.#context.data.write({ instanceId: instance.InstanceId, region: config.region });
+    this.#progress('create-instance', 'done', `instance ${instance.InstanceId}`);
+    return instance.InstanceId;
+  }
+
+  async #waitForSSH(ip: string, signal?: AbortSignal): Promise<string> {
+    const { waitForSSH } = await import('@machine/driver-core/ssh');
+    const pinned = this.#context.data.read().hostKeyFingerprint;
+    const privateKey = await readFile(this.getSSHKeyPath(), 'utf8');
+    return waitForSSH(
+      {
+        host: ip,
+        port: this.#config.sshPort,
+        username: this.#config.sshUser,
+        privateKey,
+        machine: this.machineName,
+        ...(typeof pinned === 'string' ? { hostKeyFingerprint: pinned } : {}),
+      },
+      {
+        timeout: this.#config.waitTimeout * 1000,
+        ...(this.#tuning.sshPoll ?? {}),
+        ...(signal === undefined ? {} : { signal }),
+        ...(this.#context.onProgress === undefined ? {} : { onProgress: this.#context.onProgress }),
+      },
+    );
+  }
+
+  // ---- lifecycle helpers ----
+
+  async #stop(force: boolean, operation: string, signal?: AbortSignal): Promise<void> {
+    const id = this.#instanceId(operation);
+    const { StopInstancesCommand } = await loadEC2Sdk();
+    await (await this.#ec2()).send(new StopInstancesCommand({ InstanceIds: [id], Force: force }), abortOptions(signal));
+    await this.#waitForInstance('stopped', id, signal);
+  }
+
+  /** Waits with the SDK's waiter; returns the instance as the last poll saw it. */
+  async #waitForInstance(wanted: 'running' | 'stopped' | 'terminated', instanceId: string, signal?: AbortSignal): Promise<Instance> {
+    const sdk = await loadEC2Sdk();
+    const waiter =
+      wanted === 'running' ? sdk.waitUntilInstanceRunning : wanted === 'stopped' ? sdk.waitUntilInstanceStopped : sdk.waitUntilInstanceTerminated;
+    const timeout = this.#config.waitTimeout;
+    this.#progress(`wait-${wanted}`, 'start', `waiting for ${instanceId} to be ${wanted}`);
+    const result = await this.#wait(
+      async () => waiter(await this.#waiterParams(signal, timeout), { InstanceIds: [instanceId] }),
+      `instance ${instanceId} to be ${wanted}`,
+      timeout,
+    );
+    this.#progress(`wait-${wanted}`, 'done', `${instanceId} is ${wanted}`);
+    const final = (result.reason ?? {}) as { Reservations?: { Instances?: Instance[] }[] };
+    return final.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId) ?? { InstanceId: instanceId };
+  }
+
+  async #waiterParams(signal: AbortSignal | undefined, maxWaitTime: number) {
+    return {
+      client: await this.#ec2(),
+      maxWaitTime,
+      minDelay: this.#tuning.waiterDelays?.minDelay ?? 5,
+      maxDelay: this.#tuning.waiterDelays?.maxDelay ?? 30,
+      ...(signal === undefined ? {} : { abortSignal: signal }),
+    };
+  }
+
+  async #wait<T>(run: () => Promise<T>, what: string, timeoutSeconds: number): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      throw mapWaiterError(error, what, { machine: this.machineName, operation: 'wait', timeoutSeconds });
+    }
+  }
+
+  #addressOf(instance: Instance): string {
+    const usePrivate = this.#config.privateAddressOnly || this.#config.usePrivateAddress;
+    const ip = usePrivate ? instance.PrivateIpAddress : instance.PublicIpAddress;
+    if (ip === undefined || ip === '') {
+      throw new ProviderError(
+        `instance ${instance.InstanceId} has no ${usePrivate ? 'private' : 'public'} IP address`,
+        usePrivate ? {} : { hint: 'the subnet may not assign public addresses; use --amazonec2-use-private-address from inside the VPC' },
+      );
+    }
+    return ip;
+  }
+
+  #instanceId(operation: string): string {
+    const entry = findEntry(this.#context.journal, resourceKinds.instance);
+    if (entry === undefined) throw new NotFoundError('no EC2 instance is recorded for this machine', { machine: this.machineName, operation });
+    return entry.id;
+  }
+
+  #gone(instanceId: string, operation: string): NotFoundError {
+    return new NotFoundError(`EC2 instance ${instanceId} was terminated`, { machine: this.machineName, operation, resource: 'instance' });
+  }
+
+  async #describe(operation: string, signal?: AbortSignal): Promise<Instance> {
+    const id = this.#instanceId(operation);
+    const { DescribeInstancesCommand } = await loadEC2Sdk();
+    try {
+      const { Reservations = [] } = await (await this.#ec2()).send(new DescribeInstancesCommand({ InstanceIds: [id] }), abortOptions(signal));
+      const instance = Reservations.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === id);
+      if (instance === undefined) throw this.#gone(id, operation);
+      return instance;
+    } catch (error) {
+      if ((error as { name?: string }).name === 'InvalidInstanceID.NotFound') {
+        throw new NotFoundError(`EC2 instance ${id} does not exist`, { machine: this.machineName, operation, resource: 'instance', cause: error });
+      }
+      throw error;
+    }
+  }
+
+  #ec2(): Promise<EC2Client> {
+    return this.#clients.ec2();
+  }
+
+  // ---- cleanup ----
+
+  #deleters(): Record<string, ResourceDeleter> {
+    return {
+      [resourceKinds.instance]: (entry) => this.#terminate([entry.id]),
+      [resourceKinds.runRequest]: (entry) => this.#terminateByClientToken(entry),
+      [resourceKinds.spotRequest]: (entry) => this.#cancelSpotRequest(entry.id),
+      [resourceKinds.securityGroup]: (entry) => this.#deleteSecurityGroup(entry),
+      [resourceKinds.keyPair]: (entry) => this.#deleteKeyPair(entry),
+    };
+  }
+
+  async #terminate(ids: string[]): Promise<void> {
+    const sdk = await loadEC2Sdk();
+    try {
+      await (await this.#ec2()).send(new sdk.TerminateInstancesCommand({ InstanceIds: ids }));
+    } catch (error) {
+      if ((error as { name?: string }).name === 'InvalidInstanceID.NotFound') throw new NotFoundError(`instance ${ids.join(', ')} is gone`);
+      throw error;
+    }
+    this.#progress('terminate', 'info', `terminating ${ids.join(', ')}`);
+    const timeout = this.#config.waitTimeout;
+    await this.#wait(async () => sdk.waitUntilInstanceTerminated(await this.#waiterParams(undefined, timeout), { InstanceIds: ids }), `instance ${ids.join(', ')} to terminate`, timeout);
+  }
+
+  async #terminateByClientToken(entry: JournalEntry): Promise<void> {
+    const { DescribeInstancesCommand } = await loadEC2Sdk();
+    const { Reservations = [] } = await (await this.#ec2()).send(
+      new DescribeInstancesCommand({
+        Filters: [
+          { Name: 'client-token', Values: [entry.id] },
+          { Name: 'instance-state-name', Values: liveStates },
+        ],
+      }),);
+    const instances = Reservations.flatMap((r) => r.Instances ?? []);
+    const ids = instances.map((i) => i.InstanceId).filter((id): id is string => id !== undefined);
+    if (ids.length > 0) await this.#terminate(ids);
+    for (const spot of instances.map((i) => i.SpotInstanceRequestId).filter((id): id is string => id !== undefined)) {
+      await this.#cancelSpotRequest(spot).catch((error: unknown) => {
+        if (!(error instanceof NotFoundError)) throw error;
+      });
+    }
+  }
+
+  async #cancelSpotRequest(id: string): Promise<void> {
+    const { CancelSpotInstanceRequestsCommand } = await loadEC2Sdk();
+    try {
+      await (await this.#ec2()).send(new CancelSpotInstanceRequestsCommand({ SpotInstanceRequestIds: [id] }));
+    } catch (error) {
+      if ((error as { name?: string }).name === 'InvalidSpotInstanceRequestID.NotFound') throw new NotFoundError(`spot request ${id} is gone`);
+      throw error;
+    }
+  }
+
+  /** Deletes a group this machine made, unless another instance still uses it; retries while the ENI lets go. */
+  async #deleteSecurityGroup(entry: JournalEntry): Promise<void> {
+    const { DeleteSecurityGroupCommand, DescribeInstancesCommand } = await loadEC2Sdk();
+    const { Reservations = [] } = await (await this.#ec2()).send(
+      new DescribeInstancesCommand({
+        Filters: [
+          { Name: 'instance.group-id', Values: [entry.id] },
+          { Name: 'instance-state-name', Values: liveStates },
+        ],
+      }),);
+    const users = Reservations.flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId);
+    if (users.length > 0) {
+      this.#progress('remove', 'info', `kept security group ${entry.meta?.name ?? entry.id}: still used by ${users.join(', ')}`);
+      return;
+    }
+    await waitFor(
+      async () => {
+        try {
+          await (await this.#ec2()).send(new DeleteSecurityGroupCommand({ GroupId: entry.id }));
+          return { done: true, value: undefined };
+        } catch (error) {
+          const name = (error as { name?: string }).name;
+          if (name === 'InvalidGroup.NotFound') throw new NotFoundError(`security group ${entry.id} is gone`);
+          if (name === 'DependencyViolation') return { done: false, reason: 'the group is still attached to a network interface' };
+          throw error;
+        }
+      },
+      {
+        interval: 200,
+        maxInterval: 5000,
+        timeout: this.#tuning.dependencyTimeout ?? 120_000,
+        description: `security group ${entry.id} to be deletable`,
+        machine: this.machineName,
+      },
+    );
+  }
+
+  async #deleteKeyPair(entry: JournalEntry): Promise<void> {
+    const { DeleteKeyPairCommand } = await loadEC2Sdk();
+    try {
+      await (await this.#ec2()).send(new DeleteKeyPairCommand(entry.id.startsWith('key-') ? { KeyPairId: entry.id } : { KeyName: entry.meta?.name ?? entry.id }));
+    } catch (error) {
+      if ((error as { name?: string }).name === 'InvalidKeyPair.NotFound') throw new NotFoundError(`key pair ${entry.id} is gone`);
+      throw error;
+    }
+  }
+
+  // ---- misc ----
+
+  #tags() {
+    return machineTags(this.machineName, this.#config.tags);
+  }
+
+  #progress(step: string, phase: ProgressEvent['phase'], message: string): void {
+    this.#context.onProgress?.({ step, phase, message });
+  }
+}
+
+function abortOptions(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
+  return signal === undefined ? {} : { abortSignal: signal };
+}

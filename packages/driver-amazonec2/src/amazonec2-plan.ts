@@ -1,0 +1,149 @@
+import type { BlockDeviceMapping, EC2Client, Image, Subnet, VolumeType } from '@aws-sdk/client-ec2';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { InvalidConfigError, ProviderError } from '@machine/driver-core';
+import { loadEC2Sdk, loadSSMSdk } from './amazonec2-clients.ts';
+import type { AmazonEC2Config } from './amazonec2-flags.ts';
+
+/** Where and what to launch, resolved from the flags before anything is made. */
+export interface LaunchPlan {
+  readonly vpcId: string;
+  readonly subnetId: string;
+  readonly availabilityZone: string;
+  readonly imageId: string;
+  readonly rootDeviceName: string;
+  readonly blockDeviceMappings: BlockDeviceMapping[];
+}
+
+/** The Ubuntu LTS release whose current AMI is the default. */
+export const defaultUbuntuRelease = '24.04';
+
+/** The public SSM parameter naming the current Canonical Ubuntu AMI of a region. */
+export function ubuntuAmiParameter(architecture: 'amd64' | 'arm64', release = defaultUbuntuRelease): string {
+  return `/aws/service/canonical/ubuntu/server/${release}/stable/current/${architecture}/hvm/ebs-gp3/ami-id`;
+}
+
+/** Graviton families (t4g, m7g, c7gn, r8g, a1, …) run arm64 AMIs; everything else amd64. */
+export function architectureOf(instanceType: string): 'amd64' | 'arm64' {
+  const family = instanceType.split('.')[0] ?? '';
+  return /^[a-z]+\d+g[a-z]*$/.test(family) || family === 'a1' ? 'arm64' : 'amd64';
+}
+
+/** The zone filter for `--amazonec2-zone`: a letter, a zone name or a zone id. */
+export function zoneFilter(region: string, zone: string): { Name: string; Values: string[] } {
+  if (/^[a-z]$/.test(zone)) return { Name: 'availability-zone', Values: [`${region}${zone}`] };
+  if (/^[a-z]{3,5}\d+-az\d+$/.test(zone)) return { Name: 'availability-zone-id', Values: [zone] };
+  return { Name: 'availability-zone', Values: [zone] };
+}
+
+type Send = EC2Client['send'];
+
+/** Resolves subnet, VPC and zone: the given subnet, or the default subnet of the zone in the (default) VPC. */
+export async function resolveNetwork(
+  ec2: EC2Client,
+  config: AmazonEC2Config,
+  signal?: AbortSignal,
+): Promise<{ vpcId: string; subnetId: string; availabilityZone: string }> {
+  const { DescribeSubnetsCommand, DescribeVpcsCommand } = await loadEC2Sdk();
+  const send: Send = ec2.send.bind(ec2);
+  const options = signal === undefined ? {} : { abortSignal: signal };
+  if (config.subnetId !== undefined) {
+    const { Subnets = [] } = await send(new DescribeSubnetsCommand({ SubnetIds: [config.subnetId] }), options);
+    const subnet = Subnets[0];
+    if (subnet?.SubnetId === undefined || subnet.VpcId === undefined) {
+      throw new InvalidConfigError([{ flag: 'amazonec2-subnet-id', message: `${config.subnetId} does not exist in ${config.region}` }]);
+    }
+    if (config.vpcId !== undefined && subnet.VpcId !== config.vpcId) {
+      throw new InvalidConfigError([
+        { flag: 'amazonec2-subnet-id', message: `${config.subnetId} is in ${subnet.VpcId}, not in --amazonec2-vpc-id ${config.vpcId}` },
+      ]);
+    }
+    return { vpcId: subnet.VpcId, subnetId: subnet.SubnetId, availabilityZone: subnet.AvailabilityZone ?? '' };
+  }
+  let vpcId = config.vpcId;
+  if (vpcId === undefined) {
+    const { Vpcs = [] } = await send(new DescribeVpcsCommand({ Filters: [{ Name: 'is-default', Values: ['true'] }] }), options);
+    vpcId = Vpcs[0]?.VpcId;
+    if (vpcId === undefined) {
+      throw new InvalidConfigError([
+        {
+          flag: 'amazonec2-vpc-id',
+          message: `the account has no default VPC in ${config.region}; pass --amazonec2-vpc-id or --amazonec2-subnet-id`,
+        },
+      ]);
+    }
+  }
+  const filter = zoneFilter(config.region, config.zone);
+  const { Subnets = [] } = await send(
+    new DescribeSubnetsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }, filter] }),
+    options,
+  );
+  const subnet: Subnet | undefined = Subnets.find((s) => s.DefaultForAz === true) ?? Subnets.find((s) => s.State !== 'pending');
+  if (subnet?.SubnetId === undefined) {
+    throw new InvalidConfigError([
+      {
+        flag: 'amazonec2-zone',
+        message: `${vpcId} has no subnet in zone ${filter.Values[0]}; pick another --amazonec2-zone or pass --amazonec2-subnet-id`,
+      },
+    ]);
+  }
+  return { vpcId, subnetId: subnet.SubnetId, availabilityZone: subnet.AvailabilityZone ?? filter.Values[0] ?? '' };
+}
+
+/** The AMI to launch: `--amazonec2-ami`, or the current Ubuntu LTS AMI from the public SSM parameter. */
+export async function resolveImageId(ssm: () => Promise<SSMClient>, config: AmazonEC2Config, signal?: AbortSignal): Promise<string> {
+  if (config.ami !== undefined) return config.ami;
+  const { GetParameterCommand } = await loadSSMSdk();
+  const name = ubuntuAmiParameter(architectureOf(config.instanceType));
+  const client = await ssm();
+  const { Parameter } = await client.send(new GetParameterCommand({ Name: name }), signal === undefined ? {} : { abortSignal: signal });
+  const value = Parameter?.Value;
+  if (value === undefined || !value.startsWith('ami-')) {
+    throw new ProviderError(`the SSM parameter ${name} has no AMI id in ${config.region}`, {
+      hint: 'pass --amazonec2-ami',
+    });
+  }
+  return value;
+}
+
+/** Describes the AMI and builds the block-device mappings from it: its root device, sized, typed and encrypted as asked. */
+export async function resolveImage(
+  ec2: EC2Client,
+  config: AmazonEC2Config,
+  imageId: string,
+  signal?: AbortSignal,
+): Promise<{ rootDeviceName: string; blockDeviceMappings: BlockDeviceMapping[] }> {
+  const { DescribeImagesCommand } = await loadEC2Sdk();
+  const { Images = [] } = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }), signal === undefined ? {} : { abortSignal: signal });
+  const image = Images[0];
+  if (image === undefined) {
+    throw new InvalidConfigError([{ flag: 'amazonec2-ami', message: `${imageId} does not exist in ${config.region} or is not shared with this account` }]);
+  }
+  return blockDeviceMappingsFor(image, config);
+}
+
+/** The mappings for RunInstances: the root device from the AMI (or --amazonec2-device-name), plus encryption on the AMI's other EBS volumes when asked. */
+export function blockDeviceMappingsFor(image: Image, config: AmazonEC2Config): { rootDeviceName: string; blockDeviceMappings: BlockDeviceMapping[] } {
+  const rootDeviceName = config.deviceName ?? image.RootDeviceName ?? '/dev/sda1';
+  const encrypted = config.encryptEbsVolume || config.kmsKey !== undefined;
+  const encryption = encrypted ? { Encrypted: true, ...(config.kmsKey === undefined ? {} : { KmsKeyId: config.kmsKey }) } : {};
+  const imageRoot = (image.BlockDeviceMappings ?? []).find((mapping) => mapping.DeviceName === rootDeviceName);
+  const snapshotSize = imageRoot?.Ebs?.VolumeSize;
+  if (snapshotSize !== undefined && config.rootSize < snapshotSize) {
+    throw new InvalidConfigError([
+      { flag: 'amazonec2-root-size', message: `${config.rootSize} GiB is smaller than the ${snapshotSize} GiB root snapshot of ${image.ImageId}` },
+    ]);
+  }
+  const mappings: BlockDeviceMapping[] = [
+    {
+      DeviceName: rootDeviceName,
+      Ebs: { VolumeSize: config.rootSize, VolumeType: config.volumeType as VolumeType, DeleteOnTermination: true, ...encryption },
+    },
+  ];
+  if (encrypted) {
+    for (const mapping of image.BlockDeviceMappings ?? []) {
+      if (mapping.DeviceName === rootDeviceName || mapping.Ebs === undefined || mapping.DeviceName === undefined) continue;
+      mappings.push({ DeviceName: mapping.DeviceName, Ebs: { DeleteOnTermination: mapping.Ebs.DeleteOnTermination ?? true, ...encryption } });
+    }
+  }
+  return { rootDeviceName, blockDeviceMappings: mappings };
+}

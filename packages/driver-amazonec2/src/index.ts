@@ -1,0 +1,130 @@
+/**
+ * @machine/driver-amazonec2: the Amazon EC2 driver. Importing it loads neither the AWS SDK nor
+ * ssh2: the SDK is imported on the first API call.
+ */
+import type { Instance } from '@aws-sdk/client-ec2';
+import {
+  type BatchStateRequest,
+  defineDriver,
+  type DriverDescriptor,
+  findEntry,
+  guardDriver,
+  NotFoundError,
+  parseFlags,
+  type RawFlagValues,
+  type State,
+  secretValues,
+} from '@machine/driver-core';
+import { type AmazonEC2Clients, LazyClients, loadEC2Sdk } from './amazonec2-clients.ts';
+import { AmazonEC2Driver, type AmazonEC2Tuning, resourceKinds } from './amazonec2-driver.ts';
+import { amazonEC2ErrorMapper, mapAmazonEC2Error } from './amazonec2-errors.ts';
+import { type AmazonEC2Config, amazonEC2Flags } from './amazonec2-flags.ts';
+import { toMachineState } from './amazonec2-state.ts';
+
+export type { AmazonEC2ClientOverrides, AmazonEC2Clients } from './amazonec2-clients.ts';
+export { AmazonEC2Driver, type AmazonEC2Tuning, resourceKinds } from './amazonec2-driver.ts';
+export { credentialSources, mapAmazonEC2Error } from './amazonec2-errors.ts';
+export { type AmazonEC2Config, amazonEC2Flags, parseTags } from './amazonec2-flags.ts';
+export { architectureOf, defaultUbuntuRelease, ubuntuAmiParameter } from './amazonec2-plan.ts';
+export { toMachineState } from './amazonec2-state.ts';
+
+/** Options of {@link createAmazonEC2Descriptor}: clients to use instead of building them, and tuning. */
+export interface AmazonEC2DescriptorOptions extends AmazonEC2Tuning {
+  /** Used when `createDriver`/`getStates` are given no client (tests, the simulator). */
+  clients?: Partial<AmazonEC2Clients>;
+}
+
+/** Builds the amazonec2 descriptor; the default export is this with no options. */
+export function createAmazonEC2Descriptor(options: AmazonEC2DescriptorOptions = {}): DriverDescriptor<AmazonEC2Config, Partial<AmazonEC2Clients>> {
+  const { clients: defaultClients, ...tuning } = options;
+  return defineDriver<AmazonEC2Config, Partial<AmazonEC2Clients>>({
+    name: 'amazonec2',
+    specificationVersion: 'v1',
+    description: 'Amazon EC2 instances (AWS SDK v3; default AMI: current Ubuntu LTS)',
+    flags: amazonEC2Flags,
+    createDriver: ({ config, context, client }) =>
+      guardDriver(new AmazonEC2Driver(config, context, client ?? defaultClients, tuning), amazonEC2ErrorMapper(secretValues(amazonEC2Flags, config))),
+    getStates: (machines, stateOptions) => getStates(machines, defaultClients, tuning, stateOptions?.signal),
+  });
+}
+
+/** Parses amazonec2 flag values (by flag name) into a config; throws InvalidConfigError listing every problem. */
+export function parseAmazonEC2Flags(values: RawFlagValues, env?: Readonly<Record<string, string | undefined>>): AmazonEC2Config {
+  return parseFlags(amazonEC2Flags, values, env === undefined ? {} : { env });
+}
+
+/**
+ * One DescribeInstances per region (and endpoint/credentials) for many machines, filtered by
+ * instance id so a missing instance does not fail the batch.
+ */
+async function getStates(
+  machines: readonly BatchStateRequest<AmazonEC2Config>[],
+  clients: Partial<AmazonEC2Clients> | undefined,
+  tuning: AmazonEC2Tuning,
+  signal?: AbortSignal,
+): Promise<Map<string, State | Error>> {
+  const results = new Map<string, State | Error>();
+  const groups = new Map<string, { config: AmazonEC2Config; ids: Map<string, string> }>();
+  for (const { config, context } of machines) {
+    const entry = findEntry(context.journal, resourceKinds.instance);
+    if (entry === undefined) {
+      results.set(context.machineName, new NotFoundError('no EC2 instance is recorded for this machine', { machine: context.machineName, operation: 'getState' }));
+      continue;
+    }
+    const region = entry.region ?? config.region;
+    const key = JSON.stringify([region, config.endpoint ?? '', config.accessKey ?? ''], null, 0);
+    const group = groups.get(key) ?? { config: { ...config, region }, ids: new Map<string, string>() };
+    group.ids.set(entry.id, context.machineName);
+    groups.set(key, group);
+  }
+  await Promise.all(
+    [...groups.values()].map(async ({ config, ids }) => {
+      try {
+        const instances = await describeMany(new LazyClients(config, tuning.clientOverrides, clients), [...ids.keys()], signal);
+        for (const [id, machine] of ids) {
+          const state = toMachineState(instances.get(id)?.State?.Name);
+          results.set(
+            machine,
+            instances.has(id) && state !== undefined
+              ? state
+              : new NotFoundError(`EC2 instance ${id} ${instances.has(id) ? 'was terminated' : 'does not exist'}`, { machine, operation: 'getState' }),
+          );
+        }
+      } catch (error) {
+        for (const machine of ids.values()) {
+          results.set(machine, mapAmazonEC2Error(error, { machine, operation: 'getState', secrets: secretValues(amazonEC2Flags, config) }));
+        }
+      }
+    }),
+  );
+  return results;
+}
+
+async function describeMany(clients: LazyClients, ids: readonly string[], signal?: AbortSignal): Promise<Map<string, Instance>> {
+  const { DescribeInstancesCommand } = await loadEC2Sdk();
+  const ec2 = await clients.ec2();
+  const found = new Map<string, Instance>();
+  // EC2 takes at most 200 values per filter.
+  for (let start = 0; start < ids.length; start += 200) {
+    let nextToken: string | undefined;
+    do {
+      const page = await ec2.send(
+        new DescribeInstancesCommand({
+          Filters: [{ Name: 'instance-id', Values: ids.slice(start, start + 200) }],
+          MaxResults: 1000,
+          ...(nextToken === undefined ? {} : { NextToken: nextToken }),
+        }),
+        signal === undefined ? {} : { abortSignal: signal },
+      );
+      for (const instance of page.Reservations?.flatMap((r) => r.Instances ?? []) ?? []) {
+        if (instance.InstanceId !== undefined) found.set(instance.InstanceId, instance);
+      }
+      nextToken = page.NextToken;
+    } while (nextToken !== undefined && nextToken !== '');
+  }
+  return found;
+}
+
+/** The amazonec2 driver descriptor. */
+const amazonec2: DriverDescriptor<AmazonEC2Config, Partial<AmazonEC2Clients>> = createAmazonEC2Descriptor();
+export default amazonec2;
