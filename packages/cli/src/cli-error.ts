@@ -30,3 +30,16 @@ export function machineExists(name: string): CliError {
 
 /** The reference's `drivers.ErrHostIsNotRunning`. */
 export const hostNotRunningMessage = 'Host is not running';
+
+/**
+ * The one line to show for an error: a MachineError's message (a bad-input error without the
+ * `config:` operation prefix), anything else's message.
+ */
+export function errorLine(error: unknown): string {
+  if (typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'INVALID_CONFIG' && 'detail' in error) {
+    const { detail, machine, hint } = error as { detail: string; machine?: string; hint?: string };
+    const body = machine === undefined ? detail : `machine "${machine}": ${detail}`;
+    return hint === undefined ? body : `${body} (${hint})`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}

@@ -31,7 +31,12 @@ export function parseDriverArguments(flags: readonly FlagDefinition[], tokens: r
     const inline = equals === -1 ? undefined : token.slice(equals + 1);
     const definition = byName.get(name);
     if (definition === undefined) {
-      values[name] = inline ?? true;
+      // An unknown flag takes the next word as its value unless that is the last one (the name).
+      const next = tokens[index + 1];
+      if (inline === undefined && next !== undefined && !next.startsWith('-') && index + 2 < tokens.length) {
+        values[name] = next;
+        index++;
+      } else values[name] = inline ?? true;
       continue;
     }
     let value: string | boolean;

@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { MachineError } from '@machine/driver-core';
-import { CliError, ExitCode } from './cli-error.ts';
+import { CliError, ExitCode, errorLine } from './cli-error.ts';
 import type { CommandContext, GlobalOptions } from './context.ts';
 import { DriverRegistry } from './driver-registry.ts';
 import { type CliIO, writeLine } from './io.ts';
@@ -203,7 +203,7 @@ function reportError(error: unknown, io: CliIO, debug: boolean): number {
     return error.exitCode;
   }
   if (MachineError.isInstance(error)) {
-    writeLine(io.stderr, error.message);
+    writeLine(io.stderr, errorLine(error));
     if (debug && error.stack !== undefined) writeLine(io.stderr, error.stack);
     return error.code === 'CANCELLED' ? ExitCode.interrupted : ExitCode.error;
   }

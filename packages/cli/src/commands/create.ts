@@ -87,6 +87,12 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
 
   // Everything is checked before any API call: the name, every flag, the credentials.
   const parsed = parseDriverArguments(descriptor.flags, options.rest);
+  const known = new Set(descriptor.flags.map((definition) => definition.name));
+  const unknown = Object.keys(parsed.values).filter((flagName) => !known.has(flagName));
+  if (unknown.length > 0) {
+    const list = [...known].map((flagName) => `--${flagName}`).join(', ');
+    throw new InvalidConfigError(unknown.map((flagName) => ({ flag: flagName, message: `unknown flag; known flags: ${list}` })));
+  }
   if (parsed.positionals.length === 0) throw new CliError(`a machine name is required: \`machine create -d ${driverName} NAME\``);
   if (parsed.positionals.length > 1) {
     throw new CliError(`expected one machine name, got ${parsed.positionals.map((p) => `"${p}"`).join(' ')} (flags go before the name; \`machine create -d ${driverName} --help\` lists them)`);

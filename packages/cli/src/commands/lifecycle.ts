@@ -1,5 +1,5 @@
-import { type Driver, MachineError, type State, redactSecrets } from '@machine/driver-core';
-import { CliError, ExitCode } from '../cli-error.ts';
+import { type Driver, type State, redactSecrets } from '@machine/driver-core';
+import { ExitCode, errorLine } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { writeLine } from '../io.ts';
 import { lockMachine } from '../lock.ts';
@@ -105,8 +105,7 @@ export async function forEachMachine(ctx: CommandContext, names: readonly string
 }
 
 function messageOf(error: unknown): string {
-  if (error instanceof CliError || MachineError.isInstance(error)) return error.message;
-  return error instanceof Error ? error.message : String(error);
+  return errorLine(error);
 }
 
 /** Asks a question on stderr and reads one line from stdin (empty when there is no stdin). */

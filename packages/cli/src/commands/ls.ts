@@ -1,5 +1,5 @@
 import { type DriverDescriptor, type State, parseFlags, secretValues } from '@machine/driver-core';
-import { CliError, ExitCode } from '../cli-error.ts';
+import { CliError, ExitCode, errorLine } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { valuesByFlagName } from '../driver-flags.ts';
 import { writeLine } from '../io.ts';
@@ -174,7 +174,7 @@ async function queryGroup(ctx: CommandContext, descriptor: DriverDescriptor, gro
       const context = persistentContext(ctx.store, record);
       return { record, config, context, started, secrets: secretValues(descriptor.flags, config) };
     } catch (error) {
-      return { record, error: (error as Error).message, started };
+      return { record, error: errorLine(error), started };
     }
   });
   const ready = prepared.flatMap((entry) => ('config' in entry && entry.config !== undefined ? [entry as Required<typeof entry>] : []));

@@ -1,0 +1,225 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DriverDescriptor } from '@machine/driver-core';
+import { fakeDriverFlags } from '@machine/driver-core/testing';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type CliHarness, cliHarness } from './test-support/run-cli.ts';
+
+let cli: CliHarness;
+beforeEach(async () => {
+  cli = await cliHarness();
+});
+afterEach(async () => {
+  await cli.close();
+});
+
+/** The reference driver with a required credential, like a real cloud's token. */
+function withRequiredToken(base: DriverDescriptor): DriverDescriptor {
+  return {
+    ...base,
+    name: 'fakeauth',
+    flags: base.flags.map((definition) => (definition.name === 'fake-token' ? { ...definition, required: true } : definition)),
+  };
+}
+
+function oneLine(text: string): string {
+  const lines = text.trimEnd().split('\n');
+  expect(lines).toHaveLength(1);
+  return lines[0] as string;
+}
+
+describe('bad input gets one clear line and a non-zero exit code, before any API call', () => {
+  it('unknown driver', async () => {
+    const result = await cli.run(['create', '-d', 'nosuch', 'm1']);
+    expect(result.code).toBe(1);
+    expect(oneLine(result.stderr)).toMatch(/^Driver "nosuch" not found: no package @machine\/driver-nosuch or machine-driver-nosuch/);
+  });
+
+  it('unknown flag, listing the known ones', async () => {
+    const result = await cli.run(['create', '-d', 'fake', '--fake-colour', 'blue', 'm1']);
+    expect(result.code).toBe(1);
+    expect(oneLine(result.stderr)).toContain('--fake-colour: unknown flag; known flags: --fake-region');
+    expect(cli.cloud.totalCalls).toBe(0);
+  });
+
+  it('bad flag values, each named', async () => {
+    const result = await cli.run(['create', '-d', 'fake', '--fake-size', 'huge', '--fake-wait-timeout', 'soon', 'm1']);
+    expect(result.code).toBe(1);
+    const line = oneLine(result.stderr);
+    expect(line).toContain('--fake-size: "huge" is not one of small, large');
+    expect(line).toContain('--fake-wait-timeout: expects a whole number');
+  });
+
+  it('a flag without its value', async () => {
+    const result = await cli.run(['create', '-d', 'fake', 'm1', '--fake-region']);
+    expect(result.code).toBe(1);
+    expect(oneLine(result.stderr)).toBe('--fake-region: needs a value');
+  });
+
+  it('invalid machine name', async () => {
+    const result = await cli.run(['create', '-d', 'fake', 'Bad_Name']);
+    expect(result.code).toBe(1);
+    expect(oneLine(result.stderr)).toContain('machine name: "Bad_Name"');
+    expect(cli.cloud.totalCalls).toBe(0);
+    expect(existsSync(join(cli.storage, 'machines', 'Bad_Name'))).toBe(false);
+  });
+
+  it('missing machine name, missing driver', async () => {
+    expect(oneLine((await cli.run(['create', '-d', 'fake'])).stderr)).toContain('a machine name is required');
+    expect(oneLine((await cli.run(['create', 'm1'])).stderr)).toContain('a driver is required');
+  });
+
+  it('duplicate name', async () => {
+    expect((await cli.run(['create', '-d', 'fake', 'twin'])).code).toBe(0);
+    const calls = cli.cloud.totalCalls;
+    const result = await cli.run(['create', '-d', 'fake', 'twin']);
+    expect(result.code).toBe(1);
+    expect(oneLine(result.stderr)).toBe('Docker machine "twin" already exists');
+    expect(cli.cloud.totalCalls).toBe(calls);
+  });
+
+  it('missing credentials, naming the flag and its env var', async () => {
+    const auth = withRequiredToken(cli.drivers.fake as DriverDescriptor);
+    cli.drivers.fakeauth = auth;
+    const result = await cli.run(['create', '-d', 'fakeauth', 'm1']);
+    expect(result.code).toBe(1);
+    expect(oneLine(result.stderr)).toBe('--fake-token: is required: pass --fake-token or set FAKE_TOKEN');
+    expect(cli.cloud.totalCalls).toBe(0);
+  });
+
+  it('credentials come from the environment on later commands, never from disk', async () => {
+    cli.drivers.fakeauth = withRequiredToken(cli.drivers.fake as DriverDescriptor);
+    expect((await cli.run(['create', '-d', 'fakeauth', 'm1'], { env: { FAKE_TOKEN: 'abcd-1234' } })).code).toBe(0);
+    const without = await cli.run(['stop', 'm1']);
+    expect(without.code).toBe(1);
+    expect(oneLine(without.stderr)).toContain('--fake-token: is required');
+    const ls = await cli.run(['ls']);
+    expect(ls.stdout).toMatch(/m1\s+fakeauth\s+Error\s+--fake-token: is required/);
+    expect((await cli.run(['rm', '-y', 'm1'], { env: { FAKE_TOKEN: 'abcd-1234' } })).code).toBe(0);
+    expect(cli.cloud.leaks()).toEqual([]);
+  });
+
+  it('machine not found, with the reference wording', async () => {
+    for (const command of ['status', 'ip', 'url', 'inspect', 'stop', 'ssh', 'env']) {
+      const result = await cli.run([command, 'ghost'], { env: { SHELL: '/bin/bash' } });
+      expect(result.code, command).toBe(1);
+      expect(oneLine(result.stderr), command).toMatch(/^Docker machine "ghost" does not exist\./);
+    }
+  });
+
+  it('a corrupt config.json is reported in ls without hiding the other machines', async () => {
+    expect((await cli.run(['create', '-d', 'fake', 'good'])).code).toBe(0);
+    await mkdir(join(cli.storage, 'machines', 'broken'), { recursive: true });
+    await writeFile(join(cli.storage, 'machines', 'broken', 'config.json'), '{"driver": "fake", "conf');
+    const ls = await cli.run(['ls']);
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toMatch(/broken\s+not found\s+Error\s+config\.json of machine "broken" is corrupt/);
+    expect(ls.stdout).toMatch(/good\s+fake\s+Running/);
+    const inspect = await cli.run(['inspect', 'broken']);
+    expect(inspect.code).toBe(1);
+    expect(oneLine(inspect.stderr)).toContain('config.json of machine "broken" is corrupt');
+    expect((await cli.run(['rm', '-f', 'broken'])).code).toBe(0);
+    expect((await cli.run(['ls', '-q'])).stdout).toBe('good\n');
+  });
+
+  it('unknown command and unknown option of a command', async () => {
+    const command = await cli.run(['frobnicate']);
+    expect(command.code).toBe(1);
+    expect(command.stderr).toContain("unknown command 'frobnicate'");
+    const option = await cli.run(['ls', '--bogus']);
+    expect(option.code).toBe(1);
+    expect(option.stderr).toContain("unknown option '--bogus'");
+  });
+});
+
+describe('create failures', () => {
+  it('a failed pre-create check exits 3 and leaves no record', async () => {
+    const result = await cli.run(['create', '-d', 'fake', '--fake-open-port', 'not-a-port', 'pc']);
+    expect(result.code).toBe(3);
+    expect(result.stderr.trimEnd().split('\n').at(-1)).toMatch(/^Error with pre-create check: ".*not-a-port/);
+    expect(existsSync(join(cli.storage, 'machines', 'pc'))).toBe(false);
+    expect(cli.cloud.totalCalls).toBe(0);
+  });
+
+  it('a create the provider fails is cleaned up by the driver and leaves no record', async () => {
+    cli.cloud.failOn('instances.run', new Error('no capacity'));
+    const result = await cli.run(['create', '-d', 'fake', 'cap']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('Error creating machine: machine "cap": create: no capacity');
+    expect(cli.cloud.leaks()).toEqual([]);
+    expect(existsSync(join(cli.storage, 'machines', 'cap'))).toBe(false);
+  });
+
+  it('Ctrl-C aborts create through its signal: the driver removes what it made, exit 130', async () => {
+    const controller = new AbortController();
+    const importKey = cli.cloud.importKey.bind(cli.cloud);
+    cli.cloud.importKey = async (publicKey: string) => {
+      const id = await importKey(publicKey);
+      controller.abort();
+      return id;
+    };
+    const result = await cli.run(['create', '-d', 'fake', 'intr'], { signal: controller.signal });
+    expect(result.code).toBe(130);
+    expect(result.stderr).toContain('create of "intr" was interrupted; nothing is left behind');
+    expect(cli.cloud.leaks()).toEqual([]);
+    expect(existsSync(join(cli.storage, 'machines', 'intr'))).toBe(false);
+  });
+
+  it('a create whose process was killed shows as Error in ls, and rm deletes what its journal lists', async () => {
+    // What a killed create leaves: config.json in `creating` with its journal, and a stale lock.
+    const keyId = await cli.cloud.importKey('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIbS0bkkXwPmRJ0Pz9jgkT4XBqUpWxjVQnNSK0N7OsPh dead');
+    const firewallId = await cli.cloud.createFirewall([]);
+    const dir = join(cli.storage, 'machines', 'killed');
+    await mkdir(dir, { recursive: true });
+    const recordedAt = new Date().toISOString();
+    await writeFile(
+      join(dir, 'config.json'),
+      JSON.stringify({
+        version: 1,
+        name: 'killed',
+        driver: 'fake',
+        status: 'creating',
+        createdAt: recordedAt,
+        config: { region: 'local-1', size: 'small', sshUser: 'root', openPorts: [], allowedCidrs: [], waitTimeout: 10 },
+        journal: [
+          { kind: 'key', id: keyId, preExisting: false, recordedAt },
+          { kind: 'firewall', id: firewallId, preExisting: false, recordedAt },
+        ],
+        data: {},
+      }),
+    );
+    await mkdir(join(cli.storage, 'locks'), { recursive: true });
+    await writeFile(join(cli.storage, 'locks', 'killed.lock'), '999999');
+    const ls = await cli.run(['ls']);
+    expect(ls.stdout).toMatch(/killed\s+fake\s+Error\s+create was interrupted; `machine rm killed` deletes what it made/);
+    expect(cli.cloud.leaks()).toHaveLength(2);
+    const rm = await cli.run(['rm', '-y', 'killed']);
+    expect(rm.code).toBe(0);
+    expect(cli.cloud.leaks()).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('a machine busy in another live process is refused', async () => {
+    expect((await cli.run(['create', '-d', 'fake', 'busy'])).code).toBe(0);
+    await mkdir(join(cli.storage, 'locks'), { recursive: true });
+    await writeFile(join(cli.storage, 'locks', 'busy.lock'), String(process.ppid));
+    const result = await cli.run(['stop', 'busy']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`machine "busy" is busy: process ${process.ppid} is working on it`);
+    const record = JSON.parse(await readFile(join(cli.storage, 'machines', 'busy', 'config.json'), 'utf8'));
+    expect(record.status).toBe('ready');
+  });
+});
+
+describe('create --help', () => {
+  it('lists the driver flags with env vars and defaults, from the schema', async () => {
+    const result = await cli.run(['create', '-d', 'fake', '--help']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('Flags of driver "fake"');
+    for (const definition of fakeDriverFlags) expect(result.stdout).toContain(`--${definition.name}`);
+    expect(result.stdout).toMatch(/--fake-region <value>\s+Region of the fake cloud \[default: "local-1"\]/);
+    expect(result.stdout).toMatch(/--fake-token <value>\s+API token \[secret: never stored; \$FAKE_TOKEN\]/);
+    expect(result.stdout).toMatch(/--fake-size <value>\s+Instance size \[one of: small, large; default: "small"\]/);
+  });
+});
