@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+/**
+ * `pnpm sim`: starts every implemented provider front end, prints endpoints and the environment to
+ * point drivers at them, and runs until SIGINT/SIGTERM. Options: `--providers a,b`, `--host`,
+ * `--ssh-port N`, `--port provider=N`, `--state-file PATH` (JSON `{pid, endpoints, sshPort, env}`
+ * written once ready, removed on exit). Faults come from `CLOUD_SIM_FAULTS` (JSON).
+ */
+import { rm, writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { parseFaultSpecs } from './core/faults.ts';
+import { startSim } from './sim.ts';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      providers: { type: 'string' },
+      host: { type: 'string' },
+      'ssh-port': { type: 'string' },
+      port: { type: 'string', multiple: true },
+      'state-file': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    process.stdout.write('usage: cloud-sim [--providers digitalocean] [--host 127.0.0.1] [--ssh-port N] [--port provider=N] [--state-file PATH]\n');
+    return;
+  }
+  const ports: Record<string, number> = {};
+  for (const entry of values.port ?? []) {
+    const [name, port] = entry.split('=');
+    if (name === undefined || port === undefined || !/^\d+$/.test(port)) throw new Error(`--port expects provider=N, got ${entry}`);
+    ports[name] = Number(port);
+  }
+  const started = performance.now();
+  const sim = await startSim({
+    ...(values.providers ? { providers: values.providers.split(',').map((name) => name.trim()) } : {}),
+    ...(values.host ? { host: values.host } : {}),
+    ...(values['ssh-port'] ? { sshPort: Number(values['ssh-port']) } : {}),
+    ports,
+    faults: process.env.CLOUD_SIM_FAULTS ? parseFaultSpecs(process.env.CLOUD_SIM_FAULTS) : [],
+  });
+  const env = sim.env();
+  const stateFile = values['state-file'];
+  if (stateFile !== undefined) {
+    await writeFile(stateFile, `${JSON.stringify({ pid: process.pid, endpoints: sim.endpoints, sshPort: sim.sshPort, env }, null, 2)}\n`);
+  }
+  const lines = [`cloud-sim ready in ${Math.round(performance.now() - started)} ms (pid ${process.pid})`];
+  for (const [name, url] of Object.entries(sim.endpoints)) lines.push(`  ${name.padEnd(14)} ${url}`);
+  lines.push(`  ssh            <instance public ip>:${sim.sshPort}`, '');
+  for (const [key, value] of Object.entries(env)) lines.push(`export ${key}=${value}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`cloud-sim: ${signal}, stopping\n`);
+    const leaks = sim.leaks();
+    if (leaks.length > 0) process.stderr.write(`cloud-sim: ${leaks.length} resource(s) still alive at exit\n`);
+    void sim
+      .close()
+      .then(() => (stateFile === undefined ? undefined : rm(stateFile, { force: true })))
+      .finally(() => process.exit(0));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`cloud-sim: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

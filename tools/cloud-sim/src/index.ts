@@ -1,0 +1,36 @@
+/**
+ * @machine/cloud-sim: a loopback cloud simulator the official SDKs talk to. Start it with
+ * {@link startSim}; see README.md for fault injection and adding a provider front end.
+ */
+export type {
+  ApiFaultRule,
+  FaultDecision,
+  FaultErrorKind,
+  FaultHandle,
+  FaultSpec,
+  InstanceFaultKind,
+  InstanceFaultRule,
+  InstanceSelector,
+  ThrottleSpec,
+} from './core/faults.ts';
+export { FAULT_ERROR_KINDS, FaultInjector, parseFaultSpecs } from './core/faults.ts';
+export { IdGenerator } from './core/ids.ts';
+export { InstanceSSHServers } from './core/instance-ssh.ts';
+export { DEFAULT_DELAYS, InstanceLifecycle, type LaunchSpec, type LifecycleDelays } from './core/lifecycle.ts';
+export { LoopbackIpAllocator } from './core/loopback-ips.ts';
+export {
+  ApiError,
+  type ProviderContext,
+  type ProviderDefinition,
+  type ProviderFrontEnd,
+  type Route,
+  type SimRequest,
+  type SimResponse,
+} from './core/provider-front-end.ts';
+export { RequestLog, type RequestLogEntry } from './core/request-log.ts';
+export { type InstanceState, type LeakedResource, type SimInstance, type SimResource, SimStore } from './core/store.ts';
+export { type DigitalOceanOptions, digitalOceanProvider, SIM_DIGITALOCEAN_TOKEN } from './providers/digitalocean/index.ts';
+export { PROVIDERS } from './providers/registry.ts';
+export { EmulatedShell, type HostFacts } from './shell/emulated-shell.ts';
+export { MemoryFileSystem } from './shell/memory-filesystem.ts';
+export { type Sim, type SimOptions, startSim } from './sim.ts';

@@ -1,0 +1,10 @@
+import type { ProviderDefinition } from '../core/provider-front-end.ts';
+import { digitalOceanProvider } from './digitalocean/index.ts';
+
+/**
+ * Every provider front end the simulator can start, by name. To add one, create
+ * `src/providers/<name>/index.ts` exporting a {@link ProviderDefinition} and list it here.
+ */
+export const PROVIDERS: Readonly<Record<string, ProviderDefinition<unknown>>> = {
+  [digitalOceanProvider.name]: digitalOceanProvider,
+};

@@ -1,0 +1,197 @@
+/**
+ * Parser for the small POSIX-shell subset the emulated shell runs: words with single/double
+ * quotes and backslashes, `$VAR`/`${VAR}`/`$?` expansion, `;`, newlines, `&&`, `||`, `|`, and
+ * redirections `>`, `>>`, `<`, `2>`, `2>>`, `2>&1`, `&>`. No globbing, subshells or functions.
+ */
+
+/** Where one stream goes. */
+export interface Redirection {
+  /** 0 stdin, 1 stdout, 2 stderr; `&>` is split into a 1 and a `2>&1`. */
+  fd: 0 | 1 | 2;
+  append: boolean;
+  /** A file path, or `&1` for `2>&1`. */
+  target: string;
+}
+
+/** One simple command: its words (after expansion and quote removal) and redirections. */
+export interface SimpleCommand {
+  words: string[];
+  redirections: Redirection[];
+}
+
+/** Commands joined by `|`. */
+export interface Pipeline {
+  commands: SimpleCommand[];
+}
+
+/** Pipelines joined by `;`, `&&`, `||` (the operator before each item; the first has `;`). */
+export interface CommandList {
+  items: { operator: ';' | '&&' | '||'; pipeline: Pipeline }[];
+}
+
+/** A syntax error; the shell prints it like dash does. */
+export class ShellSyntaxError extends Error {
+  override readonly name = 'ShellSyntaxError';
+}
+
+type Token = { kind: 'word'; value: string } | { kind: 'operator'; value: string };
+
+/** Parses a command line; `variables` expand `$NAME` (unknown names expand to ''). */
+export function parseCommandLine(line: string, variables: Readonly<Record<string, string>>): CommandList {
+  const tokens = tokenize(line, variables);
+  const list: CommandList = { items: [] };
+  let operator: ';' | '&&' | '||' = ';';
+  let pipeline: Pipeline = { commands: [] };
+  let command: SimpleCommand = { words: [], redirections: [] };
+  const endCommand = (): void => {
+    if (command.words.length === 0 && command.redirections.length === 0) throw new ShellSyntaxError('Syntax error: unexpected operator');
+    pipeline.commands.push(command);
+    command = { words: [], redirections: [] };
+  };
+  for (let index = 0; index < tokens.length; index++) {
+    const token = tokens[index]!;
+    if (token.kind === 'word') {
+      command.words.push(token.value);
+      continue;
+    }
+    const redirect = /^(\d|&)?(>>|>|<)(&1)?$/.exec(token.value);
+    if (redirect !== null) {
+      const fdText = redirect[1];
+      const mode = redirect[2]!;
+      if (redirect[3] !== undefined) {
+        command.redirections.push({ fd: 2, append: false, target: '&1' });
+        continue;
+      }
+      const next = tokens[++index];
+      if (next === undefined || next.kind !== 'word') throw new ShellSyntaxError('Syntax error: newline unexpected');
+      if (fdText === '&') {
+        command.redirections.push({ fd: 1, append: mode === '>>', target: next.value });
+        command.redirections.push({ fd: 2, append: false, target: '&1' });
+      } else {
+        const fd = mode === '<' ? 0 : fdText === '2' ? 2 : 1;
+        command.redirections.push({ fd, append: mode === '>>', target: next.value });
+      }
+      continue;
+    }
+    if (token.value === '|') {
+      endCommand();
+      continue;
+    }
+    // ; && || or newline
+    if (command.words.length === 0 && command.redirections.length === 0 && pipeline.commands.length === 0) {
+      if (token.value === ';') continue; // empty statement, e.g. trailing newline
+      throw new ShellSyntaxError(`Syntax error: "${token.value}" unexpected`);
+    }
+    endCommand();
+    list.items.push({ operator, pipeline });
+    pipeline = { commands: [] };
+    operator = token.value as ';' | '&&' | '||';
+  }
+  if (command.words.length > 0 || command.redirections.length > 0) endCommand();
+  if (pipeline.commands.length > 0) list.items.push({ operator, pipeline });
+  else if (operator !== ';') throw new ShellSyntaxError('Syntax error: end of file unexpected');
+  return list;
+}
+
+function tokenize(line: string, variables: Readonly<Record<string, string>>): Token[] {
+  const tokens: Token[] = [];
+  let word = '';
+  let inWord = false;
+  const flush = (): void => {
+    if (inWord) tokens.push({ kind: 'word', value: word });
+    word = '';
+    inWord = false;
+  };
+  const expand = (start: number): { text: string; end: number } => {
+    const rest = line.slice(start + 1);
+    const braced = /^\{([A-Za-z_][A-Za-z0-9_]*)\}/.exec(rest);
+    if (braced !== null) return { text: variables[braced[1]!] ?? '', end: start + braced[0].length };
+    const plain = /^([A-Za-z_][A-Za-z0-9_]*|\?|\$|#)/.exec(rest);
+    if (plain !== null) return { text: variables[plain[1]!] ?? '', end: start + plain[0].length };
+    return { text: '$', end: start };
+  };
+  for (let index = 0; index < line.length; index++) {
+    const char = line[index]!;
+    if (char === "'") {
+      const close = line.indexOf("'", index + 1);
+      if (close === -1) throw new ShellSyntaxError('Syntax error: Unterminated quoted string');
+      word += line.slice(index + 1, close);
+      inWord = true;
+      index = close;
+    } else if (char === '"') {
+      inWord = true;
+      index++;
+      while (index < line.length && line[index] !== '"') {
+        const inner = line[index]!;
+        if (inner === '\\' && index + 1 < line.length && '$`"\\\n'.includes(line[index + 1]!)) {
+          word += line[index + 1];
+          index += 2;
+        } else if (inner === '$') {
+          const { text, end } = expand(index);
+          word += text;
+          index = end + 1;
+        } else {
+          word += inner;
+          index++;
+        }
+      }
+      if (index >= line.length) throw new ShellSyntaxError('Syntax error: Unterminated quoted string');
+    } else if (char === '\\') {
+      if (index + 1 < line.length && line[index + 1] !== '\n') word += line[index + 1];
+      inWord = true;
+      index++;
+    } else if (char === '$') {
+      const { text, end } = expand(index);
+      word += text;
+      inWord = true;
+      index = end;
+    } else if (char === ' ' || char === '\t') {
+      flush();
+    } else if (char === '#' && !inWord) {
+      const newline = line.indexOf('\n', index);
+      if (newline === -1) break;
+      index = newline - 1;
+    } else if (char === '\n' || char === ';') {
+      flush();
+      tokens.push({ kind: 'operator', value: ';' });
+    } else if (char === '&' || char === '|') {
+      const double = line[index + 1] === char;
+      if (char === '&' && !double) {
+        if (line[index + 1] === '>') {
+          flush();
+          const append = line[index + 2] === '>';
+          tokens.push({ kind: 'operator', value: append ? '&>>' : '&>' });
+          index += append ? 2 : 1;
+          continue;
+        }
+        throw new ShellSyntaxError('background jobs (&) are not supported');
+      }
+      flush();
+      tokens.push({ kind: 'operator', value: double ? `${char}${char}` : char });
+      if (double) index++;
+    } else if (char === '>' || char === '<') {
+      const fd = inWord && /^\d$/.test(word) ? word : '';
+      if (fd !== '') {
+        word = '';
+        inWord = false;
+      } else {
+        flush();
+      }
+      let operator = `${fd}${char}`;
+      if (char === '>' && line[index + 1] === '>') {
+        operator += '>';
+        index++;
+      }
+      if (char === '>' && line.slice(index + 1, index + 3) === '&1') {
+        operator += '&1';
+        index += 2;
+      }
+      tokens.push({ kind: 'operator', value: operator });
+    } else {
+      word += char;
+      inWord = true;
+    }
+  }
+  flush();
+  return tokens;
+}
