@@ -1,0 +1,132 @@
+/**
+ * Builds the @digitalocean/dots client. This module imports the SDK, so the driver loads it only
+ * through a dynamic `import()` on first use; importing the package stays cheap.
+ */
+import { FetchRequestAdapter, KiotaClientFactory, type Middleware, MiddlewareFactory, RetryHandler } from '@microsoft/kiota-http-fetchlibrary';
+import type { DigitalOceanClient } from './digitalocean-api-types.ts';
+
+export type { DigitalOceanClient } from './digitalocean-api-types.ts';
+
+/** The two exports of @digitalocean/dots the driver uses (see digitalocean-api-types.ts for why they are typed here). */
+interface DotsModule {
+  createDigitalOceanClient(adapter: FetchRequestAdapter): unknown;
+  DigitalOceanApiKeyAuthenticationProvider: new (token: string) => ConstructorParameters<typeof FetchRequestAdapter>[0];
+}
+
+// A specifier in a variable keeps tsc from compiling the SDK's TypeScript sources.
+const dotsSpecifier: string = '@digitalocean/dots';
+let dotsModule: Promise<DotsModule> | undefined;
+
+/** Loads @digitalocean/dots once. */
+export function loadDots(): Promise<DotsModule> {
+  dotsModule ??= (import(dotsSpecifier) as Promise<DotsModule>).catch((error: unknown) => {
+    dotsModule = undefined;
+    throw error;
+  });
+  return dotsModule;
+}
+
+/** How throttled (429) and failed (5xx, network) calls are retried. */
+export interface RetryPolicy {
+  /** Retries after the first attempt (default 5). */
+  maxRetries: number;
+  /** First back-off delay when the server gives no hint, ms (default 1000); doubles per retry, with full jitter. */
+  baseDelayMs: number;
+  /** Longest single wait, ms (default 60 000). Tests set it small. */
+  maxDelayMs: number;
+  /**
+   * When the server asks to wait longer than this (ms), give up at once and report when the limit
+   * resets instead of hanging (DigitalOcean's hourly limit can reset an hour later). Default 90 000.
+   */
+  giveUpAfterMs: number;
+}
+
+/** The production retry policy. */
+export const defaultRetryPolicy: RetryPolicy = { maxRetries: 5, baseDelayMs: 1000, maxDelayMs: 60_000, giveUpAfterMs: 90_000 };
+
+/** Options for {@link createDotsClient}. */
+export interface DotsClientOptions {
+  token: string;
+  /** API base URL, e.g. https://api.digitalocean.com or the simulator's endpoint. */
+  apiUrl: string;
+  retry?: Partial<RetryPolicy>;
+}
+
+/** Builds a dots client whose retry handler honours DigitalOcean's rate-limit headers. */
+export async function createDotsClient(options: DotsClientOptions): Promise<DigitalOceanClient> {
+  const { createDigitalOceanClient, DigitalOceanApiKeyAuthenticationProvider } = await loadDots();
+  const middlewares = MiddlewareFactory.getDefaultMiddlewares().map((middleware) =>
+    middleware instanceof RetryHandler ? new DigitalOceanRetryHandler({ ...defaultRetryPolicy, ...options.retry }) : middleware,
+  );
+  const adapter = new FetchRequestAdapter(
+    new DigitalOceanApiKeyAuthenticationProvider(options.token),
+    undefined,
+    undefined,
+    KiotaClientFactory.create(undefined, middlewares),
+  );
+  adapter.baseUrl = options.apiUrl.replace(/\/+$/, '');
+  return createDigitalOceanClient(adapter) as DigitalOceanClient;
+}
+
+const idempotentMethods = new Set(['GET', 'HEAD', 'DELETE', 'PUT', 'OPTIONS']);
+const transientStatuses = new Set([500, 502, 503, 504]);
+
+/**
+ * Replaces kiota's RetryHandler, which knows only `Retry-After` and retries 429/503/504 three
+ * times. DigitalOcean answers a throttled call with 429 and `ratelimit-reset` (epoch seconds);
+ * this handler waits until then (capped), backs off exponentially otherwise, retries 5xx and
+ * network errors only for idempotent methods (a POST that may have gone through is never
+ * repeated: DigitalOcean has no idempotency tokens), and gives up at once when the reset is
+ * too far away.
+ */
+export class DigitalOceanRetryHandler implements Middleware {
+  next: Middleware | undefined;
+  readonly #policy: RetryPolicy;
+
+  constructor(policy: RetryPolicy) {
+    this.#policy = policy;
+  }
+
+  async execute(url: string, requestInit: RequestInit, requestOptions?: Parameters<Middleware['execute']>[2]): Promise<Response> {
+    const next = this.next;
+    if (next === undefined) throw new Error('DigitalOceanRetryHandler has no next middleware');
+    const method = (requestInit.method ?? 'GET').toUpperCase();
+    for (let attempt = 0; ; attempt++) {
+      let response: Response;
+      try {
+        response = await next.execute(url, requestInit, requestOptions);
+      } catch (error) {
+        if (attempt >= this.#policy.maxRetries || !idempotentMethods.has(method)) throw error;
+        await sleep(this.#backoff(attempt));
+        continue;
+      }
+      const retryable = response.status === 429 || (transientStatuses.has(response.status) && idempotentMethods.has(method));
+      if (!retryable || attempt >= this.#policy.maxRetries) return response;
+      const hinted = serverDelayMs(response.headers);
+      if (hinted !== undefined && hinted > this.#policy.giveUpAfterMs) return response;
+      await response.body?.cancel();
+      await sleep(Math.min(hinted ?? this.#backoff(attempt), this.#policy.maxDelayMs));
+    }
+  }
+
+  #backoff(attempt: number): number {
+    return Math.random() * Math.min(this.#policy.baseDelayMs * 2 ** attempt, this.#policy.maxDelayMs);
+  }
+}
+
+/** How long the server asks to wait: `Retry-After` (seconds or a date), else `ratelimit-reset`. */
+export function serverDelayMs(headers: Headers, now = Date.now()): number | undefined {
+  const retryAfter = headers.get('retry-after');
+  if (retryAfter !== null && retryAfter.trim() !== '') {
+    const seconds = Number(retryAfter);
+    const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(retryAfter) - now;
+    if (Number.isFinite(ms)) return Math.max(0, ms);
+  }
+  const reset = Number(headers.get('ratelimit-reset') ?? Number.NaN);
+  if (Number.isFinite(reset) && reset > 0) return Math.max(0, reset * 1000 - now);
+  return undefined;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

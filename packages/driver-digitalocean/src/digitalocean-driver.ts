@@ -1,0 +1,648 @@
+import { randomBytes } from 'node:crypto';
+import { access, readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import {
+  assertValidMachineName,
+  cleanupJournal,
+  createWithCleanup,
+  type Driver,
+  type DriverContext,
+  type FirewallRule,
+  findEntry,
+  InvalidConfigError,
+  type JournalEntry,
+  machineFirewallRules,
+  NotFoundError,
+  type OperationOptions,
+  ProviderError,
+  type ResourceDeleter,
+  type State,
+  TimeoutError,
+  throwIfAborted,
+  waitFor,
+} from '@machine/driver-core';
+import type { LoadedSSHKey } from '@machine/driver-core/keys';
+import type { DigitalOceanClient, DotsDroplet } from './digitalocean-api-types.ts';
+import type { RetryPolicy } from './digitalocean-client.ts';
+import { resolveAccessToken } from './digitalocean-credentials.ts';
+import { mapDigitalOceanError } from './digitalocean-errors.ts';
+import type { DigitalOceanConfig } from './digitalocean-flags.ts';
+import { stateOfDropletStatus, stateWithPendingAction } from './digitalocean-state.ts';
+
+/** Resource kinds this driver records in the machine's journal. */
+export const ResourceKind = { sshKey: 'ssh-key', droplet: 'droplet', firewall: 'firewall' } as const;
+
+/** Tag on every droplet this driver makes, so leaked ones can be found (`doctl compute droplet list --tag-name machine`). */
+export const machineTag = 'machine';
+
+/** Poll and fallback timing; the defaults suit the real API, tests shrink them. */
+export interface DigitalOceanTimings {
+  /** First delay between polls of a droplet or an action, ms (default 2000; backs off 1.5×). */
+  pollIntervalMs: number;
+  /** Longest delay between polls, ms (default 5000). */
+  maxPollIntervalMs: number;
+  /** How long a graceful `shutdown` may take before `power_off`, ms (default 60 000). */
+  shutdownTimeoutMs: number;
+  /** How long a `reboot` may take before `power_cycle`, ms (default 120 000). */
+  rebootTimeoutMs: number;
+  /** Retry policy of the client the driver builds (not of an injected one). */
+  retry: Partial<RetryPolicy>;
+}
+
+/** Production timings. */
+export const defaultTimings: DigitalOceanTimings = {
+  pollIntervalMs: 2000,
+  maxPollIntervalMs: 5000,
+  shutdownTimeoutMs: 60_000,
+  rebootTimeoutMs: 120_000,
+  retry: {},
+};
+
+type DropletValue = DotsDroplet;
+
+// ssh2 (behind driver-core's keys and ssh helpers) loads only when create needs it, to keep the import cheap.
+type PowerAction = 'shutdown' | 'power_off' | 'power_on' | 'reboot' | 'power_cycle';
+
+let clientModule: Promise<typeof import('./digitalocean-client.ts')> | undefined;
+
+/** Loads the SDK (once per process) only when a driver first talks to DigitalOcean. */
+export function loadClientModule(): Promise<typeof import('./digitalocean-client.ts')> {
+  clientModule ??= import('./digitalocean-client.ts').catch((error: unknown) => {
+    clientModule = undefined;
+    throw error;
+  });
+  return clientModule;
+}
+
+/** The droplet's public IPv4 address, if it has one yet. */
+export function publicIPv4(droplet: DropletValue | null | undefined): string | undefined {
+  return droplet?.networks?.v4?.find((network) => network.type === 'public' && typeof network.ipAddress === 'string')?.ipAddress ?? undefined;
+}
+
+/** What the driver needs besides the parsed config. */
+export interface DigitalOceanDriverOptions {
+  config: DigitalOceanConfig;
+  context: DriverContext;
+  /** A dots client to use instead of building one from the token and API URL. */
+  client?: DigitalOceanClient;
+  timings?: Partial<DigitalOceanTimings>;
+}
+
+/** Inputs checked on the local machine before any API call. */
+interface LocalInputs {
+  userData: string | undefined;
+  /** The user's key when --digitalocean-ssh-key-fingerprint is set. */
+  userKey: LoadedSSHKey | undefined;
+  rules: FirewallRule[];
+}
+
+/**
+ * The DigitalOcean droplet driver: a thin mapping of the Driver operations onto the dots client.
+ * Every resource is journaled as soon as the API returns it; power operations wait on the
+ * droplet action's own status.
+ */
+export class DigitalOceanDriver implements Driver {
+  readonly driverName = 'digitalocean';
+  readonly #config: DigitalOceanConfig;
+  readonly #context: DriverContext;
+  readonly #timings: DigitalOceanTimings;
+  readonly #injected: DigitalOceanClient | undefined;
+  #client: Promise<DigitalOceanClient> | undefined;
+  #token: string | undefined;
+
+  constructor(options: DigitalOceanDriverOptions) {
+    this.#config = options.config;
+    this.#context = options.context;
+    this.#timings = { ...defaultTimings, ...options.timings };
+    this.#injected = options.client;
+  }
+
+  get machineName(): string {
+    return this.#context.machineName;
+  }
+
+  /** Values that must never appear in errors. */
+  secrets(): string[] {
+    return [this.#config.accessToken, this.#token].filter((value): value is string => typeof value === 'string' && value !== '');
+  }
+
+  async preCreateCheck(options: OperationOptions = {}): Promise<void> {
+    await this.#localInputs();
+    const client = await this.#dots();
+    throwIfAborted(options.signal);
+    const { region, size, image } = this.#config;
+    const regions = await this.#api('preCreateCheck', 'regions', () => client.v2.regions.get({ queryParameters: { perPage: 200 } }));
+    const found = regions?.regions?.find((candidate) => candidate.slug === region);
+    if (found === undefined || found.available === false) {
+      const available = (regions?.regions ?? []).filter((candidate) => candidate.available !== false).map((candidate) => candidate.slug);
+      throw new InvalidConfigError([
+        { flag: 'digitalocean-region', message: `"${region}" is not an available region; available: ${available.join(', ')}` },
+      ]);
+    }
+    if (Array.isArray(found.sizes) && found.sizes.length > 0 && !found.sizes.includes(size)) {
+      throw new InvalidConfigError([{ flag: 'digitalocean-size', message: `size "${size}" is not offered in ${region}` }]);
+    }
+    throwIfAborted(options.signal);
+    const imageId = /^\d+$/.test(image) ? Number(image) : image;
+    try {
+      await this.#api('preCreateCheck', `image ${image}`, () => client.v2.images.byImage_id(imageId).get());
+    } catch (error) {
+      if (error instanceof NotFoundError) {
+        throw new InvalidConfigError([
+          { flag: 'digitalocean-image', message: `image "${image}" does not exist; list images with \`doctl compute image list-distribution\`` },
+        ]);
+      }
+      throw error;
+    }
+    if (this.#config.sshKeyFingerprint !== undefined) await this.#existingKey(client, 'preCreateCheck');
+  }
+
+  async create(options: OperationOptions = {}): Promise<void> {
+    const { signal } = options;
+    assertValidMachineName(this.machineName);
+    const inputs = await this.#localInputs();
+    const client = await this.#dots();
+    const { journal, data } = this.#context;
+    await createWithCleanup(
+      journal,
+      async () => {
+        throwIfAborted(signal);
+        const { keyReference, privateKey } = await this.#prepareKey(client, inputs, signal);
+        throwIfAborted(signal);
+        const droplet = await this.#createDroplet(client, inputs, keyReference);
+        const dropletId = droplet.id as number;
+        throwIfAborted(signal);
+        if (this.#config.firewall) await this.#createFirewall(client, dropletId, inputs.rules);
+        const { ip, ipv6 } = await this.#waitForActive(dropletId, signal);
+        await data.write({ dropletId, ip, ipv6: ipv6 ?? null });
+        throwIfAborted(signal);
+        const { waitForSSH } = await import('@machine/driver-core/ssh');
+        const hostKeyFingerprint = await waitForSSH(
+          { host: ip, port: this.#config.sshPort, username: this.#config.sshUser, privateKey, machine: this.machineName },
+          {
+            timeout: this.#config.waitTimeout * 1000,
+            operation: 'create',
+            ...(signal === undefined ? {} : { signal }),
+            ...(this.#context.onProgress === undefined ? {} : { onProgress: this.#context.onProgress }),
+          },
+        );
+        await data.write({ hostKeyFingerprint });
+      },
+      { deleters: this.#deleters(), machine: this.machineName, operation: 'create' },
+    );
+  }
+
+  async remove(options: OperationOptions = {}): Promise<void> {
+    await cleanupJournal(this.#context.journal, {
+      deleters: this.#deleters(),
+      machine: this.machineName,
+      operation: 'remove',
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+  }
+
+  async start(options: OperationOptions = {}): Promise<void> {
+    const id = this.#dropletId('start');
+    const droplet = await this.#getDroplet(id, 'start');
+    if (droplet.status === 'active') return;
+    this.#refuseArchived(droplet, 'start');
+    const action = await this.#powerAction(id, 'power_on', 'start');
+    await this.#finishAction(action, 'start', this.#config.waitTimeout * 1000, options.signal, true);
+    await this.#waitForStatus(id, 'active', 'start', options.signal);
+  }
+
+  async stop(options: OperationOptions = {}): Promise<void> {
+    const id = this.#dropletId('stop');
+    const droplet = await this.#getDroplet(id, 'stop');
+    if (droplet.status === 'off') return;
+    this.#refuseArchived(droplet, 'stop');
+    const shutdown = await this.#powerAction(id, 'shutdown', 'stop');
+    const timeout = Math.min(this.#timings.shutdownTimeoutMs, this.#config.waitTimeout * 1000);
+    const graceful = await this.#finishAction(shutdown, 'stop', timeout, options.signal, false);
+    if (!graceful) {
+      this.#progress('stop', 'info', `the graceful shutdown did not finish within ${Math.round(timeout / 1000)} s; powering off`);
+      const powerOff = await this.#powerAction(id, 'power_off', 'stop');
+      await this.#finishAction(powerOff, 'stop', this.#config.waitTimeout * 1000, options.signal, true);
+    }
+    await this.#waitForStatus(id, 'off', 'stop', options.signal);
+  }
+
+  async kill(options: OperationOptions = {}): Promise<void> {
+    const id = this.#dropletId('kill');
+    const droplet = await this.#getDroplet(id, 'kill');
+    if (droplet.status === 'off') return;
+    this.#refuseArchived(droplet, 'kill');
+    const action = await this.#powerAction(id, 'power_off', 'kill');
+    await this.#finishAction(action, 'kill', this.#config.waitTimeout * 1000, options.signal, true);
+    await this.#waitForStatus(id, 'off', 'kill', options.signal);
+  }
+
+  async restart(options: OperationOptions = {}): Promise<void> {
+    const id = this.#dropletId('restart');
+    const droplet = await this.#getDroplet(id, 'restart');
+    this.#refuseArchived(droplet, 'restart');
+    if (droplet.status === 'off') {
+      const action = await this.#powerAction(id, 'power_on', 'restart');
+      await this.#finishAction(action, 'restart', this.#config.waitTimeout * 1000, options.signal, true);
+    } else {
+      const reboot = await this.#powerAction(id, 'reboot', 'restart');
+      const timeout = Math.min(this.#timings.rebootTimeoutMs, this.#config.waitTimeout * 1000);
+      const rebooted = await this.#finishAction(reboot, 'restart', timeout, options.signal, false);
+      if (!rebooted) {
+        this.#progress('restart', 'info', 'the reboot did not finish; power-cycling');
+        const cycle = await this.#powerAction(id, 'power_cycle', 'restart');
+        await this.#finishAction(cycle, 'restart', this.#config.waitTimeout * 1000, options.signal, true);
+      }
+    }
+    await this.#waitForStatus(id, 'active', 'restart', options.signal);
+  }
+
+  async getState(): Promise<State> {
+    const id = this.#dropletId('getState');
+    const droplet = await this.#getDroplet(id, 'getState');
+    const state = stateOfDropletStatus(droplet.status);
+    const pending = this.#context.data.read().pendingAction;
+    if (typeof pending !== 'object' || pending === null || Array.isArray(pending)) return state;
+    const { id: actionId, type } = pending as { id?: unknown; type?: unknown };
+    if (typeof actionId !== 'number' || typeof type !== 'string') return state;
+    const client = await this.#dots();
+    const action = await this.#api('getState', `action ${actionId}`, () => client.v2.actions.byAction_id(actionId).get());
+    return stateWithPendingAction(state, type, action?.action?.status);
+  }
+
+  async getIP(): Promise<string> {
+    const cached = this.#context.data.read().ip;
+    if (typeof cached === 'string' && cached !== '') return cached;
+    const id = this.#dropletId('getIP');
+    const ip = publicIPv4(await this.#getDroplet(id, 'getIP'));
+    if (ip === undefined) {
+      throw new ProviderError(`droplet ${id} has no public IPv4 address yet`, { machine: this.machineName, operation: 'getIP', retryable: true });
+    }
+    await this.#context.data.write({ ip });
+    return ip;
+  }
+
+  async getSSHHostname(): Promise<string> {
+    return this.getIP();
+  }
+
+  async getSSHPort(): Promise<number> {
+    return this.#config.sshPort;
+  }
+
+  getSSHUsername(): string {
+    return this.#config.sshUser;
+  }
+
+  getSSHKeyPath(): string {
+    const stored = this.#context.data.read().sshKeyPath;
+    if (typeof stored === 'string' && stored !== '') return stored;
+    return this.#config.sshKeyPath ?? join(this.#context.machineDir, 'id_ed25519');
+  }
+
+  async getURL(): Promise<string> {
+    return `tcp://${await this.getIP()}:2376`;
+  }
+
+  // ---- create steps ----
+
+  async #localInputs(): Promise<LocalInputs> {
+    const { userdata, sshKeyFingerprint, sshKeyPath } = this.#config;
+    let userData: string | undefined;
+    if (userdata !== undefined && userdata !== '') {
+      try {
+        userData = await readFile(userdata, 'utf8');
+      } catch (error) {
+        throw new InvalidConfigError([
+          { flag: 'digitalocean-userdata', message: `cannot read ${userdata}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` },
+        ]);
+      }
+    }
+    if (sshKeyPath !== undefined && sshKeyFingerprint === undefined) {
+      throw new InvalidConfigError([
+        {
+          flag: 'digitalocean-ssh-key-path',
+          message: 'needs --digitalocean-ssh-key-fingerprint (the key already in your DigitalOcean account); without both, machine makes its own key',
+        },
+      ]);
+    }
+    const userKey = sshKeyFingerprint === undefined ? undefined : await this.#loadUserKey(sshKeyFingerprint, sshKeyPath);
+    const rules = machineFirewallRules({
+      sshPort: this.#config.sshPort,
+      openPorts: this.#config.openPorts,
+      allowedCidrs: this.#config.allowedCidrs,
+      openPortFlag: 'digitalocean-open-port',
+      allowedCidrFlag: 'digitalocean-allowed-cidr',
+    });
+    return { userData, userKey, rules };
+  }
+
+  /** Loads the private key of an existing account key and checks it is that key (by MD5 fingerprint). */
+  async #loadUserKey(fingerprint: string, path: string | undefined): Promise<LoadedSSHKey> {
+    const { loadSSHPrivateKey } = await import('@machine/driver-core/keys');
+    const byId = /^\d+$/.test(fingerprint);
+    if (path !== undefined) {
+      const key = await loadSSHPrivateKey(path, 'digitalocean-ssh-key-path');
+      if (!byId && key.md5Fingerprint !== fingerprint.toLowerCase()) {
+        throw new InvalidConfigError([
+          { flag: 'digitalocean-ssh-key-path', message: `${path} has fingerprint ${key.md5Fingerprint}, not ${fingerprint}` },
+        ]);
+      }
+      return key;
+    }
+    const candidates = ['id_ed25519', 'id_rsa', 'id_ecdsa'].map((name) => join(homedir(), '.ssh', name));
+    for (const candidate of candidates) {
+      const exists = await access(candidate).then(
+        () => true,
+        () => false,
+      );
+      if (!exists) continue;
+      const key = await loadSSHPrivateKey(candidate, 'digitalocean-ssh-key-path').catch(() => undefined);
+      if (key !== undefined && (byId || key.md5Fingerprint === fingerprint.toLowerCase())) return key;
+    }
+    throw new InvalidConfigError([
+      {
+        flag: 'digitalocean-ssh-key-path',
+        message: `no private key for ${fingerprint} in ${candidates.join(', ')}; pass --digitalocean-ssh-key-path`,
+      },
+    ]);
+  }
+
+  async #existingKey(client: DigitalOceanClient, operation: string) {
+    const fingerprint = this.#config.sshKeyFingerprint as string;
+    const identifier = /^\d+$/.test(fingerprint) ? Number(fingerprint) : fingerprint;
+    try {
+      const response = await this.#api(operation, `ssh key ${fingerprint}`, () => client.v2.account.keys.bySsh_key_identifier(identifier).get());
+      const key = response?.sshKey;
+      if (key?.id === undefined || key.id === null) throw new ProviderError(`DigitalOcean returned no key for ${fingerprint}`);
+      return key;
+    } catch (error) {
+      if (error instanceof NotFoundError) {
+        throw new InvalidConfigError([
+          { flag: 'digitalocean-ssh-key-fingerprint', message: `no key ${fingerprint} in this DigitalOcean account (\`doctl compute ssh-key list\`)` },
+        ]);
+      }
+      throw error;
+    }
+  }
+
+  async #prepareKey(client: DigitalOceanClient, inputs: LocalInputs, signal: AbortSignal | undefined) {
+    const { journal, data } = this.#context;
+    if (inputs.userKey !== undefined) {
+      const key = await this.#existingKey(client, 'create');
+      await journal.record({ kind: ResourceKind.sshKey, id: String(key.id), preExisting: true, meta: { fingerprint: key.fingerprint ?? '' } });
+      await data.write({ sshKeyPath: inputs.userKey.path });
+      return { keyReference: String(key.id), privateKey: inputs.userKey.privateKey };
+    }
+    this.#progress('upload-key', 'start', 'generating and uploading an ed25519 SSH key');
+    const { generateSSHKeyPair, writeSSHKeyPair } = await import('@machine/driver-core/keys');
+    const keyPair = generateSSHKeyPair({ comment: `machine-${this.machineName}` });
+    const keyPath = await writeSSHKeyPair(this.#context.machineDir, keyPair, 'id_ed25519');
+    await data.write({ sshKeyPath: keyPath });
+    throwIfAborted(signal);
+    // A random suffix: a key left behind by an older run never blocks re-creating this name.
+    const name = `machine-${this.machineName}-${randomBytes(3).toString('hex')}`;
+    const response = await this.#api('create', `ssh key ${name}`, () => client.v2.account.keys.post({ name, publicKey: keyPair.publicKey }));
+    const id = response?.sshKey?.id;
+    if (typeof id !== 'number') throw new ProviderError(`DigitalOcean did not return the id of key ${name}`, { operation: 'create' });
+    await journal.record({ kind: ResourceKind.sshKey, id: String(id), meta: { name, fingerprint: keyPair.md5Fingerprint } });
+    this.#progress('upload-key', 'done', `uploaded key ${name} (${id})`);
+    return { keyReference: String(id), privateKey: keyPair.privateKey };
+  }
+
+  async #createDroplet(client: DigitalOceanClient, inputs: LocalInputs, keyReference: string): Promise<DropletValue> {
+    const { image, region, size, ipv6, privateNetworking, backups, monitoring, vpcUuid, tags } = this.#config;
+    const allTags = [...new Set([machineTag, `${machineTag}-${this.machineName}`, ...tags])];
+    this.#progress('create-instance', 'start', `creating droplet ${this.machineName} (${size}, ${image}) in ${region}`);
+    const startedAt = Date.now();
+    let droplet: DropletValue | null | undefined;
+    try {
+      const response = await this.#api('create', `droplet ${this.machineName}`, () =>
+        client.v2.droplets.post({
+          name: this.machineName,
+          region,
+          size,
+          image: /^\d+$/.test(image) ? Number(image) : image,
+          sshKeys: [keyReference],
+          ipv6,
+          privateNetworking,
+          backups,
+          monitoring,
+          tags: allTags,
+          ...(inputs.userData === undefined ? {} : { userData: inputs.userData }),
+          ...(vpcUuid === undefined ? {} : { vpcUuid }),
+        }),
+      );
+      droplet = response !== undefined && 'droplet' in response ? response.droplet : undefined;
+    } catch (error) {
+      // A 5xx or a dropped connection may hide a droplet that was made: find it so cleanup deletes it.
+      const status = error instanceof ProviderError ? error.statusCode : 400;
+      if (status === undefined || status >= 500) await this.#adoptUnrecordedDroplets(client, startedAt);
+      throw error;
+    }
+    if (typeof droplet?.id !== 'number') throw new ProviderError('DigitalOcean did not return the new droplet’s id', { operation: 'create' });
+    await this.#context.journal.record({ kind: ResourceKind.droplet, id: String(droplet.id), region });
+    await this.#context.data.write({ dropletId: droplet.id });
+    this.#progress('create-instance', 'done', `droplet ${droplet.id} is being built`);
+    return droplet;
+  }
+
+  async #adoptUnrecordedDroplets(client: DigitalOceanClient, since: number): Promise<void> {
+    try {
+      const response = await client.v2.droplets.get({ queryParameters: { tagName: `${machineTag}-${this.machineName}`, perPage: 200 } });
+      for (const droplet of response?.droplets ?? []) {
+        const created = droplet.createdAt instanceof Date ? droplet.createdAt.getTime() : Number.NaN;
+        if (droplet.name === this.machineName && typeof droplet.id === 'number' && !(created < since - 120_000)) {
+          await this.#context.journal.record({ kind: ResourceKind.droplet, id: String(droplet.id), region: this.#config.region });
+        }
+      }
+    } catch {
+      // Best effort: the original error is what the user needs to see.
+    }
+  }
+
+  async #createFirewall(client: DigitalOceanClient, dropletId: number, rules: readonly FirewallRule[]): Promise<void> {
+    const name = `machine-${this.machineName}-${randomBytes(3).toString('hex')}`;
+    this.#progress('create-firewall', 'start', `creating cloud firewall ${name}`);
+    const everywhere = { addresses: ['0.0.0.0/0', '::/0'] };
+    const response = await this.#api('create', `firewall ${name}`, () =>
+      client.v2.firewalls.post({
+        name,
+        dropletIds: [dropletId],
+        inboundRules: rules.map((rule) => ({
+          protocol: rule.protocol,
+          ports: rule.fromPort === rule.toPort ? String(rule.fromPort) : `${rule.fromPort}-${rule.toPort}`,
+          sources: { addresses: [...rule.sources] },
+        })),
+        // A DigitalOcean firewall drops whatever it does not allow, outbound too: allow all outbound.
+        outboundRules: [
+          { protocol: 'tcp', ports: '0', destinations: everywhere },
+          { protocol: 'udp', ports: '0', destinations: everywhere },
+          { protocol: 'icmp', destinations: everywhere },
+        ],
+      }),
+    );
+    const id = response?.firewall?.id;
+    if (typeof id !== 'string' || id === '') throw new ProviderError(`DigitalOcean did not return the id of firewall ${name}`, { operation: 'create' });
+    await this.#context.journal.record({ kind: ResourceKind.firewall, id, meta: { name } });
+    this.#progress('create-firewall', 'done', `firewall ${name} (${id}) allows ${rules.map((rule) => rule.fromPort).join(', ')}`);
+  }
+
+  async #waitForActive(dropletId: number, signal: AbortSignal | undefined): Promise<{ ip: string; ipv6: string | undefined }> {
+    this.#progress('wait-running', 'start', `waiting for droplet ${dropletId} to be active with a public IPv4 address`);
+    const { ip, ipv6 } = await waitFor<{ ip: string; ipv6: string | undefined }>(
+      async () => {
+        const droplet = await this.#getDroplet(dropletId, 'create');
+        const address = publicIPv4(droplet);
+        if (droplet.status === 'active' && address !== undefined) {
+          const v6 = droplet.networks?.v6?.find((network) => network.type === 'public')?.ipAddress ?? undefined;
+          return { done: true, value: { ip: address, ipv6: v6 } };
+        }
+        this.#refuseArchived(droplet, 'create');
+        return { done: false, reason: `status ${droplet.status ?? 'unknown'}${address === undefined ? ', no public IPv4 yet' : ''}` };
+      },
+      this.#waitOptions(`droplet ${dropletId} to be active with a public IPv4 address`, 'create', this.#config.waitTimeout * 1000, signal),
+    );
+    this.#progress('wait-running', 'done', `droplet ${dropletId} is active at ${ip}`);
+    return { ip, ipv6 };
+  }
+
+  // ---- power actions ----
+
+  async #powerAction(dropletId: number, type: PowerAction, operation: string): Promise<number> {
+    const client = await this.#dots();
+    this.#progress(operation, 'start', `${type} droplet ${dropletId}`);
+    const response = await this.#api(operation, `droplet ${dropletId}`, () => client.v2.droplets.byDroplet_id(dropletId).actions.post({ type }));
+    const actionId = response?.action?.id;
+    if (typeof actionId !== 'number') throw new ProviderError(`DigitalOcean did not return the ${type} action`, { operation });
+    await this.#context.data.write({ pendingAction: { id: actionId, type } });
+    return actionId;
+  }
+
+  /**
+   * Waits for a droplet action to end. Returns true when it completed; false when it errored or
+   * timed out and `mustSucceed` is false (the caller falls back); throws otherwise.
+   */
+  async #finishAction(actionId: number, operation: string, timeoutMs: number, signal: AbortSignal | undefined, mustSucceed: boolean): Promise<boolean> {
+    const client = await this.#dots();
+    let status: string;
+    try {
+      status = await waitFor<string>(
+        async () => {
+          const response = await this.#api(operation, `action ${actionId}`, () => client.v2.actions.byAction_id(actionId).get());
+          const current = response?.action?.status ?? 'in-progress';
+          return current === 'in-progress' ? { done: false, reason: 'in progress' } : { done: true, value: current };
+        },
+        this.#waitOptions(`action ${actionId} to finish`, operation, timeoutMs, signal),
+      );
+    } catch (error) {
+      if (!mustSucceed && error instanceof TimeoutError) return false;
+      throw error;
+    }
+    await this.#context.data.write({ pendingAction: null });
+    if (status === 'completed') return true;
+    if (!mustSucceed) return false;
+    throw new ProviderError(`DigitalOcean action ${actionId} ended with status "${status}"`, { machine: this.machineName, operation });
+  }
+
+  async #waitForStatus(dropletId: number, wanted: 'active' | 'off', operation: string, signal: AbortSignal | undefined): Promise<void> {
+    await waitFor(
+      async () => {
+        const droplet = await this.#getDroplet(dropletId, operation);
+        return droplet.status === wanted ? { done: true, value: undefined } : { done: false, reason: `status ${droplet.status ?? 'unknown'}` };
+      },
+      this.#waitOptions(`droplet ${dropletId} to be ${wanted}`, operation, this.#config.waitTimeout * 1000, signal),
+    );
+  }
+
+  #refuseArchived(droplet: DropletValue, operation: string): void {
+    if (droplet.status === 'archive') {
+      throw new ProviderError(`droplet ${droplet.id} is archived by DigitalOcean and cannot be used`, {
+        machine: this.machineName,
+        operation,
+        hint: 'archived droplets belong to suspended or locked accounts; contact DigitalOcean support',
+      });
+    }
+  }
+
+  // ---- plumbing ----
+
+  async #getDroplet(dropletId: number, operation: string): Promise<DropletValue> {
+    const client = await this.#dots();
+    const response = await this.#api(operation, `droplet ${dropletId}`, () => client.v2.droplets.byDroplet_id(dropletId).get());
+    const droplet = response?.droplet;
+    if (droplet === undefined || droplet === null) {
+      throw new NotFoundError(`droplet ${dropletId} not found`, { machine: this.machineName, operation, resource: `droplet ${dropletId}` });
+    }
+    return droplet;
+  }
+
+  #dropletId(operation: string): number {
+    const entry = findEntry(this.#context.journal, ResourceKind.droplet);
+    if (entry === undefined) {
+      throw new NotFoundError('no droplet is recorded for this machine', { machine: this.machineName, operation, resource: 'droplet' });
+    }
+    return Number(entry.id);
+  }
+
+  /** The dots client: the injected one, or one built (once) from the resolved token. */
+  #dots(): Promise<DigitalOceanClient> {
+    if (this.#injected !== undefined) return Promise.resolve(this.#injected);
+    this.#client ??= (async () => {
+      const { token } = await resolveAccessToken({ flagValue: this.#config.accessToken });
+      this.#token = token;
+      const { createDotsClient } = await loadClientModule();
+      return await createDotsClient({ token, apiUrl: this.#config.apiUrl, retry: this.#timings.retry });
+    })().catch((error: unknown) => {
+      this.#client = undefined;
+      throw error;
+    });
+    return this.#client;
+  }
+
+  /** Runs one API call and turns what dots throws into a typed error naming the resource. */
+  async #api<T>(operation: string, resource: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      throw mapDigitalOceanError(error, { machine: this.machineName, operation, resource }, this.secrets());
+    }
+  }
+
+  #waitOptions(description: string, operation: string, timeout: number, signal: AbortSignal | undefined) {
+    return {
+      interval: this.#timings.pollIntervalMs,
+      maxInterval: this.#timings.maxPollIntervalMs,
+      timeout,
+      description,
+      machine: this.machineName,
+      operation,
+      ...(signal === undefined ? {} : { signal }),
+    };
+  }
+
+  #deleters(): Record<string, ResourceDeleter> {
+    const remove = (what: string, call: (client: DigitalOceanClient, entry: JournalEntry) => Promise<unknown>): ResourceDeleter => {
+      return async (entry) => {
+        const client = await this.#dots();
+        this.#progress('remove', 'info', `deleting ${what} ${entry.id}`);
+        await this.#api('remove', `${what} ${entry.id}`, () => call(client, entry));
+      };
+    };
+    return {
+      [ResourceKind.firewall]: remove('firewall', (client, entry) => client.v2.firewalls.byFirewall_id(entry.id).delete()),
+      [ResourceKind.droplet]: remove('droplet', (client, entry) => client.v2.droplets.byDroplet_id(Number(entry.id)).delete()),
+      [ResourceKind.sshKey]: remove('ssh key', (client, entry) => client.v2.account.keys.bySsh_key_identifier(Number(entry.id)).delete()),
+    };
+  }
+
+  #progress(step: string, phase: 'start' | 'done' | 'info', message: string): void {
+    this.#context.onProgress?.({ step, phase, message });
+  }
+}
+
+/** The State of a droplet in a list response (used by the batch state query). */
+export function stateOfDroplet(droplet: DropletValue): State {
+  return stateOfDropletStatus(droplet.status);
+}

@@ -1,0 +1,131 @@
+/**
+ * @machine/driver-digitalocean: DigitalOcean droplets for machine, on the official
+ * @digitalocean/dots SDK. Importing this module does not load the SDK; the first API call does.
+ */
+import {
+  type BatchStateRequest,
+  defineDriver,
+  type DriverDescriptor,
+  findEntry,
+  guardDriver,
+  NotFoundError,
+  type OperationOptions,
+  type State,
+  throwIfAborted,
+} from '@machine/driver-core';
+import type { DigitalOceanClient } from './digitalocean-api-types.ts';
+import { resolveAccessToken } from './digitalocean-credentials.ts';
+import {
+  DigitalOceanDriver,
+  type DigitalOceanTimings,
+  defaultTimings,
+  loadClientModule,
+  machineTag,
+  ResourceKind,
+  stateOfDroplet,
+} from './digitalocean-driver.ts';
+import { digitalOceanErrorMapper, mapDigitalOceanError } from './digitalocean-errors.ts';
+import { type DigitalOceanConfig, digitalOceanFlags } from './digitalocean-flags.ts';
+
+export type { DigitalOceanClient } from './digitalocean-api-types.ts';
+export type { DotsClientOptions, RetryPolicy } from './digitalocean-client.ts';
+export { doctlConfigPath, readDoctlToken, resolveAccessToken } from './digitalocean-credentials.ts';
+export { DigitalOceanDriver, type DigitalOceanTimings, defaultTimings, machineTag, ResourceKind } from './digitalocean-driver.ts';
+export { isDigitalOceanApiError, mapDigitalOceanError } from './digitalocean-errors.ts';
+export { type DigitalOceanConfig, defaultApiUrl, defaultImage, digitalOceanFlags } from './digitalocean-flags.ts';
+export { stateOfDropletStatus } from './digitalocean-state.ts';
+
+/** Options for {@link createDigitalOceanDescriptor}. */
+export interface DigitalOceanDescriptorOptions {
+  /** Poll, fallback and retry timing (tests shrink it). */
+  timings?: Partial<DigitalOceanTimings>;
+  /** A client for `getStates` (createDriver takes its own `client`). */
+  client?: DigitalOceanClient;
+}
+
+/** Builds the SDK client on first use; the SDK module is loaded only here. */
+export async function createDigitalOceanClient(options: { token: string; apiUrl: string; retry?: DigitalOceanTimings['retry'] }): Promise<DigitalOceanClient> {
+  const { createDotsClient } = await loadClientModule();
+  return createDotsClient(options);
+}
+
+/** A digitalocean descriptor with custom timing; the default export uses production timing. */
+export function createDigitalOceanDescriptor(options: DigitalOceanDescriptorOptions = {}): DriverDescriptor<DigitalOceanConfig, DigitalOceanClient> {
+  const timings = { ...defaultTimings, ...options.timings };
+  return defineDriver<DigitalOceanConfig, DigitalOceanClient>({
+    name: 'digitalocean',
+    specificationVersion: 'v1',
+    description: 'DigitalOcean droplets (API token from DIGITALOCEAN_ACCESS_TOKEN or doctl)',
+    flags: digitalOceanFlags,
+    createDriver: ({ config, context, client }) => {
+      const driver = new DigitalOceanDriver({ config, context, timings, ...(client === undefined ? {} : { client }) });
+      return guardDriver(driver, digitalOceanErrorMapper(() => driver.secrets()));
+    },
+    getStates: (machines, operationOptions) => getStates(machines, timings, options.client, operationOptions),
+  });
+}
+
+/**
+ * One droplet list call (`tag_name=machine`, 200 per page) per token and API URL, instead of a
+ * GET per machine. A machine whose droplet is not in the list gets a NotFoundError. In-progress
+ * power actions are not looked up here (getState does that).
+ */
+async function getStates(
+  machines: readonly BatchStateRequest<DigitalOceanConfig>[],
+  timings: DigitalOceanTimings,
+  injected: DigitalOceanClient | undefined,
+  options: OperationOptions = {},
+): Promise<Map<string, State | Error>> {
+  const results = new Map<string, State | Error>();
+  const groups = new Map<string, { token: string; apiUrl: string; machines: BatchStateRequest<DigitalOceanConfig>[] }>();
+  for (const machine of machines) {
+    const name = machine.context.machineName;
+    try {
+      const { token } = await resolveAccessToken({ flagValue: machine.config.accessToken });
+      const key = `${machine.config.apiUrl}\n${token}`;
+      const group = groups.get(key) ?? { token, apiUrl: machine.config.apiUrl, machines: [] };
+      group.machines.push(machine);
+      groups.set(key, group);
+    } catch (error) {
+      results.set(name, error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+  for (const group of groups.values()) {
+    throwIfAborted(options.signal);
+    const secrets = [group.token];
+    try {
+      const client = injected ?? (await createDigitalOceanClient({ token: group.token, apiUrl: group.apiUrl, retry: timings.retry }));
+      const byId = new Map<string, State>();
+      const perPage = 200;
+      for (let page = 1; ; page++) {
+        const response = await client.v2.droplets.get({ queryParameters: { tagName: machineTag, perPage, page } });
+        const droplets = response?.droplets ?? [];
+        for (const droplet of droplets) if (typeof droplet.id === 'number') byId.set(String(droplet.id), stateOfDroplet(droplet));
+        const pages = response?.links?.pages;
+        if (droplets.length < perPage || pages === undefined || pages === null || !('next' in pages) || !pages.next) break;
+      }
+      for (const machine of group.machines) {
+        const name = machine.context.machineName;
+        const entry = findEntry(machine.context.journal, ResourceKind.droplet);
+        const state = entry === undefined ? undefined : byId.get(entry.id);
+        results.set(
+          name,
+          state ??
+            new NotFoundError(entry === undefined ? 'no droplet is recorded for this machine' : `droplet ${entry.id} not found`, {
+              machine: name,
+              operation: 'getState',
+            }),
+        );
+      }
+    } catch (error) {
+      for (const machine of group.machines) {
+        results.set(machine.context.machineName, mapDigitalOceanError(error, { machine: machine.context.machineName, operation: 'getState' }, secrets));
+      }
+    }
+  }
+  return results;
+}
+
+/** The digitalocean driver descriptor (plain data; the SDK loads on first use). */
+const digitalOceanDriver = createDigitalOceanDescriptor();
+export default digitalOceanDriver;

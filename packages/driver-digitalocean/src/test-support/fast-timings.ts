@@ -1,0 +1,10 @@
+import type { DigitalOceanTimings } from '../digitalocean-driver.ts';
+
+/** Timings that keep tests fast: millisecond polls and retries. */
+export const fastTimings: DigitalOceanTimings = {
+  pollIntervalMs: 5,
+  maxPollIntervalMs: 20,
+  shutdownTimeoutMs: 300,
+  rebootTimeoutMs: 300,
+  retry: { baseDelayMs: 5, maxDelayMs: 20, maxRetries: 3 },
+};
