@@ -146,9 +146,19 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
     try {
       await driver.create(operation);
       onProgress({ step: 'create', phase: 'done', message: `Created machine "${name}"` });
+      const sshHost = await driver.getSSHHostname(operation).catch((error: unknown) => {
+        // A driver without SSH (like the reference's `none`) says so; there is nothing to wait for.
+        if (MachineError.isInstance(error) && error.code === 'NOT_SUPPORTED') return undefined;
+        throw error;
+      });
+      if (sshHost === undefined) {
+        record.status = 'ready';
+        await store.write(record);
+        return finish();
+      }
       const keyPath = driver.getSSHKeyPath();
       const target = {
-        host: await driver.getSSHHostname(operation),
+        host: sshHost,
         port: await driver.getSSHPort(operation),
         username: driver.getSSHUsername(),
         privateKey: await readFile(keyPath, 'utf8'),
@@ -184,8 +194,12 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
   } finally {
     await lock.release();
   }
-  writeLine(io.stdout, `Machine "${name}" is ready. Connect with \`machine ssh ${name}\`; \`machine env ${name}\` prints its Docker environment.`);
-  return ExitCode.ok;
+  return finish();
+
+  function finish(): number {
+    writeLine(io.stdout, `Machine "${name}" is ready. Connect with \`machine ssh ${name}\`; \`machine env ${name}\` prints its Docker environment.`);
+    return ExitCode.ok;
+  }
 }
 
 function messageOf(error: unknown, secrets: readonly string[]): string {

@@ -1,0 +1,99 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeBrokenDriver, writeFixtureDriver } from './test-support/fixture-driver.ts';
+
+const packageDir = fileURLToPath(new URL('..', import.meta.url));
+const bin = join(packageDir, 'dist', 'bin.js');
+let work: string;
+let env: NodeJS.ProcessEnv;
+
+/** Runs the built binary as a child process. */
+function machine(args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { env: { ...env, ...extraEnv }, timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  // The binary runs from dist: build this package (and driver-core when it has no dist yet).
+  const tsc = join(packageDir, '..', '..', 'node_modules', '.bin', 'tsc');
+  const core = join(packageDir, '..', 'driver-core');
+  if (!existsSync(join(core, 'dist', 'index.js'))) execFileSync(tsc, ['-p', 'tsconfig.build.json'], { cwd: core, stdio: 'inherit' });
+  execFileSync(tsc, ['-p', 'tsconfig.build.json'], { cwd: packageDir, stdio: 'inherit' });
+  work = await mkdtemp(join(tmpdir(), 'machine-bin-'));
+  const drivers = join(work, 'drivers');
+  await writeFixtureDriver(drivers, 'memo');
+  await writeBrokenDriver(drivers, 'bad');
+  env = {
+    PATH: process.env.PATH,
+    HOME: work,
+    MACHINE_STORAGE_PATH: join(work, 'store'),
+    MACHINE_DRIVER_PATH: drivers,
+    FIXTURE_CLOUD_DIR: join(work, 'cloud'),
+  };
+}, 120_000);
+
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('the built machine binary', () => {
+  it('prints its version', async () => {
+    const result = await machine(['--version']);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toMatch(/^machine version \d+\.\d+\.\d+, node \d+/);
+  });
+
+  it('runs a machine through its whole lifecycle with a driver found in MACHINE_DRIVER_PATH', async () => {
+    expect((await machine(['create', '-d', 'memo', '--memo-color', 'red', 'e2e'])).code).toBe(0);
+    expect((await machine(['ls', '--format', '{{.Name}} {{.State}}'])).stdout).toBe('e2e Running\n');
+    for (const [action, state] of [['stop', 'Stopped'], ['start', 'Running'], ['restart', 'Running'], ['kill', 'Stopped']] as const) {
+      const result = await machine([action, 'e2e']);
+      expect(result.code, `${action}: ${result.stderr}`).toBe(0);
+      expect((await machine(['status', 'e2e'])).stdout).toBe(`${state}\n`);
+    }
+    expect((await machine(['inspect', '-f', '{{.Driver.color}}', 'e2e'])).stdout).toBe('red\n');
+    expect((await machine(['rm', '-y', 'e2e'])).code).toBe(0);
+    expect(await readdir(join(work, 'cloud'))).toEqual([]);
+  });
+
+  it('gives one clear line and exit code 1 for bad input', async () => {
+    const cases: [string[], RegExp][] = [
+      [['create', '-d', 'nosuch', 'x1'], /^Driver "nosuch" not found/],
+      [['create', '-d', 'memo', '--memo-nope', 'x', 'x1'], /^--memo-nope: unknown flag; known flags: --memo-cloud-dir, --memo-color\n$/],
+      [['create', '-d', 'memo', 'Not_Valid'], /^machine name: "Not_Valid"/],
+      [['create', '-d', 'bad', 'x1'], /^machine-driver-bad does not export a valid machine driver/],
+      [['status', 'ghost'], /^Docker machine "ghost" does not exist\./],
+    ];
+    for (const [args, pattern] of cases) {
+      const result = await machine(args);
+      expect(result.code, args.join(' ')).toBe(1);
+      expect(result.stderr.trimEnd().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(result.stderr, args.join(' ')).toMatch(pattern);
+    }
+    const missing = await machine(['create', '-d', 'memo', 'x1'], { FIXTURE_CLOUD_DIR: '' });
+    expect(missing).toMatchObject({ code: 1, stderr: '--memo-cloud-dir: is required: pass --memo-cloud-dir or set FIXTURE_CLOUD_DIR\n' });
+    expect((await machine(['create', '-d', 'memo', 'dup'])).code).toBe(0);
+    expect(await machine(['create', '-d', 'memo', 'dup'])).toMatchObject({ code: 1, stderr: 'Docker machine "dup" already exists\n' });
+    expect((await machine(['rm', '-f', 'dup'])).code).toBe(0);
+  });
+
+  it('lists the other machines when one config.json is corrupt', async () => {
+    expect((await machine(['create', '-d', 'memo', 'fine'])).code).toBe(0);
+    await mkdir(join(work, 'store', 'machines', 'mangled'), { recursive: true });
+    await writeFile(join(work, 'store', 'machines', 'mangled', 'config.json'), 'not json');
+    const result = await machine(['ls']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/fine\s+memo\s+Running/);
+    expect(result.stdout).toMatch(/mangled\s+not found\s+Error\s+config\.json of machine "mangled" is corrupt/);
+    await machine(['rm', '-f', 'fine', 'mangled']);
+    expect((await machine(['ls', '-q'])).stdout).toBe('');
+  });
+});
