@@ -207,7 +207,11 @@ export class DigitalOceanDriver implements Driver {
     const droplet = await this.#getDroplet(id, 'start');
     if (droplet.status === 'active') return;
     this.#refuseArchived(droplet, 'start');
-    const action = await this.#powerAction(id, 'power_on', 'start');
+    if (droplet.status === 'new') {
+      await this.#waitForStatus(id, 'active', 'start', options.signal);
+      return;
+    }
+    const action = await this.#powerAction(id, 'power_on', 'start', options.signal);
     await this.#finishAction(action, 'start', this.#config.waitTimeout * 1000, options.signal, true);
     await this.#waitForStatus(id, 'active', 'start', options.signal);
   }
@@ -217,12 +221,12 @@ export class DigitalOceanDriver implements Driver {
     const droplet = await this.#getDroplet(id, 'stop');
     if (droplet.status === 'off') return;
     this.#refuseArchived(droplet, 'stop');
-    const shutdown = await this.#powerAction(id, 'shutdown', 'stop');
+    const shutdown = await this.#powerAction(id, 'shutdown', 'stop', options.signal);
     const timeout = Math.min(this.#timings.shutdownTimeoutMs, this.#config.waitTimeout * 1000);
     const graceful = await this.#finishAction(shutdown, 'stop', timeout, options.signal, false);
     if (!graceful) {
       this.#progress('stop', 'info', `the graceful shutdown did not finish within ${Math.round(timeout / 1000)} s; powering off`);
-      const powerOff = await this.#powerAction(id, 'power_off', 'stop');
+      const powerOff = await this.#powerAction(id, 'power_off', 'stop', options.signal);
       await this.#finishAction(powerOff, 'stop', this.#config.waitTimeout * 1000, options.signal, true);
     }
     await this.#waitForStatus(id, 'off', 'stop', options.signal);
@@ -233,7 +237,7 @@ export class DigitalOceanDriver implements Driver {
     const droplet = await this.#getDroplet(id, 'kill');
     if (droplet.status === 'off') return;
     this.#refuseArchived(droplet, 'kill');
-    const action = await this.#powerAction(id, 'power_off', 'kill');
+    const action = await this.#powerAction(id, 'power_off', 'kill', options.signal);
     await this.#finishAction(action, 'kill', this.#config.waitTimeout * 1000, options.signal, true);
     await this.#waitForStatus(id, 'off', 'kill', options.signal);
   }
@@ -243,15 +247,15 @@ export class DigitalOceanDriver implements Driver {
     const droplet = await this.#getDroplet(id, 'restart');
     this.#refuseArchived(droplet, 'restart');
     if (droplet.status === 'off') {
-      const action = await this.#powerAction(id, 'power_on', 'restart');
+      const action = await this.#powerAction(id, 'power_on', 'restart', options.signal);
       await this.#finishAction(action, 'restart', this.#config.waitTimeout * 1000, options.signal, true);
     } else {
-      const reboot = await this.#powerAction(id, 'reboot', 'restart');
+      const reboot = await this.#powerAction(id, 'reboot', 'restart', options.signal);
       const timeout = Math.min(this.#timings.rebootTimeoutMs, this.#config.waitTimeout * 1000);
       const rebooted = await this.#finishAction(reboot, 'restart', timeout, options.signal, false);
       if (!rebooted) {
         this.#progress('restart', 'info', 'the reboot did not finish; power-cycling');
-        const cycle = await this.#powerAction(id, 'power_cycle', 'restart');
+        const cycle = await this.#powerAction(id, 'power_cycle', 'restart', options.signal);
         await this.#finishAction(cycle, 'restart', this.#config.waitTimeout * 1000, options.signal, true);
       }
     }
@@ -510,10 +514,24 @@ export class DigitalOceanDriver implements Driver {
 
   // ---- power actions ----
 
-  async #powerAction(dropletId: number, type: PowerAction, operation: string): Promise<number> {
+  async #powerAction(dropletId: number, type: PowerAction, operation: string, signal: AbortSignal | undefined): Promise<number> {
     const client = await this.#dots();
     this.#progress(operation, 'start', `${type} droplet ${dropletId}`);
-    const response = await this.#api(operation, `droplet ${dropletId}`, () => client.v2.droplets.byDroplet_id(dropletId).actions.post({ type }));
+    // DigitalOcean refuses an action while another is pending (422 "pending event"): wait for it.
+    const response = await waitFor(
+      async () => {
+        try {
+          const value = await this.#api(operation, `droplet ${dropletId}`, () => client.v2.droplets.byDroplet_id(dropletId).actions.post({ type }));
+          return { done: true, value };
+        } catch (error) {
+          if (error instanceof ProviderError && error.statusCode === 422 && /pending event/i.test(error.message)) {
+            return { done: false, reason: error.detail };
+          }
+          throw error;
+        }
+      },
+      this.#waitOptions(`droplet ${dropletId} to accept a ${type} action`, operation, this.#config.waitTimeout * 1000, signal),
+    );
     const actionId = response?.action?.id;
     if (typeof actionId !== 'number') throw new ProviderError(`DigitalOcean did not return the ${type} action`, { operation });
     await this.#context.data.write({ pendingAction: { id: actionId, type } });

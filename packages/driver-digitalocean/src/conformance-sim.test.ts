@@ -1,0 +1,33 @@
+import type { Sim } from '@machine/cloud-sim';
+import { findEntry } from '@machine/driver-core';
+import { runConformanceSuite } from '@machine/driver-core/conformance';
+import { createDigitalOceanDescriptor } from './index.ts';
+import { fastTimings } from './test-support/fast-timings.ts';
+import { simFlags, startDigitalOceanSim } from './test-support/sim-harness.ts';
+
+// The conformance suite through the real dots client against the cloud simulator's DigitalOcean front end.
+runConformanceSuite('digitalocean (cloud-sim)', async () => {
+  const sim: Sim = await startDigitalOceanSim();
+  const leaks = () => sim.leaks().map((leak) => `${leak.kind} ${leak.id} (${leak.name})`);
+  return {
+    descriptor: createDigitalOceanDescriptor({ timings: fastTimings }),
+    validFlags: simFlags(sim, { 'digitalocean-firewall': true }),
+    invalidFlags: { 'digitalocean-size': 'S 1VCPU', 'digitalocean-ssh-port': 70000, 'digitalocean-open-port': '80-70' },
+    leaks,
+    apiCalls: () => sim.requestLog.total,
+    // The firewall is the last resource create makes: by then a key and a droplet exist.
+    failNextCreate: () => {
+      sim.faults.add({ provider: 'digitalocean', operation: 'firewalls.create', error: 'server' });
+    },
+    deleteOutside: async (_driver, context) => {
+      const entry = findEntry(context.journal, 'droplet');
+      if (entry === undefined) throw new Error('no droplet recorded');
+      const response = await fetch(`${sim.endpoints.digitalocean}/v2/droplets/${entry.id}`, {
+        method: 'DELETE',
+        headers: { authorization: 'Bearer outside-the-tool' },
+      });
+      if (response.status !== 204) throw new Error(`delete outside failed: ${response.status}`);
+    },
+    close: () => sim.close(),
+  };
+});
