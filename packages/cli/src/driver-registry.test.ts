@@ -39,6 +39,16 @@ describe('driver discovery', () => {
     expect(await readdir(cloudDir)).toEqual([]);
   });
 
+  it('lists the first-party drivers the CLI depends on, and builds help from their descriptors without their SDKs', async () => {
+    const drivers = await cli.run(['drivers']);
+    expect(drivers.stdout).toMatch(/digitalocean\s+\d+\.\d+\.\d+\s+@machine\/driver-digitalocean\s+cli/);
+    expect(drivers.stdout).toMatch(/generic\s+\d+\.\d+\.\d+\s+@machine\/driver-generic\s+cli/);
+    const help = await cli.run(['create', '-d', 'digitalocean', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/--digitalocean-access-token <value>\s+.*\$DIGITALOCEAN_ACCESS_TOKEN/);
+    expect(help.stdout).toMatch(/--digitalocean-region <value>\s+Region slug \[default: "nyc3"; \$DIGITALOCEAN_REGION\]/);
+  });
+
   it('says clearly when a package does not export a driver, naming it', async () => {
     const result = await cli.run(['create', '-d', 'bad', 'm1'], { env: { MACHINE_DRIVER_PATH: driverPath } });
     expect(result.code).toBe(1);

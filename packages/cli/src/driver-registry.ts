@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type DriverDescriptor, driverDescriptorProblem } from '@machine/driver-core';
 import { CliError } from './cli-error.ts';
 import type { CliIO } from './io.ts';
@@ -114,9 +115,16 @@ async function importOwnDependency(packageName: string): Promise<Record<string, 
   }
 }
 
+/** The manifest of one of the CLI's dependencies, looked up like Node does: node_modules folders upwards. */
 async function ownDependencyManifest(packageName: string): Promise<string> {
-  // node_modules next to the CLI package (pnpm links workspace and registry deps there).
-  return join(new URL('..', import.meta.url).pathname, 'node_modules', packageName, 'package.json');
+  let dir = fileURLToPath(new URL('..', import.meta.url));
+  for (;;) {
+    const candidate = join(dir, 'node_modules', packageName, 'package.json');
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) return candidate;
+    dir = parent;
+  }
 }
 
 /** The ESM entry file of the package in `dir`, from its `exports` (import/default) or `main`. */
