@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type DriverDescriptor, driverDescriptorProblem } from '@machine/driver-core';
+import type { DriverDescriptor } from '@machine/driver-core';
 import { CliError } from './cli-error.ts';
 import type { CliIO } from './io.ts';
 
@@ -95,7 +95,8 @@ function defaultExport(module: Record<string, unknown>): unknown {
   return module.default ?? module.driver;
 }
 
-function checkDescriptor(value: unknown, what: string, name: string): DriverDescriptor {
+async function checkDescriptor(value: unknown, what: string, name: string): Promise<DriverDescriptor> {
+  const { driverDescriptorProblem } = await import('@machine/driver-core');
   const problem = driverDescriptorProblem(value);
   if (problem !== undefined) throw new CliError(`${what} does not export a valid machine driver: ${problem}`);
   const descriptor = value as DriverDescriptor;

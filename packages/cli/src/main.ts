@@ -1,5 +1,4 @@
 import { Command, CommanderError, Option } from 'commander';
-import { MachineError } from '@machine/driver-core';
 import { CliError, ExitCode, errorLine } from './cli-error.ts';
 import type { CommandContext, GlobalOptions } from './context.ts';
 import { DriverRegistry } from './driver-registry.ts';
@@ -160,7 +159,7 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;
   } catch (error) {
-    return reportError(error, io, context?.debug ?? debugWanted(argv, io));
+    return await reportError(error, io, context?.debug ?? debugWanted(argv, io));
   }
 }
 
@@ -191,7 +190,7 @@ function commandContext(options: GlobalOptions, io: CliIO): CommandContext {
 }
 
 /** Prints an error as one line (a stack trace too with --debug) and returns its exit code. */
-function reportError(error: unknown, io: CliIO, debug: boolean): number {
+async function reportError(error: unknown, io: CliIO, debug: boolean): Promise<number> {
   if (error instanceof CommanderError) {
     // Commander already printed its message; help and version are not failures.
     if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return ExitCode.ok;
@@ -202,6 +201,8 @@ function reportError(error: unknown, io: CliIO, debug: boolean): number {
     if (debug && error.cause instanceof Error && error.cause.stack !== undefined) writeLine(io.stderr, error.cause.stack);
     return error.exitCode;
   }
+  // Loaded only on failure: the spec package is not needed to start.
+  const { MachineError } = await import('@machine/driver-core');
   if (MachineError.isInstance(error)) {
     writeLine(io.stderr, errorLine(error));
     if (debug && error.stack !== undefined) writeLine(io.stderr, error.stack);
