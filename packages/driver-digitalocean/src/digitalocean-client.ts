@@ -102,7 +102,8 @@ export class DigitalOceanRetryHandler implements Middleware {
       }
       const retryable = response.status === 429 || (transientStatuses.has(response.status) && idempotentMethods.has(method));
       if (!retryable || attempt >= this.#policy.maxRetries) return response;
-      const hinted = serverDelayMs(response.headers);
+      // Every DigitalOcean answer carries the hourly window's `ratelimit-reset`; it only means "wait" on a 429.
+      const hinted = serverDelayMs(response.headers, Date.now(), response.status === 429);
       if (hinted !== undefined && hinted > this.#policy.giveUpAfterMs) return response;
       await response.body?.cancel();
       await sleep(Math.min(hinted ?? this.#backoff(attempt), this.#policy.maxDelayMs));
@@ -114,14 +115,15 @@ export class DigitalOceanRetryHandler implements Middleware {
   }
 }
 
-/** How long the server asks to wait: `Retry-After` (seconds or a date), else `ratelimit-reset`. */
-export function serverDelayMs(headers: Headers, now = Date.now()): number | undefined {
+/** How long the server asks to wait: `Retry-After` (seconds or a date), else (for a 429) `ratelimit-reset`. */
+export function serverDelayMs(headers: Headers, now = Date.now(), throttled = true): number | undefined {
   const retryAfter = headers.get('retry-after');
   if (retryAfter !== null && retryAfter.trim() !== '') {
     const seconds = Number(retryAfter);
     const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(retryAfter) - now;
     if (Number.isFinite(ms)) return Math.max(0, ms);
   }
+  if (!throttled) return undefined;
   const reset = Number(headers.get('ratelimit-reset') ?? Number.NaN);
   if (Number.isFinite(reset) && reset > 0) return Math.max(0, reset * 1000 - now);
   return undefined;
