@@ -1,4 +1,5 @@
 import type { ProviderDefinition } from '../core/provider-front-end.ts';
+import { azureProvider } from './azure/index.ts';
 import { digitalOceanProvider } from './digitalocean/index.ts';
 
 /**
@@ -7,4 +8,5 @@ import { digitalOceanProvider } from './digitalocean/index.ts';
  */
 export const PROVIDERS: Readonly<Record<string, ProviderDefinition<unknown>>> = {
   [digitalOceanProvider.name]: digitalOceanProvider,
+  [azureProvider.name]: azureProvider as ProviderDefinition<unknown>,
 };

@@ -1,0 +1,32 @@
+import type { Sim } from '@machine/cloud-sim';
+import { findEntry } from '@machine/driver-core';
+import { runConformanceSuite } from '@machine/driver-core/conformance';
+import azure from './index.ts';
+import { parseResourceId } from './azure-resource-id.ts';
+import { azureLeaks, simClients, simFlags, startAzureSim } from './testing/sim-harness.ts';
+
+let sim: Sim;
+
+runConformanceSuite('azure (real SDK against cloud-sim)', async () => {
+  sim = await startAzureSim();
+  const client = await simClients(sim);
+  return {
+    descriptor: azure,
+    client,
+    validFlags: simFlags(sim, { 'azure-open-port': ['8080', '53/udp'], 'azure-tags': ['team=infra'] }),
+    invalidFlags: { 'azure-subscription-id': 'not-a-uuid', 'azure-environment': 'AzureMoonCloud', 'azure-disk-size': 'big' },
+    leaks: () => azureLeaks(sim),
+    apiCalls: () => sim.requestLog.total,
+    // The VM create fails after the resource group, NSG, network, IP and NIC exist.
+    failNextCreate: () => {
+      sim.faults.add({ provider: 'azure', operation: 'virtualMachines.createOrUpdate', error: 'quota' });
+    },
+    deleteOutside: async (_driver, context) => {
+      const entry = findEntry(context.journal, 'virtual-machine');
+      if (entry === undefined) throw new Error('no VM recorded');
+      const { resourceGroup, names } = parseResourceId(entry.id);
+      await client.compute.virtualMachines.delete(resourceGroup, names[0] ?? '', { updateIntervalInMs: 5 });
+    },
+    close: () => sim.close(),
+  };
+});
