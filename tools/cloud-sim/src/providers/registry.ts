@@ -1,4 +1,5 @@
 import type { ProviderDefinition } from '../core/provider-front-end.ts';
+import { amazonec2Provider } from './amazonec2/index.ts';
 import { azureProvider } from './azure/index.ts';
 import { digitalOceanProvider } from './digitalocean/index.ts';
 
@@ -8,5 +9,6 @@ import { digitalOceanProvider } from './digitalocean/index.ts';
  */
 export const PROVIDERS: Readonly<Record<string, ProviderDefinition<unknown>>> = {
   [digitalOceanProvider.name]: digitalOceanProvider,
+  [amazonec2Provider.name]: amazonec2Provider as ProviderDefinition<unknown>,
   [azureProvider.name]: azureProvider as ProviderDefinition<unknown>,
 };
