@@ -36,6 +36,8 @@ export interface ApiFaultRule {
   times?: number;
   /** Answer with this provider error instead of doing the call. */
   error?: FaultErrorKind;
+  /** With `error`: also send `retry-after` (seconds), e.g. 0 so SDK retries of a 503 are immediate. */
+  retryAfterSeconds?: number;
   /** Answer with the provider's 429. */
   throttle?: ThrottleSpec;
   /** Delay the answer by this many milliseconds. */
@@ -67,6 +69,8 @@ export type FaultSpec = ApiFaultRule | InstanceFaultRule;
 export interface FaultDecision {
   latencyMs: number;
   error?: FaultErrorKind;
+  /** `retry-after` to add to the error answer. */
+  retryAfterSeconds?: number;
   throttle?: Required<ThrottleSpec>;
 }
 
@@ -142,8 +146,10 @@ export class FaultInjector {
       active.fired++;
       decision.latencyMs += rule.latencyMs ?? 0;
       if (decision.error !== undefined || decision.throttle !== undefined) continue;
-      if (rule.error !== undefined) decision.error = rule.error;
-      else if (rule.throttle !== undefined) {
+      if (rule.error !== undefined) {
+        decision.error = rule.error;
+        if (rule.retryAfterSeconds !== undefined) decision.retryAfterSeconds = rule.retryAfterSeconds;
+      } else if (rule.throttle !== undefined) {
         decision.throttle = {
           times,
           retryAfterSeconds: rule.throttle.retryAfterSeconds ?? 0,

@@ -71,7 +71,10 @@ async function handle(frontEnd: ProviderFrontEnd, services: HttpServerServices, 
   const authError = frontEnd.authenticate?.(request);
   if (authError !== undefined) response = frontEnd.renderError(authError, request);
   else if (decision.throttle !== undefined) response = frontEnd.throttleResponse(decision.throttle, request);
-  else if (decision.error !== undefined) response = frontEnd.renderError(frontEnd.faultError(decision.error, operation), request);
+  else if (decision.error !== undefined) {
+    response = frontEnd.renderError(frontEnd.faultError(decision.error, operation), request);
+    if (decision.retryAfterSeconds !== undefined) response.headers = { ...response.headers, 'retry-after': String(decision.retryAfterSeconds) };
+  }
   else if (route === undefined) response = frontEnd.renderError(frontEnd.faultError('not_found', operation), request);
   else {
     try {

@@ -2,7 +2,7 @@ import type { ExecIO } from '@machine/driver-core/testing';
 import { ExitSignal } from './exit-signal.ts';
 import { SHELL_COMMANDS } from './shell-commands.ts';
 import { type FileSystemError, MemoryFileSystem } from './memory-filesystem.ts';
-import { type CommandList, parseCommandLine, type Redirection, ShellSyntaxError, type SimpleCommand } from './shell-parser.ts';
+import { type CommandList, expandWord, parseCommandLine, type Redirection, ShellSyntaxError, type SimpleCommand } from './shell-parser.ts';
 
 /** Facts about the machine the shell reports (`hostname`, `uname`, `df`). */
 export interface HostFacts {
@@ -77,7 +77,7 @@ export class EmulatedShell {
 /** Runs a script in `session`; `exit` ends it with its code. */
 export async function runScript(session: ShellSession, script: string, streams: Streams): Promise<number> {
   try {
-    return await runList(session, parseLine(session, script), streams);
+    return await runList(session, parseCommandLine(script), streams);
   } catch (error) {
     if (error instanceof ExitSignal) return error.code;
     if (error instanceof ShellSyntaxError) {
@@ -86,10 +86,6 @@ export async function runScript(session: ShellSession, script: string, streams: 
     }
     throw error;
   }
-}
-
-function parseLine(session: ShellSession, script: string): CommandList {
-  return parseCommandLine(script, session.variables);
 }
 
 async function runList(session: ShellSession, list: CommandList, streams: Streams): Promise<number> {
@@ -122,7 +118,7 @@ async function runPipeline(session: ShellSession, commands: SimpleCommand[], str
 async function runSimple(session: ShellSession, command: SimpleCommand, streams: Streams): Promise<number> {
   const redirected = applyRedirections(session, command.redirections, streams);
   if (typeof redirected === 'number') return redirected;
-  const [name, ...args] = command.words;
+  const [name, ...args] = command.words.map((word) => expandWord(word, session.variables));
   if (name === undefined) return 0;
   const assignment = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(name);
   if (assignment !== null && args.length === 0) {
@@ -156,11 +152,12 @@ async function runSimple(session: ShellSession, command: SimpleCommand, streams:
 function applyRedirections(session: ShellSession, redirections: Redirection[], streams: Streams): Streams | number {
   const result: Streams = { ...streams };
   for (const redirection of redirections) {
-    if (redirection.target === '&1') {
+    const target = expandWord(redirection.target, session.variables);
+    if (target === '&1') {
       result.stderr = result.stdout;
       continue;
     }
-    const path = MemoryFileSystem.resolve(redirection.target, session.cwd);
+    const path = MemoryFileSystem.resolve(target, session.cwd);
     try {
       if (redirection.fd === 0) {
         const data = session.fs.readFile(path);
@@ -182,8 +179,8 @@ function applyRedirections(session: ShellSession, redirections: Redirection[], s
       else result.stderr = write;
     } catch (error) {
       if (!isFileSystemError(error)) throw error;
-      streams.stderr(`sh: 1: cannot ${redirection.fd === 0 ? 'open' : 'create'} ${redirection.target}: ${error.message}\n`);
-      return redirection.fd === 0 ? 2 : 2;
+      streams.stderr(`sh: 1: cannot ${redirection.fd === 0 ? 'open' : 'create'} ${target}: ${error.message}\n`);
+      return 2;
     }
   }
   return result;

@@ -4,19 +4,30 @@
  * redirections `>`, `>>`, `<`, `2>`, `2>>`, `2>&1`, `&>`. No globbing, subshells or functions.
  */
 
+/**
+ * A word after quote removal: literal text and `$NAME` references, expanded when the command runs
+ * (so `A=1; echo $A` and `false; echo $?` see earlier commands' effects).
+ */
+export type Word = (string | { variable: string })[];
+
 /** Where one stream goes. */
 export interface Redirection {
   /** 0 stdin, 1 stdout, 2 stderr; `&>` is split into a 1 and a `2>&1`. */
   fd: 0 | 1 | 2;
   append: boolean;
   /** A file path, or `&1` for `2>&1`. */
-  target: string;
+  target: Word;
 }
 
-/** One simple command: its words (after expansion and quote removal) and redirections. */
+/** One simple command: its words and redirections. */
 export interface SimpleCommand {
-  words: string[];
+  words: Word[];
   redirections: Redirection[];
+}
+
+/** Expands a word's variable references (unknown names expand to ''). */
+export function expandWord(word: Word, variables: Readonly<Record<string, string>>): string {
+  return word.map((part) => (typeof part === 'string' ? part : (variables[part.variable] ?? ''))).join('');
 }
 
 /** Commands joined by `|`. */
@@ -34,11 +45,11 @@ export class ShellSyntaxError extends Error {
   override readonly name = 'ShellSyntaxError';
 }
 
-type Token = { kind: 'word'; value: string } | { kind: 'operator'; value: string };
+type Token = { kind: 'word'; value: Word } | { kind: 'operator'; value: string };
 
-/** Parses a command line; `variables` expand `$NAME` (unknown names expand to ''). */
-export function parseCommandLine(line: string, variables: Readonly<Record<string, string>>): CommandList {
-  const tokens = tokenize(line, variables);
+/** Parses a command line. */
+export function parseCommandLine(line: string): CommandList {
+  const tokens = tokenize(line);
   const list: CommandList = { items: [] };
   let operator: ';' | '&&' | '||' = ';';
   let pipeline: Pipeline = { commands: [] };
@@ -59,14 +70,14 @@ export function parseCommandLine(line: string, variables: Readonly<Record<string
       const fdText = redirect[1];
       const mode = redirect[2]!;
       if (redirect[3] !== undefined) {
-        command.redirections.push({ fd: 2, append: false, target: '&1' });
+        command.redirections.push({ fd: 2, append: false, target: ['&1'] });
         continue;
       }
       const next = tokens[++index];
       if (next === undefined || next.kind !== 'word') throw new ShellSyntaxError('Syntax error: newline unexpected');
       if (fdText === '&') {
         command.redirections.push({ fd: 1, append: mode === '>>', target: next.value });
-        command.redirections.push({ fd: 2, append: false, target: '&1' });
+        command.redirections.push({ fd: 2, append: false, target: ['&1'] });
       } else {
         const fd = mode === '<' ? 0 : fdText === '2' ? 2 : 1;
         command.redirections.push({ fd, append: mode === '>>', target: next.value });
@@ -93,22 +104,37 @@ export function parseCommandLine(line: string, variables: Readonly<Record<string
   return list;
 }
 
-function tokenize(line: string, variables: Readonly<Record<string, string>>): Token[] {
+function tokenize(line: string): Token[] {
   const tokens: Token[] = [];
+  let parts: Word = [];
   let word = '';
   let inWord = false;
   const flush = (): void => {
-    if (inWord) tokens.push({ kind: 'word', value: word });
+    if (word !== '') parts.push(word);
+    if (inWord) tokens.push({ kind: 'word', value: parts });
+    parts = [];
     word = '';
     inWord = false;
   };
-  const expand = (start: number): { text: string; end: number } => {
+  const reference = (variable: string): void => {
+    if (word !== '') parts.push(word);
+    word = '';
+    parts.push({ variable });
+  };
+  const expand = (start: number): number => {
     const rest = line.slice(start + 1);
     const braced = /^\{([A-Za-z_][A-Za-z0-9_]*)\}/.exec(rest);
-    if (braced !== null) return { text: variables[braced[1]!] ?? '', end: start + braced[0].length };
+    if (braced !== null) {
+      reference(braced[1]!);
+      return start + braced[0].length;
+    }
     const plain = /^([A-Za-z_][A-Za-z0-9_]*|\?|\$|#)/.exec(rest);
-    if (plain !== null) return { text: variables[plain[1]!] ?? '', end: start + plain[0].length };
-    return { text: '$', end: start };
+    if (plain !== null) {
+      reference(plain[1]!);
+      return start + plain[0].length;
+    }
+    word += '$';
+    return start;
   };
   for (let index = 0; index < line.length; index++) {
     const char = line[index]!;
@@ -127,9 +153,7 @@ function tokenize(line: string, variables: Readonly<Record<string, string>>): To
           word += line[index + 1];
           index += 2;
         } else if (inner === '$') {
-          const { text, end } = expand(index);
-          word += text;
-          index = end + 1;
+          index = expand(index) + 1;
         } else {
           word += inner;
           index++;
@@ -141,10 +165,8 @@ function tokenize(line: string, variables: Readonly<Record<string, string>>): To
       inWord = true;
       index++;
     } else if (char === '$') {
-      const { text, end } = expand(index);
-      word += text;
+      index = expand(index);
       inWord = true;
-      index = end;
     } else if (char === ' ' || char === '\t') {
       flush();
     } else if (char === '#' && !inWord) {
@@ -170,7 +192,7 @@ function tokenize(line: string, variables: Readonly<Record<string, string>>): To
       tokens.push({ kind: 'operator', value: double ? `${char}${char}` : char });
       if (double) index++;
     } else if (char === '>' || char === '<') {
-      const fd = inWord && /^\d$/.test(word) ? word : '';
+      const fd = inWord && parts.length === 0 && /^\d$/.test(word) ? word : '';
       if (fd !== '') {
         word = '';
         inWord = false;
