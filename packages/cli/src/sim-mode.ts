@@ -17,32 +17,33 @@ import { processAlive } from './lock.ts';
  * Everything that knows the simulator's shape is in this module.
  */
 
-/** What the simulator daemon writes to its state file. */
+/** What the simulator daemon writes to its state file (tools/cloud-sim `--state-file`). */
 export interface SimState {
   pid: number;
   /** API base URL by provider name (`digitalocean`, `amazonec2`, …). */
   endpoints: Record<string, string>;
   /** The shared SSH port every simulated instance listens on (each has its own 127.1.x.y address). */
   sshPort?: number;
+  /** Environment variables that point each provider's driver at the simulator (API URL, a fake token). */
+  env?: Record<string, string>;
 }
 
-/** A fake credential for the simulator (it accepts any). */
-export const simToken = 'sim-token';
-
-/** Flag values for a driver on the simulator, by driver name. */
-const simFlagsByDriver: Record<string, (state: SimState) => Record<string, unknown>> = {
-  digitalocean: (state) => ({
-    'digitalocean-api-url': state.endpoints.digitalocean,
-    'digitalocean-access-token': simToken,
-    ...(state.sshPort === undefined ? {} : { 'digitalocean-ssh-port': state.sshPort }),
-  }),
-  amazonec2: (state) => ({
-    'amazonec2-endpoint': state.endpoints.amazonec2 ?? state.endpoints.aws ?? state.endpoints.ec2,
-    'amazonec2-access-key': 'AKIASIMULATOR0000000',
-    'amazonec2-secret-key': simToken,
-    ...(state.sshPort === undefined ? {} : { 'amazonec2-ssh-port': state.sshPort }),
-  }),
-};
+/**
+ * The flag values that point a driver at the simulator: every flag whose env var the simulator
+ * sets (its API URL, a fake token), and `DRIVER-ssh-port` = the simulator's shared SSH port.
+ */
+export function simValuesFor(descriptor: DriverDescriptor, state: SimState): Record<string, unknown> {
+  if (state.endpoints[descriptor.name] === undefined) {
+    throw new CliError(`--sim is not available for driver "${descriptor.name}"; the simulator has: ${Object.keys(state.endpoints).join(', ')}`);
+  }
+  const values: Record<string, unknown> = {};
+  for (const definition of descriptor.flags) {
+    const fromSim = definition.envVar === undefined ? undefined : state.env?.[definition.envVar];
+    if (fromSim !== undefined) values[definition.name] = fromSim;
+    if (definition.name === `${descriptor.name}-ssh-port` && state.sshPort !== undefined) values[definition.name] = state.sshPort;
+  }
+  return values;
+}
 
 /** The simulator's state file under a storage root. */
 export function simStatePath(root: string): string {
@@ -61,14 +62,9 @@ export async function readSimState(root: string): Promise<SimState | undefined> 
 
 /** The flag values that point `descriptor` at the simulator, starting the daemon when asked. */
 export async function simFlagValues(ctx: CommandContext, descriptor: DriverDescriptor, options: { start: boolean }): Promise<Record<string, unknown>> {
-  const forDriver = simFlagsByDriver[descriptor.name];
-  if (forDriver === undefined) {
-    throw new CliError(`--sim is not available for driver "${descriptor.name}"; it works with: ${Object.keys(simFlagsByDriver).join(', ')}`);
-  }
   const state = options.start ? await ensureSim(ctx) : await readSimState(ctx.store.root);
   if (state === undefined) throw new CliError('the cloud simulator is not running; `machine create --sim …` starts it');
-  const known = new Set(descriptor.flags.map((definition) => definition.name));
-  return Object.fromEntries(Object.entries(forDriver(state)).filter(([name, value]) => known.has(name) && value !== undefined));
+  return simValuesFor(descriptor, state);
 }
 
 /** Reuses the running simulator daemon or starts one, waiting for its state file. */
@@ -104,15 +100,18 @@ export async function stopSim(ctx: CommandContext): Promise<boolean> {
   return true;
 }
 
-/** How to run the simulator: MACHINE_SIM_COMMAND, else the cloud-sim package's CLI found beside the CLI. */
+/**
+ * How to run the simulator: MACHINE_SIM_COMMAND, else the cloud-sim package found beside the CLI
+ * (a dependency, or tools/cloud-sim of this repository): its built CLI, or its sources with
+ * Node's type stripping.
+ */
 function simCommand(ctx: CommandContext, statePath: string): string[] {
   const override = ctx.io.env.MACHINE_SIM_COMMAND;
   if (override !== undefined && override !== '') return [...override.split(' ').filter((part) => part !== ''), '--state-file', statePath];
   for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
     for (const candidate of [join(dir, 'node_modules', '@machine', 'cloud-sim'), join(dir, 'tools', 'cloud-sim')]) {
-      if (existsSync(join(candidate, 'package.json'))) {
-        return ['pnpm', '--silent', '--dir', candidate, 'run', 'sim', '--state-file', statePath];
-      }
+      if (existsSync(join(candidate, 'dist', 'cli.js'))) return [process.execPath, join(candidate, 'dist', 'cli.js'), '--state-file', statePath];
+      if (existsSync(join(candidate, 'src', 'cli.ts'))) return [process.execPath, '--conditions=@machine/source', join(candidate, 'src', 'cli.ts'), '--state-file', statePath];
     }
   }
   return [];

@@ -158,17 +158,19 @@ export async function listRows(ctx: CommandContext, names: readonly string[], op
 
 async function queryGroup(ctx: CommandContext, descriptor: DriverDescriptor, group: readonly MachineRecord[], timeoutMs: number, dockerHost: string): Promise<ListRow[]> {
   let simValues: Record<string, unknown> = {};
+  let simProblem: string | undefined;
   if (group.some((record) => record.sim === true)) {
     try {
       const { simFlagValues } = await import('../sim-mode.ts');
       simValues = await simFlagValues(ctx, descriptor, { start: false });
     } catch (error) {
-      ctx.debugLog(`simulator: ${(error as Error).message}`);
+      simProblem = errorLine(error);
     }
   }
   const prepared = group.map((record) => {
     const started = Date.now();
     try {
+      if (record.sim === true && simProblem !== undefined) throw new Error(simProblem);
       const values = { ...valuesByFlagName(descriptor.flags, record.config), ...(record.sim === true ? simValues : {}) };
       const config = parseFlags(descriptor.flags, values, { env: ctx.io.env }) as Record<string, unknown>;
       const context = persistentContext(ctx.store, record);
