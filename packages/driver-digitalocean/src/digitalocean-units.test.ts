@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuthError, InvalidConfigError, NotFoundError, ProviderError, parseFlags, QuotaError, State } from '@machine/driver-core';
+import { AuthError, type FlagDefinition, InvalidConfigError, NotFoundError, ProviderError, parseFlags, QuotaError, State } from '@machine/driver-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serverDelayMs } from './digitalocean-client.ts';
 import { readDoctlToken, resolveAccessToken } from './digitalocean-credentials.ts';
@@ -28,7 +28,7 @@ describe('flags', () => {
       allowedCidrs: ['0.0.0.0/0', '::/0'],
       tags: [],
     });
-    const byName = new Map(digitalOceanFlags.map((flag) => [flag.name, flag]));
+    const byName = new Map<string, FlagDefinition>(digitalOceanFlags.map((flag) => [flag.name, flag]));
     for (const [name, envVar] of [
       ['digitalocean-access-token', 'DIGITALOCEAN_ACCESS_TOKEN'],
       ['digitalocean-api-url', 'DIGITALOCEAN_API_URL'],
@@ -37,7 +37,7 @@ describe('flags', () => {
       ['digitalocean-userdata', 'DIGITALOCEAN_USERDATA'],
       ['digitalocean-tags', 'DIGITALOCEAN_TAGS'],
     ]) {
-      expect(byName.get(name as string)?.envVar, name).toBe(envVar);
+      expect(byName.get(name)?.envVar, name).toBe(envVar);
     }
     expect(byName.get('digitalocean-access-token')?.secret).toBe(true);
   });
