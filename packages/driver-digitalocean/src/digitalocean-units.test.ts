@@ -36,7 +36,7 @@ describe('flags', () => {
       ['digitalocean-ssh-key-fingerprint', 'DIGITALOCEAN_SSH_KEY_FINGERPRINT'],
       ['digitalocean-userdata', 'DIGITALOCEAN_USERDATA'],
       ['digitalocean-tags', 'DIGITALOCEAN_TAGS'],
-    ]) {
+    ] as [string, string][]) {
       expect(byName.get(name)?.envVar, name).toBe(envVar);
     }
     expect(byName.get('digitalocean-access-token')?.secret).toBe(true);
