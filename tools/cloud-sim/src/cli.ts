@@ -5,7 +5,7 @@
  * `--ssh-port N`, `--port provider=N`, `--state-file PATH` (JSON `{pid, endpoints, sshPort, env}`
  * written once ready, removed on exit). Faults come from `CLOUD_SIM_FAULTS` (JSON).
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parseFaultSpecs } from './core/faults.ts';
 import { startSim } from './sim.ts';
@@ -40,15 +40,18 @@ async function main(): Promise<void> {
     faults: process.env.CLOUD_SIM_FAULTS ? parseFaultSpecs(process.env.CLOUD_SIM_FAULTS) : [],
   });
   const env = sim.env();
-  const stateFile = values['state-file'];
-  if (stateFile !== undefined) {
-    await writeFile(stateFile, `${JSON.stringify({ pid: process.pid, endpoints: sim.endpoints, sshPort: sim.sshPort, env }, null, 2)}\n`);
-  }
   const lines = [`cloud-sim ready in ${Math.round(performance.now() - started)} ms (pid ${process.pid})`];
   for (const [name, url] of Object.entries(sim.endpoints)) lines.push(`  ${name.padEnd(14)} ${url}`);
   lines.push(`  ssh            <instance public ip>:${sim.sshPort}`, '');
   for (const [key, value] of Object.entries(env)) lines.push(`export ${key}=${value}`);
   process.stdout.write(`${lines.join('\n')}\n`);
+  // Written last: whoever waits for this file can rely on everything above being ready.
+  const stateFile = values['state-file'];
+  if (stateFile !== undefined) {
+    const state = `${JSON.stringify({ pid: process.pid, endpoints: sim.endpoints, sshPort: sim.sshPort, env }, null, 2)}\n`;
+    await writeFile(`${stateFile}.tmp`, state);
+    await rename(`${stateFile}.tmp`, stateFile); // readers never see a half-written file
+  }
 
   let stopping = false;
   const stop = (signal: string): void => {

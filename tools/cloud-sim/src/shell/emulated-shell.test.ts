@@ -55,6 +55,8 @@ describe('emulated shell', () => {
     expect((await run(sh, 'cat /missing 2>/dev/null; echo $?')).stdout).toBe('1\n');
     expect((await run(sh, 'cat /missing 2>&1')).stdout).toBe('cat: /missing: No such file or directory\n');
     expect((await run(sh, 'cat', 'from stdin')).stdout).toBe('from stdin');
+    expect((await run(sh, 'df -h / | tail -n 1')).stdout).toMatch(/^tmpfs /);
+    expect((await run(sh, 'head -n 2 /etc/os-release')).stdout).toBe('PRETTY_NAME="Ubuntu 24.04.1 LTS"\nNAME="Ubuntu"\n');
   });
 
   it('sudo, sh -c and variables', async () => {

@@ -338,6 +338,45 @@ const cp: CommandImplementation = (context) => {
   return 0;
 };
 
+function lineCount(args: string[]): { count: number; operands: string[] } {
+  const rest = [...args];
+  let count = 10;
+  const index = rest.findIndex((arg) => arg === '-n' || /^-n?\d+$/.test(arg));
+  if (index !== -1) {
+    const flag = rest[index]!;
+    const value = flag === '-n' ? rest[index + 1] : flag.replace(/^-n?/, '');
+    rest.splice(index, flag === '-n' ? 2 : 1);
+    count = Number(value ?? 10);
+  }
+  return { count, operands: rest };
+}
+
+async function readInput(context: CommandContext, operands: string[]): Promise<string> {
+  if (operands.length === 0) return (await context.stdin()).toString('utf8');
+  return operands.map((operand) => context.session.fs.readFile(resolve(context, operand)).toString('utf8')).join('');
+}
+
+function splitLines(text: string): string[] {
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
+const head: CommandImplementation = async (context) => {
+  const { count, operands } = lineCount(context.args);
+  const lines = splitLines(await readInput(context, operands)).slice(0, count);
+  if (lines.length > 0) context.stdout(`${lines.join('\n')}\n`);
+  return 0;
+};
+
+const tail: CommandImplementation = async (context) => {
+  const { count, operands } = lineCount(context.args);
+  const lines = splitLines(await readInput(context, operands));
+  const selected = count === 0 ? [] : lines.slice(-count);
+  if (selected.length > 0) context.stdout(`${selected.join('\n')}\n`);
+  return 0;
+};
+
 const which: CommandImplementation = ({ args, stdout }) => {
   let status = 0;
   for (const name of args.filter((arg) => !arg.startsWith('-'))) {
@@ -388,4 +427,6 @@ export const SHELL_COMMANDS: Readonly<Record<string, CommandImplementation>> = {
   cp,
   which,
   sleep,
+  head,
+  tail,
 };
