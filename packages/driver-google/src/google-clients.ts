@@ -29,6 +29,7 @@ export interface InstancesApi {
   list(request: google.cloud.compute.v1.IListInstancesRequest): Reply<ComputeInstance[]>;
   aggregatedListAsync(
     request: google.cloud.compute.v1.IAggregatedListInstancesRequest,
+    options?: { autoPaginate?: boolean },
   ): AsyncIterable<[string, google.cloud.compute.v1.IInstancesScopedList]>;
 }
 

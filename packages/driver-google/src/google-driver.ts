@@ -483,7 +483,7 @@ export class GoogleDriver implements Driver {
     const network = lastSegment(rule.network);
     const users = await this.#call(signal, async (c) => {
       const names: string[] = [];
-      for await (const [, scoped] of c.instances.aggregatedListAsync({ project })) {
+      for await (const [, scoped] of c.instances.aggregatedListAsync({ project }, { autoPaginate: false })) {
         for (const instance of scoped.instances ?? []) {
           const onNetwork = (instance.networkInterfaces ?? []).some((nic) => lastSegment(nic.network) === network);
           if (onNetwork && (instance.tags?.items ?? []).includes(machineTag)) names.push(instance.name ?? '');

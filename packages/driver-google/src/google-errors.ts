@@ -66,7 +66,7 @@ export function isRetryableGoogleError(error: unknown): boolean {
   const info = googleErrorInfo(error);
   if (info.credentialsMissing) return false;
   if (info.reason === 'rateLimitExceeded' || info.reason === 'userRateLimitExceeded') return true;
-  if (info.status === 429) return !isQuota(info);
+  if (info.status === 429) return true;
   return info.status !== undefined && [500, 502, 503, 504].includes(info.status);
 }
 
@@ -137,7 +137,8 @@ function isRetryableInfo(info: GoogleErrorInfo): boolean {
 
 function isQuota(info: GoogleErrorInfo): boolean {
   if (info.reason === 'quotaExceeded' || info.reason === 'QUOTA_EXCEEDED') return true;
-  return (info.status === 403 || info.status === 429) && /\bquota\b/i.test(info.message) && !/rate ?limit/i.test(info.message);
+  // 429 RESOURCE_EXHAUSTED is API rate limiting ("Quota exceeded for quota metric 'Queries'"): retried, not a quota.
+  return info.status === 403 && /\bquota\b/i.test(info.message) && !/rate ?limit/i.test(info.message);
 }
 
 /** Operation error codes that mean a quota or capacity limit. */

@@ -1,0 +1,306 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Sim, startSim } from '@machine/cloud-sim';
+import {
+  AuthError,
+  createMemoryContext,
+  findEntry,
+  NotFoundError,
+  parseFlags,
+  ProviderError,
+  QuotaError,
+  SSHError,
+  State,
+  TimeoutError,
+} from '@machine/driver-core';
+import { runConformanceSuite } from '@machine/driver-core/conformance';
+import { OAuth2Client } from 'google-auth-library';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type ComputeClients, createComputeClients } from './google-clients.ts';
+import { parseEndpoint } from './google-flags.ts';
+import google, { googleFlags } from './index.ts';
+
+const project = 'sim-project-1';
+
+function fakeAuth(token = 'sim-token'): OAuth2Client {
+  const auth = new OAuth2Client();
+  auth.setCredentials({ access_token: token, expiry_date: Date.now() + 3600_000 });
+  return auth;
+}
+
+/** Real `@google-cloud/compute` clients (REST transport, fake auth) pointed at the simulator. */
+function simClients(sim: Sim, token?: string): Promise<ComputeClients> {
+  return createComputeClients({
+    endpoint: parseEndpoint(sim.endpoints.google ?? ''),
+    authClient: fakeAuth(token),
+    projectId: project,
+    retry: { attempts: 3, initialDelayMs: 5, maxDelayMs: 20 },
+    pollIntervalMs: 10,
+  });
+}
+
+function simFlags(sim: Sim, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    'google-project': project,
+    'google-endpoint': sim.endpoints.google,
+    'google-ssh-port': sim.sshPort,
+    'google-open-port': ['8080', '53/udp'],
+    'google-wait-timeout': 10,
+    ...extra,
+  };
+}
+
+let conformanceSim: Sim;
+
+/** The conformance suite through the real client library (REST, fake OAuth2Client) against the simulator. */
+runConformanceSuite('google (cloud-sim, google-cloud-compute REST)', async () => {
+  conformanceSim = await startSim({ providers: ['google'] });
+  const client = await simClients(conformanceSim);
+  return {
+    descriptor: google,
+    client,
+    validFlags: simFlags(conformanceSim),
+    invalidFlags: { 'google-project': project, 'google-zone': 'moon-1', 'google-disk-size': 'big', 'google-tags': 'Not A Tag' },
+    leaks: () => conformanceSim.leaks().map((leak) => `${leak.kind} ${leak.id} ${leak.name}`),
+    apiCalls: () => conformanceSim.requestLog.total,
+    // After the firewall rule exists, the insert operation fails (quota) and create must clean up.
+    failNextCreate: () => void conformanceSim.faults.add({ provider: 'google', operation: 'instances.insert', error: 'quota' }),
+    deleteOutside: async (driver) => {
+      await client.instances.delete({ project, zone: 'us-central1-a', instance: driver.machineName });
+    },
+    close: () => conformanceSim.close(),
+  };
+});
+
+describe('google driver against the simulator (real client library)', () => {
+  let sim: Sim;
+  let clients: ComputeClients;
+  let root: string;
+  let counter = 0;
+
+  beforeAll(async () => {
+    sim = await startSim({ providers: ['google'], providerOptions: { google: { instanceLimit: 3, addresses: { 'us-central1/web-ip': '203.0.113.7' } } } });
+    clients = await simClients(sim);
+    root = await mkdtemp(join(tmpdir(), 'driver-google-sim-'));
+  });
+  afterAll(async () => {
+    await sim.close();
+    await rm(root, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    sim.faults.clear();
+  });
+
+  function machine(extra: Record<string, unknown> = {}, client: ComputeClients = clients) {
+    const name = `sim-${++counter}`;
+    const context = createMemoryContext(name, join(root, name));
+    const config = parseFlags(googleFlags, simFlags(sim, extra), { env: {} });
+    return { driver: google.createDriver({ config, context, client }), context, name };
+  }
+
+  const leaks = () => sim.leaks().map((leak) => `${leak.kind} ${leak.name}`);
+
+  it('one create and one remove: the API calls they make (request log)', async () => {
+    sim.requestLog.clear();
+    const { driver } = machine();
+    await driver.create();
+    const create = sim.requestLog.counts('google');
+    sim.requestLog.clear();
+    await driver.remove();
+    const remove = sim.requestLog.counts('google');
+    console.info(`create: ${JSON.stringify(create)}\nremove: ${JSON.stringify(remove)}`);
+    expect(create['instances.insert']).toBe(1);
+    expect(create['firewalls.insert']).toBe(1);
+    expect(create['zoneOperations.wait']).toBeGreaterThanOrEqual(1);
+    expect(create['globalOperations.wait']).toBeGreaterThanOrEqual(1);
+    expect(remove['instances.delete']).toBe(1);
+    expect(remove['firewalls.delete']).toBe(1);
+    expect(leaks()).toEqual([]);
+  });
+
+  it('puts the key in ssh-keys metadata with block-project-ssh-keys, and the rule allows 22 and 2376', async () => {
+    const { driver, name } = machine({ 'google-labels': 'team=infra', 'google-tags': 'web' });
+    await driver.create();
+    const [instance] = await clients.instances.get({ project, zone: 'us-central1-a', instance: name });
+    const items = Object.fromEntries((instance.metadata?.items ?? []).map((item) => [item.key, item.value]));
+    expect(items['ssh-keys']).toMatch(/^docker-user:ssh-ed25519 /);
+    expect(items['block-project-ssh-keys']).toBe('true');
+    expect(instance.tags?.items).toEqual(['docker-machine', 'web']);
+    expect(instance.labels).toEqual({ team: 'infra' });
+    const [rule] = await clients.firewalls.get({ project, firewall: 'docker-machines' });
+    expect(rule.allowed?.map((entry) => ({ IPProtocol: entry.IPProtocol, ports: entry.ports }))).toEqual([
+      { IPProtocol: 'tcp', ports: [String(sim.sshPort), '2376', '8080'] },
+      { IPProtocol: 'udp', ports: ['53'] },
+    ]);
+    expect(rule.targetTags).toEqual(['docker-machine']);
+    await driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+
+  it('a quota failure inside the insert operation (the SDK does not throw) is a QuotaError; nothing leaks', async () => {
+    const created = [machine(), machine(), machine()];
+    for (const { driver } of created) await driver.create();
+    const fourth = machine();
+    const error = await fourth.driver.create().catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(QuotaError);
+    expect((error as Error).message).toMatch(/QUOTA_EXCEEDED: Quota 'INSTANCES' exceeded/);
+    expect(fourth.context.journal.entries()).toEqual([]);
+    for (const { driver } of created) await driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+
+  it('a refused token is an AuthError', async () => {
+    const badClients = await createComputeClients({
+      endpoint: parseEndpoint(sim.endpoints.google ?? ''),
+      authClient: fakeAuth('invalid-token'),
+      retry: { attempts: 1 },
+    });
+    const { driver, context } = machine({}, badClients);
+    await expect(driver.create()).rejects.toBeInstanceOf(AuthError);
+    expect(context.journal.entries()).toEqual([]);
+    expect(leaks()).toEqual([]);
+  });
+
+  it('an injected auth fault on the first call is an AuthError', async () => {
+    sim.faults.add({ provider: 'google', operation: 'firewalls.get', error: 'auth' });
+    await expect(machine().driver.create()).rejects.toBeInstanceOf(AuthError);
+    expect(leaks()).toEqual([]);
+  });
+
+  it('an HTTP 403 quota answer is a QuotaError', async () => {
+    sim.faults.add({ provider: 'google', operation: 'firewalls.insert', error: 'quota' });
+    await expect(machine().driver.create()).rejects.toBeInstanceOf(QuotaError);
+    expect(leaks()).toEqual([]);
+  });
+
+  it('retries throttling (429) and 503 on writes with the same requestId', async () => {
+    sim.faults.add({ provider: 'google', operation: 'instances.insert', throttle: { times: 1 } });
+    sim.faults.add({ provider: 'google', operation: 'instances.insert', nth: 2, error: 'unavailable' });
+    sim.requestLog.clear();
+    const { driver } = machine();
+    await driver.create();
+    const inserts = sim.requestLog.entries('google').filter((entry) => entry.operation === 'instances.insert');
+    expect(inserts.map((entry) => entry.status)).toEqual([429, 503, 200]);
+    const requestIds = new Set(inserts.map((entry) => new URL(entry.path, 'http://x').searchParams.get('requestId')));
+    expect(requestIds.size).toBe(1);
+    expect(sim.store.listInstances('google')).toHaveLength(1);
+    await driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+
+  it('persistent throttling ends in a retryable ProviderError and a clean state', async () => {
+    sim.faults.add({ provider: 'google', operation: 'firewalls.get', throttle: { times: 10 } });
+    const error = (await machine().driver.create().catch((caught: unknown) => caught)) as ProviderError;
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error.statusCode).toBe(429);
+    expect(error.isRetryable).toBe(true);
+    expect(leaks()).toEqual([]);
+  });
+
+  it.each([
+    'firewalls.get',
+    'firewalls.insert',
+    'globalOperations.wait',
+    'instances.insert',
+    'zoneOperations.wait',
+    'instances.get',
+  ])('a failure at %s leaves nothing behind', async (operation) => {
+    sim.faults.add({ provider: 'google', operation, error: 'server', times: 5 });
+    const { driver, context } = machine();
+    await expect(driver.create()).rejects.toBeInstanceOf(ProviderError);
+    expect(context.journal.entries()).toEqual([]);
+    expect(leaks()).toEqual([]);
+  });
+
+  it('an instance that never runs: the insert operation never finishes, create times out and cleans up', async () => {
+    sim.faults.instanceNeverRuns({ provider: 'google', times: 1 });
+    const { driver, context } = machine({ 'google-wait-timeout': 1 });
+    await expect(driver.create()).rejects.toBeInstanceOf(TimeoutError);
+    expect(context.journal.entries()).toEqual([]);
+    expect(leaks()).toEqual([]);
+  });
+
+  it('SSH that never opens times out; SSH that rejects the key fails fast enough; both clean up', async () => {
+    sim.faults.sshNeverOpens({ provider: 'google', times: 1 });
+    const first = machine({ 'google-wait-timeout': 1 });
+    await expect(first.driver.create()).rejects.toBeInstanceOf(TimeoutError);
+    expect(first.context.journal.entries()).toEqual([]);
+    sim.faults.sshRejectsKey({ provider: 'google', times: 1 });
+    const second = machine({ 'google-wait-timeout': 1 });
+    const error = await second.driver.create().catch((caught: unknown) => caught);
+    expect(error instanceof TimeoutError || error instanceof SSHError).toBe(true);
+    expect(second.context.journal.entries()).toEqual([]);
+    expect(leaks()).toEqual([]);
+  });
+
+  it('stop, kill, start, restart go through instances.stop (noGracefulShutdown for kill), start and reset', async () => {
+    const { driver } = machine();
+    await driver.create();
+    const firstIp = await driver.getIP();
+    expect(firstIp).toMatch(/^127\./);
+    sim.requestLog.clear();
+    await driver.stop();
+    expect(await driver.getState()).toBe(State.Stopped);
+    await driver.start();
+    expect(await driver.getState()).toBe(State.Running);
+    await driver.restart();
+    await driver.kill();
+    expect(await driver.getState()).toBe(State.Stopped);
+    const paths = sim.requestLog.entries('google').map((entry) => `${entry.method} ${entry.path}`);
+    expect(paths.filter((path) => path.includes('/stop'))).toHaveLength(2);
+    expect(paths.some((path) => path.includes('/stop?') && path.includes('noGracefulShutdown=true'))).toBe(true);
+    expect(paths.filter((path) => path.includes('/reset'))).toHaveLength(1);
+    await driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+
+  it('a preempted Spot machine reports Stopped with the reason', async () => {
+    const { driver, context, name } = machine({ 'google-spot': true });
+    await driver.create();
+    const instance = sim.store.listInstances('google').find((candidate) => candidate.name === name);
+    if (instance === undefined) throw new Error('instance missing');
+    // What Compute Engine does to a preempted Spot VM: a power-off, status TERMINATED.
+    instance.attributes.statusMessage = 'Instance was preempted.';
+    await sim.lifecycle.stop(instance, { force: true });
+    expect(await driver.getState()).toBe(State.Stopped);
+    expect(String(context.data.read().stateReason)).toMatch(/preempted the Spot instance/);
+    await driver.start();
+    expect(await driver.getState()).toBe(State.Running);
+    await driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+
+  it('--google-use-existing merges its key, keeps others, and remove leaves the instance with only its own keys', async () => {
+    const owner = machine();
+    await owner.driver.create();
+    const zone = 'us-central1-a';
+    const [before] = await clients.instances.get({ project, zone, instance: owner.name });
+    const ownerKeys = before.metadata?.items?.find((item) => item.key === 'ssh-keys')?.value;
+    // a second tool adopts the same instance
+    const adoptContext = createMemoryContext(owner.name, join(root, `${owner.name}-adopt`));
+    const config = parseFlags(googleFlags, simFlags(sim, { 'google-use-existing': true, 'google-username': 'ops' }), { env: {} });
+    const adopter = google.createDriver({ config, context: adoptContext, client: clients });
+    await adopter.create();
+    const [during] = await clients.instances.get({ project, zone, instance: owner.name });
+    const lines = (during.metadata?.items?.find((item) => item.key === 'ssh-keys')?.value ?? '').split('\n');
+    expect(lines[0]).toBe(ownerKeys);
+    expect(lines[1]).toMatch(/^ops:ssh-ed25519 /);
+    expect(findEntry(adoptContext.journal, 'instance')?.preExisting).toBe(true);
+    await adopter.remove();
+    const [after] = await clients.instances.get({ project, zone, instance: owner.name });
+    expect(after.metadata?.items?.find((item) => item.key === 'ssh-keys')?.value).toBe(ownerKeys);
+    expect(await owner.driver.getState()).toBe(State.Running);
+    await owner.driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+
+  it('a machine deleted outside reports NotFoundError (GoogleError 404 from the REST transport)', async () => {
+    const { driver, name } = machine();
+    await driver.create();
+    await clients.instances.delete({ project, zone: 'us-central1-a', instance: name });
+    await expect(driver.getState()).rejects.toBeInstanceOf(NotFoundError);
+    await driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+});
