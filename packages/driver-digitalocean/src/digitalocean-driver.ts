@@ -38,7 +38,7 @@ export const machineTag = 'machine';
 
 /** Poll and fallback timing; the defaults suit the real API, tests shrink them. */
 export interface DigitalOceanTimings {
-  /** First delay between polls of a droplet or an action, ms (default 2000; backs off 1.5×). */
+  /** First delay between polls of a droplet or an action, ms (default 1000; backs off 1.5×). */
   pollIntervalMs: number;
   /** Longest delay between polls, ms (default 5000). */
   maxPollIntervalMs: number;
@@ -52,7 +52,7 @@ export interface DigitalOceanTimings {
 
 /** Production timings. */
 export const defaultTimings: DigitalOceanTimings = {
-  pollIntervalMs: 2000,
+  pollIntervalMs: 1000,
   maxPollIntervalMs: 5000,
   shutdownTimeoutMs: 60_000,
   rebootTimeoutMs: 120_000,
