@@ -43,6 +43,15 @@ export const resourceKinds = {
   virtualMachine: 'virtual-machine',
 } as const;
 
+/** Kinds that belong to one machine only (everything but the shared network pieces and groups). */
+const ownKinds: ReadonlySet<string> = new Set([
+  resourceKinds.virtualMachine,
+  resourceKinds.osDisk,
+  resourceKinds.networkInterface,
+  resourceKinds.publicIp,
+  resourceKinds.securityGroup,
+]);
+
 /** Address space of a vnet the driver makes (the reference's), plus the subnet prefix when it lies outside. */
 const defaultVnetSpace = ['192.168.0.0/16', '10.0.0.0/8', '172.16.0.0/12'];
 /** Base64 custom data may be at most this long. */
@@ -526,6 +535,7 @@ export class AzureDriver implements Driver {
       [resourceKinds.securityGroup]: lroDelete('network security group', (c, id, lro) => c.network.networkSecurityGroups.delete(id.resourceGroup, id.name, lro)),
       // Shared pieces: deleted only when this machine's create made them and nothing else uses them now.
       [resourceKinds.subnet]: async (entry, signal) => {
+        this.#assertOwnResourcesGone(entry);
         const c = await clients();
         const { resourceGroup, names } = named(entry);
         const [vnet = '', subnet = ''] = names;
@@ -534,6 +544,7 @@ export class AzureDriver implements Driver {
         await ignoringNotFound(() => this.#lro(`subnet ${subnet} to be deleted`, signal, (lro) => c.network.subnets.delete(resourceGroup, vnet, subnet, lro), 'remove'));
       },
       [resourceKinds.virtualNetwork]: async (entry, signal) => {
+        this.#assertOwnResourcesGone(entry);
         const c = await clients();
         const { resourceGroup, name } = named(entry);
         const found = await this.#getOrUndefined(() => c.network.virtualNetworks.get(resourceGroup, name, this.#call({ ...(signal === undefined ? {} : { signal }) })));
@@ -541,6 +552,7 @@ export class AzureDriver implements Driver {
         await ignoringNotFound(() => this.#lro(`virtual network ${name} to be deleted`, signal, (lro) => c.network.virtualNetworks.delete(resourceGroup, name, lro), 'remove'));
       },
       [resourceKinds.availabilitySet]: async (entry, signal) => {
+        this.#assertOwnResourcesGone(entry);
         const c = await clients();
         const { resourceGroup, name } = named(entry);
         const call = this.#call({ ...(signal === undefined ? {} : { signal }) });
@@ -549,6 +561,7 @@ export class AzureDriver implements Driver {
         await ignoringNotFound(() => c.compute.availabilitySets.delete(resourceGroup, name, call));
       },
       [resourceKinds.resourceGroup]: async (entry, signal) => {
+        this.#assertOwnResourcesGone(entry);
         const c = await clients();
         const { resourceGroup } = named(entry);
         const call = this.#call({ ...(signal === undefined ? {} : { signal }) });
@@ -561,6 +574,22 @@ export class AzureDriver implements Driver {
         await ignoringNotFound(() => this.#lro(`resource group ${resourceGroup} to be deleted`, signal, (lro) => c.resources.resourceGroups.delete(resourceGroup, lro), 'remove'));
       },
     };
+  }
+
+  /**
+   * A shared piece (subnet, vnet, availability set, group) in use by this machine's own resources
+   * that failed to delete must stay in the journal, so the next remove deletes it too.
+   */
+  #assertOwnResourcesGone(shared: JournalEntry): void {
+    const entries = this.#context.journal.entries();
+    const left = entries.slice(entries.indexOf(shared) + 1).filter((entry) => !entry.preExisting && ownKinds.has(entry.kind));
+    if (left.length > 0) {
+      throw new ProviderError(`kept ${shared.kind} ${parseResourceId(shared.id).names.at(-1) ?? shared.id} for now: this machine's ${left.map((entry) => entry.kind).join(', ')} still exist`, {
+        machine: this.machineName,
+        operation: 'remove',
+        retryable: true,
+      });
+    }
   }
 
   #getClients(): Promise<AzureClients> {

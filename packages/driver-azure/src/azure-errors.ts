@@ -72,6 +72,16 @@ export function azureErrorFacts(error: unknown): AzureErrorFacts {
 /** Maps SDK errors onto the core's typed errors; secrets never appear in the result. */
 export function createAzureErrorMapper(secrets: () => readonly string[]): ErrorMapper {
   return (error, where) => {
+    const mapped = mapAzureError(error, where, secrets);
+    // createWithCleanup attaches a cleanup failure to the original error; keep it on the typed one.
+    const cleanupError = error instanceof Error ? (error as Error & { cleanupError?: unknown }).cleanupError : undefined;
+    if (cleanupError !== undefined && mapped !== error) Object.assign(mapped, { cleanupError });
+    return mapped;
+  };
+}
+
+function mapAzureError(error: unknown, where: { machine: string; operation: string }, secrets: () => readonly string[]): MachineError {
+  {
     if (MachineError.isInstance(error)) return error;
     const base = { ...where, cause: error, secrets: secrets() };
     if (error instanceof Error && (error.name === 'AbortError' || (error as { code?: unknown }).code === 'ABORT_ERR')) {
@@ -105,7 +115,7 @@ export function createAzureErrorMapper(secrets: () => readonly string[]): ErrorM
       ...(facts.statusCode === undefined ? {} : { statusCode: facts.statusCode }),
       retryable: facts.statusCode === 429 || (facts.statusCode !== undefined && facts.statusCode >= 500),
     });
-  };
+  }
 }
 
 /** True when the SDK error says the resource is not there. */

@@ -172,7 +172,9 @@ export function putResource(backend: AzureBackend, target: ArmTarget, request: S
   };
   const resource = storeResource(backend, groupOf(target), target.armId, lastName(target), attributes);
   const status = existing === undefined ? 201 : 200;
-  if (isGroup || target.typeKey === 'microsoft.compute/availabilitysets') return json(status, armJson(backend, resource));
+  if (isGroup) return json(status, armJson(backend, resource));
+  // Availability sets answer 200 for a create too (their API has no 201).
+  if (target.typeKey === 'microsoft.compute/availabilitysets') return json(200, armJson(backend, resource));
   // Network resources answer at once and finish through an async operation, as ARM's network provider does.
   const operation = backend.startOperation(location ?? 'global', target.subscriptionId, 'Microsoft.Network', Promise.resolve(true));
   return json(status, { ...armJson(backend, resource), properties: { ...armJson(backend, resource).properties as object, provisioningState: 'Updating' } }, {
