@@ -1,9 +1,9 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeBrokenDriver, writeFixtureDriver } from './test-support/fixture-driver.ts';
 
@@ -13,9 +13,9 @@ let work: string;
 let env: NodeJS.ProcessEnv;
 
 /** Runs the built binary as a child process. */
-function machine(args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function machine(args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}, nodeOptions: readonly string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { env: { ...env, ...extraEnv }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [...nodeOptions, bin, ...args], { env: { ...env, ...extraEnv }, timeout: 60_000 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
     });
   });
@@ -49,6 +49,37 @@ describe('the built machine binary', () => {
     const result = await machine(['--version']);
     expect(result).toMatchObject({ code: 0, stderr: '' });
     expect(result.stdout).toMatch(/^machine version \d+\.\d+\.\d+, node \d+/);
+  });
+
+  it('loads no command code for --version, and no cloud SDK for ls, drivers or a driver\'s --help', async () => {
+    const hook = join(work, 'log-loads.mjs');
+    await writeFile(
+      hook,
+      "import { registerHooks } from 'node:module';\nimport { appendFileSync } from 'node:fs';\n" +
+        'registerHooks({ load(url, context, next) { appendFileSync(process.env.LOAD_LOG, `${url}\\n`); return next(url, context); } });\n',
+    );
+    const storage = join(work, 'lazy-store');
+    const loaded = async (args: string[]): Promise<string> => {
+      const log = join(work, `loads-${args.join('-').replace(/[^a-z-]/g, '')}.txt`);
+      const result = await machine(args, { LOAD_LOG: log, MACHINE_STORAGE_PATH: storage }, ['--import', pathToFileURL(hook).href]);
+      expect(result.code, result.stderr).toBe(0);
+      return readFile(log, 'utf8');
+    };
+    const version = await loaded(['--version']);
+    expect(version).toContain('/dist/bin.js');
+    expect(version).not.toContain('commander');
+    expect(version).not.toContain('/dist/main.js');
+    expect((await machine(['create', '-d', 'memo', 'lazy'], { MACHINE_STORAGE_PATH: storage })).code).toBe(0);
+    for (const args of [['ls'], ['drivers'], ['create', '-d', 'digitalocean', '--help']]) {
+      const log = await loaded(args);
+      expect(log, args.join(' ')).toContain('/dist/main.js');
+      expect(log, args.join(' ')).not.toContain('@digitalocean/dots');
+      if (args[0] !== 'create') {
+        expect(log, args.join(' ')).not.toContain('ssh2');
+        expect(log, args.join(' ')).not.toContain('driver-digitalocean');
+      } else expect(log).toContain('driver-digitalocean');
+    }
+    expect((await machine(['rm', '-y', 'lazy'], { MACHINE_STORAGE_PATH: storage })).code).toBe(0);
   });
 
   it('runs a machine through its whole lifecycle with a driver found in MACHINE_DRIVER_PATH', async () => {
