@@ -56,7 +56,7 @@ describe('the built machine binary', () => {
     await writeFile(
       hook,
       "import { registerHooks } from 'node:module';\nimport { appendFileSync } from 'node:fs';\n" +
-        'registerHooks({ load(url, context, next) { appendFileSync(process.env.LOAD_LOG, `${url}\\n`); return next(url, context); } });\n',
+        'registerHooks({ load(url, context, next) { appendFileSync(process.env.LOAD_LOG, url + "\\n"); return next(url, context); } });\n',
     );
     const storage = join(work, 'lazy-store');
     const loaded = async (args: string[]): Promise<string> => {
