@@ -2,7 +2,7 @@
 /**
  * `pnpm sim`: starts every implemented provider front end, prints endpoints and the environment to
  * point drivers at them, and runs until SIGINT/SIGTERM. Options: `--providers a,b`, `--host`,
- * `--ssh-port N`, `--port provider=N`, `--state-file PATH` (JSON `{pid, endpoints, sshPort, env}`
+ * `--ssh-port N`, `--port provider=N`, `--pending-ms N`, `--stopping-ms N`, `--state-file PATH` (JSON `{pid, endpoints, sshPort, env}`
  * written once ready, removed on exit). Faults come from `CLOUD_SIM_FAULTS` (JSON).
  */
 import { rename, rm, writeFile } from 'node:fs/promises';
@@ -18,11 +18,13 @@ async function main(): Promise<void> {
       'ssh-port': { type: 'string' },
       port: { type: 'string', multiple: true },
       'state-file': { type: 'string' },
+      'pending-ms': { type: 'string' },
+      'stopping-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help === true) {
-    process.stdout.write('usage: cloud-sim [--providers digitalocean] [--host 127.0.0.1] [--ssh-port N] [--port provider=N] [--state-file PATH]\n');
+    process.stdout.write('usage: cloud-sim [--providers digitalocean] [--host 127.0.0.1] [--ssh-port N] [--port provider=N] [--pending-ms N] [--stopping-ms N] [--state-file PATH]\n');
     return;
   }
   const ports: Record<string, number> = {};
@@ -37,6 +39,10 @@ async function main(): Promise<void> {
     ...(values.host ? { host: values.host } : {}),
     ...(values['ssh-port'] ? { sshPort: Number(values['ssh-port']) } : {}),
     ports,
+    delays: {
+      ...(values['pending-ms'] ? { pendingMs: Number(values['pending-ms']) } : {}),
+      ...(values['stopping-ms'] ? { stoppingMs: Number(values['stopping-ms']) } : {}),
+    },
     faults: process.env.CLOUD_SIM_FAULTS ? parseFaultSpecs(process.env.CLOUD_SIM_FAULTS) : [],
   });
   const env = sim.env();

@@ -94,7 +94,7 @@ export async function startSim(options: SimOptions = {}): Promise<Sim> {
         sshPort,
         endpoint: () => endpoints[name] ?? '',
       };
-      const providerOptions = name === 'digitalocean' ? options.digitalocean : options.providerOptions?.[name];
+      const providerOptions = (name === 'digitalocean' ? options.digitalocean : undefined) ?? options.providerOptions?.[name];
       const frontEnd = definition.create(context, providerOptions);
       frontEnds.push(frontEnd);
       const server = await startProviderServer(() => frontEnd, { faults, requestLog, ids }, { host, port: options.ports?.[name] ?? 0 });

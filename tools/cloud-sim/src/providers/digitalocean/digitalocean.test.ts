@@ -202,7 +202,28 @@ describe('DigitalOcean front end through @digitalocean/dots', () => {
     expect(sim.leaks()).toEqual([]);
   });
 
+  it('accepts ssh_keys by fingerprint and creates several droplets with `names`', async () => {
+    await createKey();
+    const response = await fetch(`${sim.endpoints.digitalocean}/v2/droplets`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer t', 'content-type': 'application/json' },
+      body: JSON.stringify({ names: ['m-1', 'm-2'], size: 's-1vcpu-1gb', image: 'ubuntu-22-04-x64', ssh_keys: [userKey.md5Fingerprint] }),
+    });
+    expect(response.status).toBe(202);
+    const body = (await response.json()) as { droplets: { id: number; name: string; status: string }[]; links: { actions: unknown[] } };
+    expect(body.droplets.map((droplet) => [droplet.name, droplet.status])).toEqual([
+      ['m-1', 'new'],
+      ['m-2', 'new'],
+    ]);
+    expect(body.links.actions).toHaveLength(2);
+    const droplet = await waitActive(body.droplets[1]!.id);
+    const result = await runSSH({ host: ipOf(droplet)!, port: sim.sshPort, username: 'ubuntu', privateKey: userKey.privateKey }, 'cat /home/ubuntu/.ssh/authorized_keys');
+    expect(result.stdout.trim()).toBe(userKey.publicKey);
+  });
+
   it('rejects invalid requests with DigitalOcean error bodies', async () => {
+    const unknownKey = await dotsFailure(client.v2.droplets.post({ name: 'x', size: 's-1vcpu-1gb', image: 'ubuntu-24-04-x64', sshKeys: ['12345'] }));
+    expect(unknownKey.responseStatusCode).toBe(422);
     const invalidSize = await dotsFailure(client.v2.droplets.post({ name: 'x', region: 'nyc3', size: 'huge', image: 'ubuntu-24-04-x64' }));
     expect(invalidSize).toMatchObject({ responseStatusCode: 422, messageEscaped: 'You specified an invalid size for Droplet creation.' });
     const raw = await fetch(`${sim.endpoints.digitalocean}/v2/droplets/123`, { headers: { authorization: 'Bearer t' } });
