@@ -99,6 +99,7 @@ export interface DigitalOceanClient {
   v2: {
     account: {
       keys: {
+        get(config?: Query<{ page?: number; perPage?: number }>): Promise<{ sshKeys?: DotsSshKey[] | null; links?: DotsLinks | null } | undefined>;
         post(body: { name: string; publicKey: string }): Promise<{ sshKey?: DotsSshKey | null } | undefined>;
         /** The API takes an id or a fingerprint here; dots types it as a number. */
         bySsh_key_identifier(identifier: number | string): {
@@ -122,6 +123,7 @@ export interface DigitalOceanClient {
       };
     };
     firewalls: {
+      get(config?: Query<{ page?: number; perPage?: number }>): Promise<{ firewalls?: DotsFirewall[] | null; links?: DotsLinks | null } | undefined>;
       post(body: DotsFirewall & { name: string }): Promise<{ firewall?: DotsFirewall | null } | undefined>;
       byFirewall_id(id: string): { delete(): Promise<void> };
     };

@@ -39,10 +39,12 @@ export interface RetryPolicy {
    * resets instead of hanging (DigitalOcean's hourly limit can reset an hour later). Default 90 000.
    */
   giveUpAfterMs: number;
+  /** A call with no answer after this many ms is aborted (and retried when idempotent). Default 60 000. */
+  requestTimeoutMs: number;
 }
 
 /** The production retry policy. */
-export const defaultRetryPolicy: RetryPolicy = { maxRetries: 5, baseDelayMs: 1000, maxDelayMs: 60_000, giveUpAfterMs: 90_000 };
+export const defaultRetryPolicy: RetryPolicy = { maxRetries: 5, baseDelayMs: 1000, maxDelayMs: 60_000, giveUpAfterMs: 90_000, requestTimeoutMs: 60_000 };
 
 /** Options for {@link createDotsClient}. */
 export interface DotsClientOptions {
@@ -94,7 +96,9 @@ export class DigitalOceanRetryHandler implements Middleware {
     for (let attempt = 0; ; attempt++) {
       let response: Response;
       try {
-        response = await next.execute(url, requestInit, requestOptions);
+        // A hung connection must not hang the command: each attempt gets its own deadline.
+        const attemptInit = { ...requestInit, signal: AbortSignal.timeout(this.#policy.requestTimeoutMs) };
+        response = await next.execute(url, attemptInit, requestOptions);
       } catch (error) {
         if (attempt >= this.#policy.maxRetries || !idempotentMethods.has(method)) throw error;
         await sleep(this.#backoff(attempt));

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMemoryContext, InvalidConfigError, MachineError, ProviderError, parseFlags, State } from '@machine/driver-core';
@@ -197,6 +197,37 @@ describe('digitalocean driver against the mock API', () => {
     expect(requests.filter((request) => request === 'POST /v2/droplets')).toHaveLength(1);
     expect(requests).toContain(`GET /v2/droplets?per_page=200&tag_name=machine-${name}`);
     expect(context.journal.entries()).toEqual([]);
+  });
+
+  it.each([
+    ['POST /v2/account/keys', 'GET /v2/account/keys?page=1&per_page=200'],
+    ['POST /v2/firewalls', 'GET /v2/firewalls?page=1&per_page=200'],
+  ])('a lost answer to %s: the resource is found by its unique name and deleted', async (route, lookup) => {
+    api.fault({ route, status: 502, afterApplying: true, body: { id: 'bad_gateway', message: 'Bad Gateway' } });
+    const { driver, context } = machine({ 'digitalocean-firewall': true });
+    const before = api.requests.length;
+    await expect(driver.create()).rejects.toSatisfy(MachineError.isInstance);
+    expect(api.requests.slice(before)).toContain(lookup);
+    expect(api.requests.slice(before).filter((request) => request === route)).toHaveLength(1);
+    expect(context.journal.entries()).toEqual([]);
+  });
+
+  it('rejects user data over 64 KiB before any API call', async () => {
+    const path = join(root, 'big-user-data.yaml');
+    await writeFile(path, 'x'.repeat(64 * 1024 + 1));
+    const before = api.requests.length;
+    const { driver } = machine({ 'digitalocean-userdata': path });
+    await expect(driver.create()).rejects.toThrow(/64 KiB/);
+    expect(api.requests.length).toBe(before);
+  });
+
+  it('sends the user data file as is', async () => {
+    const path = join(root, 'user-data.yaml');
+    await writeFile(path, '#cloud-config\npackages: [htop]\n');
+    const { driver, name } = machine({ 'digitalocean-userdata': path });
+    await driver.create();
+    expect([...api.droplets.values()].find((droplet) => droplet.name === name)?.body.user_data).toBe('#cloud-config\npackages: [htop]\n');
+    await driver.remove();
   });
 
   it('remove tolerates resources deleted outside the tool (404)', async () => {

@@ -323,6 +323,9 @@ export class DigitalOceanDriver implements Driver {
         ]);
       }
     }
+    if (userData !== undefined && Buffer.byteLength(userData) > 64 * 1024) {
+      throw new InvalidConfigError([{ flag: 'digitalocean-userdata', message: `${userdata} is over DigitalOcean's 64 KiB user-data limit` }]);
+    }
     if (sshKeyPath !== undefined && sshKeyFingerprint === undefined) {
       throw new InvalidConfigError([
         {
@@ -407,7 +410,20 @@ export class DigitalOceanDriver implements Driver {
     throwIfAborted(signal);
     // A random suffix: a key left behind by an older run never blocks re-creating this name.
     const name = `machine-${this.machineName}-${randomBytes(3).toString('hex')}`;
-    const response = await this.#api('create', `ssh key ${name}`, () => client.v2.account.keys.post({ name, publicKey: keyPair.publicKey }));
+    let response: Awaited<ReturnType<DigitalOceanClient['v2']['account']['keys']['post']>>;
+    try {
+      response = await this.#api('create', `ssh key ${name}`, () => client.v2.account.keys.post({ name, publicKey: keyPair.publicKey }));
+    } catch (error) {
+      // The name is unique (random suffix): if the answer was lost, find the key by it so cleanup deletes it.
+      if (isAmbiguous(error)) {
+        await this.#adopt(ResourceKind.sshKey, { name }, async (page) => {
+          const keys = (await client.v2.account.keys.get({ queryParameters: { page, perPage: 200 } }))?.sshKeys ?? [];
+          const ids = keys.filter((key) => key.name === name && typeof key.id === 'number').map((key) => String(key.id));
+          return { ids, more: keys.length === 200 };
+        });
+      }
+      throw error;
+    }
     const id = response?.sshKey?.id;
     if (typeof id !== 'number') throw new ProviderError(`DigitalOcean did not return the id of key ${name}`, { operation: 'create' });
     await journal.record({ kind: ResourceKind.sshKey, id: String(id), meta: { name, fingerprint: keyPair.md5Fingerprint } });
@@ -441,8 +457,7 @@ export class DigitalOceanDriver implements Driver {
       droplet = response !== undefined && 'droplet' in response ? response.droplet : undefined;
     } catch (error) {
       // A 5xx or a dropped connection may hide a droplet that was made: find it so cleanup deletes it.
-      const status = error instanceof ProviderError ? error.statusCode : 400;
-      if (status === undefined || status >= 500) await this.#adoptUnrecordedDroplets(client, startedAt);
+      if (isAmbiguous(error)) await this.#adoptUnrecordedDroplets(client, startedAt);
       throw error;
     }
     if (typeof droplet?.id !== 'number') throw new ProviderError('DigitalOcean did not return the new droplet’s id', { operation: 'create' });
@@ -466,10 +481,29 @@ export class DigitalOceanDriver implements Driver {
     }
   }
 
+  /** Records resources a lost answer may have hidden (`find` lists one page of 200), so cleanup deletes them. */
+  async #adopt(kind: string, meta: Record<string, string>, find: (page: number) => Promise<{ ids: string[]; more: boolean }>): Promise<void> {
+    try {
+      for (let page = 1; page <= 20; page++) {
+        const { ids, more } = await find(page);
+        for (const id of ids) await this.#context.journal.record({ kind, id, meta });
+        if (ids.length > 0 || !more) return;
+      }
+    } catch {
+      // Best effort: the original error is what the user needs to see.
+    }
+  }
+
   async #createFirewall(client: DigitalOceanClient, dropletId: number, rules: readonly FirewallRule[]): Promise<void> {
     const name = `machine-${this.machineName}-${randomBytes(3).toString('hex')}`;
     this.#progress('create-firewall', 'start', `creating cloud firewall ${name}`);
     const everywhere = { addresses: ['0.0.0.0/0', '::/0'] };
+    const adoptFirewall = () =>
+      this.#adopt(ResourceKind.firewall, { name }, async (page) => {
+        const firewalls = (await client.v2.firewalls.get({ queryParameters: { page, perPage: 200 } }))?.firewalls ?? [];
+        const ids = firewalls.filter((firewall) => firewall.name === name && typeof firewall.id === 'string').map((firewall) => String(firewall.id));
+        return { ids, more: firewalls.length === 200 };
+      });
     const response = await this.#api('create', `firewall ${name}`, () =>
       client.v2.firewalls.post({
         name,
@@ -486,7 +520,10 @@ export class DigitalOceanDriver implements Driver {
           { protocol: 'icmp', destinations: everywhere },
         ],
       }),
-    );
+    ).catch(async (error: unknown) => {
+      if (isAmbiguous(error)) await adoptFirewall();
+      throw error;
+    });
     const id = response?.firewall?.id;
     if (typeof id !== 'string' || id === '') throw new ProviderError(`DigitalOcean did not return the id of firewall ${name}`, { operation: 'create' });
     await this.#context.journal.record({ kind: ResourceKind.firewall, id, meta: { name } });
@@ -658,6 +695,12 @@ export class DigitalOceanDriver implements Driver {
   #progress(step: string, phase: 'start' | 'done' | 'info', message: string): void {
     this.#context.onProgress?.({ step, phase, message });
   }
+}
+
+/** True when a failed POST may still have made its resource: a 5xx, a timeout or a dropped connection. */
+function isAmbiguous(error: unknown): boolean {
+  if (!(error instanceof ProviderError)) return false;
+  return error.statusCode === undefined || error.statusCode >= 500;
 }
 
 /** The State of a droplet in a list response (used by the batch state query). */

@@ -94,6 +94,13 @@ export function mapDigitalOceanError(
       ...(error.id ? { providerCode: error.id } : {}),
     });
   }
+  if (error instanceof Error && error.name === 'TimeoutError') {
+    return new ProviderError('the DigitalOcean API did not answer in time', {
+      ...context,
+      retryable: true,
+      hint: 'check the network and --digitalocean-api-url',
+    });
+  }
   if (error instanceof TypeError && /fetch failed/i.test(error.message)) {
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
     return new ProviderError(`could not reach the DigitalOcean API: ${cause?.code ?? cause?.message ?? error.message}`, {

@@ -155,6 +155,29 @@ describe('digitalocean driver against cloud-sim', () => {
     await driver.remove();
   });
 
+  it('a call that gets no answer in time is aborted and retried', async () => {
+    const { driver, context } = simMachine(sim, root.path);
+    await driver.create();
+    const slow = simMachine(sim, root.path);
+    // Same machine, a driver whose requests time out after 150 ms.
+    const impatient = createDigitalOceanDescriptor({ timings: { ...fastTimings, retry: { ...fastTimings.retry, requestTimeoutMs: 150 } } }).createDriver({
+      config: slow.config,
+      context,
+    });
+    sim.faults.add({ provider: 'digitalocean', operation: 'droplets.get', latencyMs: 600, times: 1 });
+    sim.requestLog.clear();
+    const started = Date.now();
+    try {
+      expect(await impatient.getState()).toBe(State.Running);
+      expect(Date.now() - started).toBeLessThan(550);
+      // The simulator logs the abandoned call when it finally answers.
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      expect(sim.requestLog.count('droplets.get')).toBe(2);
+    } finally {
+      await driver.remove();
+    }
+  });
+
   it('a transient 5xx on a status read is retried, not fatal', async () => {
     const { driver } = simMachine(sim, root.path);
     await driver.create();

@@ -201,6 +201,9 @@ export async function startMockDigitalOceanApi(options: MockOptions = {}): Promi
         const { preExisting: _, ...json } = key;
         return reply(201, { ssh_key: json });
       }
+      if (identifier === undefined && method === 'GET') {
+        return reply(200, { ssh_keys: [...keys.values()].map(({ preExisting: _, ...json }) => json), links: {}, meta: { total: keys.size } });
+      }
       const key = [...keys.values()].find((candidate) => String(candidate.id) === identifier || candidate.fingerprint === identifier);
       if (key === undefined) return notFound(reply);
       if (method === 'GET') {
@@ -278,6 +281,9 @@ export async function startMockDigitalOceanApi(options: MockOptions = {}): Promi
         const firewall: MockFirewall = { id: `fw-${nextId++}-0000-0000-000000000000`, body };
         firewalls.set(firewall.id, firewall);
         return reply(202, { firewall: { id: firewall.id, status: 'waiting', created_at: new Date().toISOString(), pending_changes: [], ...body } });
+      }
+      if (id === undefined && method === 'GET') {
+        return reply(200, { firewalls: [...firewalls.values()].map((firewall) => ({ id: firewall.id, ...firewall.body })), links: {}, meta: { total: firewalls.size } });
       }
       if (id !== undefined && method === 'DELETE') {
         if (!firewalls.delete(id)) return notFound(reply);
