@@ -28,7 +28,7 @@ import { type AmazonEC2Config, crossFlagProblems } from './amazonec2-flags.ts';
 import { type LaunchPlan, resolveImage, resolveImageId, resolveNetwork } from './amazonec2-plan.ts';
 import { missingPermissions } from './amazonec2-security-group.ts';
 import { toMachineState } from './amazonec2-state.ts';
-import { machineTags, tagSpecifications } from './amazonec2-tags.ts';
+import { machineTags, managedByTag, managedByValue, tagSpecifications } from './amazonec2-tags.ts';
 
 /** Journal kinds this driver records. */
 export const resourceKinds = {
@@ -309,7 +309,18 @@ export class AmazonEC2Driver implements Driver {
       let permissions: IpPermission[];
       if (existing?.GroupId !== undefined) {
         groupId = existing.GroupId;
-        await journal.record({ kind: resourceKinds.securityGroup, id: groupId, region: this.#config.region, preExisting: true, meta: { name } });
+        // A group an earlier machine create made (our tag) is shared: whichever machine is removed
+        // last deletes it, so the default `docker-machine` group does not leak. Groups made by
+        // anyone else, and read-only ones, are never deleted.
+        const madeByMachine = existing.Tags?.some((tag) => tag.Key === managedByTag && tag.Value === managedByValue) === true;
+        const adopt = madeByMachine && !this.#config.securityGroupReadonly;
+        await journal.record({
+          kind: resourceKinds.securityGroup,
+          id: groupId,
+          region: this.#config.region,
+          preExisting: !adopt,
+          meta: adopt ? { name, shared: 'true' } : { name },
+        });
         permissions = this.#config.securityGroupReadonly ? [] : missingPermissions(existing, rules, description);
       } else {
         if (this.#config.securityGroupReadonly) {

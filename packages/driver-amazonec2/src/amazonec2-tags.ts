@@ -5,13 +5,15 @@ import { parseTags } from './amazonec2-flags.ts';
 export const machineNameTag = 'docker-machine-name';
 /** Marks resources made by this tool. */
 export const managedByTag = 'managed-by';
+/** The value of {@link managedByTag} on what this tool makes. */
+export const managedByValue = 'machine';
 
 /** The tags of a machine's resources: Name, the machine tag, the owner tag and the user's `--amazonec2-tags`. */
 export function machineTags(machineName: string, userTags: string | undefined): Tag[] {
   const tags: Tag[] = [
     { Key: 'Name', Value: machineName },
     { Key: machineNameTag, Value: machineName },
-    { Key: managedByTag, Value: 'machine' },
+    { Key: managedByTag, Value: managedByValue },
   ];
   for (const tag of parseTags(userTags)) {
     const existing = tags.findIndex((t) => t.Key === tag.Key);
