@@ -153,6 +153,13 @@ describe('machine ssh', () => {
     expect(options.stderr).toContain('the built-in SSH client does not take ssh options (-L)');
   });
 
+  it('opens an interactive shell with the built-in client when no command is given', async () => {
+    await cli.run(['create', '-d', 'fake', 'box']);
+    const shell = await cli.run(['--native-ssh', 'ssh', 'box'], { stdin: 'echo hi there\nexit 4\n' });
+    expect(shell.stdout).toContain('hi there');
+    expect(shell.code).toBe(4);
+  });
+
   it('refuses a stopped machine with the reference wording', async () => {
     await cli.run(['create', '-d', 'fake', 'box']);
     await cli.run(['stop', 'box']);

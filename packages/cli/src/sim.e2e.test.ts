@@ -1,6 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,6 +80,16 @@ describe('machine --sim (digitalocean on the cloud simulator)', () => {
     expect((await machine(['ssh', 'demo', '--', 'cat', '/root/hello.txt'])).stdout).toBe('hello from the host\n');
     expect((await machine(['scp', 'demo:/root/hello.txt', join(work, 'back.txt')])).code).toBe(0);
     expect(await readFile(join(work, 'back.txt'), 'utf8')).toBe('hello from the host\n');
+
+    // Recursive copies, and machine to machine.
+    expect((await machine(['create', '-d', 'digitalocean', '--sim', 'demo2'])).code).toBe(0);
+    await mkdir(join(work, 'tree', 'sub'), { recursive: true });
+    await writeFile(join(work, 'tree', 'sub', 'deep.txt'), 'deep\n');
+    expect((await machine(['scp', '-r', join(work, 'tree'), 'demo:/root/tree'])).code).toBe(0);
+    const copied = await machine(['scp', '-r', 'demo:/root/tree', 'demo2:/root/copy']);
+    expect(copied.code, copied.stderr).toBe(0);
+    expect((await machine(['ssh', 'demo2', '--', 'cat', '/root/copy/sub/deep.txt'])).stdout).toBe('deep\n');
+    expect((await machine(['rm', '-y', 'demo2'])).code).toBe(0);
 
     for (const [action, expected] of [['stop', 'Stopped'], ['start', 'Running'], ['restart', 'Running'], ['kill', 'Stopped']] as const) {
       const result = await machine([action, 'demo']);

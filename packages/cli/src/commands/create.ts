@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import {
   type DriverDescriptor,
   InvalidConfigError,
+  type ProgressEvent,
   MachineError,
   assertValidMachineName,
   parseFlags,
@@ -127,7 +128,12 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       ...(options.sim ? { sim: true } : {}),
     };
     await store.create(record);
-    const onProgress = progressPrinter(io.stderr);
+    const printProgress = progressPrinter(io.stderr);
+    let driverWaitedForSSH = false;
+    const onProgress = (event: ProgressEvent) => {
+      if (event.step === 'wait-ssh' && event.phase === 'done') driverWaitedForSSH = true;
+      printProgress(event);
+    };
     const context = persistentContext(store, record, onProgress);
     const driver = descriptor.createDriver({ config, context });
     const signal = io.signal;
@@ -164,7 +170,8 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
         privateKey: await readFile(keyPath, 'utf8'),
         machine: name,
       };
-      const fingerprint = await waitForSSH(target, { onProgress, ...operation });
+      // Drivers usually wait for SSH themselves; this check is then one quick handshake, not shown again.
+      const fingerprint = await waitForSSH(target, { ...(driverWaitedForSSH ? {} : { onProgress }), ...operation });
       const hostKey = await fetchHostKey(target, fingerprint);
       await writeKnownHosts(store.machineDir(name), `machine-${name}`, hostKey);
       record.ssh = { user: target.username, port: target.port, keyPath, hostKeyFingerprint: fingerprint, hostKey };
