@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -95,10 +95,32 @@ describe('the built machine binary', () => {
     expect(await readdir(join(work, 'cloud'))).toEqual([]);
   });
 
+  it('Ctrl-C aborts create through its signal: the driver deletes what it made, exit 130', async () => {
+    const child = spawn(process.execPath, [bin, 'create', '-d', 'memo', '--memo-hang', 'hung'], { env });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    // Wait until the journal on disk lists the instance: the create is in flight.
+    const config = join(work, 'store', 'machines', 'hung', 'config.json');
+    for (let waited = 0; waited < 10_000; waited += 50) {
+      if (existsSync(config) && (await readFile(config, 'utf8')).includes('i-hung')) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(JSON.parse(await readFile(config, 'utf8'))).toMatchObject({ status: 'creating', journal: [{ kind: 'instance', id: 'i-hung' }] });
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toContain('create of "hung" was interrupted; nothing is left behind');
+    expect(existsSync(join(work, 'cloud', 'i-hung'))).toBe(false);
+    expect(existsSync(join(work, 'store', 'machines', 'hung'))).toBe(false);
+    expect(existsSync(join(work, 'store', 'locks', 'hung.lock'))).toBe(false);
+  });
+
   it('gives one clear line and exit code 1 for bad input', async () => {
     const cases: [string[], RegExp][] = [
       [['create', '-d', 'nosuch', 'x1'], /^Driver "nosuch" not found/],
-      [['create', '-d', 'memo', '--memo-nope', 'x', 'x1'], /^--memo-nope: unknown flag; known flags: --memo-cloud-dir, --memo-color\n$/],
+      [['create', '-d', 'memo', '--memo-nope', 'x', 'x1'], /^--memo-nope: unknown flag; known flags: --memo-cloud-dir, --memo-color, --memo-hang\n$/],
       [['create', '-d', 'memo', 'Not_Valid'], /^machine name: "Not_Valid"/],
       [['create', '-d', 'bad', 'x1'], /^machine-driver-bad does not export a valid machine driver/],
       [['status', 'ghost'], /^Docker machine "ghost" does not exist\./],

@@ -44,6 +44,7 @@ export default {
   flags: [
     { name: '${name}-cloud-dir', key: 'cloudDir', type: 'string', envVar: 'FIXTURE_CLOUD_DIR', required: true, description: 'folder that plays the cloud' },
     { name: '${name}-color', key: 'color', type: 'string', default: 'blue', description: 'a harmless setting' },
+    { name: '${name}-hang', key: 'hang', type: 'bool', description: 'create waits until it is aborted (to test Ctrl-C)' },
   ],
   createDriver({ config, context }) {
     const file = (id) => join(config.cloudDir, id);
@@ -62,11 +63,20 @@ export default {
       driverName: ${JSON.stringify(name)},
       machineName: context.machineName,
       async preCreateCheck() {},
-      async create() {
+      async create(options = {}) {
         await mkdir(config.cloudDir, { recursive: true });
         const id = 'i-' + context.machineName;
         await writeFile(file(id), 'Running');
         await context.journal.record({ kind: 'instance', id });
+        if (config.hang) {
+          // Like a real driver: wait for the cloud until aborted, then delete what was made.
+          const polling = setInterval(() => {}, 100); // a real driver has its API polls pending
+          await new Promise((resolve) => options.signal?.addEventListener('abort', resolve, { once: true }));
+          clearInterval(polling);
+          await rm(file(id), { force: true });
+          await context.journal.forget('instance', id);
+          throw machineError('CANCELLED', 'the operation was cancelled');
+        }
       },
       async remove() {
         for (const entry of [...context.journal.entries()]) {
