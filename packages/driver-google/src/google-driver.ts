@@ -19,7 +19,6 @@ import {
   TimeoutError,
   waitFor,
 } from '@machine/driver-core';
-import { generateSSHKeyPair, writeSSHKeyPair } from '@machine/driver-core/keys';
 import type { ComputeClients, ComputeInstance, ComputeOperation, RetrySettings, StartedOperation } from './google-clients.ts';
 import { isAlreadyExists, isFingerprintConflict, isNotFound, isRetryableGoogleError, operationError } from './google-errors.ts';
 import { firewallPatch, firewallRuleName, lastSegment, machineTag, managedMarker, newFirewall } from './google-firewall.ts';
@@ -121,6 +120,8 @@ export class GoogleDriver implements Driver {
       async () => {
         const natIP = await this.#resolveAddress(signal);
         this.#progress('ssh-key', 'start', 'generating an ed25519 SSH key');
+        // Loaded here, not at import: keys and ssh pull in ssh2, which `machine ls` never needs.
+        const { generateSSHKeyPair, writeSSHKeyPair } = await import('@machine/driver-core/keys');
         const keyPair = generateSSHKeyPair({ comment: this.#config.username });
         await writeSSHKeyPair(this.#context.machineDir, keyPair, 'id_ed25519');
         const keyLine = sshKeysLine(this.#config.username, keyPair.publicKey);
