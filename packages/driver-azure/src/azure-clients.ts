@@ -35,7 +35,8 @@ export interface AzureClients {
       deallocate(resourceGroup: string, name: string, options?: LongRunningOptions): PromiseLike<void>;
       start(resourceGroup: string, name: string, options?: LongRunningOptions): PromiseLike<void>;
       restart(resourceGroup: string, name: string, options?: LongRunningOptions): PromiseLike<void>;
-      list(resourceGroup: string, options?: CallOptions & { expand?: string }): Paged<VirtualMachine>;
+      /** Every VM of the subscription; `statusOnly: 'true'` adds each one's instance view statuses. */
+      listAll(options?: CallOptions & { statusOnly?: string }): Paged<VirtualMachine>;
     };
     readonly availabilitySets: {
       get(resourceGroup: string, name: string, options?: CallOptions): Promise<AvailabilitySet>;

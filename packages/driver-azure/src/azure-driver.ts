@@ -52,6 +52,17 @@ const ownKinds: ReadonlySet<string> = new Set([
   resourceKinds.securityGroup,
 ]);
 
+/** The shared pieces several machines may use. */
+const sharedKinds: ReadonlySet<string> = new Set([resourceKinds.resourceGroup, resourceKinds.availabilitySet, resourceKinds.virtualNetwork, resourceKinds.subnet]);
+/** The tag create puts on everything it makes. */
+const createdByTag = 'created-by';
+const createdByValue = 'machine';
+
+function resourceNameOf(entry: JournalEntry): string {
+  const parsed = parseResourceId(entry.id);
+  return parsed.names.at(-1) ?? parsed.resourceGroup;
+}
+
 /** Address space of a vnet the driver makes (the reference's), plus the subnet prefix when it lies outside. */
 const defaultVnetSpace = ['192.168.0.0/16', '10.0.0.0/8', '172.16.0.0/12'];
 /** Base64 custom data may be at most this long. */
@@ -272,13 +283,45 @@ export class AzureDriver implements Driver {
   }
 
   async remove(options: OperationOptions = {}): Promise<void> {
+    const adopted = this.#context.journal.entries().filter((entry) => entry.preExisting && sharedKinds.has(entry.kind));
+    const deleters = this.#deleters();
     await cleanupJournal(this.#context.journal, {
-      deleters: this.#deleters(),
+      deleters,
       machine: this.machineName,
       operation: 'remove',
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       onDeleted: (entry) => this.#progress('remove', `deleted ${entry.kind} ${parseResourceId(entry.id).names.at(-1) ?? entry.id}`, 'info'),
     });
+    // Shared pieces this machine found rather than made: another machine's create made them when they
+    // carry its `created-by=machine` tag. The last machine to go deletes them once nothing uses them,
+    // so `create a, create b, rm a, rm b` leaves nothing behind. Anything untagged is the user's: kept.
+    for (const entry of [...adopted].reverse()) {
+      try {
+        if (!(await this.#madeByMachine(entry, options))) continue;
+        await deleters[entry.kind]?.(entry, options.signal);
+      } catch (error) {
+        this.#progress('remove', `kept shared ${entry.kind} ${resourceNameOf(entry)}: ${error instanceof Error ? error.message : String(error)}`, 'info');
+      }
+    }
+  }
+
+  /** True when a shared piece (or, for a subnet, its vnet) carries the tag create puts on what it makes. */
+  async #madeByMachine(entry: JournalEntry, options: OperationOptions): Promise<boolean> {
+    const clients = await this.#getClients();
+    const { resourceGroup, names } = parseResourceId(entry.id);
+    const call = this.#call(options);
+    const found = await this.#getOrUndefined<{ tags?: Record<string, string> }>(() => {
+      switch (entry.kind) {
+        case resourceKinds.subnet:
+        case resourceKinds.virtualNetwork:
+          return clients.network.virtualNetworks.get(resourceGroup, names[0] ?? '', call);
+        case resourceKinds.availabilitySet:
+          return clients.compute.availabilitySets.get(resourceGroup, names[0] ?? '', call);
+        default:
+          return clients.resources.resourceGroups.get(resourceGroup, call);
+      }
+    });
+    return found?.tags?.[createdByTag] === createdByValue;
   }
 
   async start(options: OperationOptions = {}): Promise<void> {
@@ -410,7 +453,7 @@ export class AzureDriver implements Driver {
     const vnet = parseQualifiedName(config.vnet);
     const vnetResourceGroup = vnet.resourceGroup ?? resourceGroup;
     const name = this.machineName;
-    const sharedTags = { ...tags.tags, 'created-by': 'machine' };
+    const sharedTags = { ...tags.tags, [createdByTag]: createdByValue };
     return {
       subscriptionId,
       resourceGroup,

@@ -2,10 +2,20 @@
  * @machine/driver-azure: the Azure Resource Manager driver. Importing this module loads no Azure
  * SDK code: the SDK clients are built on first use.
  */
-import { defineDriver, type DriverDescriptor, guardDriver, secretValues } from '@machine/driver-core';
+import {
+  type BatchStateRequest,
+  defineDriver,
+  type DriverDescriptor,
+  findEntry,
+  guardDriver,
+  NotFoundError,
+  type State,
+  secretValues,
+} from '@machine/driver-core';
 import type { AzureClients } from './azure-clients.ts';
-import { AzureDriver } from './azure-driver.ts';
+import { AzureDriver, resourceKinds } from './azure-driver.ts';
 import { createAzureErrorMapper } from './azure-errors.ts';
+import { stateFromInstanceView } from './azure-state.ts';
 import { type AzureConfig, type AzureEnvironmentName, azureEnvironments, azureFlags, isLoopbackHost } from './azure-flags.ts';
 
 export { type AzureClientOptions, type AzureClients, createAzureClients, createAzureCredential } from './azure-clients.ts';
@@ -24,27 +34,65 @@ function isPlainLoopback(endpoint: string): boolean {
   return url.protocol === 'http:' && isLoopbackHost(url.hostname);
 }
 
+/** Builds the SDK clients a config calls for (the SDK is loaded here, on first use). */
+async function clientsFor(config: AzureConfig): Promise<AzureClients> {
+  const { createAzureClients, createAzureCredential, loopbackCredential } = await import('./azure-clients.ts');
+  const endpoint = azureEndpoint(config);
+  return createAzureClients({
+    subscriptionId: config.subscriptionId,
+    // A plain-http loopback endpoint is a simulator or a local proxy: never send it a real token.
+    credential: isPlainLoopback(endpoint) ? loopbackCredential : await createAzureCredential(config),
+    endpoint,
+    // Loopback simulators send no Retry-After; poll them briskly.
+    ...(isPlainLoopback(endpoint) ? { pollIntervalMs: 50 } : {}),
+  });
+}
+
 const azure: DriverDescriptor<AzureConfig, AzureClients> = defineDriver<AzureConfig, AzureClients>({
   name: 'azure',
   specificationVersion: 'v1',
   description: 'Microsoft Azure virtual machines (Azure Resource Manager, managed disks)',
   flags: azureFlags,
   createDriver: ({ config, context, client }) => {
-    const clientSource = async (): Promise<AzureClients> => {
-      if (client !== undefined) return client;
-      const { createAzureClients, createAzureCredential, loopbackCredential } = await import('./azure-clients.ts');
-      const endpoint = azureEndpoint(config);
-      return createAzureClients({
-        subscriptionId: config.subscriptionId,
-        // A plain-http loopback endpoint is a simulator or a local proxy: never send it a real token.
-        credential: isPlainLoopback(endpoint) ? loopbackCredential : await createAzureCredential(config),
-        endpoint,
-        // Loopback simulators send no Retry-After; poll them briskly.
-        ...(isPlainLoopback(endpoint) ? { pollIntervalMs: 50 } : {}),
-      });
-    };
+    const clientSource = async (): Promise<AzureClients> => client ?? clientsFor(config);
     const secrets = () => secretValues(azureFlags, config);
     return guardDriver(new AzureDriver(config, context, clientSource), createAzureErrorMapper(secrets));
+  },
+  /** One `virtualMachines.listAll(statusOnly)` call per subscription (and endpoint and identity), whatever the number of machines. */
+  async getStates(machines, options = {}) {
+    const result = new Map<string, State | Error>();
+    const batches = new Map<string, BatchStateRequest<AzureConfig>[]>();
+    for (const machine of machines) {
+      const { config } = machine;
+      const key = [azureEndpoint(config), config.subscriptionId.toLowerCase(), config.clientId ?? '', config.tenantId ?? ''].join('|');
+      batches.set(key, [...(batches.get(key) ?? []), machine]);
+    }
+    await Promise.all(
+      [...batches.values()].map(async (batch) => {
+        const first = batch[0];
+        if (first === undefined) return;
+        try {
+          const clients = await clientsFor(first.config);
+          const states = new Map<string, State>();
+          const list = clients.compute.virtualMachines.listAll({ statusOnly: 'true', ...(options.signal === undefined ? {} : { abortSignal: options.signal }) });
+          for await (const vm of list) {
+            if (vm.id !== undefined) states.set(vm.id.toLowerCase(), stateFromInstanceView(vm.instanceView?.statuses));
+          }
+          for (const { context } of batch) {
+            const entry = findEntry(context.journal, resourceKinds.virtualMachine);
+            const state = entry === undefined ? undefined : states.get(entry.id.toLowerCase());
+            result.set(
+              context.machineName,
+              state ?? new NotFoundError('the virtual machine is gone', { machine: context.machineName, operation: 'getState' }),
+            );
+          }
+        } catch (error) {
+          const mapError = createAzureErrorMapper(() => secretValues(azureFlags, first.config));
+          for (const { context } of batch) result.set(context.machineName, mapError(error, { machine: context.machineName, operation: 'getState' }));
+        }
+      }),
+    );
+    return result;
   },
 });
 
