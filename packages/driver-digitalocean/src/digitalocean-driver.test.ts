@@ -270,5 +270,13 @@ describe('digitalocean driver against the mock API', () => {
     expect(driver.getSSHUsername()).toBe('root');
     expect(api.requests.length).toBe(before);
     await driver.remove();
+    await expect(driver.getIP()).rejects.toSatisfy((error: unknown) => MachineError.isInstance(error) && error.code === 'NOT_FOUND');
+  });
+
+  it('refuses to create a machine that already has a droplet', async () => {
+    const { driver } = machine();
+    await driver.create();
+    await expect(driver.create()).rejects.toThrow(/already has droplet/);
+    await driver.remove();
   });
 });

@@ -161,6 +161,12 @@ export class DigitalOceanDriver implements Driver {
   async create(options: OperationOptions = {}): Promise<void> {
     const { signal } = options;
     assertValidMachineName(this.machineName);
+    const existing = findEntry(this.#context.journal, ResourceKind.droplet);
+    if (existing !== undefined) {
+      throw new InvalidConfigError([
+        { flag: 'machine name', kind: 'input', message: `"${this.machineName}" already has droplet ${existing.id}; remove it first` },
+      ]);
+    }
     const inputs = await this.#localInputs();
     const client = await this.#dots();
     const { journal, data } = this.#context;
@@ -200,6 +206,7 @@ export class DigitalOceanDriver implements Driver {
       operation: 'remove',
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
+    await this.#context.data.write({ dropletId: null, ip: null, ipv6: null, pendingAction: null, hostKeyFingerprint: null });
   }
 
   async start(options: OperationOptions = {}): Promise<void> {
@@ -276,9 +283,9 @@ export class DigitalOceanDriver implements Driver {
   }
 
   async getIP(): Promise<string> {
+    const id = this.#dropletId('getIP');
     const cached = this.#context.data.read().ip;
     if (typeof cached === 'string' && cached !== '') return cached;
-    const id = this.#dropletId('getIP');
     const ip = publicIPv4(await this.#getDroplet(id, 'getIP'));
     if (ip === undefined) {
       throw new ProviderError(`droplet ${id} has no public IPv4 address yet`, { machine: this.machineName, operation: 'getIP', retryable: true });
