@@ -43,6 +43,9 @@ describe('driver discovery', () => {
     const drivers = await cli.run(['drivers']);
     expect(drivers.stdout).toMatch(/digitalocean\s+\d+\.\d+\.\d+\s+@machine\/driver-digitalocean\s+cli/);
     expect(drivers.stdout).toMatch(/generic\s+\d+\.\d+\.\d+\s+@machine\/driver-generic\s+cli/);
+    expect(drivers.stdout).toMatch(/amazonec2\s+\d+\.\d+\.\d+\s+@machine\/driver-amazonec2\s+cli/);
+    expect(drivers.stdout).toMatch(/none\s+\d+\.\d+\.\d+\s+@machine\/driver-none\s+cli/);
+    expect(drivers.stdout).not.toContain('driver-core');
     const help = await cli.run(['create', '-d', 'digitalocean', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/--digitalocean-access-token <value>\s+.*\$DIGITALOCEAN_ACCESS_TOKEN/);

@@ -22,6 +22,12 @@ export function driverPackageNames(name: string): string[] {
 
 const driverPackagePattern = /^(?:@machine\/driver-|machine-driver-)(.+)$/;
 
+/** A package name that is a driver's (the spec package `@machine/driver-core` is not). */
+function driverNameOf(packageName: string): string | undefined {
+  if (packageName === '@machine/driver-core') return undefined;
+  return driverPackagePattern.exec(packageName)?.[1];
+}
+
 /**
  * Finds and loads driver descriptors by name, lazily: a driver package is imported only when a
  * command needs that driver, and its SDK only when the driver makes a client.
@@ -74,17 +80,17 @@ export class DriverRegistry {
     const ownPackage = await readJson(new URL('../package.json', import.meta.url));
     const ownDependencies = Object.keys((ownPackage?.dependencies as Record<string, string> | undefined) ?? {});
     for (const packageName of ownDependencies) {
-      const match = driverPackagePattern.exec(packageName);
-      if (match?.[1] === undefined || found.has(match[1])) continue;
+      const name = driverNameOf(packageName);
+      if (name === undefined || found.has(name)) continue;
       const manifest = await readJson(await ownDependencyManifest(packageName));
-      if (manifest !== undefined) found.set(match[1], { name: match[1], packageName, version: String(manifest.version ?? ''), source: 'cli' });
+      if (manifest !== undefined) found.set(name, { name, packageName, version: String(manifest.version ?? ''), source: 'cli' });
     }
     for (const dir of this.searchPath) {
       for (const packageName of await packagesIn(dir)) {
-        const match = driverPackagePattern.exec(packageName);
-        if (match?.[1] === undefined || found.has(match[1])) continue;
+        const name = driverNameOf(packageName);
+        if (name === undefined || found.has(name)) continue;
         const manifest = await readJson(join(dir, packageName, 'package.json'));
-        if (manifest !== undefined) found.set(match[1], { name: match[1], packageName, version: String(manifest.version ?? ''), source: dir });
+        if (manifest !== undefined) found.set(name, { name, packageName, version: String(manifest.version ?? ''), source: dir });
       }
     }
     return [...found.values()].sort((a, b) => a.name.localeCompare(b.name));
