@@ -46,16 +46,20 @@ interface Machine {
   events: ProgressEvent[];
 }
 
-function newMachine(flags: Record<string, unknown>, options: { timeouts?: Partial<GenericDriverTimeouts>; sources?: CredentialSources } = {}): Machine {
+interface MachineOptions {
+  timeouts?: Partial<GenericDriverTimeouts>;
+  sources?: CredentialSources;
+}
+
+function newMachine(flags: Record<string, unknown>, options: MachineOptions = {}): Machine & { withTimeouts(timeouts: Partial<GenericDriverTimeouts>): Driver } {
   counter += 1;
   const name = `generic-${counter}`;
   const events: ProgressEvent[] = [];
   const context = createMemoryContext(name, join(root, 'machines', name), (event) => events.push(event));
   const config = parseFlags(genericFlags, { 'generic-ip-address': '127.0.0.1', ...flags }, { env: {} });
-  const driver = guardDriver(
-    new GenericDriver(config, context, { timeouts: { ...fast, ...options.timeouts }, credentialSources: options.sources ?? { env: {}, homeDir: home } }),
-  );
-  return { driver, context, events };
+  const driverWith = (timeouts: Partial<GenericDriverTimeouts>) =>
+    guardDriver(new GenericDriver(config, context, { timeouts: { ...fast, ...timeouts }, credentialSources: options.sources ?? { env: {}, homeDir: home } }));
+  return { driver: driverWith(options.timeouts ?? {}), context, events, withTimeouts: driverWith };
 }
 
 async function keyFile(server: RunningOpenSSHServer, name: string): Promise<string> {
@@ -218,15 +222,16 @@ describe.skipIf(unavailable !== undefined)('generic driver status, power command
   it('Stopped when the port refuses, Error when it answers but is not SSH, Running again when sshd is back', async () => {
     const host = await startOpenSSHServer();
     try {
-      const { driver } = newMachine(flagsFor(host, await keyFile(host, 'status_key')), { timeouts: { sshReadyTimeout: 300 } });
+      const { driver, events, withTimeouts } = newMachine(flagsFor(host, await keyFile(host, 'status_key')));
       await driver.create();
       await host.stop();
       expect(await driver.getState()).toBe(State.Stopped);
       const silent = await silentServer(host.port);
       try {
         const started = Date.now();
-        expect(await driver.getState()).toBe(State.Error);
+        expect(await withTimeouts({ sshReadyTimeout: 300 }).getState()).toBe(State.Error);
         expect(Date.now() - started).toBeLessThan(3000);
+        expect(events.at(-1)).toMatchObject({ step: 'status', phase: 'info', message: expect.stringContaining('status is Error: ') });
       } finally {
         await silent.close();
       }

@@ -233,8 +233,9 @@ export class GenericDriver implements Driver {
         hint: 'the SSH user needs passwordless sudo for reboot and poweroff (or log in as root with sudo installed)',
       });
     } catch (error) {
-      // The connection was cut while the host went down: the wait that follows decides.
-      if (error instanceof SSHError && error.failure === 'handshake') return;
+      // The connection was cut while the host went down: the wait that follows decides. A handshake
+      // that timed out never ran the command, so it stays an error.
+      if (error instanceof SSHError && error.failure === 'handshake' && !/timed out/i.test(error.message)) return;
       throw error;
     }
   }
@@ -267,13 +268,20 @@ export class GenericDriver implements Driver {
     }
     try {
       const result = await (await this.#access(data)).run('exit 0', signal);
-      return result.code === 0 ? State.Running : State.Error;
+      if (result.code === 0) return State.Running;
+      return this.#errorState(`\`exit 0\` returned ${result.code}`);
     } catch (error) {
       if (error instanceof CancelledError) throw error;
       if (error instanceof SSHError && error.failure === 'refused') return State.Stopped;
       if (error instanceof InvalidConfigError) throw error; // the key copy is gone or unreadable: say so
-      return State.Error;
+      return this.#errorState(error instanceof Error ? error.message : String(error));
     }
+  }
+
+  /** Status has no room for the reason, so it goes to the progress sink. */
+  #errorState(reason: string): State {
+    this.#context.onProgress?.({ step: 'status', phase: 'info', message: `status is Error: ${reason}` });
+    return State.Error;
   }
 
   async #access(data: GenericMachineData): Promise<SSHAccess> {

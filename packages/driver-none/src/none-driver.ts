@@ -93,14 +93,17 @@ export class NoneDriver implements Driver {
     throw this.#notSupported('getSSHPort');
   }
 
-  /** Throws NotSupportedError: the none driver has no SSH access. */
+  /**
+   * '' : there is no SSH user. The synchronous accessors answer rather than throw so that hosts can
+   * list and inspect the machine; `getSSHHostname` and `getSSHPort` reject with NotSupportedError.
+   */
   getSSHUsername(): string {
-    throw this.#notSupported('getSSHUsername');
+    return '';
   }
 
-  /** Throws NotSupportedError: the none driver has no SSH access. */
+  /** '' : there is no SSH key (see {@link NoneDriver.getSSHUsername}). */
   getSSHKeyPath(): string {
-    throw this.#notSupported('getSSHKeyPath');
+    return '';
   }
 
   /** The recorded URL. */

@@ -134,7 +134,7 @@ export async function startOpenSSHServer(options: OpenSSHServerOptions = {}): Pr
   let closed = false;
   let stderr = '';
   let rebootTimer: NodeJS.Timeout | undefined;
-  let rebooting: Promise<void> | undefined;
+  let handledPowerEvents = 0;
 
   const writeConfig = () =>
     writeFile(
@@ -205,8 +205,10 @@ export async function startOpenSSHServer(options: OpenSSHServerOptions = {}): Pr
   // sshd exits on its own only when the forced command faked a power command and stopped it.
   const onUnexpectedExit = async () => {
     const events = await readLines(paths.power);
-    if (events.at(-1) !== 'reboot' || closed) return;
-    rebooting = new Promise<void>((resolve) => {
+    const fresh = events.slice(handledPowerEvents);
+    handledPowerEvents = events.length;
+    if (fresh.at(-1) !== 'reboot' || closed) return;
+    await new Promise<void>((resolve) => {
       rebootTimer = setTimeout(() => {
         rebootTimer = undefined;
         if (closed || stopping) {
@@ -219,8 +221,6 @@ export async function startOpenSSHServer(options: OpenSSHServerOptions = {}): Pr
         });
       }, options.rebootDowntimeMs ?? 300);
     });
-    await rebooting;
-    rebooting = undefined;
   };
 
   const stopChild = async () => {
@@ -283,6 +283,8 @@ export async function startOpenSSHServer(options: OpenSSHServerOptions = {}): Pr
       await stopChild();
     },
     start: async () => {
+      if (rebootTimer !== undefined) clearTimeout(rebootTimer); // powered on before the faked reboot ended
+      rebootTimer = undefined;
       if (listening) return;
       await launch();
     },
@@ -307,8 +309,15 @@ command="\${SSH_ORIGINAL_COMMAND-}"
 printf '%s\\n' "$(printf '%s' "$command" | tr '\\n' ' ')" >> ${shellQuote(files.commands)}
 fake_power() {
   printf '%s\\n' "$1" >> ${shellQuote(files.power)}
-  # Stop the listening sshd: this session lives on, new connections are refused.
-  kill -TERM "$(cat ${shellQuote(files.pid)})" 2>/dev/null
+  # Stop the listening sshd: this session lives on, new connections are refused. Wait until it is
+  # gone (at most ~3 s) so the port already refuses when this command returns.
+  pid="$(cat ${shellQuote(files.pid)})"
+  kill -TERM "$pid" 2>/dev/null
+  tries=0
+  while [ "$tries" -lt 300 ] && kill -0 "$pid" 2>/dev/null; do
+    sleep 0.01
+    tries=$((tries + 1))
+  done
   exit 0
 }
 case "$command" in
