@@ -114,6 +114,7 @@ export async function createComputeClients(options: ComputeClientOptions = {}): 
   const endpoint = options.endpoint;
   const clientOptions = {
     fallback: true,
+    clientConfig: withoutLibraryRetries,
     ...(endpoint === undefined ? {} : { apiEndpoint: endpoint.apiEndpoint, port: endpoint.port, protocol: endpoint.protocol }),
     // The library's option type names its own auth classes; any object with getRequestHeaders/fetch works.
     ...(authClient === undefined ? { scopes: ['https://www.googleapis.com/auth/compute'] } : { authClient: authClient as never }),
@@ -129,6 +130,26 @@ export async function createComputeClients(options: ComputeClientOptions = {}): 
     ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
   };
 }
+
+/**
+ * Turns off the client library's own retries (idempotent calls on UNAVAILABLE, for up to 600 s):
+ * the driver's loop retries throttling and 5xx itself, with a bound, jitter and one requestId.
+ */
+const idempotentMethods: Readonly<Record<string, readonly string[]>> = {
+  Instances: ['Get', 'List', 'AggregatedList'],
+  ZoneOperations: ['Get', 'List'],
+  GlobalOperations: ['Get', 'List'],
+  Firewalls: ['Get', 'List'],
+  Addresses: ['Get', 'List', 'AggregatedList'],
+};
+const withoutLibraryRetries = {
+  interfaces: Object.fromEntries(
+    Object.entries(idempotentMethods).map(([service, methods]) => [
+      `google.cloud.compute.v1.${service}`,
+      { retry_codes: { none: [] }, methods: Object.fromEntries(methods.map((method) => [method, { retry_codes_name: 'none' }])) },
+    ]),
+  ),
+};
 
 /**
  * Default auth: Application Default Credentials through the client library (undefined here lets

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import {
+  CancelledError,
   cleanupJournal,
   createWithCleanup,
   type Driver,
@@ -60,6 +61,32 @@ const stateByStatus: Readonly<Record<string, State>> = {
 
 const operationDone = new Set(['DONE', '2104194']);
 const defaultRetry: RetrySettings = { attempts: 5, initialDelayMs: 1000, maxDelayMs: 20_000 };
+
+/**
+ * Settles with `promise`, or rejects with CancelledError as soon as `signal` aborts (an operations
+ * `wait` can block for two minutes server-side; Ctrl-C must not).
+ */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new CancelledError('the operation was cancelled'));
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
 
 /** The SDK clients, built on first use. */
 export type ClientSource = () => Promise<ComputeClients>;
@@ -536,13 +563,13 @@ export class GoogleDriver implements Driver {
   // ---- API plumbing ----
 
   /** One API call through the lazily built clients, retried on throttling and transient 5xx with backoff. */
-  async #call<T>(signal: AbortSignal | undefined, run: (clients: ComputeClients) => Promise<T>): Promise<T> {
+  async #call<T>(signal: AbortSignal | undefined, run: (clients: ComputeClients) => Promise<T>, interruptible = true): Promise<T> {
     const clients = await this.#clients();
     const retry = { ...defaultRetry, ...clients.retry };
     for (let attempt = 1; ; attempt++) {
       throwIfAborted(signal, { machine: this.machineName });
       try {
-        return await run(clients);
+        return await (interruptible ? abortable(run(clients), signal) : run(clients));
       } catch (error) {
         if (attempt >= retry.attempts || !isRetryableGoogleError(error)) throw error;
         const cap = Math.min(retry.maxDelayMs, retry.initialDelayMs * 2 ** (attempt - 1));
@@ -559,7 +586,8 @@ export class GoogleDriver implements Driver {
     run: (clients: ComputeClients, requestId: string) => Promise<[StartedOperation, ...unknown[]]>,
   ): Promise<ComputeOperation> {
     const requestId = randomUUID();
-    const [started] = await this.#call(signal, (c) => run(c, requestId));
+    // Not interrupted by an abort: the write's result must reach the journal before cleanup runs.
+    const [started] = await this.#call(signal, (c) => run(c, requestId), false);
     return this.#waitOperation(operation, started, signal, (c, name) => c.zoneOperations.wait({ project: this.#config.project, zone, operation: name }));
   }
 
@@ -570,7 +598,8 @@ export class GoogleDriver implements Driver {
     run: (clients: ComputeClients, requestId: string) => Promise<[StartedOperation, ...unknown[]]>,
   ): Promise<ComputeOperation> {
     const requestId = randomUUID();
-    const [started] = await this.#call(signal, (c) => run(c, requestId));
+    // Not interrupted by an abort: the write's result must reach the journal before cleanup runs.
+    const [started] = await this.#call(signal, (c) => run(c, requestId), false);
     return this.#waitOperation(operation, started, signal, (c, name) => c.globalOperations.wait({ project: this.#config.project, operation: name }));
   }
 

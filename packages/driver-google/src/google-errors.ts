@@ -67,6 +67,8 @@ export function isRetryableGoogleError(error: unknown): boolean {
   if (info.credentialsMissing) return false;
   if (info.reason === 'rateLimitExceeded' || info.reason === 'userRateLimitExceeded') return true;
   if (info.status === 429) return true;
+  // Compute Engine's `resourceNotReady`: the resource is still being changed by another operation.
+  if (info.reason === 'resourceNotReady' || /\bis not ready\b/i.test(info.message)) return true;
   return info.status !== undefined && [500, 502, 503, 504].includes(info.status);
 }
 

@@ -198,6 +198,16 @@ describe('google driver against the simulator (real client library)', () => {
     expect(leaks()).toEqual([]);
   });
 
+  it('a persistent 503 on a read is retried a bounded number of times by the driver alone (no library retries)', async () => {
+    sim.faults.add({ provider: 'google', operation: 'firewalls.get', error: 'unavailable', times: 50 });
+    sim.requestLog.clear();
+    const error = (await machine().driver.create().catch((caught: unknown) => caught)) as ProviderError;
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error.statusCode).toBe(503);
+    expect(sim.requestLog.count('firewalls.get', 'google')).toBe(3);
+    expect(leaks()).toEqual([]);
+  });
+
   it.each([
     'firewalls.get',
     'firewalls.insert',
