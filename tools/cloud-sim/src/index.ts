@@ -32,5 +32,7 @@ export { type InstanceState, type LeakedResource, type SimInstance, type SimReso
 export { type DigitalOceanOptions, digitalOceanProvider, SIM_DIGITALOCEAN_TOKEN } from './providers/digitalocean/index.ts';
 export { PROVIDERS } from './providers/registry.ts';
 export { EmulatedShell, type HostFacts } from './shell/emulated-shell.ts';
-export { MemoryFileSystem } from './shell/memory-filesystem.ts';
+export { type FileSystemNode, MemoryFileSystem } from './shell/memory-filesystem.ts';
+export { serveSftp } from './shell/sftp-handler.ts';
+export { createUbuntuFileSystem, type ImageSeed } from './shell/ubuntu-image.ts';
 export { type Sim, type SimOptions, startSim } from './sim.ts';

@@ -88,7 +88,6 @@ async function handle(frontEnd: ProviderFrontEnd, services: HttpServerServices, 
   }
   frontEnd.decorate?.(response, request);
   send(res, response);
-  const retryAttempt = Number(req.headers['retry-attempt'] ?? 0);
   services.requestLog.record({
     provider: frontEnd.name,
     operation,
@@ -96,9 +95,20 @@ async function handle(frontEnd: ProviderFrontEnd, services: HttpServerServices, 
     path: `${request.url.pathname}${request.url.search}`,
     status: response.status,
     durationMs: performance.now() - started,
-    retryAttempt: Number.isFinite(retryAttempt) ? retryAttempt : 0,
+    retryAttempt: retryAttemptOf(req),
     time: new Date(),
   });
+}
+
+/**
+ * The retry attempt a client announces: kiota's `Retry-Attempt: N`, or the AWS SDK's
+ * `amz-sdk-request: attempt=N; max=M` (1-based there). 0 for a first try.
+ */
+function retryAttemptOf(req: IncomingMessage): number {
+  const kiota = Number(req.headers['retry-attempt']);
+  if (Number.isInteger(kiota) && kiota > 0) return kiota;
+  const aws = /attempt=(\d+)/.exec(String(req.headers['amz-sdk-request'] ?? ''));
+  return aws === null ? 0 : Math.max(Number(aws[1]) - 1, 0);
 }
 
 function send(res: ServerResponse, response: SimResponse): void {
