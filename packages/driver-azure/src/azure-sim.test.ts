@@ -353,6 +353,21 @@ describe('azure driver against cloud-sim (real SDK)', () => {
     expect(azureLeaks(sim)).toEqual([]);
   });
 
+  it('works through the descriptor\'s own SDK clients with only --azure-endpoint (https rewrite, placeholder token)', async () => {
+    counter++;
+    const context = createMemoryContext(`plain-${counter}`, join(root, `plain-${counter}`));
+    const config = parseFlags(azureFlags, simFlags(sim), { env: {} });
+    const driver = azure.createDriver({ config, context });
+    sim.requestLog.clear();
+    await driver.create();
+    expect(await driver.getState()).toBe(State.Running);
+    // Only the existence checks of the group and network answer 404; nothing is refused.
+    const failures = sim.requestLog.entries('azure').filter((entry) => entry.status >= 400);
+    expect(failures.map((entry) => `${entry.operation} ${entry.status}`)).toEqual(['resourceGroups.get 404', 'virtualNetworks.get 404', 'subnets.get 404']);
+    await driver.remove();
+    expect(azureLeaks(sim)).toEqual([]);
+  });
+
   it('rejects a VM name that already exists before making anything', async () => {
     const { driver } = machine({}, { name: 'twin' });
     await driver.create();
