@@ -118,7 +118,7 @@ describe('bad input gets one clear line and a non-zero exit code, before any API
     expect(ls.stdout).toMatch(/good\s+fake\s+Running/);
     const inspect = await cli.run(['inspect', 'broken']);
     expect(inspect.code).toBe(1);
-    expect(oneLine(inspect.stderr)).toContain('config.json of machine "broken" is corrupt');
+    expect(oneLine(inspect.stderr)).toMatch(/config\.json of machine "broken" is corrupt .*; `machine rm -f broken` drops it$/);
     expect((await cli.run(['rm', '-f', 'broken'])).code).toBe(0);
     expect((await cli.run(['ls', '-q'])).stdout).toBe('good\n');
   });
@@ -198,6 +198,27 @@ describe('create failures', () => {
     expect(rm.code).toBe(0);
     expect(cli.cloud.leaks()).toEqual([]);
     expect(existsSync(dir)).toBe(false);
+  });
+
+  it('a create still running in another process shows as Starting in ls', async () => {
+    const dir = join(cli.storage, 'machines', 'inflight');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ version: 1, name: 'inflight', driver: 'fake', status: 'creating', createdAt: '', config: {}, journal: [], data: {} }));
+    await mkdir(join(cli.storage, 'locks'), { recursive: true });
+    await writeFile(join(cli.storage, 'locks', 'inflight.lock'), String(process.ppid));
+    const ls = await cli.run(['ls']);
+    expect(ls.stdout).toMatch(new RegExp(`inflight\\s+fake\\s+Starting\\s+being created by process ${process.ppid}`));
+    expect((await cli.run(['rm', '-y', 'inflight'])).stderr).toContain('machine "inflight" is busy');
+  });
+
+  it('--debug adds the stack trace of a failure', async () => {
+    await cli.run(['create', '-d', 'fake', 'dbg']);
+    cli.cloud.failOn('instances.stop', new Error('stop refused'));
+    const plain = await cli.run(['stop', 'dbg']);
+    expect(oneLine(plain.stderr.replace('Stopping "dbg"...\n', ''))).toContain('stop refused');
+    cli.cloud.failOn('instances.stop', new Error('stop refused'));
+    const debug = await cli.run(['--debug', 'stop', 'dbg']);
+    expect(debug.stderr).toMatch(/stop refused[\s\S]*\n\s+at /);
   });
 
   it('a machine busy in another live process is refused', async () => {

@@ -155,11 +155,11 @@ function parseRecord(name: string, text: string, path: string): MachineRecord {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new CliError(`config.json of machine "${name}" is corrupt (${(error as Error).message}): ${path}`);
+    throw new CliError(`config.json of machine "${name}" is corrupt (${(error as Error).message}): ${path}; \`machine rm -f ${name}\` drops it`);
   }
   const record = value as Partial<MachineRecord> | null;
   if (typeof record !== 'object' || record === null || typeof record.driver !== 'string' || typeof record.config !== 'object') {
-    throw new CliError(`config.json of machine "${name}" is corrupt (no driver or config): ${path}`);
+    throw new CliError(`config.json of machine "${name}" is corrupt (no driver or config): ${path}; \`machine rm -f ${name}\` drops it`);
   }
   return {
     version: 1,
