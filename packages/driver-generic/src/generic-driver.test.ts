@@ -282,6 +282,24 @@ describe.skipIf(unavailable !== undefined)('generic driver status, power command
     }
   });
 
+  it('stop and restart fail with the command output when sudo needs a password', async () => {
+    const host = await startOpenSSHServer({ sudoRequiresPassword: true });
+    try {
+      const { driver } = newMachine({ ...flagsFor(host, await keyFile(host, 'sudo_key')), 'generic-ssh-user': host.username });
+      await driver.create();
+      for (const run of [() => driver.stop(), () => driver.restart()]) {
+        const error = await failure(run());
+        expect(error).toBeInstanceOf(SSHError);
+        expect((error as SSHError).failure).toBe('command');
+        expect((error as Error).message).toMatch(/`sudo (poweroff|reboot)` exited with 1: sudo: a terminal is required/);
+        expect((error as Error).message).toContain('passwordless sudo');
+      }
+      expect(await driver.getState()).toBe(State.Running);
+    } finally {
+      await host.close();
+    }
+  });
+
   it('refuses a second sshd with another host key on the same address', async () => {
     const host = await startOpenSSHServer();
     const key = await keyFile(host, 'pinning_key');

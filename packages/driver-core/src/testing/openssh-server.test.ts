@@ -57,6 +57,20 @@ describe.skipIf(unavailable !== undefined)('startOpenSSHServer (a real OpenSSH s
     );
   });
 
+  it('can fake a user without passwordless sudo', async () => {
+    await withServer(
+      async (server) => {
+        const result = await runSSH(targetOf(server), 'sudo poweroff');
+        expect(result.code).toBe(1);
+        expect(result.stderr).toContain('sudo: a password is required');
+        expect(await server.powerEvents()).toEqual([]);
+        expect(server.listening).toBe(true);
+        expect((await runSSH(targetOf(server), 'exit 0')).code).toBe(0);
+      },
+      { sudoRequiresPassword: true },
+    );
+  });
+
   it('accepts only the authorized keys, and setAuthorizedKeys changes them', async () => {
     await withServer(async (server) => {
       const other = generateSSHKeyPair();

@@ -41,6 +41,11 @@ export interface OpenSSHServerOptions {
   port?: number;
   /** How long a faked `sudo reboot` keeps the port closed before sshd comes back, ms (default 300). */
   rebootDowntimeMs?: number;
+  /**
+   * Fakes a user without passwordless sudo: the power commands print sudo's password error and
+   * exit 1 (nothing is recorded in `powerEvents`, sshd keeps running).
+   */
+  sudoRequiresPassword?: boolean;
   /** Extra sshd_config lines (appended). */
   extraConfig?: readonly string[];
 }
@@ -308,6 +313,11 @@ export async function startOpenSSHServer(options: OpenSSHServerOptions = {}): Pr
 command="\${SSH_ORIGINAL_COMMAND-}"
 printf '%s\\n' "$(printf '%s' "$command" | tr '\\n' ' ')" >> ${shellQuote(files.commands)}
 fake_power() {
+  if [ ${options.sudoRequiresPassword === true ? '1' : '0'} = 1 ]; then
+    echo 'sudo: a terminal is required to read the password; either use the -S option to read from standard input or configure an askpass helper' >&2
+    echo 'sudo: a password is required' >&2
+    exit 1
+  fi
   printf '%s\\n' "$1" >> ${shellQuote(files.power)}
   # Stop the listening sshd: this session lives on, new connections are refused. Wait until it is
   # gone (at most ~3 s) so the port already refuses when this command returns.
