@@ -13,9 +13,15 @@ export function openSSHServerPath(): string {
 
 /**
  * Why a real OpenSSH server cannot be started here, or undefined when it can. Tests skip on a
- * reason (`describe.skipIf(openSSHServerUnavailable())`); CI installs sshd, so there they run.
+ * reason (`describe.skipIf(openSSHServerUnavailable() !== undefined)`). Under CI (`CI` set) it is
+ * always undefined, so a missing sshd fails the tests there instead of skipping them.
  */
 export function openSSHServerUnavailable(): string | undefined {
+  if (process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false') return undefined;
+  return sshdProblem();
+}
+
+function sshdProblem(): string | undefined {
   const path = openSSHServerPath();
   try {
     accessSync(path, fsConstants.X_OK);
@@ -104,7 +110,7 @@ const powerCommands: Readonly<Record<string, FakePowerCommand>> = {
 
 /** Starts a real OpenSSH server for tests; see {@link RunningOpenSSHServer}. Call `close()` after. */
 export async function startOpenSSHServer(options: OpenSSHServerOptions = {}): Promise<RunningOpenSSHServer> {
-  const unavailable = openSSHServerUnavailable();
+  const unavailable = sshdProblem();
   if (unavailable !== undefined) throw new Error(unavailable);
   const dir = await mkdtemp(join(tmpdir(), 'machine-sshd-'));
   const username = userInfo().username;
