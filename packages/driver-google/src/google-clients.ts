@@ -117,7 +117,7 @@ export async function createComputeClients(options: ComputeClientOptions = {}): 
     clientConfig: withoutLibraryRetries,
     ...(endpoint === undefined ? {} : { apiEndpoint: endpoint.apiEndpoint, port: endpoint.port, protocol: endpoint.protocol }),
     // The library's option type names its own auth classes; any object with getRequestHeaders/fetch works.
-    ...(authClient === undefined ? { scopes: ['https://www.googleapis.com/auth/compute'] } : { authClient: authClient as never }),
+    authClient: authClient as never,
     ...(options.projectId === undefined ? {} : { projectId: options.projectId }),
   };
   return {
@@ -152,14 +152,22 @@ const withoutLibraryRetries = {
 };
 
 /**
- * Default auth: Application Default Credentials through the client library (undefined here lets
- * it build its own GoogleAuth). For a plain-http loopback endpoint (the simulator) a placeholder
- * token is used instead, so real credentials never travel unencrypted.
+ * Default auth. For a plain-http loopback endpoint (the simulator) a placeholder token, so real
+ * credentials never travel unencrypted. Otherwise Application Default Credentials through
+ * google-auth-library's GoogleAuth, resolved here once: left to the client library, a missing
+ * credential rejects one promise per API method and all but the awaited one go unhandled (the
+ * process dies), so it is found out before any client exists.
  */
-async function defaultAuthClient(options: ComputeClientOptions): Promise<AuthClientLike | undefined> {
-  if (options.endpoint?.protocol !== 'http') return undefined;
-  const { OAuth2Client } = await import('google-auth-library');
-  const client = new OAuth2Client();
-  client.setCredentials({ access_token: 'simulator-placeholder-token', expiry_date: Date.now() + 365 * 24 * 3600 * 1000 });
-  return client;
+async function defaultAuthClient(options: ComputeClientOptions): Promise<AuthClientLike> {
+  const { GoogleAuth, OAuth2Client } = await import('google-auth-library');
+  if (options.endpoint?.protocol === 'http') {
+    const client = new OAuth2Client();
+    client.setCredentials({ access_token: 'simulator-placeholder-token', expiry_date: Date.now() + 365 * 24 * 3600 * 1000 });
+    return client;
+  }
+  const auth = new GoogleAuth({
+    scopes: ['https://www.googleapis.com/auth/compute'],
+    ...(options.projectId === undefined ? {} : { projectId: options.projectId }),
+  });
+  return auth.getClient();
 }

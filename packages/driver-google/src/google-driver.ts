@@ -59,6 +59,11 @@ const stateByStatus: Readonly<Record<string, State>> = {
   REPAIRING: State.Error,
 };
 
+/** The State of a Compute instance resource. */
+export function stateOfInstance(instance: ComputeInstance): State {
+  return stateByStatus[String(instance.status ?? '')] ?? State.None;
+}
+
 const operationDone = new Set(['DONE', '2104194']);
 const defaultRetry: RetrySettings = { attempts: 5, initialDelayMs: 1000, maxDelayMs: 20_000 };
 
@@ -233,8 +238,7 @@ export class GoogleDriver implements Driver {
 
   async getState(options: OperationOptions = {}): Promise<State> {
     const instance = await this.#getInstance('getState', options.signal);
-    const status = String(instance.status ?? '');
-    const state = stateByStatus[status] ?? State.None;
+    const state = stateOfInstance(instance);
     if (state === State.Stopped && this.#isPreemptible(instance) && this.#context.data.read().stopRequested !== true) {
       const reason = `Compute Engine preempted the ${instance.scheduling?.provisioningModel === 'SPOT' ? 'Spot' : 'preemptible'} instance; \`machine start\` starts it again`;
       if (this.#context.data.read().stateReason !== reason) {

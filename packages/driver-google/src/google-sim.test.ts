@@ -305,6 +305,24 @@ describe('google driver against the simulator (real client library)', () => {
     expect(leaks()).toEqual([]);
   });
 
+  it('getStates: one instances.list per zone for many machines, through clients it builds itself (placeholder token to loopback)', async () => {
+    const a = machine();
+    const b = machine();
+    await a.driver.create();
+    await b.driver.create();
+    await b.driver.stop();
+    const never = machine();
+    sim.requestLog.clear();
+    const states = await google.getStates?.([a, b, never].map(({ context }) => ({ context, config: parseFlags(googleFlags, simFlags(sim), { env: {} }) })));
+    expect(states?.get(a.name)).toBe(State.Running);
+    expect(states?.get(b.name)).toBe(State.Stopped);
+    expect(states?.get(never.name)).toBeInstanceOf(NotFoundError);
+    expect(sim.requestLog.counts('google')).toEqual({ 'instances.list': 1 });
+    await a.driver.remove();
+    await b.driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+
   it('a machine deleted outside reports NotFoundError (GoogleError 404 from the REST transport)', async () => {
     const { driver, name } = machine();
     await driver.create();

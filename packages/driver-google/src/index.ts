@@ -2,9 +2,9 @@
  * @machine/driver-google: a Compute Engine driver on `@google-cloud/compute`.
  * Importing this module does not load the client library; it is imported when an operation runs.
  */
-import { defineDriver, type DriverDescriptor, guardDriver } from '@machine/driver-core';
+import { type BatchStateRequest, defineDriver, type DriverDescriptor, findEntry, guardDriver, NotFoundError, type OperationOptions, type State } from '@machine/driver-core';
 import { type ComputeClients, createComputeClients } from './google-clients.ts';
-import { GoogleDriver } from './google-driver.ts';
+import { GoogleDriver, ResourceKind, stateOfInstance } from './google-driver.ts';
 import { mapGoogleError } from './google-errors.ts';
 import { type GoogleConfig, googleFlags, parseEndpoint } from './google-flags.ts';
 
@@ -15,7 +15,7 @@ export {
   createComputeClients,
   type RetrySettings,
 } from './google-clients.ts';
-export { GoogleDriver, googleNameProblem, ResourceKind } from './google-driver.ts';
+export { GoogleDriver, googleNameProblem, ResourceKind, stateOfInstance } from './google-driver.ts';
 export { mapGoogleError } from './google-errors.ts';
 export { defaultMachineImage, defaultScopes, type GoogleConfig, googleFlags, parseEndpoint } from './google-flags.ts';
 
@@ -50,6 +50,50 @@ const google: DriverDescriptor<GoogleConfig, ComputeClients> = defineDriver<Goog
     const clients = client === undefined ? () => computeClientsFor(config) : () => Promise.resolve(client);
     return guardDriver(new GoogleDriver(config, context, clients), mapGoogleError);
   },
+  getStates,
 });
+
+/**
+ * `machine ls`: the state of many machines with one `instances.list` per project and zone (the
+ * reference made one call per machine and hit rate limits).
+ */
+async function getStates(machines: readonly BatchStateRequest<GoogleConfig>[], options: OperationOptions = {}): Promise<Map<string, State | Error>> {
+  const states = new Map<string, State | Error>();
+  const groups = new Map<string, { config: GoogleConfig; zone: string; names: string[] }>();
+  for (const { config, context } of machines) {
+    const entry = findEntry(context.journal, ResourceKind.instance);
+    if (entry === undefined) {
+      states.set(context.machineName, new NotFoundError('no instance is recorded for this machine', { machine: context.machineName, operation: 'getState' }));
+      continue;
+    }
+    const zone = entry.region ?? config.zone;
+    const key = `${config.endpoint ?? ''}|${config.project}|${zone}`;
+    const group = groups.get(key) ?? { config, zone, names: [] };
+    group.names.push(context.machineName);
+    groups.set(key, group);
+  }
+  await Promise.all(
+    [...groups.values()].map(async ({ config, zone, names }) => {
+      try {
+        options.signal?.throwIfAborted();
+        const clients = await computeClientsFor(config);
+        const [instances] = await clients.instances.list({ project: config.project, zone });
+        const byName = new Map(instances.map((instance) => [instance.name ?? '', instance]));
+        for (const name of names) {
+          const instance = byName.get(name);
+          states.set(
+            name,
+            instance === undefined
+              ? new NotFoundError(`instance ${name} does not exist in ${config.project}/${zone}`, { machine: name, operation: 'getState' })
+              : stateOfInstance(instance),
+          );
+        }
+      } catch (error) {
+        for (const name of names) states.set(name, mapGoogleError(error, { machine: name, operation: 'getState' }));
+      }
+    }),
+  );
+  return states;
+}
 
 export default google;
