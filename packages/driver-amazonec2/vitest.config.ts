@@ -7,6 +7,6 @@ export default defineProject({
     name: 'driver-amazonec2',
     include: ['src/**/*.test.ts'],
     testTimeout: 30_000,
-    env: { AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none', AWS_SDK_LOAD_CONFIG: '0' },
+    env: { AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none' },
   },
 });

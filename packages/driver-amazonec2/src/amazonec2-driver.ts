@@ -65,10 +65,12 @@ export class AmazonEC2Driver implements Driver {
   #plan: Promise<LaunchPlan> | undefined;
 
   constructor(config: AmazonEC2Config, context: DriverContext, clients?: Partial<AmazonEC2Clients>, tuning: AmazonEC2Tuning = {}) {
-    this.#config = config;
+    // A machine's resources live in the region it was created in, whatever the flags say later.
+    const recorded = context.journal.entries().find((entry) => entry.region !== undefined)?.region;
+    this.#config = recorded === undefined || recorded === config.region ? config : { ...config, region: recorded };
     this.#context = context;
     this.#tuning = tuning;
-    this.#clients = new LazyClients(config, tuning.clientOverrides, clients);
+    this.#clients = new LazyClients(this.#config, tuning.clientOverrides, clients);
   }
 
   get machineName(): string {
@@ -495,6 +497,10 @@ export class AmazonEC2Driver implements Driver {
     const usePrivate = this.#config.privateAddressOnly || this.#config.usePrivateAddress;
     const ip = usePrivate ? instance.PrivateIpAddress : instance.PublicIpAddress;
     if (ip === undefined || ip === '') {
+      const state = instance.State?.Name;
+      if (state !== undefined && state !== 'running' && state !== 'pending') {
+        throw new ProviderError(`instance ${instance.InstanceId} is ${state} and has no address`, { hint: '`machine start` it first' });
+      }
       throw new ProviderError(
         `instance ${instance.InstanceId} has no ${usePrivate ? 'private' : 'public'} IP address`,
         usePrivate ? {} : { hint: 'the subnet may not assign public addresses; use --amazonec2-use-private-address from inside the VPC' },

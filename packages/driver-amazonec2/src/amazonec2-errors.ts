@@ -4,6 +4,7 @@ import {
   type ErrorMapper,
   MachineError,
   NotFoundError,
+  NotSupportedError,
   ProviderError,
   QuotaError,
   TimeoutError,
@@ -101,6 +102,12 @@ export function mapAmazonEC2Error(
     const resource = code.replace(/\.NotFound$/, '');
     const userInput = resource !== 'InvalidInstanceID' && (where.operation === 'create' || where.operation === 'preCreateCheck');
     return new NotFoundError(tagged, { ...base, resource, ...(userInput ? { hint: 'check the id or name you passed and the region' } : {}) });
+  }
+  if (code === 'UnsupportedOperation') {
+    return new NotSupportedError(`EC2 does not support this for the instance: ${tagged}`, {
+      ...base,
+      ...(message.includes('Spot') ? { hint: 'one-time spot instances cannot be stopped; remove and re-create instead' } : {}),
+    });
   }
   if (throttlingCodes.has(code)) {
     return new ProviderError(`AWS throttled the requests even after retries: ${message}`, {

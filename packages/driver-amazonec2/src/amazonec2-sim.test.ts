@@ -294,6 +294,17 @@ describe('amazonec2 against the simulator', () => {
     expect(leaks()).toEqual([]);
   });
 
+  it('works on the region the machine was made in, whatever --amazonec2-region says later; spot instances cannot stop', async () => {
+    const { driver, context } = machine({ 'amazonec2-region': 'ap-southeast-4', 'amazonec2-request-spot-instance': true });
+    await driver.create();
+    const config = parseFlags(amazonEC2Flags, flags({ 'amazonec2-region': 'us-west-2' }), { env: {} });
+    const later = descriptor.createDriver({ config, context });
+    expect(await later.getState()).toBe(State.Running);
+    expect((await rejection(later.stop())).code).toBe('NOT_SUPPORTED');
+    await later.remove();
+    expect(leaks()).toEqual([]);
+  });
+
   it('finds and terminates an instance whose RunInstances reply was lost, by its client token', async () => {
     const { driver, context } = machine();
     const token = '3b2e5b1c-9d7a-4c7e-8a55-0f3c0c1d2e3f';

@@ -113,14 +113,13 @@ export function createAmazonEC2FrontEnd(context: ProviderContext, options: Amazo
     faultError: (kind: FaultErrorKind, operation: string) => amazonEC2FaultError(kind, operation),
     throttleResponse: (throttle: Required<ThrottleSpec>, request: SimRequest) => amazonEC2Throttle(throttle, request),
     renderError: renderAmazonEC2Error,
+    // No region here: a host that maps these onto flags would override the user's --amazonec2-region.
     env(endpoint: string): Record<string, string> {
       return {
         AWS_ENDPOINT: endpoint,
         AWS_ENDPOINT_URL: endpoint,
         AWS_ACCESS_KEY_ID: 'AKIDCLOUDSIMULATOR01',
         AWS_SECRET_ACCESS_KEY: 'cloud-sim-secret-access-key',
-        AWS_DEFAULT_REGION: 'us-east-1',
-        AWS_REGION: 'us-east-1',
         AWS_EC2_METADATA_DISABLED: 'true',
       };
     },
