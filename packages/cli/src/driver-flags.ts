@@ -4,6 +4,8 @@ import type { FlagDefinition } from '@machine/driver-core';
 export interface DriverArguments {
   values: Record<string, unknown>;
   positionals: string[];
+  /** Flags given last without their value. */
+  missingValues: string[];
 }
 
 /**
@@ -16,6 +18,7 @@ export function parseDriverArguments(flags: readonly FlagDefinition[], tokens: r
   const byName = new Map(flags.map((definition) => [definition.name, definition]));
   const values: Record<string, unknown> = {};
   const positionals: string[] = [];
+  const missingValues: string[] = [];
   for (let index = 0; index < tokens.length; index++) {
     const token = tokens[index] ?? '';
     if (token === '--') {
@@ -45,7 +48,7 @@ export function parseDriverArguments(flags: readonly FlagDefinition[], tokens: r
     else {
       const next = tokens[index + 1];
       if (next === undefined) {
-        values[name] = { missing: true };
+        missingValues.push(name);
         continue;
       }
       value = next;
@@ -56,7 +59,7 @@ export function parseDriverArguments(flags: readonly FlagDefinition[], tokens: r
       values[name] = [...(Array.isArray(previous) ? previous : []), String(value)];
     } else values[name] = value;
   }
-  return { values, positionals };
+  return { values, positionals, missingValues };
 }
 
 /** Values by flag name of a parsed config (by key), for re-parsing a stored config. */

@@ -99,19 +99,16 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
     throw new CliError(`expected one machine name, got ${parsed.positionals.map((p) => `"${p}"`).join(' ')} (flags go before the name; \`machine create -d ${driverName} --help\` lists them)`);
   }
   const name = parsed.positionals[0] as string;
-  const missing = Object.entries(parsed.values).find(([, value]) => typeof value === 'object' && value !== null && 'missing' in value);
-  if (missing !== undefined) throw new InvalidConfigError([{ flag: missing[0], message: 'needs a value' }]);
+  if (parsed.missingValues.length > 0) throw new InvalidConfigError(parsed.missingValues.map((flag) => ({ flag, message: 'needs a value' })));
   assertValidMachineName(name);
   let values = parsed.values;
   if (options.sim) {
+    // The simulator's endpoint and fake credentials; what the user gave explicitly wins.
     const { simFlagValues } = await import('../sim-mode.ts');
-    // Checked first without starting anything, so bad flags fail fast.
-    parseFlags(descriptor.flags, { ...Object.fromEntries(descriptor.flags.filter((f) => f.secret === true).map((f) => [f.name, 'sim'])), ...values }, { env: io.env });
     values = { ...(await simFlagValues(ctx, descriptor, { start: true })), ...values };
   }
   const config = parseFlags(descriptor.flags, values, { env: io.env }) as Record<string, unknown>;
   const secrets = secretValues(descriptor.flags, config);
-  if (await store.exists(name)) throw machineExists(name);
 
   const lock = await lockMachine(store.root, name);
   try {

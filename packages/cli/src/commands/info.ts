@@ -1,3 +1,4 @@
+import { redactSecrets } from '@machine/driver-core';
 import { CliError, ExitCode, hostNotRunningMessage } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { writeLine } from '../io.ts';
@@ -79,12 +80,8 @@ export async function inspectCommand(ctx: CommandContext, name: string, options:
   const machine = await openMachine(ctx, name);
   const document = await inspectDocument(ctx, machine);
   const text = template === undefined ? JSON.stringify(document, null, 4) : template.render(document);
-  writeLine(ctx.io.stdout, redact(text, machine.secrets));
+  writeLine(ctx.io.stdout, redactSecrets(text, machine.secrets));
   return ExitCode.ok;
-}
-
-function redact(text: string, secrets: readonly string[]): string {
-  return secrets.reduce((out, secret) => (secret.length > 0 ? out.split(secret).join('[REDACTED]') : out), text);
 }
 
 /** `machine config NAME`: the docker client flags for the machine, like the reference. */

@@ -71,7 +71,7 @@ export async function removeCommand(ctx: CommandContext, names: readonly string[
         await machine.driver.remove(io.signal === undefined ? {} : { signal: io.signal });
       } catch (error) {
         if (options.force !== true) throw error;
-        const message = machine === undefined ? messageOf(error) : redactSecrets(messageOf(error), machine.secrets);
+        const message = machine === undefined ? errorLine(error) : redactSecrets(errorLine(error), machine.secrets);
         writeLine(io.stderr, `Error removing machine "${name}" at the provider: ${message}`);
         writeLine(io.stderr, `Removing the local record of "${name}" anyway (--force); resources it made may be left at the provider.`);
       }
@@ -95,17 +95,13 @@ export async function forEachMachine(ctx: CommandContext, names: readonly string
   results.forEach((result, index) => {
     if (result.status === 'fulfilled') return;
     failures++;
-    const message = messageOf(result.reason);
+    const message = errorLine(result.reason);
     const name = names[index] ?? '';
     const alreadyNamed = message.includes(`"${name}"`);
     writeLine(ctx.io.stderr, alreadyNamed ? message : `machine "${name}": ${message}`);
     if (ctx.debug && result.reason instanceof Error && result.reason.stack !== undefined) writeLine(ctx.io.stderr, result.reason.stack);
   });
   return failures;
-}
-
-function messageOf(error: unknown): string {
-  return errorLine(error);
 }
 
 /** Asks a question on stderr and reads one line from stdin (empty when there is no stdin). */

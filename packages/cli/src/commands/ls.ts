@@ -1,4 +1,4 @@
-import { type DriverDescriptor, type State, parseFlags, secretValues } from '@machine/driver-core';
+import { type DriverDescriptor, type State, parseFlags, redactSecrets, secretValues } from '@machine/driver-core';
 import { CliError, ExitCode, errorLine } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { valuesByFlagName } from '../driver-flags.ts';
@@ -204,13 +204,13 @@ async function queryGroup(ctx: CommandContext, descriptor: DriverDescriptor, gro
       const deadline = entry.started + timeoutMs;
       const state = batch !== undefined ? (batch.get(name) ?? new Error('the driver returned no state')) : await withTimeout(driver.getState({ signal: controller.signal }), timeoutMs, controller);
       if (state === 'timeout' || state === 'Timeout') return { ...row(name, descriptor.name, 'Timeout', ''), ResponseTime: Date.now() - entry.started };
-      if (state instanceof Error) return { ...row(name, descriptor.name, 'Error', state.message), ResponseTime: Date.now() - entry.started };
+      if (state instanceof Error) return { ...row(name, descriptor.name, 'Error', redactSecrets(errorLine(state), entry.secrets)), ResponseTime: Date.now() - entry.started };
       let url = '';
       let error = '';
       if (state === 'Running') {
         const answer = await withTimeout(driver.getURL({ signal: controller.signal }), Math.max(1, deadline - Date.now()), controller);
         if (typeof answer === 'string' && answer !== 'timeout') url = answer;
-        else if (answer instanceof Error) error = answer.message;
+        else if (answer instanceof Error) error = redactSecrets(errorLine(answer), entry.secrets);
       }
       return {
         Name: name,
