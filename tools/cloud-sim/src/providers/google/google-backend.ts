@@ -133,6 +133,13 @@ export class GoogleBackend {
     if (!ZONE.test(zone)) throw notFound(`zones/${zone}`);
   }
 
+  /** The operation an earlier call with the same `requestId` started, if any (Compute Engine replays it). */
+  replayed(request: SimRequest, project: string): GoogleOperation | undefined {
+    const requestId = request.url.searchParams.get('requestId');
+    const record = requestId === null ? undefined : this.#byRequestId.get(`${project}/${requestId}`);
+    return record === undefined ? undefined : { ...record.operation };
+  }
+
   /**
    * Starts an operation. `run` does the work and resolves when it is finished (or rejects with
    * the operation's error code and message); the same `requestId` returns the same operation.

@@ -75,7 +75,14 @@ export function matchGoogleRoute(backend: GoogleBackend, request: SimRequest): R
     const match = definition.pattern.exec(request.url.pathname);
     if (match === null) continue;
     const params = match.slice(1).map((part) => decodeURIComponent(part));
-    return { operation: definition.operation, handle: () => definition.handle(backend, request, params) };
+    return {
+      operation: definition.operation,
+      handle: () => {
+        // A write repeated with the same requestId gets the first call's operation, not a second change.
+        const replay = definition.method === 'GET' ? undefined : backend.replayed(request, params[0] ?? '');
+        return replay === undefined ? definition.handle(backend, request, params) : { status: 200, body: replay };
+      },
+    };
   }
   return undefined;
 }
