@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { EC2Client, Instance, IpPermission, RunInstancesCommandInput } from '@aws-sdk/client-ec2';
+import type { EC2Client, Instance, RunInstancesCommandInput, SecurityGroup } from '@aws-sdk/client-ec2';
 import {
   cleanupJournal,
   createWithCleanup,
@@ -295,71 +295,102 @@ export class AmazonEC2Driver implements Driver {
 
   /** Finds or makes each named group; adds the missing ingress rules unless read-only. */
   async #setUpSecurityGroups(vpcId: string, rules: FirewallRule[], signal?: AbortSignal): Promise<string[]> {
-    const sdk = await loadEC2Sdk();
-    const { journal } = this.#context;
     const names = this.#config.securityGroups;
     this.#progress('security-group', 'start', `security groups ${names.join(', ')} in ${vpcId}`);
-    const { SecurityGroups = [] } = await (await this.#ec2()).send(
-      new sdk.DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-name', Values: names }, { Name: 'vpc-id', Values: [vpcId] }] }),
-      abortOptions(signal),
-      );
+    const found = await this.#describeGroups(vpcId, names, signal);
     const ids: string[] = [];
-    const description = `machine ${this.machineName}`;
     for (const name of names) {
-      const existing = SecurityGroups.find((group) => group.GroupName === name && group.GroupId !== undefined);
-      let groupId: string;
-      let permissions: IpPermission[];
-      if (existing?.GroupId !== undefined) {
-        groupId = existing.GroupId;
-        // A group an earlier machine create made (our tag) is shared: whichever machine is removed
-        // last deletes it, so the default `docker-machine` group does not leak. Groups made by
-        // anyone else, and read-only ones, are never deleted.
-        const madeByMachine = existing.Tags?.some((tag) => tag.Key === managedByTag && tag.Value === managedByValue) === true;
-        const adopt = madeByMachine && !this.#config.securityGroupReadonly;
-        await journal.record({
-          kind: resourceKinds.securityGroup,
-          id: groupId,
-          region: this.#config.region,
-          preExisting: !adopt,
-          meta: adopt ? { name, shared: 'true' } : { name },
-        });
-        permissions = this.#config.securityGroupReadonly ? [] : missingPermissions(existing, rules, description);
-      } else {
+      let group = found.find((candidate) => candidate.GroupName === name && candidate.GroupId !== undefined);
+      if (group === undefined) {
         if (this.#config.securityGroupReadonly) {
           throw new InvalidConfigError([
             { flag: 'amazonec2-security-group-readonly', message: `security group ${name} does not exist in ${vpcId}, and read-only groups are not made` },
           ]);
         }
-        const created = await (await this.#ec2()).send(
-          new sdk.CreateSecurityGroupCommand({
-            GroupName: name,
-            Description: 'machine: SSH and Docker TLS access',
-            VpcId: vpcId,
-            TagSpecifications: tagSpecifications(['security-group'], [...this.#tags().filter((tag) => tag.Key !== 'Name'), { Key: 'Name', Value: name }]),
-          }),
-          abortOptions(signal),
-          );
-        if (created.GroupId === undefined) throw new ProviderError('CreateSecurityGroup returned no group id');
-        groupId = created.GroupId;
-        await journal.record({ kind: resourceKinds.securityGroup, id: groupId, region: this.#config.region, meta: { name } });
-        const params = await this.#waiterParams(signal, 60);
-        await this.#wait(
-          () => sdk.waitUntilSecurityGroupExists(params, { GroupIds: [groupId] }),
-          `security group ${groupId} to exist`,
-          60,
-        );
-        permissions = missingPermissions({ IpPermissions: [] }, rules, description);
+        group = await this.#createGroup(vpcId, name, signal);
+      } else {
+        await this.#adoptGroup(group, name);
       }
-      if (permissions.length > 0) {
-        await (await this.#ec2()).send(new sdk.AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: permissions }), abortOptions(signal)).catch((error: unknown) => {
-          // Another create added the same rule meanwhile: the rule exists, which is what we want.
-          if ((error as { name?: string }).name !== 'InvalidPermission.Duplicate') throw error;
-        });
-      }
+      const groupId = group.GroupId ?? '';
+      if (!this.#config.securityGroupReadonly) await this.#authorize(vpcId, group, rules, signal);
       ids.push(groupId);
     }
     this.#progress('security-group', 'done', `security groups ${ids.join(', ')}`);
     return ids;
+  }
+
+  async #describeGroups(vpcId: string, names: readonly string[], signal?: AbortSignal): Promise<SecurityGroup[]> {
+    const { DescribeSecurityGroupsCommand } = await loadEC2Sdk();
+    const { SecurityGroups = [] } = await (await this.#ec2()).send(
+      new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-name', Values: [...names] }, { Name: 'vpc-id', Values: [vpcId] }] }),
+      abortOptions(signal),
+    );
+    return SecurityGroups;
+  }
+
+  /**
+   * Records an existing group. One an earlier machine create made (our tag) is shared: whichever
+   * machine is removed last deletes it, so the default `docker-machine` group does not leak.
+   * Groups made by anyone else, and read-only ones, are never deleted.
+   */
+  async #adoptGroup(group: SecurityGroup, name: string): Promise<void> {
+    const madeByMachine = group.Tags?.some((tag) => tag.Key === managedByTag && tag.Value === managedByValue) === true;
+    const adopt = madeByMachine && !this.#config.securityGroupReadonly;
+    await this.#context.journal.record({
+      kind: resourceKinds.securityGroup,
+      id: group.GroupId ?? '',
+      region: this.#config.region,
+      preExisting: !adopt,
+      meta: adopt ? { name, shared: 'true' } : { name },
+    });
+  }
+
+  /** Makes a group; when a concurrent create made it first (`InvalidGroup.Duplicate`), uses that one. */
+  async #createGroup(vpcId: string, name: string, signal?: AbortSignal): Promise<SecurityGroup> {
+    const sdk = await loadEC2Sdk();
+    let groupId: string | undefined;
+    try {
+      const created = await (await this.#ec2()).send(
+        new sdk.CreateSecurityGroupCommand({
+          GroupName: name,
+          Description: 'machine: SSH and Docker TLS access',
+          VpcId: vpcId,
+          TagSpecifications: tagSpecifications(['security-group'], [...this.#tags().filter((tag) => tag.Key !== 'Name'), { Key: 'Name', Value: name }]),
+        }),
+        abortOptions(signal),
+      );
+      groupId = created.GroupId;
+    } catch (error) {
+      if ((error as { name?: string }).name !== 'InvalidGroup.Duplicate') throw error;
+      const [raced] = await this.#describeGroups(vpcId, [name], signal);
+      if (raced?.GroupId === undefined) throw error;
+      await this.#adoptGroup(raced, name);
+      return raced;
+    }
+    if (groupId === undefined) throw new ProviderError('CreateSecurityGroup returned no group id');
+    const id = groupId;
+    await this.#context.journal.record({ kind: resourceKinds.securityGroup, id, region: this.#config.region, meta: { name } });
+    const params = await this.#waiterParams(signal, 60);
+    await this.#wait(() => sdk.waitUntilSecurityGroupExists(params, { GroupIds: [id] }), `security group ${id} to exist`, 60);
+    return { GroupId: id, GroupName: name, IpPermissions: [] };
+  }
+
+  /** Adds the rules the group lacks; if another create added some meanwhile, looks again once. */
+  async #authorize(vpcId: string, group: SecurityGroup, rules: FirewallRule[], signal?: AbortSignal): Promise<void> {
+    const { AuthorizeSecurityGroupIngressCommand } = await loadEC2Sdk();
+    const description = `machine ${this.machineName}`;
+    let current: SecurityGroup | undefined = group;
+    for (let attempt = 1; attempt <= 2 && current !== undefined; attempt++) {
+      const permissions = missingPermissions(current, rules, description);
+      if (permissions.length === 0) return;
+      try {
+        await (await this.#ec2()).send(new AuthorizeSecurityGroupIngressCommand({ GroupId: group.GroupId, IpPermissions: permissions }), abortOptions(signal));
+        return;
+      } catch (error) {
+        if ((error as { name?: string }).name !== 'InvalidPermission.Duplicate' || attempt === 2) throw error;
+        [current] = (await this.#describeGroups(vpcId, [group.GroupName ?? ''], signal)).filter((candidate) => candidate.GroupId === group.GroupId);
+      }
+    }
   }
 
   async #runInstance(plan: LaunchPlan, keyName: string, groupIds: string[], userData: string | undefined, signal?: AbortSignal): Promise<string> {

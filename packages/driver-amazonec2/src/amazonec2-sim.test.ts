@@ -250,6 +250,16 @@ describe('amazonec2 against the simulator', () => {
     expect(leaks()).toEqual([]);
   });
 
+  it('parallel creates share one new group (the loser of the CreateSecurityGroup race adopts it)', async () => {
+    const fleet = [machine(), machine(), machine()];
+    sim.requestLog.clear();
+    await Promise.all(fleet.map(({ driver }) => driver.create()));
+    expect(sim.store.listResources('amazonec2', 'security_group')).toHaveLength(1);
+    expect(sim.requestLog.count('CreateSecurityGroup')).toBeGreaterThanOrEqual(2);
+    await Promise.all(fleet.map(({ driver }) => driver.remove()));
+    expect(leaks()).toEqual([]);
+  });
+
   it('a leftover key pair named after the machine does not block re-creating it', async () => {
     const name = `web${++counter}`;
     const { publicKey } = generateSSHKeyPair();
