@@ -117,6 +117,13 @@ describe('google driver with an in-memory Compute Engine', () => {
     await expect(machine({ 'google-use-existing': true }, 'missing').driver.preCreateCheck()).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it('preCreateCheck names the flag when the project or the zone does not exist', async () => {
+    compute.failNext('instances.get', googleError(404, "The resource 'projects/my-project' was not found"));
+    await expect(machine().driver.preCreateCheck()).rejects.toThrow(/--google-project: project "my-project" was not found/);
+    compute.failNext('instances.get', googleError(404, "The resource 'projects/my-project/zones/us-central1-a' was not found", 'gaxios'));
+    await expect(machine().driver.preCreateCheck()).rejects.toThrow(/--google-zone: zone "us-central1-a" does not exist/);
+  });
+
   it('a failed insert operation (does not throw in the SDK) becomes a QuotaError and cleans up the rule it made', async () => {
     compute.failOperation('instances.insert', 'QUOTA_EXCEEDED', "Quota 'CPUS' exceeded. Limit: 8.0 in region us-central1.");
     const { driver, context } = machine();

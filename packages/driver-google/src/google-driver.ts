@@ -21,7 +21,7 @@ import {
   waitFor,
 } from '@machine/driver-core';
 import type { ComputeClients, ComputeInstance, ComputeOperation, RetrySettings, StartedOperation } from './google-clients.ts';
-import { isAlreadyExists, isFingerprintConflict, isNotFound, isRetryableGoogleError, operationError } from './google-errors.ts';
+import { googleErrorInfo, isAlreadyExists, isFingerprintConflict, isNotFound, isRetryableGoogleError, operationError } from './google-errors.ts';
 import { firewallPatch, firewallRuleName, lastSegment, machineTag, managedMarker, newFirewall } from './google-firewall.ts';
 import { type GoogleConfig, imagePath, parseLabels } from './google-flags.ts';
 import { hasSSHKey, sshKeysLine, withoutSSHKey, withSSHKey } from './google-metadata.ts';
@@ -660,8 +660,20 @@ export class GoogleDriver implements Driver {
       const [instance] = await this.#call(signal, (c) => c.instances.get({ project: this.#config.project, zone, instance: this.machineName }));
       return instance;
     } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
+      if (!isNotFound(error)) throw error;
+      // A 404 naming the project or the zone itself (not the instance) is a configuration error.
+      const message = googleErrorInfo(error).message;
+      const { project } = this.#config;
+      if (message.includes(`'projects/${project}'`)) {
+        throw new InvalidConfigError([{ flag: 'google-project', message: `project "${project}" was not found (or the account cannot see it)` }], {
+          machine: this.machineName,
+          cause: error,
+        });
+      }
+      if (message.includes(`/zones/${zone}'`)) {
+        throw new InvalidConfigError([{ flag: 'google-zone', message: `zone "${zone}" does not exist in project "${project}"` }], { machine: this.machineName, cause: error });
+      }
+      return undefined;
     }
   }
 
