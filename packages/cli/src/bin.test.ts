@@ -1,4 +1,4 @@
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,11 +22,6 @@ function machine(args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}, node
 }
 
 beforeAll(async () => {
-  // The binary runs from dist: build this package (and driver-core when it has no dist yet).
-  const tsc = join(packageDir, '..', '..', 'node_modules', '.bin', 'tsc');
-  const core = join(packageDir, '..', 'driver-core');
-  if (!existsSync(join(core, 'dist', 'index.js'))) execFileSync(tsc, ['-p', 'tsconfig.build.json'], { cwd: core, stdio: 'inherit' });
-  execFileSync(tsc, ['-p', 'tsconfig.build.json'], { cwd: packageDir, stdio: 'inherit' });
   work = await mkdtemp(join(tmpdir(), 'machine-bin-'));
   const drivers = join(work, 'drivers');
   await writeFixtureDriver(drivers, 'memo');

@@ -1,5 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * real SSH into the simulated droplet.
  */
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
-const repoDir = join(packageDir, '..', '..');
 const bin = join(packageDir, 'dist', 'bin.js');
 let work: string;
 let env: NodeJS.ProcessEnv;
@@ -39,15 +37,9 @@ async function leaks(state: { env: Record<string, string> }): Promise<string[]> 
 }
 
 beforeAll(async () => {
-  // The binary runs from dist and loads the driver from its dist: build what is missing.
-  const tsc = join(repoDir, 'node_modules', '.bin', 'tsc');
-  for (const dir of [join(repoDir, 'packages', 'driver-core'), join(repoDir, 'packages', 'driver-digitalocean')]) {
-    if (!existsSync(join(dir, 'dist', 'index.js'))) execFileSync(tsc, ['-p', 'tsconfig.build.json'], { cwd: dir, stdio: 'inherit' });
-  }
-  execFileSync(tsc, ['-p', 'tsconfig.build.json'], { cwd: packageDir, stdio: 'inherit' });
   work = await mkdtemp(join(tmpdir(), 'machine-sim-e2e-'));
   env = { PATH: process.env.PATH, HOME: work, MACHINE_STORAGE_PATH: join(work, 'store') };
-}, 180_000);
+});
 
 afterAll(async () => {
   await machine(['sim', 'stop']);
