@@ -287,7 +287,7 @@ export class AmazonEC2Driver implements Driver {
         TagSpecifications: tagSpecifications(['key-pair'], this.#tags()),
       }),
       abortOptions(signal),
-      );
+    );
     await journal.record({ kind: resourceKinds.keyPair, id: imported.KeyPairId ?? keyName, region: this.#config.region, meta: { name: keyName } });
     this.#progress('import-key', 'done', `key pair ${keyName}`);
     return keyName;
@@ -502,8 +502,8 @@ export class AmazonEC2Driver implements Driver {
       timeout,
     );
     this.#progress(`wait-${wanted}`, 'done', `${instanceId} is ${wanted}`);
-    const final = (result.reason ?? {}) as { Reservations?: { Instances?: Instance[] }[] };
-    return final.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId) ?? { InstanceId: instanceId };
+    const instances = (result.final?.Reservations ?? []).flatMap((reservation) => reservation.Instances ?? []);
+    return instances.find((instance) => instance.InstanceId === instanceId) ?? { InstanceId: instanceId };
   }
 
   async #waiterParams(signal: AbortSignal | undefined, maxWaitTime: number) {
