@@ -252,6 +252,8 @@ describe('amazonec2 against the simulator', () => {
 
   it('parallel creates share one new group (the loser of the CreateSecurityGroup race adopts it)', async () => {
     const fleet = [machine(), machine(), machine()];
+    // Slow creates so that every machine looks the group up before any create of it lands.
+    sim.faults.add({ provider: 'amazonec2', operation: 'CreateSecurityGroup', latencyMs: 150 });
     sim.requestLog.clear();
     await Promise.all(fleet.map(({ driver }) => driver.create()));
     expect(sim.store.listResources('amazonec2', 'security_group')).toHaveLength(1);
