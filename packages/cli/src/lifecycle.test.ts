@@ -15,7 +15,8 @@ afterEach(async () => {
 describe('machine lifecycle on the fake cloud', () => {
   it('create → ls → status/ip/url/inspect → stop → start → restart → kill → rm leaves nothing behind', async () => {
     const created = await cli.run(['create', '-d', 'fake', '--fake-region', 'local-2', '--fake-open-port=8080', 'web1']);
-    expect(created.stderr).toContain('Running pre-create checks...');
+    expect(created.stdout).toContain('Running pre-create checks...');
+    expect(created.stderr).toBe('');
     expect(created.code).toBe(0);
     expect(created.stdout).toContain('Machine "web1" is ready');
 
@@ -44,7 +45,7 @@ describe('machine lifecycle on the fake cloud', () => {
     expect(stop.code).toBe(0);
     expect((await cli.run(['status', 'web1'])).stdout).toBe('Stopped\n');
     const again = await cli.run(['stop', 'web1']);
-    expect(again.stderr).toContain('Machine "web1" is already stopped.');
+    expect(again.stdout).toBe('Machine "web1" is already stopped.\n');
     const ipStopped = await cli.run(['ip', 'web1']);
     expect(ipStopped).toMatchObject({ code: 1, stderr: 'Host is not running\n' });
 
@@ -57,7 +58,9 @@ describe('machine lifecycle on the fake cloud', () => {
 
     const removed = await cli.run(['rm', '-y', 'web1']);
     expect(removed.code).toBe(0);
-    expect(removed.stdout).toBe('Successfully removed web1\n');
+    expect(removed.stdout).toBe(
+      'About to remove web1\nWARNING: This action will delete both local reference and remote instance.\nSuccessfully removed web1\n',
+    );
     expect(cli.cloud.leaks()).toEqual([]);
     expect((await cli.run(['ls', '-q'])).stdout).toBe('');
   });
@@ -76,7 +79,7 @@ describe('machine lifecycle on the fake cloud', () => {
     await cli.run(['create', '-d', 'fake', 'keep']);
     const declined = await cli.run(['rm', 'keep'], { stdin: 'n\n' });
     expect(declined.code).toBe(1);
-    expect(declined.stderr).toContain('Are you sure? (y/n)');
+    expect(declined.stdout).toContain('Are you sure? (y/n)');
     expect((await cli.run(['ls', '-q'])).stdout).toBe('keep\n');
     const accepted = await cli.run(['rm', 'keep'], { stdin: 'y\n' });
     expect(accepted.code).toBe(0);

@@ -50,7 +50,7 @@ describe('machine --sim (digitalocean on the cloud simulator)', () => {
   it('create → ls → ssh → scp → stop → start → restart → kill → rm, with nothing left in the simulated account', { timeout: 180_000 }, async () => {
     const created = await machine(['create', '-d', 'digitalocean', '--sim', 'demo']);
     expect(created.code, created.stderr).toBe(0);
-    expect(created.stderr).toContain('Running pre-create checks...');
+    expect(created.stdout).toContain('Running pre-create checks...');
     const state = JSON.parse(await readFile(join(work, 'store', 'sim', 'state.json'), 'utf8'));
     expect(state.endpoints.digitalocean).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
 

@@ -125,7 +125,7 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       ...(options.sim ? { sim: true } : {}),
     };
     await store.create(record);
-    const printProgress = progressPrinter(io.stderr);
+    const printProgress = progressPrinter(io.stdout);
     let driverWaitedForSSH = false;
     const onProgress = (event: ProgressEvent) => {
       if (event.step === 'wait-ssh' && event.phase === 'done') driverWaitedForSSH = true;

@@ -25,18 +25,18 @@ export async function lifecycleCommand(ctx: CommandContext, action: LifecycleAct
       const options = ctx.io.signal === undefined ? {} : { signal: ctx.io.signal };
       const state = await machine.driver.getState(options);
       if (spec.target !== undefined && state === spec.target) {
-        writeLine(ctx.io.stderr, `Machine "${name}" is already ${state.toLowerCase()}.`);
+        writeLine(ctx.io.stdout, `Machine "${name}" is already ${state.toLowerCase()}.`);
         return;
       }
-      writeLine(ctx.io.stderr, `${spec.verb} "${name}"...`);
+      writeLine(ctx.io.stdout, `${spec.verb} "${name}"...`);
       await runAction(machine.driver, action, state, options);
-      writeLine(ctx.io.stderr, `${spec.done} "${name}".`);
+      writeLine(ctx.io.stdout, `${spec.done} "${name}".`);
     } finally {
       await lock.release();
     }
   });
   if (action === 'start' && failures < names.length) {
-    writeLine(ctx.io.stderr, 'Started machines may have new IP addresses. You may need to re-run the `machine env` command.');
+    writeLine(ctx.io.stdout, 'Started machines may have new IP addresses. You may need to re-run the `machine env` command.');
   }
   return failures === 0 ? ExitCode.ok : ExitCode.error;
 }
@@ -50,8 +50,8 @@ async function runAction(driver: Driver, action: LifecycleAction, state: State, 
 /** `machine rm [-f] [-y] NAME…`. */
 export async function removeCommand(ctx: CommandContext, names: readonly string[], options: { force?: boolean; yes?: boolean }): Promise<number> {
   const { io } = ctx;
-  for (const name of names) writeLine(io.stderr, `About to remove ${name}`);
-  writeLine(io.stderr, 'WARNING: This action will delete both local reference and remote instance.');
+  for (const name of names) writeLine(io.stdout, `About to remove ${name}`);
+  writeLine(io.stdout, 'WARNING: This action will delete both local reference and remote instance.');
   if (options.force !== true && options.yes !== true) {
     const answer = await ask(ctx, 'Are you sure? (y/n): ');
     if (!/^y(es)?$/i.test(answer.trim())) {
@@ -104,9 +104,9 @@ export async function forEachMachine(ctx: CommandContext, names: readonly string
   return failures;
 }
 
-/** Asks a question on stderr and reads one line from stdin (empty when there is no stdin). */
+/** Asks a question on stdout and reads one line from stdin (empty when there is no stdin). */
 async function ask(ctx: CommandContext, question: string): Promise<string> {
-  ctx.io.stderr.write(question);
+  ctx.io.stdout.write(question);
   const stdin = ctx.io.stdin;
   if (stdin === undefined) return '';
   const { createInterface } = await import('node:readline');
