@@ -1,4 +1,4 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
 import { CliError, ExitCode, errorLine } from './cli-error.ts';
 import type { CommandContext, GlobalOptions } from './context.ts';
 import { DriverRegistry } from './driver-registry.ts';
@@ -143,12 +143,12 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
   program
     .command('sim')
     .description('Manage the bundled cloud simulator daemon used by --sim')
-    .argument('<action>', 'stop or status')
+    .addArgument(new Argument('<action>', 'stop or status').choices(['stop', 'status']))
     .action(run(async (c, action: string) => (await misc()).simCommand(c, action)));
   program
     .command('completion')
     .description('Print a shell completion script (bash, zsh or fish)')
-    .argument('[shell]', 'bash, zsh or fish', 'bash')
+    .addArgument(new Argument('[shell]', 'bash, zsh or fish').choices(['bash', 'zsh', 'fish']).default('bash'))
     .action(run(async (c, shell: string) => (await misc()).completionCommand(c, shell)));
 
   try {
