@@ -157,6 +157,7 @@ export class GoogleDriver implements Driver {
         const keyPair = generateSSHKeyPair({ comment: this.#config.username });
         await writeSSHKeyPair(this.#context.machineDir, keyPair, 'id_ed25519');
         const keyLine = sshKeysLine(this.#config.username, keyPair.publicKey);
+        this.#progress('ssh-key', 'done', `key ${keyPair.sha256Fingerprint} written to ${this.getSSHKeyPath()}`);
         throwIfAborted(signal);
 
         let existing: ComputeInstance | undefined;
@@ -177,9 +178,11 @@ export class GoogleDriver implements Driver {
           await this.#adoptInstance(existing, keyLine, signal);
         }
 
+        this.#progress('wait-running', 'start', `waiting for instance ${this.machineName} to run`);
         const instance = await this.#waitForStatus(['RUNNING'], signal);
         const ip = this.#addressOf(instance);
         if (ip === undefined) throw new ProviderError('the instance runs but has no IP address', { machine: this.machineName, operation: 'create' });
+        this.#progress('wait-running', 'done', `instance ${this.machineName} is running at ${ip}`);
         await this.#context.data.write({ ip, stopRequested: false });
         const { waitForSSH } = await import('@machine/driver-core/ssh');
         const fingerprint = await waitForSSH(
