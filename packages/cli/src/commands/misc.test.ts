@@ -35,7 +35,7 @@ describe('completion, version and sim status', () => {
     expect((await cli.run(['sim', 'stop'])).stdout).toBe('The cloud simulator is not running.\n');
     const bad = await cli.run(['sim', 'explode']);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain("argument 'explode' is invalid. Allowed choices are stop, status.");
+    expect(bad.stderr).toContain("'explode' is invalid for argument 'action'. Allowed choices are stop, status.");
   });
 
   it('prints the help with every command and exits 0', async () => {
