@@ -47,17 +47,28 @@ export function persistentContext(store: MachineStore, record: MachineRecord, on
 }
 
 /**
- * Parses a stored config again: the stored values, then flags the simulator fills, then the
- * environment (where credentials come from: they are never stored). Throws InvalidConfigError
- * naming each missing credential.
+ * Parses a stored config again: the stored values, then the flags the simulator fills (for a
+ * machine made with `--sim`), then the environment, where credentials come from: they are never
+ * stored. Throws InvalidConfigError naming each missing credential.
  */
+export function configFromRecord(
+  descriptor: DriverDescriptor,
+  record: MachineRecord,
+  env: Readonly<Record<string, string | undefined>>,
+  simValues: Readonly<Record<string, unknown>> = {},
+): Record<string, unknown> {
+  const values = { ...valuesByFlagName(descriptor.flags, record.config), ...(record.sim === true ? simValues : {}) };
+  return parseFlags(descriptor.flags, values, { env }) as Record<string, unknown>;
+}
+
+/** {@link configFromRecord}, starting the simulator for a simulated machine when it is not running. */
 export async function storedConfig(ctx: CommandContext, descriptor: DriverDescriptor, record: MachineRecord): Promise<Record<string, unknown>> {
-  let values = valuesByFlagName(descriptor.flags, record.config);
+  let simValues: Record<string, unknown> = {};
   if (record.sim === true) {
     const { simFlagValues } = await import('./sim-mode.ts');
-    values = { ...values, ...(await simFlagValues(ctx, descriptor, { start: true })) };
+    simValues = await simFlagValues(ctx, descriptor, { start: true });
   }
-  return parseFlags(descriptor.flags, values, { env: ctx.io.env }) as Record<string, unknown>;
+  return configFromRecord(descriptor, record, ctx.io.env, simValues);
 }
 
 /** Reads a machine and builds its driver from the stored config. */

@@ -1,10 +1,9 @@
-import { type DriverDescriptor, type State, parseFlags, redactSecrets, secretValues } from '@machine/driver-core';
+import { type DriverContext, type DriverDescriptor, type State, redactSecrets, secretValues } from '@machine/driver-core';
 import { CliError, ExitCode, errorLine } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
-import { valuesByFlagName } from '../driver-flags.ts';
 import { writeLine } from '../io.ts';
 import { lockHolder } from '../lock.ts';
-import { persistentContext } from '../machine-host.ts';
+import { configFromRecord, persistentContext } from '../machine-host.ts';
 import type { MachineRecord } from '../store.ts';
 import { alignColumns, parseTemplate } from '../template.ts';
 
@@ -167,20 +166,17 @@ async function queryGroup(ctx: CommandContext, descriptor: DriverDescriptor, gro
       simProblem = errorLine(error);
     }
   }
-  const prepared = group.map((record) => {
-    const started = Date.now();
+  const ready: { record: MachineRecord; config: Record<string, unknown>; context: DriverContext; started: number; secrets: string[] }[] = [];
+  const results: ListRow[] = [];
+  for (const record of group) {
     try {
       if (record.sim === true && simProblem !== undefined) throw new Error(simProblem);
-      const values = { ...valuesByFlagName(descriptor.flags, record.config), ...(record.sim === true ? simValues : {}) };
-      const config = parseFlags(descriptor.flags, values, { env: ctx.io.env }) as Record<string, unknown>;
-      const context = persistentContext(ctx.store, record);
-      return { record, config, context, started, secrets: secretValues(descriptor.flags, config) };
+      const config = configFromRecord(descriptor, record, ctx.io.env, simValues);
+      ready.push({ record, config, context: persistentContext(ctx.store, record), started: Date.now(), secrets: secretValues(descriptor.flags, config) });
     } catch (error) {
-      return { record, error: errorLine(error), started };
+      results.push(row(record.name, descriptor.name, 'Error', errorLine(error)));
     }
-  });
-  const ready = prepared.flatMap((entry) => ('config' in entry && entry.config !== undefined ? [entry as Required<typeof entry>] : []));
-  const results: ListRow[] = prepared.flatMap((entry) => ('error' in entry && entry.error !== undefined ? [row(entry.record.name, descriptor.name, 'Error', entry.error)] : []));
+  }
 
   let batch: Map<string, State | Error> | undefined;
   if (descriptor.getStates !== undefined && ready.length > 0) {
