@@ -32,11 +32,12 @@ export function machineExists(name: string): CliError {
 export const hostNotRunningMessage = 'Host is not running';
 
 /**
- * The one line to show for an error: a MachineError's message (a bad-input error without the
- * `config:` operation prefix), anything else's message.
+ * The one line to show for an error: a MachineError's message, without the `config:` operation
+ * prefix core puts on bad-input and credential errors (they are about what the user typed, not an
+ * operation); anything else's message.
  */
 export function errorLine(error: unknown): string {
-  if (typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'INVALID_CONFIG' && 'detail' in error) {
+  if (typeof error === 'object' && error !== null && 'detail' in error && (error as { operation?: unknown }).operation === 'config') {
     const { detail, machine, hint } = error as { detail: string; machine?: string; hint?: string };
     const body = machine === undefined ? detail : `machine "${machine}": ${detail}`;
     return hint === undefined ? body : `${body} (${hint})`;

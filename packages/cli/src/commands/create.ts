@@ -11,7 +11,7 @@ import {
   withoutSecrets,
 } from '@machine/driver-core';
 import { waitForSSH } from '@machine/driver-core/ssh';
-import { CliError, ExitCode, machineExists } from '../cli-error.ts';
+import { CliError, ExitCode, errorLine, machineExists } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { driverFlagHelp, parseDriverArguments } from '../driver-flags.ts';
 import { writeLine } from '../io.ts';
@@ -207,5 +207,5 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
 }
 
 function messageOf(error: unknown, secrets: readonly string[]): string {
-  return redactSecrets(error instanceof Error ? error.message : String(error), secrets);
+  return redactSecrets(errorLine(error), secrets);
 }
