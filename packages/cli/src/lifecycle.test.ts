@@ -1,4 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { generateSSHKeyPair } from '@machine/driver-core/keys';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { findExecutable } from './commands/ssh.ts';
@@ -144,6 +145,23 @@ describe('machine ssh', () => {
     expect(uname.code).toBe(0);
     expect((await cli.run(['ssh', 'box', '--', 'exit', '3'])).code).toBe(3);
     expect((await cli.run(['ssh', 'box', '-C', '--', 'echo', 'compressed'])).stdout).toBe('compressed\n');
+  });
+
+  it('checks the host key: OpenSSH and the built-in client refuse a machine whose key changed', async () => {
+    await cli.run(['create', '-d', 'fake', 'box']);
+    const knownHosts = join(cli.storage, 'machines', 'box', 'known_hosts');
+    const other = generateSSHKeyPair({ comment: 'impostor' }).publicKey.split(' ').slice(0, 2).join(' ');
+    await writeFile(knownHosts, `machine-box ${other}\n`);
+    const openssh = await cli.run(['ssh', 'box', '--', 'echo', 'should-not-run']);
+    expect(openssh.code).toBe(255);
+    expect(openssh.stdout).toBe('');
+    const configPath = join(cli.storage, 'machines', 'box', 'config.json');
+    const record = JSON.parse(await readFile(configPath, 'utf8'));
+    record.ssh.hostKeyFingerprint = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+    await writeFile(configPath, JSON.stringify(record));
+    const native = await cli.run(['--native-ssh', 'ssh', 'box', '--', 'echo', 'should-not-run']);
+    expect(native.code).toBe(1);
+    expect(native.stderr).toContain('the host key of 127.0.0.1');
   });
 
   it('uses the built-in client with --native-ssh or when no ssh is on PATH', async () => {
