@@ -151,6 +151,19 @@ describe('create failures', () => {
     expect(existsSync(join(cli.storage, 'machines', 'cap'))).toBe(false);
   });
 
+  it('a failed create whose cleanup failed too is kept as failed, shown in ls, and removed by rm', async () => {
+    cli.cloud.failOn('instances.run', new Error('no capacity'));
+    cli.cloud.failOn('keys.delete', new Error('key API down'));
+    const result = await cli.run(['create', '-d', 'fake', 'half']);
+    expect(result.code).toBe(1);
+    expect(oneLine(result.stderr)).toMatch(/^Error creating machine: .*no capacity; still recorded: key key-\w+\. `machine rm half` deletes it$/);
+    expect(cli.cloud.leaks()).toHaveLength(1);
+    const ls = await cli.run(['ls']);
+    expect(ls.stdout).toMatch(/half\s+fake\s+Error\s+create failed: .*no capacity; `machine rm half` deletes what it made/);
+    expect((await cli.run(['rm', '-y', 'half'])).code).toBe(0);
+    expect(cli.cloud.leaks()).toEqual([]);
+  });
+
   it('Ctrl-C aborts create through its signal: the driver removes what it made, exit 130', async () => {
     const controller = new AbortController();
     const importKey = cli.cloud.importKey.bind(cli.cloud);
