@@ -35,11 +35,16 @@ export function loadSSMSdk(): Promise<SSMModule> {
  * instance roles), resolved by every new client and refreshed when they expire: nothing is frozen
  * into the machine's data.
  */
-export function clientSettings(config: AmazonEC2Config, overrides: AmazonEC2ClientOverrides = {}): EC2ClientConfig & SSMClientConfig {
+export function clientSettings(
+  config: AmazonEC2Config,
+  overrides: AmazonEC2ClientOverrides = {},
+  service: 'ec2' | 'ssm' = 'ec2',
+): EC2ClientConfig & SSMClientConfig {
+  const endpoint = service === 'ec2' ? config.endpoint : ssmEndpoint(config.endpoint);
   return {
     region: config.region,
     maxAttempts: config.retries + 1,
-    ...(config.endpoint === undefined ? {} : { endpoint: config.endpoint }),
+    ...(endpoint === undefined ? {} : { endpoint }),
     ...(config.accessKey !== undefined && config.secretKey !== undefined
       ? {
           credentials: {
@@ -51,6 +56,17 @@ export function clientSettings(config: AmazonEC2Config, overrides: AmazonEC2Clie
       : {}),
     ...overrides,
   };
+}
+
+/**
+ * Where SSM goes when `--amazonec2-endpoint` is set. An AWS host (another partition, a VPC
+ * endpoint) is EC2's alone: SSM keeps the SDK's regional endpoint (or `AWS_ENDPOINT_URL_SSM`). Any
+ * other host (the simulator, LocalStack) serves every service on one endpoint, so SSM goes there too.
+ */
+export function ssmEndpoint(endpoint: string | undefined): string | undefined {
+  if (endpoint === undefined) return undefined;
+  const host = new URL(endpoint).hostname;
+  return /(^|\.)amazonaws\.com(\.cn)?$|(^|\.)amazonaws-us-gov\.com$|(^|\.)api\.aws$/.test(host) ? undefined : endpoint;
 }
 
 /** A lazily built pair of clients: the EC2 client on first API call, the SSM client only if needed. */
@@ -79,7 +95,7 @@ export class LazyClients {
     this.#ssm ??=
       this.#injected?.ssm !== undefined
         ? Promise.resolve(this.#injected.ssm)
-        : loadSSMSdk().then(({ SSMClient }) => new SSMClient(clientSettings(this.#config, this.#overrides)));
+        : loadSSMSdk().then(({ SSMClient }) => new SSMClient(clientSettings(this.#config, this.#overrides, 'ssm')));
     return this.#ssm;
   }
 }

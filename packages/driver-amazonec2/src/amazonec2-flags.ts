@@ -281,7 +281,7 @@ export const amazonEC2Flags = defineFlags([
     type: 'string',
     envVar: 'AWS_ENDPOINT',
     validate: (value: string) => (/^https?:\/\/[^\s/]+/.test(value) ? undefined : `"${value}" is not an http(s) URL`),
-    description: 'EC2 (and SSM) endpoint URL, for other partitions, VPC endpoints or the simulator',
+    description: 'EC2 endpoint URL (VPC endpoints, the simulator, LocalStack); SSM uses it too unless it is an AWS host',
   },
   {
     name: 'amazonec2-wait-timeout',

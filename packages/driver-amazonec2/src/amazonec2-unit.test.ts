@@ -20,6 +20,7 @@ import {
   State,
 } from '@machine/driver-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ssmEndpoint } from './amazonec2-clients.ts';
 import { crossFlagProblems, parseTags } from './amazonec2-flags.ts';
 import { architectureOf, blockDeviceMappingsFor, ubuntuAmiParameter, zoneFilter } from './amazonec2-plan.ts';
 import { missingPermissions } from './amazonec2-security-group.ts';
@@ -171,6 +172,14 @@ describe('launch plan helpers', () => {
       { IpProtocol: 'tcp', FromPort: 8080, ToPort: 8080, Ipv6Ranges: [{ CidrIpv6: '2001:db8::/32', Description: 'machine web1 user' }] },
     ]);
     expect(missingPermissions({ IpPermissions: [{ IpProtocol: '-1', IpRanges: [{ CidrIp: '203.0.113.0/24' }], Ipv6Ranges: [{ CidrIpv6: '2001:db8::/32' }] }] }, rules, 'x')).toEqual([]);
+  });
+
+  it('sends SSM to a custom endpoint (simulator, LocalStack) but not to an AWS EC2 endpoint', () => {
+    expect(ssmEndpoint(undefined)).toBeUndefined();
+    expect(ssmEndpoint('http://127.0.0.1:4566')).toBe('http://127.0.0.1:4566');
+    expect(ssmEndpoint('https://ec2.cn-north-1.amazonaws.com.cn')).toBeUndefined();
+    expect(ssmEndpoint('https://vpce-0a1b-2c3d.ec2.eu-west-1.vpce.amazonaws.com')).toBeUndefined();
+    expect(ssmEndpoint('https://ec2-fips.us-gov-west-1.amazonaws.com')).toBeUndefined();
   });
 
   it('maps every EC2 state; terminated means gone', () => {
