@@ -154,30 +154,27 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
         if (MachineError.isInstance(error) && error.code === 'NOT_SUPPORTED') return undefined;
         throw error;
       });
-      if (sshHost === undefined) {
-        record.status = 'ready';
-        await store.write(record);
-        return finish();
+      if (sshHost !== undefined) {
+        const keyPath = driver.getSSHKeyPath();
+        const target = {
+          host: sshHost,
+          port: await driver.getSSHPort(operation),
+          username: driver.getSSHUsername(),
+          privateKey: await readFile(keyPath, 'utf8'),
+          machine: name,
+        };
+        // Drivers usually wait for SSH themselves; this check is then one quick handshake, not shown again.
+        const fingerprint = await waitForSSH(target, { ...(driverWaitedForSSH ? {} : { onProgress }), ...operation });
+        const hostKey = await fetchHostKey(target, fingerprint);
+        await writeKnownHosts(store.machineDir(name), `machine-${name}`, hostKey);
+        record.ssh = { user: target.username, port: target.port, keyPath, hostKeyFingerprint: fingerprint, hostKey };
       }
-      const keyPath = driver.getSSHKeyPath();
-      const target = {
-        host: sshHost,
-        port: await driver.getSSHPort(operation),
-        username: driver.getSSHUsername(),
-        privateKey: await readFile(keyPath, 'utf8'),
-        machine: name,
-      };
-      // Drivers usually wait for SSH themselves; this check is then one quick handshake, not shown again.
-      const fingerprint = await waitForSSH(target, { ...(driverWaitedForSSH ? {} : { onProgress }), ...operation });
-      const hostKey = await fetchHostKey(target, fingerprint);
-      await writeKnownHosts(store.machineDir(name), `machine-${name}`, hostKey);
-      record.ssh = { user: target.username, port: target.port, keyPath, hostKeyFingerprint: fingerprint, hostKey };
       record.status = 'ready';
       await store.write(record);
     } catch (error) {
       const interrupted = MachineError.isInstance(error) && error.code === 'CANCELLED';
       const message = messageOf(error, secrets);
-      if (record.journal.length === 0 && record.status === 'creating' && !('ssh' in record)) {
+      if (record.journal.length === 0) {
         await store.remove(name);
         throw new CliError(
           interrupted ? `create of "${name}" was interrupted; nothing is left behind` : `Error creating machine: ${message}`,
@@ -190,7 +187,7 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       await store.write(record);
       const left = record.journal.map((entry) => `${entry.kind} ${entry.id}`).join(', ');
       throw new CliError(
-        `${interrupted ? `create of "${name}" was interrupted` : `Error creating machine: ${message}`}; ${left === '' ? 'the machine is recorded' : `still recorded: ${left}`}. \`machine rm ${name}\` deletes it`,
+        `${interrupted ? `create of "${name}" was interrupted` : `Error creating machine: ${message}`}; still recorded: ${left}. \`machine rm ${name}\` deletes it`,
         interrupted ? ExitCode.interrupted : ExitCode.error,
         { cause: error },
       );
@@ -198,12 +195,8 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
   } finally {
     await lock.release();
   }
-  return finish();
-
-  function finish(): number {
-    writeLine(io.stdout, `Machine "${name}" is ready. Connect with \`machine ssh ${name}\`; \`machine env ${name}\` prints its Docker environment.`);
-    return ExitCode.ok;
-  }
+  writeLine(io.stdout, `Machine "${name}" is ready. Connect with \`machine ssh ${name}\`; \`machine env ${name}\` prints its Docker environment.`);
+  return ExitCode.ok;
 }
 
 function messageOf(error: unknown, secrets: readonly string[]): string {
