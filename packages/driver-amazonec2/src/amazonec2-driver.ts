@@ -238,10 +238,16 @@ export class AmazonEC2Driver implements Driver {
 
   async #resolvePlan(signal?: AbortSignal): Promise<LaunchPlan> {
     const ec2 = await this.#clients.ec2();
+    // The two lookups run side by side; when one fails the other is cancelled, not left running.
+    const sibling = new AbortController();
+    const both = signal === undefined ? sibling.signal : AbortSignal.any([signal, sibling.signal]);
     const [network, imageId] = await Promise.all([
-      resolveNetwork(ec2, this.#config, signal),
-      resolveImageId(() => this.#clients.ssm(), this.#config, signal),
-    ]);
+      resolveNetwork(ec2, this.#config, both),
+      resolveImageId(() => this.#clients.ssm(), this.#config, both),
+    ]).catch((error: unknown) => {
+      sibling.abort();
+      throw error;
+    });
     const image = await resolveImage(ec2, this.#config, imageId, signal);
     if (this.#config.keypairName !== undefined) {
       const { DescribeKeyPairsCommand } = await loadEC2Sdk();

@@ -1,6 +1,6 @@
 import type { BlockDeviceMapping, EC2Client, Image, Subnet, VolumeType } from '@aws-sdk/client-ec2';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { InvalidConfigError, ProviderError } from '@machine/driver-core';
+import { AuthError, InvalidConfigError, ProviderError } from '@machine/driver-core';
 import { loadEC2Sdk, loadSSMSdk } from './amazonec2-clients.ts';
 import type { AmazonEC2Config } from './amazonec2-flags.ts';
 
@@ -95,7 +95,24 @@ export async function resolveImageId(ssm: () => Promise<SSMClient>, config: Amaz
   const { GetParameterCommand } = await loadSSMSdk();
   const name = ubuntuAmiParameter(architectureOf(config.instanceType));
   const client = await ssm();
-  const { Parameter } = await client.send(new GetParameterCommand({ Name: name }), signal === undefined ? {} : { abortSignal: signal });
+  let Parameter: { Value?: string } | undefined;
+  try {
+    ({ Parameter } = await client.send(new GetParameterCommand({ Name: name }), signal === undefined ? {} : { abortSignal: signal }));
+  } catch (error) {
+    const code = (error as { name?: string }).name ?? '';
+    if (code === 'ParameterNotFound') {
+      throw new InvalidConfigError([
+        { flag: 'amazonec2-ami', message: `no Ubuntu ${defaultUbuntuRelease} AMI is published in ${config.region} (SSM parameter ${name}); pass --amazonec2-ami` },
+      ]);
+    }
+    if (code === 'AccessDeniedException') {
+      throw new AuthError(`reading the public SSM parameter ${name} was denied`, {
+        hint: 'allow ssm:GetParameter on arn:aws:ssm:*::parameter/aws/service/canonical/*, or pass --amazonec2-ami',
+        cause: error,
+      });
+    }
+    throw error;
+  }
   const value = Parameter?.Value;
   if (value === undefined || !value.startsWith('ami-')) {
     throw new ProviderError(`the SSM parameter ${name} has no AMI id in ${config.region}`, {

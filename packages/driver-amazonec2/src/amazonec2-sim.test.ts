@@ -359,6 +359,15 @@ describe('amazonec2 fault injection', () => {
     expect(leaks()).toEqual([]);
   });
 
+  it('no Ubuntu AMI published in the region: a config error that says to pass --amazonec2-ami', async () => {
+    sim.faults.add({ provider: 'amazonec2', operation: 'ssm:GetParameter', error: 'not_found', times: 3 });
+    const { driver } = machine();
+    const error = await rejection(driver.create());
+    expect(error).toBeInstanceOf(InvalidConfigError);
+    expect(error.message).toContain('--amazonec2-ami');
+    expect(leaks()).toEqual([]);
+  });
+
   it('vCPU limit: QuotaError with the EC2 code, and what was made is removed', async () => {
     sim.faults.add({ provider: 'amazonec2', operation: 'RunInstances', error: 'quota' });
     const { driver, context } = machine();
