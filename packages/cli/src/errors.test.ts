@@ -183,42 +183,28 @@ describe('create failures', () => {
     // What a killed create leaves: config.json in `creating` with its journal, and a stale lock.
     const keyId = await cli.cloud.importKey('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIbS0bkkXwPmRJ0Pz9jgkT4XBqUpWxjVQnNSK0N7OsPh dead');
     const firewallId = await cli.cloud.createFirewall([]);
-    const dir = join(cli.storage, 'machines', 'killed');
-    await mkdir(dir, { recursive: true });
     const recordedAt = new Date().toISOString();
-    await writeFile(
-      join(dir, 'config.json'),
-      JSON.stringify({
-        version: 1,
-        name: 'killed',
-        driver: 'fake',
-        status: 'creating',
-        createdAt: recordedAt,
-        config: { region: 'local-1', size: 'small', sshUser: 'root', openPorts: [], allowedCidrs: [], waitTimeout: 10 },
-        journal: [
-          { kind: 'key', id: keyId, preExisting: false, recordedAt },
-          { kind: 'firewall', id: firewallId, preExisting: false, recordedAt },
-        ],
-        data: {},
-      }),
-    );
-    await mkdir(join(cli.storage, 'locks'), { recursive: true });
-    await writeFile(join(cli.storage, 'locks', 'killed.lock'), '999999');
+    await cli.storeRecord({
+      name: 'killed',
+      status: 'creating',
+      journal: [
+        { kind: 'key', id: keyId, preExisting: false, recordedAt },
+        { kind: 'firewall', id: firewallId, preExisting: false, recordedAt },
+      ],
+    });
+    await cli.writeLock('killed', 999999);
     const ls = await cli.run(['ls']);
     expect(ls.stdout).toMatch(/killed\s+fake\s+Error\s+create was interrupted; `machine rm killed` deletes what it made/);
     expect(cli.cloud.leaks()).toHaveLength(2);
     const rm = await cli.run(['rm', '-y', 'killed']);
     expect(rm.code).toBe(0);
     expect(cli.cloud.leaks()).toEqual([]);
-    expect(existsSync(dir)).toBe(false);
+    expect(existsSync(join(cli.storage, 'machines', 'killed'))).toBe(false);
   });
 
   it('a create still running in another process shows as Starting in ls', async () => {
-    const dir = join(cli.storage, 'machines', 'inflight');
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'config.json'), JSON.stringify({ version: 1, name: 'inflight', driver: 'fake', status: 'creating', createdAt: '', config: {}, journal: [], data: {} }));
-    await mkdir(join(cli.storage, 'locks'), { recursive: true });
-    await writeFile(join(cli.storage, 'locks', 'inflight.lock'), String(process.ppid));
+    await cli.storeRecord({ name: 'inflight', status: 'creating' });
+    await cli.writeLock('inflight', process.ppid);
     const ls = await cli.run(['ls']);
     expect(ls.stdout).toMatch(new RegExp(`inflight\\s+fake\\s+Starting\\s+being created by process ${process.ppid}`));
     expect((await cli.run(['rm', '-y', 'inflight'])).stderr).toContain('machine "inflight" is busy');
@@ -236,8 +222,7 @@ describe('create failures', () => {
 
   it('a machine busy in another live process is refused', async () => {
     expect((await cli.run(['create', '-d', 'fake', 'busy'])).code).toBe(0);
-    await mkdir(join(cli.storage, 'locks'), { recursive: true });
-    await writeFile(join(cli.storage, 'locks', 'busy.lock'), String(process.ppid));
+    await cli.writeLock('busy', process.ppid);
     const result = await cli.run(['stop', 'busy']);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`machine "busy" is busy: process ${process.ppid} is working on it`);

@@ -1,5 +1,3 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { type DriverDescriptor, State } from '@machine/driver-core';
 import { createFakeCloud } from '@machine/driver-core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,28 +9,11 @@ afterEach(async () => {
   cli = undefined;
 });
 
-const fakeConfig = { region: 'local-1', size: 'small', sshUser: 'root', openPorts: [], allowedCidrs: [], waitTimeout: 10 };
-
-/** Writes a stored machine whose instance exists in the fake cloud (pending forever: no SSH server). */
+/** Stores a machine whose instance exists in the fake cloud (pending forever: no SSH server). */
 async function storeMachine(harness: CliHarness, name: string, driver = 'fake'): Promise<void> {
   const keyId = await harness.cloud.importKey('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIbS0bkkXwPmRJ0Pz9jgkT4XBqUpWxjVQnNSK0N7OsPh x');
   const instance = await harness.cloud.runInstance({ name, keyId });
-  const dir = join(harness.storage, 'machines', name);
-  await mkdir(dir, { recursive: true });
-  const recordedAt = new Date().toISOString();
-  await writeFile(
-    join(dir, 'config.json'),
-    JSON.stringify({
-      version: 1,
-      name,
-      driver,
-      status: 'ready',
-      createdAt: recordedAt,
-      config: fakeConfig,
-      journal: [{ kind: 'instance', id: instance.id, preExisting: false, recordedAt }],
-      data: {},
-    }),
-  );
+  await harness.storeRecord({ name, driver, journal: [{ kind: 'instance', id: instance.id, preExisting: false, recordedAt: new Date().toISOString() }] });
 }
 
 describe('machine ls', () => {
