@@ -59,10 +59,13 @@ export class DriverRegistry {
     if (!/^[a-z0-9][a-z0-9-]*$/.test(name)) throw new CliError(`Driver "${name}" not found: driver names are lower-case letters, digits and "-"`);
     const injected = this.#io.drivers?.[name];
     if (injected !== undefined) return checkDescriptor(typeof injected === 'function' ? await injected() : injected, `driver "${name}"`, name);
+    // The CLI's own dependencies first, then each MACHINE_DRIVER_PATH folder in order.
     for (const packageName of driverPackageNames(name)) {
       const fromCli = await importOwnDependency(packageName);
       if (fromCli !== undefined) return checkDescriptor(defaultExport(fromCli), packageName, name);
-      for (const dir of this.searchPath) {
+    }
+    for (const dir of this.searchPath) {
+      for (const packageName of driverPackageNames(name)) {
         const entry = await packageEntry(join(dir, packageName));
         if (entry !== undefined) return checkDescriptor(defaultExport(await import(pathToFileURL(entry).href)), packageName, name);
       }
@@ -117,6 +120,7 @@ async function importOwnDependency(packageName: string): Promise<Record<string, 
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((error as Error).message).includes(`'${packageName}'`)) return undefined;
+    // Under vite (the tests), a missing package is reported as "Failed to load/resolve …".
     if (/Failed to (?:load|resolve)/.test(String((error as Error).message)) && String((error as Error).message).includes(packageName)) return undefined;
     throw new CliError(`could not load driver package ${packageName}: ${(error as Error).message}`, 1, { cause: error });
   }
