@@ -251,14 +251,39 @@ export class AmazonEC2Driver implements Driver {
     const image = await resolveImage(ec2, this.#config, imageId, signal);
     if (this.#config.keypairName !== undefined) {
       const { DescribeKeyPairsCommand } = await loadEC2Sdk();
-      await (await this.#ec2()).send(new DescribeKeyPairsCommand({ KeyNames: [this.#config.keypairName] }), abortOptions(signal)).catch((error: unknown) => {
-        if ((error as { name?: string }).name === 'InvalidKeyPair.NotFound') {
-          throw new InvalidConfigError([{ flag: 'amazonec2-keypair-name', message: `no key pair named ${this.#config.keypairName} in ${this.#config.region}` }]);
-        }
-        throw error;
-      });
+      const { KeyPairs = [] } = await (await this.#ec2())
+        .send(new DescribeKeyPairsCommand({ KeyNames: [this.#config.keypairName] }), abortOptions(signal))
+        .catch((error: unknown) => {
+          if ((error as { name?: string }).name === 'InvalidKeyPair.NotFound') {
+            throw new InvalidConfigError([{ flag: 'amazonec2-keypair-name', message: `no key pair named ${this.#config.keypairName} in ${this.#config.region}` }]);
+          }
+          throw error;
+        });
+      await this.#checkKeyMatches(KeyPairs[0]?.KeyFingerprint);
     }
     return { ...network, imageId, ...image };
+  }
+
+  /**
+   * Fails early when --amazonec2-ssh-keypath is not the private half of --amazonec2-keypair-name
+   * (SSH would otherwise time out much later). Only fingerprints computable from a public key are
+   * compared: MD5 (imported RSA) and SHA-256 (ED25519); AWS-generated RSA keys use a SHA-1 of the
+   * private key and are skipped.
+   */
+  async #checkKeyMatches(fingerprint: string | undefined): Promise<void> {
+    if (fingerprint === undefined || this.#config.sshKeypath === undefined) return;
+    const key = await this.#loadUserKey();
+    const md5 = /^([0-9a-f]{2}:){15}[0-9a-f]{2}$/i.test(fingerprint);
+    const sha256 = /^[A-Za-z0-9+/]{43}=?$/.test(fingerprint);
+    if (!md5 && !sha256) return;
+    const matches = md5
+      ? key.md5Fingerprint.toLowerCase() === fingerprint.toLowerCase()
+      : key.sha256Fingerprint.replace(/^SHA256:/, '').replace(/=+$/, '') === fingerprint.replace(/=+$/, '');
+    if (!matches) {
+      throw new InvalidConfigError([
+        { flag: 'amazonec2-ssh-keypath', message: `${this.#config.sshKeypath} is not the private key of key pair ${this.#config.keypairName} (fingerprint ${fingerprint})` },
+      ]);
+    }
   }
 
   /** Writes the machine's private key and imports its public half (unless the user named an existing key pair). */

@@ -286,6 +286,19 @@ describe('amazonec2 against the simulator', () => {
     await ec2.send(new DeleteKeyPairCommand({ KeyPairId }));
     const unknown = machine({ 'amazonec2-keypair-name': 'nobody', 'amazonec2-ssh-keypath': keyPath });
     expect(await rejection(unknown.driver.preCreateCheck())).toBeInstanceOf(InvalidConfigError);
+    const other = generateSSHKeyPair();
+    const { KeyPairId: otherId } = await ec2.send(new ImportKeyPairCommand({ KeyName: 'not-mine', PublicKeyMaterial: Buffer.from(other.publicKey) }));
+    const mismatched = machine({ 'amazonec2-keypair-name': 'not-mine', 'amazonec2-ssh-keypath': keyPath });
+    const error = await rejection(mismatched.driver.preCreateCheck());
+    expect(error).toBeInstanceOf(InvalidConfigError);
+    expect(error.message).toContain('is not the private key of key pair not-mine');
+    await ec2.send(new DeleteKeyPairCommand({ KeyPairId: otherId }));
+    const rsa = generateSSHKeyPair({ type: 'rsa', bits: 2048 });
+    const rsaPath = join(root, 'own_rsa');
+    await writeFile(rsaPath, rsa.privateKey, { mode: 0o600 });
+    const { KeyPairId: rsaId } = await ec2.send(new ImportKeyPairCommand({ KeyName: 'rsa-key', PublicKeyMaterial: Buffer.from(rsa.publicKey) }));
+    await machine({ 'amazonec2-keypair-name': 'rsa-key', 'amazonec2-ssh-keypath': rsaPath }).driver.preCreateCheck();
+    await ec2.send(new DeleteKeyPairCommand({ KeyPairId: rsaId }));
     expect(leaks()).toEqual([]);
   });
 
