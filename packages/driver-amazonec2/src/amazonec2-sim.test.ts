@@ -359,6 +359,14 @@ describe('amazonec2 against the simulator', () => {
     for (const { driver } of machines) await driver.remove();
     expect(leaks()).toEqual([]);
   });
+
+  it('batch state: a refused credential is a typed AuthError for each machine of that region', async () => {
+    const { context } = machine();
+    await context.journal.record({ kind: 'instance', id: 'i-0123456789abcdef0', region });
+    const config = parseFlags(amazonEC2Flags, flags({ 'amazonec2-access-key': 'invalidAKID000000002' }), { env: {} });
+    const states = await descriptor.getStates!([{ config, context }]);
+    expect(states.get(context.machineName)).toBeInstanceOf(AuthError);
+  });
 });
 
 describe('amazonec2 fault injection', () => {
