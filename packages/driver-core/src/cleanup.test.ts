@@ -133,3 +133,19 @@ describe('guardDriver', () => {
     expect(driver.getSSHUsername()).toBe('root');
   });
 });
+
+describe('guardDriver with a failed cleanup', () => {
+  it('keeps the cleanupError createWithCleanup attached when it maps the error', async () => {
+    const cloud = createFakeCloud();
+    const context = createMemoryContext('cleanup-fails', '/tmp/cleanup-fails');
+    const config = parseFlags(fakeDriverFlags, {}, { env: {} });
+    const driver = guardDriver(new FakeDriver(cloud, config, context));
+    cloud.failOn('instances.run', new TypeError('connection reset'));
+    cloud.failOn('firewalls.delete', new ProviderError('503', { statusCode: 503 }));
+    const error = await driver.create().catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ProviderError);
+    expect((error as { cleanupError?: unknown }).cleanupError).toBeInstanceOf(CleanupError);
+    expect(context.journal.entries().map((entry) => entry.kind)).toEqual(['firewall']);
+    await cloud.close();
+  });
+});

@@ -39,7 +39,7 @@ export interface FlagDefinition<T extends FlagType = FlagType, K extends string 
 }
 
 /** Declares a flag with its value type inferred; use inside `defineFlags`. */
-export function flag<const T extends FlagType, const K extends string>(definition: FlagDefinition<T, K>): FlagDefinition<T, K> {
+export function flag<const T extends FlagType, const K extends string, const D extends FlagDefinition<T, K>>(definition: D & FlagDefinition<T, K>): D {
   return definition;
 }
 

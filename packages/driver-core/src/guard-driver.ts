@@ -21,7 +21,13 @@ export function guardDriver(driver: Driver, mapError: ErrorMapper = defaultError
         return await run(options);
       } catch (error) {
         if (MachineError.isInstance(error)) throw error;
-        throw mapError(error, where);
+        const mapped = mapError(error, where);
+        // createWithCleanup attaches what cleanup could not delete; keep it on the typed error.
+        const cleanupError = (error as { cleanupError?: unknown } | null)?.cleanupError;
+        if (cleanupError !== undefined && (mapped as { cleanupError?: unknown }).cleanupError === undefined) {
+          Object.assign(mapped, { cleanupError });
+        }
+        throw mapped;
       }
     };
   return {

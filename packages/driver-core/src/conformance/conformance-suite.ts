@@ -24,6 +24,8 @@ export interface ConformanceCapabilities {
   abortCreate: boolean;
   /** The harness can delete the instance behind the driver's back. */
   deleteOutside: boolean;
+  /** The machine offers SSH with a key the driver keeps (false for `none`, which only records a URL). */
+  ssh: boolean;
 }
 
 /** What a driver package gives the suite. */
@@ -45,6 +47,8 @@ export interface ConformanceHarness<Config = Record<string, unknown>, Client = u
   failNextCreate?(): Promise<void> | void;
   /** Deletes the machine's instance outside the driver. */
   deleteOutside?(driver: Driver, context: DriverContext): Promise<void>;
+  /** The URL `getURL` must return for a machine at `ip` (default `tcp://<ip>:2376`). */
+  expectedUrl?(ip: string): string;
   /** Releases the test double. */
   close?(): Promise<void> | void;
 }
@@ -57,6 +61,7 @@ const allCapabilities: ConformanceCapabilities = {
   failCreate: true,
   abortCreate: true,
   deleteOutside: true,
+  ssh: true,
 };
 
 /**
@@ -106,22 +111,24 @@ export function runConformanceSuite<Config, Client>(
       await driver.create();
       expect(await driver.getState()).toBe(State.Running);
 
-      const keyPath = driver.getSSHKeyPath();
-      expect((await stat(keyPath)).mode & 0o777).toBe(0o600);
       const ip = await driver.getIP();
       expect(ip).not.toBe('');
-      expect(await driver.getURL()).toBe(`tcp://${ip}:2376`);
-      const ssh = await runSSH(
-        {
-          host: await driver.getSSHHostname(),
-          port: await driver.getSSHPort(),
-          username: driver.getSSHUsername(),
-          privateKey: await readFile(keyPath, 'utf8'),
-        },
-        'exit 0',
-      );
-      expect(ssh.code).toBe(0);
-      expect(context.journal.entries().length).toBeGreaterThan(0);
+      expect(await driver.getURL()).toBe(harness.expectedUrl?.(ip) ?? `tcp://${ip}:2376`);
+      if (can.ssh) {
+        const keyPath = driver.getSSHKeyPath();
+        expect((await stat(keyPath)).mode & 0o777).toBe(0o600);
+        const ssh = await runSSH(
+          {
+            host: await driver.getSSHHostname(),
+            port: await driver.getSSHPort(),
+            username: driver.getSSHUsername(),
+            privateKey: await readFile(keyPath, 'utf8'),
+          },
+          'exit 0',
+        );
+        expect(ssh.code).toBe(0);
+        expect(context.journal.entries().length).toBeGreaterThan(0);
+      }
 
       if (can.stop) {
         await driver.stop();

@@ -88,3 +88,18 @@ describe('typed errors', () => {
     expect(error.message).toContain('machine rm');
   });
 });
+
+describe('isInstance per error class', () => {
+  it('matches only its own class (and subclasses), MachineError matches all, detached calls work', () => {
+    const notFound = new NotFoundError('gone');
+    expect(NotFoundError.isInstance(notFound)).toBe(true);
+    expect(InvalidConfigError.isInstance(notFound)).toBe(false);
+    expect(AuthError.isInstance(new QuotaError('q'))).toBe(false);
+    expect(MachineError.isInstance(notFound)).toBe(true);
+    const { isInstance } = MachineError;
+    expect([notFound, new Error('x')].filter(isInstance)).toEqual([notFound]);
+    // A copy of the class from another package copy is recognised by name and marker.
+    const foreign = { [Symbol.for('@machine/driver-core.error')]: true, name: 'NotFoundError', message: 'gone' };
+    expect(NotFoundError.isInstance(foreign)).toBe(true);
+  });
+});

@@ -59,9 +59,16 @@ export class MachineError extends Error {
     this.detail = safeDetail;
   }
 
-  /** True when `value` is a MachineError (from any copy of this package). */
-  static isInstance(value: unknown): value is MachineError {
-    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[marker] === true;
+  /**
+   * True when `value` is an error of this class (from any copy of this package):
+   * `MachineError.isInstance` accepts every typed error, `NotFoundError.isInstance` only not-found ones.
+   */
+  static isInstance<T extends MachineError>(this: abstract new (...args: never[]) => T, value: unknown): value is T {
+    if (typeof value !== 'object' || value === null || (value as Record<symbol, unknown>)[marker] !== true) return false;
+    // Called detached (`errors.filter(MachineError.isInstance)`), `this` is undefined: any typed error matches.
+    const cls: unknown = this;
+    if (typeof cls !== 'function' || cls === MachineError) return true;
+    return value instanceof cls || (value as Error).name === cls.name;
   }
 }
 

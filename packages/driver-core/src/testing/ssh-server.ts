@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import ssh2 from 'ssh2';
 import { generateSSHKeyPair, sha256Fingerprint } from '../keys.ts';
+import { setNoDelay } from '../ssh.ts';
 
 /** A command's output streams, for an exec handler. */
 export interface ExecIO {
@@ -60,6 +61,7 @@ export async function startSSHServer(options: SSHServerOptions): Promise<Running
   let logins = 0;
 
   const server = new ssh2.Server({ hostKeys: [hostKey] }, (client) => {
+    setNoDelay(client);
     clients.add(client);
     let user = '';
     client.on('error', () => {});
