@@ -22,21 +22,37 @@ export async function machineSSH(machine: OpenMachine, machineDir: string, signa
   const state = await driver.getState(options);
   if (state !== 'Running') throw new CliError(`Cannot run SSH command: Host "${record.name}" is not running`);
   const keyPath = record.ssh?.keyPath ?? driver.getSSHKeyPath();
-  const privateKey = await readFile(keyPath, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    throw new CliError(`cannot read the SSH key of machine "${record.name}" (${keyPath}): ${error.code ?? error.message}`);
-  });
+  const credentials = await sshCredentials(record.name, keyPath);
   const knownHostsPath = join(machineDir, 'known_hosts');
   return {
     host: await driver.getSSHHostname(options),
     port: await driver.getSSHPort(options),
     username: record.ssh?.user ?? driver.getSSHUsername(),
-    privateKey,
+    ...credentials,
     keyPath,
     machine: record.name,
     hostKeyAlias: `machine-${record.name}`,
     ...(record.ssh?.hostKeyFingerprint === undefined ? {} : { hostKeyFingerprint: record.ssh.hostKeyFingerprint }),
     ...(record.ssh?.hostKey === undefined ? {} : { knownHostsPath }),
   };
+}
+
+/**
+ * The key to log in with: the machine's key file, or — for drivers that use the user's ssh-agent
+ * (an empty key path, e.g. `generic` without `--generic-ssh-key`) — the agent at `SSH_AUTH_SOCK`.
+ */
+export async function sshCredentials(machine: string, keyPath: string): Promise<{ privateKey: string } | { agent: string }> {
+  if (keyPath === '') {
+    const agent = process.env.SSH_AUTH_SOCK;
+    if (agent === undefined || agent === '') {
+      throw new CliError(`machine "${machine}" logs in with an ssh-agent, but SSH_AUTH_SOCK is not set; start ssh-agent and add the key`);
+    }
+    return { agent };
+  }
+  const privateKey = await readFile(keyPath, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new CliError(`cannot read the SSH key of machine "${machine}" (${keyPath}): ${error.code ?? error.message}`);
+  });
+  return { privateKey };
 }
 
 /**
@@ -57,7 +73,8 @@ export function fetchHostKey(target: SSHTarget, expectedFingerprint: string): Pr
       host: target.host,
       port: target.port,
       username: target.username,
-      privateKey: target.privateKey,
+      ...(target.privateKey === undefined ? {} : { privateKey: target.privateKey }),
+      ...(target.agent === undefined ? {} : { agent: target.agent }),
       readyTimeout: 10_000,
       hostVerifier: (key: Buffer) => {
         hostKey = key;

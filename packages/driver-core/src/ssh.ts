@@ -11,8 +11,10 @@ export interface SSHTarget {
   host: string;
   port: number;
   username: string;
-  /** The private key text (never logged). */
-  privateKey: string;
+  /** The private key text (never logged). Either this or `agent` is needed. */
+  privateKey?: string;
+  /** An ssh-agent socket (`SSH_AUTH_SOCK`) to authenticate with instead of, or besides, `privateKey`. */
+  agent?: string;
   /** Expected host key `SHA256:…` fingerprint; the connection is refused when it differs. */
   hostKeyFingerprint?: string;
   /** Handshake timeout, ms (default 10 000). */
@@ -119,7 +121,8 @@ export function withSSHClient<T>(
       host: target.host,
       port: target.port,
       username: target.username,
-      privateKey: target.privateKey,
+      ...(target.privateKey === undefined ? {} : { privateKey: target.privateKey }),
+      ...(target.agent === undefined ? {} : { agent: target.agent }),
       readyTimeout: target.readyTimeout ?? 10_000,
       keepaliveInterval: 0,
       hostVerifier: (key: Buffer) => {

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import {
   type DriverDescriptor,
   InvalidConfigError,
@@ -18,7 +17,7 @@ import { writeLine } from '../io.ts';
 import { lockMachine } from '../lock.ts';
 import { persistentContext } from '../machine-host.ts';
 import { progressPrinter } from '../progress.ts';
-import { fetchHostKey, writeKnownHosts } from '../ssh-target.ts';
+import { fetchHostKey, sshCredentials, writeKnownHosts } from '../ssh-target.ts';
 import type { MachineRecord } from '../store.ts';
 
 /** `create`'s own options, parsed before the driver is known. */
@@ -160,7 +159,7 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
           host: sshHost,
           port: await driver.getSSHPort(operation),
           username: driver.getSSHUsername(),
-          privateKey: await readFile(keyPath, 'utf8'),
+          ...(await sshCredentials(name, keyPath)),
           machine: name,
         };
         // Drivers usually wait for SSH themselves; this check is then one quick handshake, not shown again.

@@ -35,9 +35,9 @@ export function openSSHOptions(target: MachineSSH): string[] {
     '-o', 'LogLevel=quiet',
     '-o', 'PasswordAuthentication=no',
     '-o', 'ServerAliveInterval=60',
-    '-o', 'IdentitiesOnly=yes',
     '-o', `HostKeyAlias=${target.hostKeyAlias}`,
-    '-i', target.keyPath,
+    // With a key file, only that key; with an agent (empty key path), OpenSSH asks SSH_AUTH_SOCK.
+    ...(target.keyPath === '' ? [] : ['-o', 'IdentitiesOnly=yes', '-i', target.keyPath]),
     '-p', String(target.port),
   ];
   if (target.knownHostsPath !== undefined) options.push('-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${target.knownHostsPath}`);

@@ -66,6 +66,8 @@ export class MachineError extends Error {
   static isInstance<T extends MachineError>(this: abstract new (...args: never[]) => T, value: unknown): value is T {
     if (typeof value !== 'object' || value === null || (value as Record<symbol, unknown>)[marker] !== true) return false;
     // Called detached (`errors.filter(MachineError.isInstance)`), `this` is undefined: any typed error matches.
+    // biome-ignore lint/complexity/noThisInStatic: the class isInstance is called on decides what matches.
+    // biome-ignore lint/complexity/noUselessThisAlias: `this` is narrowed as a value below.
     const cls: unknown = this;
     if (typeof cls !== 'function' || cls === MachineError) return true;
     return value instanceof cls || (value as Error).name === cls.name;
