@@ -149,3 +149,17 @@ describe('the built machine binary', () => {
     expect((await machine(['ls', '-q'])).stdout).toBe('');
   });
 });
+
+describe('a closed output pipe', () => {
+  it('ends quietly with no stack trace when the reader stops early (machine … | head -1)', async () => {
+    const child = spawn(process.execPath, [bin, 'create', '-d', 'memo', '--help'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.stdout.destroy(); // the reader is gone before the first line is written
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).not.toContain('EPIPE');
+    expect(code).toBe(0);
+  });
+});

@@ -2,6 +2,13 @@
 // Kept minimal for a fast start: `--version` answers without loading anything else, and every
 // command's code is imported only when that command runs.
 const argv = process.argv.slice(2);
+// A reader that stops early (`machine ls | head`) closes the pipe: stop quietly, like other CLIs.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+}
 if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0] === 'version')) {
   const { versionLine } = await import('./version.ts');
   process.stdout.write(`${versionLine()}\n`);
