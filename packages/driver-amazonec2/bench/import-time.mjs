@@ -1,30 +1,20 @@
 // Import cost of the driver: median wall time of fresh Node processes that import it (built dist),
-// next to a bare `node -e 0` and to importing @aws-sdk/client-ec2 itself. Run `pnpm build` first.
-import { execFileSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
+// next to a bare `node -e 0` and to importing @aws-sdk/client-ec2 itself, and a check that importing
+// the driver loads neither the SDK nor ssh2. Run `pnpm build` first.
 import { fileURLToPath } from 'node:url';
+import { medianModuleMs, modulesLoadedBy } from '@machine/driver-core/testing';
 
-const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
-const runs = Number(process.env.BENCH_RUNS ?? 15);
+const options = { cwd: fileURLToPath(new URL('..', import.meta.url)), runs: Number(process.env.BENCH_RUNS ?? 15) };
+const heavy = modulesLoadedBy('@machine/driver-amazonec2', options).filter((url) => /@aws-sdk|@smithy|ssh2/.test(url));
 
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
-
-function time(code, args = []) {
-  const samples = [];
-  for (let run = 0; run < runs; run++) {
-    const started = process.hrtime.bigint();
-    execFileSync(process.execPath, [...args, '--input-type=module', '-e', code], { cwd: packageDir, stdio: 'inherit' });
-    samples.push(Number(process.hrtime.bigint() - started) / 1e6);
-  }
-  return median(samples);
-}
-
-const bare = time('0');
-const driver = time("const d = (await import('@machine/driver-amazonec2')).default; if (d.name !== 'amazonec2') process.exit(1);");
-const sdk = time("await import('@aws-sdk/client-ec2');");
+const bare = medianModuleMs('', options);
+const driver = medianModuleMs("const d = (await import('@machine/driver-amazonec2')).default; if (d.name !== 'amazonec2') process.exit(1);", options);
+const sdk = medianModuleMs("await import('@aws-sdk/client-ec2');", options);
 console.log(`node -e 0:                          ${bare.toFixed(0)} ms`);
 console.log(`import @machine/driver-amazonec2:   ${driver.toFixed(0)} ms (+${(driver - bare).toFixed(0)} ms)`);
 console.log(`import @aws-sdk/client-ec2:         ${sdk.toFixed(0)} ms (+${(sdk - bare).toFixed(0)} ms, loaded only on the first API call)`);
+if (heavy.length > 0) {
+  console.error(`importing the driver loaded SDK code: ${heavy.slice(0, 3).join(', ')}`);
+  process.exit(1);
+}
+console.log('importing the driver loads no AWS SDK module and no ssh2');

@@ -1,46 +1,22 @@
 // Import cost of the built package (median of fresh Node processes), a check that importing it
 // does not load @google-cloud/compute, and what the first operation pays to load the five client
 // modules the driver uses (versus the package root). Build first (`pnpm turbo run bench` does).
-import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { medianModuleMs, modulesLoadedBy } from '@machine/driver-core/testing';
 
-const packageDir = fileURLToPath(new URL('..', import.meta.url));
-const runs = Number(process.env.BENCH_RUNS ?? 11);
-const node = (args) => execFileSync(process.execPath, args, { cwd: packageDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-
-const median = (args) => {
-  const times = [];
-  for (let run = 0; run < runs; run++) {
-    const started = performance.now();
-    node(args);
-    times.push(performance.now() - started);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
-};
-
-const loaded = JSON.parse(
-  node([
-    '--input-type=module',
-    '-e',
-    `import { registerHooks } from 'node:module';
-const seen = [];
-registerHooks({ resolve(specifier, context, next) { const result = next(specifier, context); seen.push(result.url); return result; } });
-await import('@machine/driver-google');
-process.stdout.write(JSON.stringify(seen));`,
-  ]),
-).filter((url) => /@google-cloud|google-gax|google-auth-library|grpc/.test(url));
+const options = { cwd: fileURLToPath(new URL('..', import.meta.url)), runs: Number(process.env.BENCH_RUNS ?? 11) };
+const loaded = modulesLoadedBy('@machine/driver-google', options).filter((url) => /@google-cloud|google-gax|google-auth-library|grpc/.test(url));
 
 const clients = `const { createComputeClients } = await import('@machine/driver-google');
 const { OAuth2Client } = await import('google-auth-library');
 await createComputeClients({ authClient: new OAuth2Client(), endpoint: { apiEndpoint: '127.0.0.1', port: 9, protocol: 'http' } });`;
 
-const baseline = median(['-e', '0']);
-const driver = median(['--input-type=module', '-e', "await import('@machine/driver-google')"]);
-const firstOperation = median(['--input-type=module', '-e', clients]);
-const root = median(['--input-type=module', '-e', "const { InstancesClient } = await import('@google-cloud/compute'); new InstancesClient({ fallback: true, authClient: {} });"]);
+const baseline = medianModuleMs('', options);
+const driver = medianModuleMs("await import('@machine/driver-google')", options);
+const firstOperation = medianModuleMs(clients, options);
+const root = medianModuleMs("const { InstancesClient } = await import('@google-cloud/compute'); new InstancesClient({ fallback: true, authClient: {} });", options);
 const line = (label, ms) => console.log(`${label.padEnd(58)} ${ms.toFixed(0).padStart(5)} ms (+${(ms - baseline).toFixed(0)} ms)`);
-console.log(`median of ${runs} fresh processes`);
+console.log(`median of ${options.runs} fresh processes`);
 line('node -e 0', baseline);
 line('import @machine/driver-google', driver);
 line('import + build the 5 Compute clients (first operation)', firstOperation);

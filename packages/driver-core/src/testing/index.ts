@@ -6,3 +6,4 @@ export * from './fake-cloud.ts';
 export * from './fake-driver.ts';
 export * from './openssh-server.ts';
 export * from './ssh-server.ts';
+export * from './import-cost.ts';
