@@ -71,13 +71,8 @@ export function azureErrorFacts(error: unknown): AzureErrorFacts {
 
 /** Maps SDK errors onto the core's typed errors; secrets never appear in the result. */
 export function createAzureErrorMapper(secrets: () => readonly string[]): ErrorMapper {
-  return (error, where) => {
-    const mapped = mapAzureError(error, where, secrets);
-    // createWithCleanup attaches a cleanup failure to the original error; keep it on the typed one.
-    const cleanupError = error instanceof Error ? (error as Error & { cleanupError?: unknown }).cleanupError : undefined;
-    if (cleanupError !== undefined && mapped !== error) Object.assign(mapped, { cleanupError });
-    return mapped;
-  };
+  // guardDriver keeps the cleanup failure createWithCleanup attached to the original error.
+  return (error, where) => mapAzureError(error, where, secrets);
 }
 
 function mapAzureError(error: unknown, where: { machine: string; operation: string }, secrets: () => readonly string[]): MachineError {
