@@ -11,6 +11,39 @@ export interface OperationOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * What the host wants a new machine to boot with. Drivers whose descriptor declares
+ * `capabilities.userData` hand `userData` to the provider's cloud-init (combined with the user's own
+ * user-data flag, see `combineUserData`); every driver pins `hostKeyFingerprint` when it is given.
+ */
+export interface BootConfig {
+  /** cloud-init user data from the host (a `#cloud-config`, a script or MIME multipart). */
+  userData?: string;
+  /**
+   * `SHA256:…` of the SSH host key the machine will present because `userData` installs it. The
+   * driver's first SSH connection must verify it (refusing any other key) and store it as
+   * `hostKeyFingerprint` in its machine data.
+   */
+  hostKeyFingerprint?: string;
+}
+
+/** Options of `Driver.create`. */
+export interface CreateOptions extends OperationOptions {
+  /** Boot configuration from the host (provisioning); absent for a bare machine. */
+  boot?: BootConfig;
+}
+
+/** What a driver can do beyond the spec's operations; every field has a safe default. */
+export interface DriverCapabilities {
+  /** The machine is reachable over SSH (default true; `none` is not). */
+  ssh?: boolean;
+  /**
+   * `create` passes `boot.userData` to a cloud-init image (default false: the host then runs the
+   * same provisioning steps over SSH).
+   */
+  userData?: boolean;
+}
+
 /** A progress event a driver reports while it works (`machine create` prints them). */
 export interface ProgressEvent {
   /** A short step name, e.g. `upload-key`, `create-instance`, `wait-running`, `wait-ssh`. */
@@ -59,7 +92,7 @@ export interface Driver {
   /** Checks that create can work (credentials, region, image) without making anything. */
   preCreateCheck(options?: OperationOptions): Promise<void>;
   /** Launches the instance with SSH access and its firewall; cleans up what it made on failure. */
-  create(options?: OperationOptions): Promise<void>;
+  create(options?: CreateOptions): Promise<void>;
   /** Deletes the instance and every resource create made; succeeds on a half-made machine. */
   remove(options?: OperationOptions): Promise<void>;
   /** Starts a stopped instance and waits until it runs. */
@@ -111,6 +144,8 @@ export interface DriverDescriptor<Config = Record<string, unknown>, Client = unk
   /** One line for `machine drivers`. */
   readonly description: string;
   readonly flags: readonly FlagDefinition[];
+  /** What the driver can do beyond the spec's operations (boot user data, SSH). */
+  readonly capabilities?: DriverCapabilities;
   createDriver(options: CreateDriverOptions<Config, Client>): Driver;
   /**
    * Optional batch state query: the state of many machines with one API call per region.

@@ -13,4 +13,5 @@ export * from './journal.ts';
 export * from './machine-name.ts';
 export * from './redact.ts';
 export * from './state.ts';
+export * from './user-data.ts';
 export * from './wait.ts';
