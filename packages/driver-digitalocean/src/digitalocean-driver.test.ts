@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createMemoryContext, InvalidConfigError, MachineError, ProviderError, parseFlags, State } from '@machine/driver-core';
+import { createMemoryContext, InvalidConfigError, MachineError, ProviderError, parseFlags, SSHError, State } from '@machine/driver-core';
 import { generateSSHKeyPair, writeSSHKeyPair } from '@machine/driver-core/keys';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DigitalOceanConfig } from './digitalocean-flags.ts';
@@ -228,6 +228,63 @@ describe('digitalocean driver against the mock API', () => {
     await driver.create();
     expect([...api.droplets.values()].find((droplet) => droplet.name === name)?.body.user_data).toBe('#cloud-config\npackages: [htop]\n');
     await driver.remove();
+  });
+
+  describe('boot user data and host key (provisioning)', () => {
+    const hostCloudConfig = '#cloud-config\nssh_deletekeys: true\n';
+    const userDataOf = (name: string) => [...api.droplets.values()].find((droplet) => droplet.name === name)?.body.user_data;
+
+    it('sends the host cloud-config and the user file as one MIME multipart, host part first', async () => {
+      const path = join(root, 'user-data-both.sh');
+      await writeFile(path, '#!/bin/sh\necho user\n');
+      const { driver, name } = machine({ 'digitalocean-userdata': path });
+      await driver.create({ boot: { userData: hostCloudConfig } });
+      const sent = String(userDataOf(name));
+      expect(sent).toMatch(/^Content-Type: multipart\/mixed; boundary="/);
+      const hostAt = sent.indexOf('Content-Type: text/cloud-config');
+      const userAt = sent.indexOf('Content-Type: text/x-shellscript');
+      expect(hostAt).toBeGreaterThan(0);
+      expect(userAt).toBeGreaterThan(hostAt);
+      expect(sent).toContain('ssh_deletekeys: true');
+      expect(sent).toContain('echo user');
+      await driver.remove();
+    });
+
+    it('sends the host cloud-config alone, unchanged, without a user file', async () => {
+      const { driver, name } = machine();
+      await driver.create({ boot: { userData: hostCloudConfig } });
+      expect(userDataOf(name)).toBe(hostCloudConfig);
+      await driver.remove();
+    });
+
+    it('rejects combined user data over 64 KiB before any API call', async () => {
+      const path = join(root, 'user-data-half.yaml');
+      await writeFile(path, `#cloud-config\n#${'x'.repeat(40 * 1024)}\n`);
+      const before = api.requests.length;
+      const { driver } = machine({ 'digitalocean-userdata': path });
+      const error = await driver.create({ boot: { userData: `${hostCloudConfig}#${'y'.repeat(30 * 1024)}\n` } }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(InvalidConfigError);
+      expect((error as Error).message).toMatch(/^user data: the provisioning cloud-config plus .* is \d+ bytes, over DigitalOcean's 64 KiB user-data limit$/);
+      expect(api.requests.length).toBe(before);
+    });
+
+    it('pins the given host key fingerprint and stores it', async () => {
+      const { driver, context } = machine();
+      await driver.create({ boot: { userData: hostCloudConfig, hostKeyFingerprint: api.ssh.hostKeyFingerprint } });
+      expect(context.data.read().hostKeyFingerprint).toBe(api.ssh.hostKeyFingerprint);
+      await driver.remove();
+    });
+
+    it('fails create with an SSHError on another host key and deletes what it made', async () => {
+      const { driver, context } = machine({ 'digitalocean-firewall': true });
+      const error = await driver
+        .create({ boot: { userData: hostCloudConfig, hostKeyFingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } })
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(SSHError);
+      expect((error as SSHError).failure).toBe('host-key');
+      expect(context.journal.entries()).toEqual([]);
+      expect(api.leaks()).toEqual([]);
+    });
   });
 
   it('remove tolerates resources deleted outside the tool (404)', async () => {

@@ -4,7 +4,10 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import {
   assertValidMachineName,
+  type BootConfig,
+  type CreateOptions,
   cleanupJournal,
+  combineUserData,
   createWithCleanup,
   type Driver,
   type DriverContext,
@@ -32,6 +35,9 @@ import { stateOfDropletStatus, stateWithPendingAction } from './digitalocean-sta
 
 /** Resource kinds this driver records in the machine's journal. */
 export const ResourceKind = { sshKey: 'ssh-key', droplet: 'droplet', firewall: 'firewall' } as const;
+
+/** DigitalOcean's user-data limit (64 KiB, the raw text). */
+export const userDataLimitBytes = 64 * 1024;
 
 /** Tag on every droplet this driver makes, so leaked ones can be found (`doctl compute droplet list --tag-name machine`). */
 export const machineTag = 'machine';
@@ -158,8 +164,8 @@ export class DigitalOceanDriver implements Driver {
     if (this.#config.sshKeyFingerprint !== undefined) await this.#existingKey(client, 'preCreateCheck');
   }
 
-  async create(options: OperationOptions = {}): Promise<void> {
-    const { signal } = options;
+  async create(options: CreateOptions = {}): Promise<void> {
+    const { signal, boot } = options;
     assertValidMachineName(this.machineName);
     const existing = findEntry(this.#context.journal, ResourceKind.droplet);
     if (existing !== undefined) {
@@ -167,7 +173,7 @@ export class DigitalOceanDriver implements Driver {
         { flag: 'machine name', kind: 'input', message: `"${this.machineName}" already has droplet ${existing.id}; remove it first` },
       ]);
     }
-    const inputs = await this.#localInputs();
+    const inputs = await this.#localInputs(boot);
     const client = await this.#dots();
     const { journal, data } = this.#context;
     await createWithCleanup(
@@ -185,7 +191,15 @@ export class DigitalOceanDriver implements Driver {
         throwIfAborted(signal);
         const { waitForSSH } = await import('@machine/driver-core/ssh');
         const hostKeyFingerprint = await waitForSSH(
-          { host: ip, port: this.#config.sshPort, username: this.#config.sshUser, privateKey, machine: this.machineName },
+          {
+            host: ip,
+            port: this.#config.sshPort,
+            username: this.#config.sshUser,
+            privateKey,
+            machine: this.machineName,
+            // The host key the boot user data installs: any other key is refused.
+            ...(boot?.hostKeyFingerprint === undefined ? {} : { hostKeyFingerprint: boot.hostKeyFingerprint }),
+          },
           {
             timeout: this.#config.waitTimeout * 1000,
             operation: 'create',
@@ -318,20 +332,30 @@ export class DigitalOceanDriver implements Driver {
 
   // ---- create steps ----
 
-  async #localInputs(): Promise<LocalInputs> {
+  async #localInputs(boot?: BootConfig): Promise<LocalInputs> {
     const { userdata, sshKeyFingerprint, sshKeyPath } = this.#config;
-    let userData: string | undefined;
+    let ownUserData: string | undefined;
     if (userdata !== undefined && userdata !== '') {
       try {
-        userData = await readFile(userdata, 'utf8');
+        ownUserData = await readFile(userdata, 'utf8');
       } catch (error) {
         throw new InvalidConfigError([
           { flag: 'digitalocean-userdata', message: `cannot read ${userdata}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` },
         ]);
       }
     }
-    if (userData !== undefined && Buffer.byteLength(userData) > 64 * 1024) {
-      throw new InvalidConfigError([{ flag: 'digitalocean-userdata', message: `${userdata} is over DigitalOcean's 64 KiB user-data limit` }]);
+    const userData = combineUserData([boot?.userData, ownUserData]);
+    const size = userData === undefined ? 0 : Buffer.byteLength(userData);
+    if (size > userDataLimitBytes) {
+      throw new InvalidConfigError([
+        boot?.userData === undefined
+          ? { flag: 'digitalocean-userdata', message: `${userdata} is ${size} bytes, over DigitalOcean's 64 KiB user-data limit` }
+          : {
+              flag: 'user data',
+              kind: 'input',
+              message: `${ownUserData === undefined ? 'the provisioning cloud-config' : `the provisioning cloud-config plus ${userdata}`} is ${size} bytes, over DigitalOcean's 64 KiB user-data limit`,
+            },
+      ]);
     }
     if (sshKeyPath !== undefined && sshKeyFingerprint === undefined) {
       throw new InvalidConfigError([

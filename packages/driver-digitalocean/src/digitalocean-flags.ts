@@ -74,7 +74,7 @@ export const digitalOceanFlags = defineFlags([
     key: 'userdata',
     type: 'string',
     envVar: 'DIGITALOCEAN_USERDATA',
-    description: 'Path to a user-data (cloud-init) file, sent as is',
+    description: 'Path to a user-data (cloud-init) file; combined with the provisioning cloud-config (64 KiB in all)',
   },
   { name: 'digitalocean-ssh-user', key: 'sshUser', type: 'string', envVar: 'DIGITALOCEAN_SSH_USER', default: 'root', description: 'SSH user' },
   {

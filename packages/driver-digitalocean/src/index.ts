@@ -30,7 +30,7 @@ import { type DigitalOceanConfig, digitalOceanFlags } from './digitalocean-flags
 export type { DigitalOceanClient } from './digitalocean-api-types.ts';
 export type { DotsClientOptions, RetryPolicy } from './digitalocean-client.ts';
 export { doctlConfigPath, readDoctlToken, resolveAccessToken } from './digitalocean-credentials.ts';
-export { DigitalOceanDriver, type DigitalOceanTimings, defaultTimings, machineTag, ResourceKind } from './digitalocean-driver.ts';
+export { DigitalOceanDriver, type DigitalOceanTimings, defaultTimings, machineTag, ResourceKind, userDataLimitBytes } from './digitalocean-driver.ts';
 export { isDigitalOceanApiError, mapDigitalOceanError } from './digitalocean-errors.ts';
 export { type DigitalOceanConfig, defaultApiUrl, defaultImage, digitalOceanFlags } from './digitalocean-flags.ts';
 export { stateOfDropletStatus } from './digitalocean-state.ts';
@@ -57,6 +57,8 @@ export function createDigitalOceanDescriptor(options: DigitalOceanDescriptorOpti
     specificationVersion: 'v1',
     description: 'DigitalOcean droplets (API token from DIGITALOCEAN_ACCESS_TOKEN or doctl)',
     flags: digitalOceanFlags,
+    // Droplets boot with cloud-init: the host's provisioning cloud-config goes in as user data.
+    capabilities: { userData: true },
     createDriver: ({ config, context, client }) => {
       const driver = new DigitalOceanDriver({ config, context, timings, ...(client === undefined ? {} : { client }) });
       return guardDriver(driver, digitalOceanErrorMapper(() => driver.secrets()));
