@@ -3,7 +3,10 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EC2Client, Instance, RunInstancesCommandInput, SecurityGroup } from '@aws-sdk/client-ec2';
 import {
+  type BootConfig,
+  type CreateOptions,
   cleanupJournal,
+  combineUserData,
   createWithCleanup,
   type Driver,
   type DriverContext,
@@ -51,6 +54,9 @@ export interface AmazonEC2Tuning {
   dependencyTimeout?: number;
 }
 
+/** EC2's user-data limit: 16 KiB of raw text (before base64). */
+export const userDataLimitBytes = 16 * 1024;
+
 const liveStates = ['pending', 'running', 'stopping', 'stopped', 'shutting-down'];
 const privateKeyFile = 'id_ed25519';
 const userKeyFile = 'id_user';
@@ -90,11 +96,11 @@ export class AmazonEC2Driver implements Driver {
     }
   }
 
-  async create(options: OperationOptions = {}): Promise<void> {
-    const signal = options.signal;
+  async create(options: CreateOptions = {}): Promise<void> {
+    const { signal, boot } = options;
     this.#checkFlags();
     const rules = this.#rules();
-    const userData = await this.#userData();
+    const userData = await this.#userData(boot);
     const { journal } = this.#context;
     await createWithCleanup(
       journal,
@@ -112,7 +118,8 @@ export class AmazonEC2Driver implements Driver {
         const running = await this.#waitForInstance('running', instance, signal);
         const ip = this.#addressOf(running);
         await this.#context.data.write({ ip });
-        const fingerprint = await this.#waitForSSH(ip, signal);
+        // The host key the boot user data installs is pinned from the first connection.
+        const fingerprint = await this.#waitForSSH(ip, signal, boot?.hostKeyFingerprint);
         await this.#context.data.write({ hostKeyFingerprint: fingerprint });
       },
       { deleters: this.#deleters(), machine: this.machineName, operation: 'create' },
@@ -215,20 +222,33 @@ export class AmazonEC2Driver implements Driver {
     });
   }
 
-  async #userData(): Promise<string | undefined> {
+  /** The user data to launch with, base64: the host's boot user data and --amazonec2-userdata combined. */
+  async #userData(boot?: BootConfig): Promise<string | undefined> {
     const path = this.#config.userdata;
-    if (path === undefined) return undefined;
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(path);
-    } catch (error) {
-      throw new InvalidConfigError([{ flag: 'amazonec2-userdata', message: `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` }]);
+    let own: string | undefined;
+    if (path !== undefined && path !== '') {
+      try {
+        own = await readFile(path, 'utf8');
+      } catch (error) {
+        throw new InvalidConfigError([{ flag: 'amazonec2-userdata', message: `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` }]);
+      }
     }
-    const encoded = bytes.toString('base64');
-    if (encoded.length > 16 * 1024) {
-      throw new InvalidConfigError([{ flag: 'amazonec2-userdata', message: `${path} is ${bytes.length} bytes; EC2 takes at most 16 KiB of user data (base64)` }]);
+    const combined = combineUserData([boot?.userData, own]);
+    if (combined === undefined) return undefined;
+    const bytes = Buffer.from(combined, 'utf8');
+    // EC2 limits user data to 16 KiB raw, before base64.
+    if (bytes.length > userDataLimitBytes) {
+      throw new InvalidConfigError([
+        boot?.userData === undefined
+          ? { flag: 'amazonec2-userdata', message: `${path} is ${bytes.length} bytes; EC2 takes at most 16 KiB of user data` }
+          : {
+              flag: 'user data',
+              kind: 'input',
+              message: `${own === undefined ? 'the provisioning cloud-config' : `the provisioning cloud-config plus ${path}`} is ${bytes.length} bytes; EC2 takes at most 16 KiB of user data`,
+            },
+      ]);
     }
-    return encoded;
+    return bytes.toString('base64');
   }
 
   async #loadUserKey() {
@@ -489,9 +509,9 @@ export class AmazonEC2Driver implements Driver {
     return instance.InstanceId;
   }
 
-  async #waitForSSH(ip: string, signal?: AbortSignal): Promise<string> {
+  async #waitForSSH(ip: string, signal?: AbortSignal, expectedHostKey?: string): Promise<string> {
     const { waitForSSH } = await import('@machine/driver-core/ssh');
-    const pinned = this.#context.data.read().hostKeyFingerprint;
+    const pinned = expectedHostKey ?? this.#context.data.read().hostKeyFingerprint;
     const privateKey = await readFile(this.getSSHKeyPath(), 'utf8');
     return waitForSSH(
       {

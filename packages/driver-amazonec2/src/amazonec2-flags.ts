@@ -247,7 +247,7 @@ export const amazonEC2Flags = defineFlags([
     key: 'userdata',
     type: 'string',
     envVar: 'AWS_USERDATA',
-    description: 'File whose contents are passed as user data (cloud-init)',
+    description: 'File whose contents are passed as user data (cloud-init), combined with the provisioning cloud-config (16 KiB in all)',
   },
   {
     name: 'amazonec2-metadata-token',

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,8 +17,10 @@ import {
   ProviderError,
   parseFlags,
   QuotaError,
+  SSHError,
   State,
 } from '@machine/driver-core';
+import { startSSHServer } from '@machine/driver-core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ssmEndpoint } from './amazonec2-clients.ts';
 import { crossFlagProblems, parseTags } from './amazonec2-flags.ts';
@@ -306,6 +308,107 @@ describe('create with a mocked SDK client', () => {
     expect(after).toEqual(['DescribeInstances', 'DeleteKeyPair']);
     expect(calls.find((call) => call.command === 'DeleteKeyPair')?.input).toEqual({ KeyPairId: 'key-0123456789abcdef0' });
     expect(context.journal.entries()).toEqual([]);
+  });
+
+  describe('boot user data and host key (provisioning)', () => {
+    const hostCloudConfig = '#cloud-config\nssh_deletekeys: true\n';
+
+    /** Runs create until RunInstances (which fails) and returns the user data it got, decoded. */
+    async function userDataSent(values: Record<string, unknown>, boot?: { userData?: string }): Promise<string | undefined> {
+      let runInput: RunInstancesCommandInput | undefined;
+      const { clients } = fakeClients(
+        answers((input) => {
+          runInput = input as unknown as RunInstancesCommandInput;
+          throw awsFailure('InsufficientInstanceCapacity', 500);
+        }),
+      );
+      const { driver } = driverWith(clients, values);
+      await expect(driver.create(boot === undefined ? {} : { boot })).rejects.toBeInstanceOf(QuotaError);
+      expect(runInput).toBeDefined();
+      return runInput?.UserData === undefined ? undefined : Buffer.from(runInput.UserData, 'base64').toString('utf8');
+    }
+
+    it('sends the host cloud-config and --amazonec2-userdata as one MIME multipart (base64), host part first', async () => {
+      const path = join(root, 'user-data-both.sh');
+      await writeFile(path, '#!/bin/sh\necho user\n');
+      const sent = String(await userDataSent({ 'amazonec2-userdata': path }, { userData: hostCloudConfig }));
+      expect(sent).toMatch(/^Content-Type: multipart\/mixed; boundary="/);
+      const hostAt = sent.indexOf('Content-Type: text/cloud-config');
+      expect(hostAt).toBeGreaterThan(0);
+      expect(sent.indexOf('Content-Type: text/x-shellscript')).toBeGreaterThan(hostAt);
+      expect(sent).toContain('ssh_deletekeys: true');
+      expect(sent).toContain('echo user');
+    });
+
+    it('sends the host cloud-config alone, unchanged, without --amazonec2-userdata; the file alone without boot user data', async () => {
+      expect(await userDataSent({}, { userData: hostCloudConfig })).toBe(hostCloudConfig);
+      const path = join(root, 'user-data-only.yaml');
+      await writeFile(path, '#cloud-config\npackages: [htop]\n');
+      expect(await userDataSent({ 'amazonec2-userdata': path })).toBe('#cloud-config\npackages: [htop]\n');
+      expect(await userDataSent({})).toBeUndefined();
+    });
+
+    it('refuses user data over 16 KiB raw before any API call; 16 KiB exactly passes', async () => {
+      const { clients, calls } = fakeClients({});
+      const path = join(root, 'user-data-10k.yaml');
+      await writeFile(path, `#cloud-config\n#${'x'.repeat(10 * 1024)}\n`);
+      const { driver } = driverWith(clients, { 'amazonec2-userdata': path });
+      const error = await driver.create({ boot: { userData: `${hostCloudConfig}#${'y'.repeat(8 * 1024)}\n` } }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(InvalidConfigError);
+      expect((error as Error).message).toMatch(/^user data: the provisioning cloud-config plus .* is \d+ bytes; EC2 takes at most 16 KiB of user data$/);
+      expect(calls).toEqual([]);
+      // The limit is on the raw text: 16 KiB of it (about 21.3 KiB base64) is accepted.
+      const exact = `#cloud-config\n#${'z'.repeat(16 * 1024 - 16)}\n`;
+      expect(Buffer.byteLength(exact)).toBe(16 * 1024);
+      expect(await userDataSent({}, { userData: exact })).toBe(exact);
+    });
+
+    /** A whole create against fake clients whose instance answers SSH on a real loopback ssh2 server. */
+    async function createAgainstSSH(hostKeyFingerprint: (real: string) => string) {
+      const publicKeys: string[] = [];
+      const server = await startSSHServer({ authorizedKeys: () => publicKeys, host: '127.0.0.1' });
+      let state = 'pending';
+      const instance = () => ({ InstanceId: 'i-0123456789abcdef0', State: { Name: state }, PublicIpAddress: '127.0.0.1' });
+      const { clients, calls } = fakeClients({
+        ...answers(() => {
+          state = 'running';
+          return { Instances: [instance()] };
+        }),
+        ImportKeyPair: (input: Record<string, unknown>) => {
+          publicKeys.push(Buffer.from(input.PublicKeyMaterial as Uint8Array).toString('utf8'));
+          return { KeyPairId: 'key-0123456789abcdef0', KeyName: input.KeyName };
+        },
+        DescribeInstances: () => ({ Reservations: [{ Instances: [instance()] }] }),
+        TerminateInstances: () => {
+          state = 'terminated';
+          return { TerminatingInstances: [{ InstanceId: 'i-0123456789abcdef0' }] };
+        },
+      });
+      const { driver, context } = driverWith(clients, { 'amazonec2-ssh-port': server.port, 'amazonec2-wait-timeout': 10 });
+      const fingerprint = hostKeyFingerprint(server.hostKeyFingerprint);
+      const outcome = await driver.create({ boot: { userData: hostCloudConfig, hostKeyFingerprint: fingerprint } }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      await server.close();
+      return { outcome, context, calls, fingerprint, state: () => state };
+    }
+
+    it('pins the given host key at the first SSH connection and stores it', async () => {
+      const { outcome, context, fingerprint } = await createAgainstSSH((real) => real);
+      expect(outcome).toBeUndefined();
+      expect(context.data.read().hostKeyFingerprint).toBe(fingerprint);
+    });
+
+    it('another host key fails create with an SSHError, and what create made is deleted', async () => {
+      const { outcome, context, calls, state } = await createAgainstSSH(() => 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
+      expect(outcome).toBeInstanceOf(SSHError);
+      expect((outcome as SSHError).failure).toBe('host-key');
+      expect(context.journal.entries()).toEqual([]);
+      expect(state()).toBe('terminated');
+      expect(calls.map((call) => call.command)).toContain('DeleteKeyPair');
+      expect(context.data.read().hostKeyFingerprint).toBeUndefined();
+    });
   });
 
   it('never calls the API when a flag combination is wrong', async () => {

@@ -22,7 +22,7 @@ import { type AmazonEC2Config, amazonEC2Flags } from './amazonec2-flags.ts';
 import { toMachineState } from './amazonec2-state.ts';
 
 export type { AmazonEC2ClientOverrides, AmazonEC2Clients } from './amazonec2-clients.ts';
-export { AmazonEC2Driver, type AmazonEC2Tuning, resourceKinds } from './amazonec2-driver.ts';
+export { AmazonEC2Driver, type AmazonEC2Tuning, resourceKinds, userDataLimitBytes } from './amazonec2-driver.ts';
 export { credentialSources, mapAmazonEC2Error } from './amazonec2-errors.ts';
 export { type AmazonEC2Config, amazonEC2Flags, parseTags } from './amazonec2-flags.ts';
 export { architectureOf, defaultUbuntuRelease, ubuntuAmiParameter } from './amazonec2-plan.ts';
@@ -42,6 +42,8 @@ export function createAmazonEC2Descriptor(options: AmazonEC2DescriptorOptions = 
     specificationVersion: 'v1',
     description: 'Amazon EC2 instances (AWS SDK v3; default AMI: current Ubuntu LTS)',
     flags: amazonEC2Flags,
+    // EC2 images boot with cloud-init: the host's provisioning cloud-config goes in as user data.
+    capabilities: { userData: true },
     createDriver: ({ config, context, client }) =>
       guardDriver(new AmazonEC2Driver(config, context, client ?? defaultClients, tuning), amazonEC2ErrorMapper(secretValues(amazonEC2Flags, config))),
     getStates: (machines, stateOptions) => getStates(machines, defaultClients, tuning, stateOptions?.signal),
