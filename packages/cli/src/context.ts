@@ -16,6 +16,8 @@ export interface CommandContext {
   readonly registry: DriverRegistry;
   readonly debug: boolean;
   readonly nativeSsh: boolean;
+  /** The arguments the CLI was run with (without `node` and the script), e.g. for `env`'s hint. */
+  readonly argv: readonly string[];
   /** Writes a debug line to stderr when `--debug` is on. */
   debugLog(message: string): void;
 }

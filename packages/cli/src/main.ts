@@ -16,7 +16,7 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
   let context: CommandContext | undefined;
   const program = new Command('machine');
   const ctx = (): CommandContext => {
-    if (context === undefined) context = commandContext(program.opts<GlobalOptions>(), io);
+    if (context === undefined) context = commandContext(program.opts<GlobalOptions>(), io, argv);
     return context;
   };
   const run =
@@ -85,7 +85,8 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
   program.command('status').description('Get the status of a machine').argument('[name]', 'machine name', 'default').action(run(async (c, name: string) => (await info()).statusCommand(c, name)));
   program.command('ip').description('Get the IP address of a machine').argument('[name]', 'machine name', 'default').action(run(async (c, name: string) => (await info()).ipCommand(c, name)));
   program.command('url').description('Get the Docker URL of a machine').argument('[name]', 'machine name', 'default').action(run(async (c, name: string) => (await info()).urlCommand(c, name)));
-  program.command('config').description('Print the docker client flags of a machine').argument('[name]', 'machine name', 'default').action(run(async (c, name: string) => (await info()).configCommand(c, name)));
+  const env = async () => import('./commands/env.ts');
+  program.command('config').description('Print the docker client flags of a machine').argument('[name]', 'machine name', 'default').action(run(async (c, name: string) => (await env()).configCommand(c, name)));
   program
     .command('inspect')
     .description('Inspect a machine (JSON, secrets redacted)')
@@ -95,13 +96,13 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
   program
     .command('env')
     .description('Print the commands that set up the Docker environment of a machine')
-    .option('--shell <shell>', 'bash, zsh, fish, powershell, cmd, tcsh or emacs (default: from $SHELL)')
+    .option('--shell <shell>', 'bash, zsh, sh, fish, powershell, cmd, tcsh or emacs (default: from $SHELL)')
     .option('-u, --unset', 'print the commands that unset the variables')
-    .option('--no-proxy', 'add the machine IP to NO_PROXY')
+    .option('--no-proxy', 'add the machine IP to NO_PROXY (or no_proxy when that is set), keeping its entries')
     .argument('[name]', 'machine name')
     .action(
       run(async (c, name: string | undefined, options: { shell?: string; unset?: boolean; proxy?: boolean }) =>
-        (await info()).envCommand(c, name, { ...(options.shell === undefined ? {} : { shell: options.shell }), unset: options.unset === true, noProxy: options.proxy === false }),
+        (await env()).envCommand(c, name, { ...(options.shell === undefined ? {} : { shell: options.shell }), unset: options.unset === true, noProxy: options.proxy === false }),
       ),
     );
   program
@@ -175,7 +176,7 @@ function truthy(value: string | undefined): boolean {
   return value !== undefined && value !== '' && value !== '0' && value.toLowerCase() !== 'false';
 }
 
-function commandContext(options: GlobalOptions, io: CliIO): CommandContext {
+function commandContext(options: GlobalOptions, io: CliIO, argv: readonly string[]): CommandContext {
   const debug = options.debug === true || truthy(io.env.MACHINE_DEBUG);
   return {
     io,
@@ -183,6 +184,7 @@ function commandContext(options: GlobalOptions, io: CliIO): CommandContext {
     registry: new DriverRegistry(io),
     debug,
     nativeSsh: options.nativeSsh === true || truthy(io.env.MACHINE_NATIVE_SSH),
+    argv,
     debugLog: (message) => {
       if (debug) writeLine(io.stderr, `[debug] ${message}`);
     },

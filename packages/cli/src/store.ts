@@ -36,6 +36,30 @@ export interface MachineRecord {
   sim?: boolean;
   /** Why create failed, when it did. */
   error?: string;
+  /** The Docker engine the CLI provisioned on the machine (absent for drivers without SSH, like `none`). */
+  provision?: ProvisionRecord;
+}
+
+/** What `config.json` keeps about the machine's Docker engine. */
+export interface ProvisionRecord {
+  /** The engine options of create (`--engine-*`, `--tls-san`), reused by `machine provision`. */
+  engine: StoredEngineOptions;
+  /** The SANs of the server certificate installed on the machine (to notice an IP change). */
+  serverCertSans: string[];
+  /** The port dockerd listens on with TLS (`--engine-port`). */
+  dockerPort: number;
+  /** `provisioned`; `failed` (the machine is kept, `ls` shows Error); `skipped` (`--no-provision`). */
+  state: 'provisioned' | 'failed' | 'skipped';
+  /** The one-line error of a failed provisioning. */
+  error?: string;
+  /** The engine version `GET /version` answered at the end of provisioning. */
+  dockerVersion?: string;
+}
+
+/** The engine options as stored (the shape of `@machine/provision`'s EngineOptions). */
+export interface StoredEngineOptions {
+  port: number;
+  [option: string]: unknown;
 }
 
 /** The storage root: `--storage-path`, then `MACHINE_STORAGE_PATH`, then `~/.machine`. */
@@ -173,5 +197,6 @@ function parseRecord(name: string, text: string, path: string): MachineRecord {
     ...(record.ssh === undefined ? {} : { ssh: record.ssh }),
     ...(record.sim === true ? { sim: true } : {}),
     ...(record.error === undefined ? {} : { error: record.error }),
+    ...(record.provision === undefined ? {} : { provision: record.provision }),
   };
 }

@@ -1,0 +1,67 @@
+import { join } from 'node:path';
+import { CliError, ExitCode } from '../cli-error.ts';
+import type { CommandContext } from '../context.ts';
+import { checkedDockerUrl } from '../docker-endpoint.ts';
+import { writeLine } from '../io.ts';
+import type { OpenMachine } from '../machine-host.ts';
+import { detectShell, dockerEnvKeys, goQuote, hintCommandLine, noProxyFromEnv, noProxyWith, renderSet, renderUnset, unknownShellNote } from '../shell-env.ts';
+import { runningMachine } from './info.ts';
+
+function operation(ctx: CommandContext): { signal?: AbortSignal } {
+  return ctx.io.signal === undefined ? {} : { signal: ctx.io.signal };
+}
+
+/** The checked Docker URL and IP of a running machine. */
+async function endpoint(ctx: CommandContext, machine: OpenMachine): Promise<{ url: string; ip: string }> {
+  const ip = await machine.driver.getIP(operation(ctx));
+  const url = await checkedDockerUrl(machine.record, ip, () => machine.driver.getURL(operation(ctx)));
+  return { url, ip };
+}
+
+function shellOf(ctx: CommandContext, option: string | undefined): string {
+  const shell = detectShell(option, ctx.io.env);
+  if (shell === undefined) {
+    writeLine(ctx.io.stderr, unknownShellNote);
+    throw new CliError('Error: Unknown shell');
+  }
+  return shell;
+}
+
+/**
+ * `machine env [--shell S] [-u] [--no-proxy] NAME`: the Docker client environment, exactly the
+ * reference's lines. DOCKER_CERT_PATH is the machine's folder, which holds copies of the CA and
+ * client certificate (`ca.pem`, `cert.pem`, `key.pem`), like the reference's.
+ */
+export async function envCommand(ctx: CommandContext, name: string | undefined, options: { shell?: string; unset?: boolean; noProxy?: boolean }): Promise<number> {
+  const commandLine = hintCommandLine(ctx.argv);
+  if (options.unset === true) {
+    if (name !== undefined) throw new CliError('Error: Expected no machine name when the -u flag is present');
+    const shell = shellOf(ctx, options.shell);
+    const keys: string[] = [...dockerEnvKeys];
+    if (options.noProxy === true) keys.push(noProxyFromEnv(ctx.io.env)[0]);
+    ctx.io.stdout.write(renderUnset(shell, keys, commandLine));
+    return ExitCode.ok;
+  }
+  const machineName = name ?? 'default';
+  const machine = await runningMachine(ctx, machineName);
+  const { url, ip } = await endpoint(ctx, machine);
+  const shell = shellOf(ctx, options.shell);
+  const variables: [string, string][] = [
+    ['DOCKER_TLS_VERIFY', '1'],
+    ['DOCKER_HOST', url],
+    ['DOCKER_CERT_PATH', ctx.store.machineDir(machineName)],
+    ['DOCKER_MACHINE_NAME', machineName],
+  ];
+  if (options.noProxy === true) variables.push(noProxyWith(ctx.io.env, ip));
+  ctx.io.stdout.write(renderSet(shell, variables, commandLine));
+  return ExitCode.ok;
+}
+
+/** `machine config NAME`: the docker client flags for the machine, the reference's five lines. */
+export async function configCommand(ctx: CommandContext, name: string): Promise<number> {
+  const machine = await runningMachine(ctx, name);
+  const { url } = await endpoint(ctx, machine);
+  const dir = ctx.store.machineDir(name);
+  writeLine(ctx.io.stdout, `--tlsverify\n--tlscacert=${goQuote(join(dir, 'ca.pem'))}\n--tlscert=${goQuote(join(dir, 'cert.pem'))}\n--tlskey=${goQuote(join(dir, 'key.pem'))}\n-H=${url}`);
+  return ExitCode.ok;
+}
