@@ -1,4 +1,4 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -11,6 +11,7 @@ import {
   parseFlags,
   ProviderError,
   QuotaError,
+  SSHError,
   State,
   TimeoutError,
 } from '@machine/driver-core';
@@ -345,5 +346,76 @@ describe('google driver with an in-memory Compute Engine', () => {
     expect(internalInstance?.networkInterfaces?.[0]?.accessConfigs).toEqual([]);
     expect(await internal.driver.getIP()).toBe('127.0.0.1');
     await internal.driver.remove();
+  });
+
+  describe('boot user data and host key (provisioning)', () => {
+    const hostCloudConfig = '#cloud-config\nssh_deletekeys: true\n';
+    const userDataOf = (name: string) =>
+      (compute.instances.get(`us-central1-a/${name}`)?.metadata?.items ?? []).find((item) => item.key === 'user-data')?.value ?? undefined;
+
+    it('puts the host cloud-config and --google-userdata in the user-data metadata as one MIME multipart, host part first', async () => {
+      const path = join(root, 'user-data-both.sh');
+      await writeFile(path, '#!/bin/sh\necho user\n');
+      const { driver, context } = machine({ 'google-userdata': path });
+      await driver.create({ boot: { userData: hostCloudConfig } });
+      const sent = String(userDataOf(context.machineName));
+      expect(sent).toMatch(/^Content-Type: multipart\/mixed; boundary="/);
+      const hostAt = sent.indexOf('Content-Type: text/cloud-config');
+      expect(hostAt).toBeGreaterThan(0);
+      expect(sent.indexOf('Content-Type: text/x-shellscript')).toBeGreaterThan(hostAt);
+      expect(sent).toContain('ssh_deletekeys: true');
+      expect(sent).toContain('echo user');
+      await driver.remove();
+    });
+
+    it('puts the host cloud-config alone, unchanged, without --google-userdata; the file alone without boot user data; nothing without either', async () => {
+      const host = machine();
+      await host.driver.create({ boot: { userData: hostCloudConfig } });
+      expect(userDataOf(host.context.machineName)).toBe(hostCloudConfig);
+      await host.driver.remove();
+      const path = join(root, 'user-data-only.yaml');
+      await writeFile(path, '#cloud-config\npackages: [htop]\n');
+      const own = machine({ 'google-userdata': path });
+      await own.driver.create();
+      expect(userDataOf(own.context.machineName)).toBe('#cloud-config\npackages: [htop]\n');
+      await own.driver.remove();
+      const bare = machine();
+      await bare.driver.create();
+      expect(userDataOf(bare.context.machineName)).toBeUndefined();
+      await bare.driver.remove();
+    });
+
+    it('refuses user data over 256 KiB, an unreadable --google-userdata, and user data with --google-use-existing, before any API call', async () => {
+      const path = join(root, 'user-data-200k.yaml');
+      await writeFile(path, `#cloud-config\n#${'x'.repeat(200 * 1024)}\n`);
+      const big = machine({ 'google-userdata': path });
+      const error = await big.driver.create({ boot: { userData: `${hostCloudConfig}#${'y'.repeat(60 * 1024)}\n` } }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(InvalidConfigError);
+      expect((error as Error).message).toMatch(/^user data: the provisioning cloud-config plus .* is \d+ bytes, over Compute Engine's 256 KiB limit for a metadata value$/);
+      await expect(machine({ 'google-userdata': join(root, 'missing.yaml') }).driver.create()).rejects.toThrow(/^--google-userdata: cannot read .*ENOENT/);
+      await expect(machine({ 'google-use-existing': true }).driver.create({ boot: { userData: hostCloudConfig } })).rejects.toThrow(
+        /^--google-use-existing: an existing instance does not run new user data/,
+      );
+      expect(compute.calls).toEqual([]);
+    });
+
+    it('pins the given host key fingerprint and stores it', async () => {
+      const { driver, context } = machine();
+      await driver.create({ boot: { userData: hostCloudConfig, hostKeyFingerprint: server.hostKeyFingerprint } });
+      expect(context.data.read().hostKeyFingerprint).toBe(server.hostKeyFingerprint);
+      await driver.remove();
+    });
+
+    it('another host key fails create with an SSHError, and what create made is deleted', async () => {
+      const { driver, context } = machine();
+      const error = await driver
+        .create({ boot: { userData: hostCloudConfig, hostKeyFingerprint: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } })
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(SSHError);
+      expect((error as SSHError).failure).toBe('host-key');
+      expect(context.journal.entries()).toEqual([]);
+      expect(compute.instances.size).toBe(0);
+      expect(compute.firewalls.size).toBe(0);
+    });
   });
 });

@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  type BootConfig,
   CancelledError,
+  type CreateOptions,
   cleanupJournal,
+  combineUserData,
   createWithCleanup,
   type Driver,
   type DriverContext,
@@ -35,6 +39,9 @@ export const ResourceKind = {
   /** The `docker-machine` tag we added to an adopted instance. */
   instanceTag: 'instance-tag',
 } as const;
+
+/** Compute Engine's limit on one metadata value (the `user-data` item): 256 KiB. */
+export const userDataLimitBytes = 256 * 1024;
 
 const instanceName = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
@@ -143,9 +150,10 @@ export class GoogleDriver implements Driver {
     }
   }
 
-  async create(options: OperationOptions = {}): Promise<void> {
+  async create(options: CreateOptions = {}): Promise<void> {
     const rules = this.#validate();
-    const { signal } = options;
+    const { signal, boot } = options;
+    const userData = await this.#userData(boot);
     const { journal } = this.#context;
     await createWithCleanup(
       journal,
@@ -173,7 +181,7 @@ export class GoogleDriver implements Driver {
         throwIfAborted(signal);
 
         if (existing === undefined) {
-          await this.#insertInstance(keyLine, natIP, signal);
+          await this.#insertInstance(keyLine, natIP, userData, signal);
         } else {
           await this.#adoptInstance(existing, keyLine, signal);
         }
@@ -186,7 +194,15 @@ export class GoogleDriver implements Driver {
         await this.#context.data.write({ ip, stopRequested: false });
         const { waitForSSH } = await import('@machine/driver-core/ssh');
         const fingerprint = await waitForSSH(
-          { host: ip, port: this.#config.sshPort, username: this.#config.username, privateKey: keyPair.privateKey, machine: this.machineName },
+          {
+            host: ip,
+            port: this.#config.sshPort,
+            username: this.#config.username,
+            privateKey: keyPair.privateKey,
+            machine: this.machineName,
+            // The host key the boot user data installs: any other key is refused.
+            ...(boot?.hostKeyFingerprint === undefined ? {} : { hostKeyFingerprint: boot.hostKeyFingerprint }),
+          },
           {
             timeout: this.#config.waitTimeout * 1000,
             operation: 'create',
@@ -288,6 +304,46 @@ export class GoogleDriver implements Driver {
   // ---- steps ----
 
   /** Validates what flags cannot check alone; returns the firewall rules. No API call. */
+  /**
+   * The `user-data` metadata value: the host's boot user data and --google-userdata combined.
+   * Checked before any API call.
+   */
+  async #userData(boot: BootConfig | undefined): Promise<string | undefined> {
+    const path = this.#config.userdata;
+    let own: string | undefined;
+    if (path !== undefined && path !== '') {
+      try {
+        own = await readFile(path, 'utf8');
+      } catch (error) {
+        throw new InvalidConfigError([{ flag: 'google-userdata', message: `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` }]);
+      }
+    }
+    const userData = combineUserData([boot?.userData, own]);
+    if (userData === undefined) return undefined;
+    if (this.#config.useExisting) {
+      // cloud-init reads user data on an instance's first boot only: an adopted instance would never run it.
+      throw new InvalidConfigError([
+        {
+          flag: 'google-use-existing',
+          message: `an existing instance does not run new user data (${boot?.userData === undefined ? '--google-userdata' : 'the provisioning cloud-config'}); create a new instance, or pass --no-provision${own === undefined ? '' : ' and drop --google-userdata'}`,
+        },
+      ]);
+    }
+    const size = Buffer.byteLength(userData);
+    if (size > userDataLimitBytes) {
+      throw new InvalidConfigError([
+        boot?.userData === undefined
+          ? { flag: 'google-userdata', message: `${path} is ${size} bytes, over Compute Engine's 256 KiB limit for a metadata value` }
+          : {
+              flag: 'user data',
+              kind: 'input',
+              message: `${own === undefined ? 'the provisioning cloud-config' : `the provisioning cloud-config plus ${path}`} is ${size} bytes, over Compute Engine's 256 KiB limit for a metadata value`,
+            },
+      ]);
+    }
+    return userData;
+  }
+
   #validate(): ReturnType<typeof machineFirewallRules> {
     const issues: { flag: string; kind?: 'input'; message: string }[] = [];
     const nameProblem = googleNameProblem(this.machineName);
@@ -366,7 +422,7 @@ export class GoogleDriver implements Driver {
     }
   }
 
-  async #insertInstance(keyLine: string, natIP: string | undefined, signal: AbortSignal | undefined): Promise<void> {
+  async #insertInstance(keyLine: string, natIP: string | undefined, userData: string | undefined, signal: AbortSignal | undefined): Promise<void> {
     const { project, zone } = this.#config;
     const labels = parseLabels(this.#config.labels);
     const scheduling = this.#config.spot
@@ -406,6 +462,8 @@ export class GoogleDriver implements Driver {
           { key: 'ssh-keys', value: keyLine },
           // Project-wide keys would otherwise also open this machine.
           { key: 'block-project-ssh-keys', value: 'true' },
+          // cloud-init on the Ubuntu images reads its user data from this key.
+          ...(userData === undefined ? [] : [{ key: 'user-data', value: userData }]),
         ],
       },
       serviceAccounts: [{ email: this.#config.serviceAccount, scopes: this.#config.scopes }],

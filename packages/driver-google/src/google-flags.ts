@@ -165,6 +165,13 @@ export const googleFlags = defineFlags([
       return families.size > 1 ? 'a Compute Engine firewall rule takes IPv4 or IPv6 ranges, not both' : undefined;
     },
   },
+  {
+    name: 'google-userdata',
+    key: 'userdata',
+    type: 'string',
+    envVar: 'GOOGLE_USERDATA',
+    description: 'Path to a user-data (cloud-init) file for the user-data metadata key, combined with the provisioning cloud-config (256 KiB in all)',
+  },
   { name: 'google-ssh-port', key: 'sshPort', type: 'int', envVar: 'GOOGLE_SSH_PORT', default: 22, min: 1, max: 65_535, description: 'SSH port of the instance' },
   {
     name: 'google-endpoint',

@@ -46,6 +46,8 @@ const google: DriverDescriptor<GoogleConfig, ComputeClients> = defineDriver<Goog
   specificationVersion: 'v1',
   description: 'Google Compute Engine instances (Application Default Credentials)',
   flags: googleFlags,
+  // The Ubuntu images boot with cloud-init: the host's provisioning cloud-config goes in the user-data metadata key.
+  capabilities: { userData: true },
   createDriver: ({ config, context, client }) => {
     const clients = client === undefined ? () => computeClientsFor(config) : () => Promise.resolve(client);
     return guardDriver(new GoogleDriver(config, context, clients), mapGoogleError);
