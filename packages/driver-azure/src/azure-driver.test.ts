@@ -401,6 +401,82 @@ describe('driver with a stubbed SDK client', () => {
   });
 });
 
+describe('boot user data (provisioning) with a stubbed SDK client', () => {
+  const hostCloudConfig = '#cloud-config\nssh_deletekeys: true\n';
+
+  /** Runs create until the VM PUT (which fails) and returns the custom data it got, decoded; undefined when there was none. */
+  async function customDataSent(flags: RawFlagValues, boot?: { userData?: string }): Promise<Buffer | undefined> {
+    let vmBody: Record<string, unknown> | undefined;
+    const lro = async (_group: unknown, _name: unknown, body: unknown) => body;
+    const { clients } = stubClients({
+      'resourceGroups.get': async () => ({ id: resourceId(subscription, 'docker-machine') }),
+      'networkSecurityGroups.createOrUpdate': lro,
+      'virtualNetworks.get': async () => ({}),
+      'subnets.get': async () => ({}),
+      'publicIPAddresses.createOrUpdate': lro,
+      'networkInterfaces.createOrUpdate': lro,
+      'virtualMachines.createOrUpdate': async (_group, _name, body) => {
+        vmBody = body as Record<string, unknown>;
+        throw restError(409, 'QuotaExceeded');
+      },
+      'virtualMachines.delete': async () => undefined,
+      'disks.delete': async () => undefined,
+      'networkInterfaces.delete': async () => undefined,
+      'publicIPAddresses.delete': async () => undefined,
+      'networkSecurityGroups.delete': async () => undefined,
+    });
+    const { driver } = await driverWith(clients, flags, false);
+    await expect(driver.create(boot === undefined ? {} : { boot })).rejects.toBeInstanceOf(QuotaError);
+    expect(vmBody).toBeDefined();
+    const customData = (vmBody?.osProfile as { customData?: string } | undefined)?.customData;
+    return customData === undefined ? undefined : Buffer.from(customData, 'base64');
+  }
+
+  it('sends the host cloud-config and --azure-custom-data as one MIME multipart, host part first', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'driver-azure-boot-'));
+    const file = join(dir, 'user.sh');
+    await writeFile(file, '#!/bin/sh\necho user\n');
+    const sent = String(await customDataSent({ 'azure-custom-data': file }, { userData: hostCloudConfig }));
+    expect(sent).toMatch(/^Content-Type: multipart\/mixed; boundary="/);
+    const hostAt = sent.indexOf('Content-Type: text/cloud-config');
+    expect(hostAt).toBeGreaterThan(0);
+    expect(sent.indexOf('Content-Type: text/x-shellscript')).toBeGreaterThan(hostAt);
+    expect(sent).toContain('ssh_deletekeys: true');
+    expect(sent).toContain('echo user');
+  });
+
+  it('sends the host cloud-config alone, unchanged, and the file bytes alone (gzip too) without boot user data', async () => {
+    expect(String(await customDataSent({}, { userData: hostCloudConfig }))).toBe(hostCloudConfig);
+    const dir = await mkdtemp(join(tmpdir(), 'driver-azure-boot-'));
+    const file = join(dir, 'user-data.gz');
+    const { gzipSync } = await import('node:zlib');
+    const gzipped = gzipSync('#cloud-config\npackages: [htop]\n');
+    await writeFile(file, gzipped);
+    expect(await customDataSent({ 'azure-custom-data': file })).toEqual(gzipped);
+    expect(await customDataSent({})).toBeUndefined();
+  });
+
+  it('refuses custom data over 65 535 bytes (decoded) before any API call', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'driver-azure-boot-'));
+    const file = join(dir, 'user-data-40k.yaml');
+    await writeFile(file, `#cloud-config\n#${'x'.repeat(40 * 1024)}\n`);
+    const { clients, calls } = stubClients({});
+    const { driver } = await driverWith(clients, { 'azure-custom-data': file }, false);
+    const error = await driver.create({ boot: { userData: `${hostCloudConfig}#${'y'.repeat(30 * 1024)}\n` } }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(InvalidConfigError);
+    expect((error as Error).message).toMatch(/: custom data: the provisioning cloud-config plus ".*" is \d+ bytes, over Azure's 64 KiB \(65 535 bytes\) custom data limit$/);
+    const alone = join(dir, 'user-data-65536.bin');
+    await writeFile(alone, Buffer.alloc(65_536, 1));
+    const tooBig = await driverWith(clients, { 'azure-custom-data': alone }, false);
+    await expect(tooBig.driver.create()).rejects.toThrow(/--azure-custom-data: ".*" is 65536 bytes, over Azure's 64 KiB/);
+    expect(calls).toEqual([]);
+    // 65 535 bytes exactly is accepted.
+    const exact = `${hostCloudConfig}#${'z'.repeat(65_535 - hostCloudConfig.length - 2)}\n`;
+    expect(Buffer.byteLength(exact)).toBe(65_535);
+    expect(String(await customDataSent({}, { userData: exact }))).toBe(exact);
+  });
+});
+
 describe('import cost', () => {
   it('importing the package loads no Azure SDK module and no ssh2', () => {
     const script = `import { registerHooks } from 'node:module';

@@ -5,9 +5,12 @@ import type { NetworkSecurityGroup, SecurityRule } from '@azure/arm-network';
 import {
   anywhere,
   assertValidMachineName,
+  type BootConfig,
   CancelledError,
   type ConfigIssue,
+  type CreateOptions,
   cleanupJournal,
+  combineUserData,
   createWithCleanup,
   type Driver,
   type DriverContext,
@@ -65,8 +68,8 @@ function resourceNameOf(entry: JournalEntry): string {
 
 /** Address space of a vnet the driver makes (the reference's), plus the subnet prefix when it lies outside. */
 const defaultVnetSpace = ['192.168.0.0/16', '10.0.0.0/8', '172.16.0.0/12'];
-/** Base64 custom data may be at most this long. */
-const maxCustomDataLength = 87_380;
+/** Azure's custom data limit: the decoded bytes (65 535, about 87 380 characters of base64). */
+export const customDataLimitBytes = 65_535;
 const compute = 'Microsoft.Compute';
 const network = 'Microsoft.Network';
 
@@ -108,8 +111,9 @@ export class AzureDriver implements Driver {
     if (this.#config.nsg !== undefined) await this.#existingSecurityGroup(clients, plan, options);
   }
 
-  async create(options: OperationOptions = {}): Promise<void> {
-    const plan = await this.#plan();
+  async create(options: CreateOptions = {}): Promise<void> {
+    const { boot } = options;
+    const plan = await this.#plan(boot);
     const clients = await this.#getClients();
     const { journal } = this.#context;
     const signal = options.signal;
@@ -265,7 +269,15 @@ export class AzureDriver implements Driver {
         const { waitForSSH } = await import('@machine/driver-core/ssh');
         const fingerprint = await this.#step('wait-ssh', `SSH on ${host}:${this.#config.sshPort}`, () =>
           waitForSSH(
-            { host, port: this.#config.sshPort, username: this.#config.sshUser, privateKey: keyPair.privateKey, machine: this.machineName },
+            {
+              host,
+              port: this.#config.sshPort,
+              username: this.#config.sshUser,
+              privateKey: keyPair.privateKey,
+              machine: this.machineName,
+              // The host key the boot custom data installs: any other key is refused.
+              ...(boot?.hostKeyFingerprint === undefined ? {} : { hostKeyFingerprint: boot.hostKeyFingerprint }),
+            },
             {
               timeout: this.#config.waitTimeout * 1000,
               interval: 250,
@@ -404,7 +416,7 @@ export class AzureDriver implements Driver {
   }
 
   /** Everything create needs, derived from the flags and checked before any API call. */
-  async #plan(): Promise<CreatePlan> {
+  async #plan(boot?: BootConfig): Promise<CreatePlan> {
     assertValidMachineName(this.machineName);
     const config = this.#config;
     const issues: ConfigIssue[] = [];
@@ -419,19 +431,7 @@ export class AzureDriver implements Driver {
     if ('problem' in tags) issues.push({ flag: 'azure-tags', message: tags.problem });
     const image = parseImage(config.image);
     if ('problem' in image) issues.push({ flag: 'azure-image', message: image.problem });
-    let customData: string | undefined;
-    if (config.customData !== undefined) {
-      try {
-        const info = await stat(config.customData);
-        if (!info.isFile()) throw new Error('not a file');
-        customData = (await readFile(config.customData)).toString('base64');
-        if (customData.length > maxCustomDataLength) issues.push({ flag: 'azure-custom-data', message: `"${config.customData}" is larger than Azure's 64 KiB custom data limit` });
-      } catch (error) {
-        if (!(error instanceof Error && error.message.includes('64 KiB'))) {
-          issues.push({ flag: 'azure-custom-data', message: `cannot read "${config.customData}": ${error instanceof Error ? error.message : String(error)}` });
-        }
-      }
-    }
+    const customData = await customDataOf(config.customData, boot, issues);
     let rules: FirewallRule[] = [];
     try {
       rules = machineFirewallRules({
@@ -795,4 +795,37 @@ function cidrContains(outer: string, inner: string): boolean {
   if (Number(innerBits) < bits) return false;
   const masked = (value: number) => Math.floor(value / 2 ** (32 - bits));
   return masked(toNumber(outerAddress)) === masked(toNumber(innerAddress));
+}
+
+/**
+ * `osProfile.customData` (base64): the host's boot user data and the --azure-custom-data file
+ * combined (the file's bytes unchanged when it is alone). Problems go to `issues`.
+ */
+async function customDataOf(path: string | undefined, boot: BootConfig | undefined, issues: ConfigIssue[]): Promise<string | undefined> {
+  let own: Buffer | undefined;
+  if (path !== undefined) {
+    try {
+      const info = await stat(path);
+      if (!info.isFile()) throw new Error('not a file');
+      own = await readFile(path);
+    } catch (error) {
+      issues.push({ flag: 'azure-custom-data', message: `cannot read "${path}": ${error instanceof Error ? error.message : String(error)}` });
+      return undefined;
+    }
+  }
+  const bytes = boot?.userData === undefined ? own : Buffer.from(combineUserData([boot.userData, own?.toString('utf8')]) ?? '', 'utf8');
+  if (bytes === undefined || bytes.length === 0) return undefined;
+  if (bytes.length > customDataLimitBytes) {
+    issues.push(
+      boot?.userData === undefined
+        ? { flag: 'azure-custom-data', message: `"${path}" is ${bytes.length} bytes, over Azure's 64 KiB (65 535 bytes) custom data limit` }
+        : {
+            flag: 'custom data',
+            kind: 'input',
+            message: `${own === undefined ? 'the provisioning cloud-config' : `the provisioning cloud-config plus "${path}"`} is ${bytes.length} bytes, over Azure's 64 KiB (65 535 bytes) custom data limit`,
+          },
+    );
+    return undefined;
+  }
+  return bytes.toString('base64');
 }

@@ -217,7 +217,7 @@ export const azureFlags = defineFlags([
     description: 'Managed disk SKU of the OS disk',
   },
   { name: 'azure-disk-size', key: 'diskSize', type: 'int', envVar: 'AZURE_DISK_SIZE', default: 30, min: 30, max: 4095, description: 'OS disk size, GiB' },
-  { name: 'azure-custom-data', key: 'customData', type: 'string', envVar: 'AZURE_CUSTOM_DATA_FILE', description: 'File with cloud-init custom data for the VM' },
+  { name: 'azure-custom-data', key: 'customData', type: 'string', envVar: 'AZURE_CUSTOM_DATA_FILE', description: 'File with cloud-init custom data for the VM, combined with the provisioning cloud-config (64 KiB in all)' },
   {
     name: 'azure-open-port',
     key: 'openPorts',

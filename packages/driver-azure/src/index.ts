@@ -19,7 +19,7 @@ import { stateFromInstanceView } from './azure-state.ts';
 import { type AzureConfig, type AzureEnvironmentName, azureEnvironments, azureFlags, isLoopbackHost } from './azure-flags.ts';
 
 export { type AzureClientOptions, type AzureClients, createAzureClients, createAzureCredential } from './azure-clients.ts';
-export { AzureDriver, resourceKinds, securityRules } from './azure-driver.ts';
+export { AzureDriver, customDataLimitBytes, resourceKinds, securityRules } from './azure-driver.ts';
 export { azureErrorFacts, createAzureErrorMapper } from './azure-errors.ts';
 export { type AzureConfig, type AzureEnvironmentName, azureEnvironments, azureFlags } from './azure-flags.ts';
 export { stateFromInstanceView } from './azure-state.ts';
@@ -53,6 +53,8 @@ const azure: DriverDescriptor<AzureConfig, AzureClients> = defineDriver<AzureCon
   specificationVersion: 'v1',
   description: 'Microsoft Azure virtual machines (Azure Resource Manager, managed disks)',
   flags: azureFlags,
+  // The Ubuntu images boot with cloud-init, which reads osProfile.customData: the host's provisioning cloud-config goes there.
+  capabilities: { userData: true },
   createDriver: ({ config, context, client }) => {
     const clientSource = async (): Promise<AzureClients> => client ?? clientsFor(config);
     const secrets = () => secretValues(azureFlags, config);
