@@ -222,20 +222,22 @@ export class AmazonEC2Driver implements Driver {
     });
   }
 
-  /** The user data to launch with, base64: the host's boot user data and --amazonec2-userdata combined. */
+  /**
+   * The user data to launch with, base64: the host's boot user data and --amazonec2-userdata
+   * combined (the file's bytes unchanged when it is alone, so gzipped user data still works).
+   */
   async #userData(boot?: BootConfig): Promise<string | undefined> {
     const path = this.#config.userdata;
-    let own: string | undefined;
+    let own: Buffer | undefined;
     if (path !== undefined && path !== '') {
       try {
-        own = await readFile(path, 'utf8');
+        own = await readFile(path);
       } catch (error) {
         throw new InvalidConfigError([{ flag: 'amazonec2-userdata', message: `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` }]);
       }
     }
-    const combined = combineUserData([boot?.userData, own]);
-    if (combined === undefined) return undefined;
-    const bytes = Buffer.from(combined, 'utf8');
+    const bytes = boot?.userData === undefined ? own : Buffer.from(combineUserData([boot.userData, own?.toString('utf8')]) ?? '', 'utf8');
+    if (bytes === undefined || bytes.length === 0) return undefined;
     // EC2 limits user data to 16 KiB raw, before base64.
     if (bytes.length > userDataLimitBytes) {
       throw new InvalidConfigError([

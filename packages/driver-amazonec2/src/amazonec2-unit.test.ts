@@ -348,6 +348,23 @@ describe('create with a mocked SDK client', () => {
       expect(await userDataSent({})).toBeUndefined();
     });
 
+    it('sends a gzipped --amazonec2-userdata file byte for byte', async () => {
+      const { gzipSync } = await import('node:zlib');
+      const gzipped = gzipSync('#cloud-config\npackages: [htop]\n');
+      const path = join(root, 'user-data.gz');
+      await writeFile(path, gzipped);
+      let runInput: RunInstancesCommandInput | undefined;
+      const { clients } = fakeClients(
+        answers((input) => {
+          runInput = input as unknown as RunInstancesCommandInput;
+          throw awsFailure('InsufficientInstanceCapacity', 500);
+        }),
+      );
+      const { driver } = driverWith(clients, { 'amazonec2-userdata': path });
+      await expect(driver.create()).rejects.toBeInstanceOf(QuotaError);
+      expect(Buffer.from(runInput?.UserData ?? '', 'base64')).toEqual(gzipped);
+    });
+
     it('refuses user data over 16 KiB raw before any API call; 16 KiB exactly passes', async () => {
       const { clients, calls } = fakeClients({});
       const path = join(root, 'user-data-10k.yaml');
