@@ -175,6 +175,26 @@ describe.skipIf(unavailable !== undefined)('generic driver against a real OpenSS
     await expect(driver.getState()).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it('create with boot.hostKeyFingerprint pins that key; boot user data is not the driver\'s job (nothing runs but the check)', async () => {
+    const { driver, context } = newMachine(flagsFor(server, keyPath));
+    const commandsBefore = (await server.commands()).length;
+    await driver.create({ boot: { userData: '#cloud-config\nruncmd: [[touch, /tmp/never]]\n', hostKeyFingerprint: server.hostKeyFingerprint } });
+    expect(context.data.read().hostKeyFingerprint).toBe(server.hostKeyFingerprint);
+    expect((await server.commands()).slice(commandsBefore)).toEqual(['exit 0']);
+  });
+
+  it('create with another boot.hostKeyFingerprint fails with an SSHError and leaves nothing behind', async () => {
+    const { driver, context } = newMachine(flagsFor(server, keyPath));
+    const expected = generateSSHKeyPair().sha256Fingerprint;
+    const error = await failure(driver.create({ boot: { hostKeyFingerprint: expected } }));
+    expect(error).toBeInstanceOf(SSHError);
+    expect((error as SSHError).failure).toBe('host-key');
+    expect((error as Error).message).toContain(`expected ${expected}, got ${server.hostKeyFingerprint}`);
+    expect(context.journal.entries()).toEqual([]);
+    await expect(stat(join(context.machineDir, 'id_ed25519'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(context.data.read().hostKeyFingerprint).toBeUndefined();
+  });
+
   it('a wrong user is a clear auth error', async () => {
     const { driver } = newMachine({ ...flagsFor(server, keyPath), 'generic-ssh-user': 'machine-no-such-user' });
     const error = await failure(driver.create());
@@ -411,6 +431,13 @@ describe.skipIf(unavailable !== undefined)('generic driver SSH credentials', () 
     } finally {
       agent.kill('SIGTERM');
     }
+  });
+});
+
+describe('generic descriptor', () => {
+  it('declares no cloud-init user data (the host provisions over SSH) and SSH access', async () => {
+    const descriptor = (await import('./index.ts')).default;
+    expect(descriptor.capabilities).toEqual({ userData: false });
   });
 });
 

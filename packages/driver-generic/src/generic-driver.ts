@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import {
   CancelledError,
+  type CreateOptions,
   cleanupJournal,
   createWithCleanup,
   type Driver,
@@ -82,8 +83,13 @@ export class GenericDriver implements Driver {
     await resolveSSHCredentials(this.#config.sshKey, this.#sources);
   }
 
-  async create(options: OperationOptions = {}): Promise<void> {
-    const { signal } = options;
+  /**
+   * Checks that the host answers SSH with the key and records it. A generic host has no cloud-init
+   * run by this driver (`capabilities.userData: false`): `boot.userData` is left to the host, which
+   * provisions over SSH; `boot.hostKeyFingerprint`, when given, is the only host key accepted.
+   */
+  async create(options: CreateOptions = {}): Promise<void> {
+    const { signal, boot } = options;
     const { journal, onProgress } = this.#context;
     await createWithCleanup(
       journal,
@@ -96,7 +102,7 @@ export class GenericDriver implements Driver {
           onProgress?.({ step: 'copy-key', phase: 'done', message: `copied ${credentials.key.path} to ${sshKeyPath}` });
         }
         throwIfAborted(signal, this.#where('create'));
-        const access = await sshAccess(this.#endpoint(this.#config.ipAddress, this.#config.sshPort, undefined), credentials);
+        const access = await sshAccess(this.#endpoint(this.#config.ipAddress, this.#config.sshPort, boot?.hostKeyFingerprint), credentials);
         let fingerprint: string;
         try {
           fingerprint = await access.waitUntilReady({

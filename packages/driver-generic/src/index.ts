@@ -12,6 +12,8 @@ const genericDriver = defineDriver<GenericDriverConfig>({
   specificationVersion: 'v1',
   description: 'An existing host reachable over SSH (no power control: stop/kill run sudo poweroff, restart sudo reboot)',
   flags: genericFlags,
+  // No cloud-init run by this driver: the host provisions over SSH.
+  capabilities: { userData: false },
   createDriver: ({ config, context }) => guardDriver(new GenericDriver(config, context)),
 });
 

@@ -11,6 +11,8 @@ const noneDriver = defineDriver<NoneDriverConfig>({
   specificationVersion: 'v1',
   description: 'A host machine does not manage: records only its Docker URL (--url)',
   flags: noneFlags,
+  // Nothing to log in to: machine knows only the Docker URL.
+  capabilities: { ssh: false },
   createDriver: ({ config, context }) => guardDriver(new NoneDriver(config, context)),
 });
 

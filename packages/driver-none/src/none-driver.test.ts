@@ -52,6 +52,8 @@ describe('none driver', () => {
   it('is a valid descriptor whose only flag is the required --url', () => {
     expect(driverDescriptorProblem(noneDriver)).toBeUndefined();
     expect(noneDriver.name).toBe('none');
+    // No SSH: the host neither provisions nor logs in; no user data either.
+    expect(noneDriver.capabilities).toEqual({ ssh: false });
     expect(noneFlags.map((flag) => flag.name)).toEqual(['url']);
     expect(parseFlags(noneFlags, { url: 'tcp://10.0.0.5:2376' }, { env: {} })).toEqual({ url: 'tcp://10.0.0.5:2376' });
     expect(() => parseFlags(noneFlags, {}, { env: {} })).toThrow(/--url: is required: pass --url/);
