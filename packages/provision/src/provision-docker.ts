@@ -1,0 +1,370 @@
+import { readFile } from 'node:fs/promises';
+import type { ProgressEvent } from '@machine/driver-core';
+import { CancelledError, MachineError, sleep, TimeoutError, waitFor } from '@machine/driver-core';
+import type { SSHTarget } from '@machine/driver-core/ssh';
+import type ssh2 from 'ssh2';
+import type { ClientCertificates, ServerCertificate } from './certificates.ts';
+import { installCommand } from './cloud-config.ts';
+import { daemonJson, guestPaths, systemdDropIn } from './daemon-config.ts';
+import { dockerApi, dockerUrl, dockerVersion } from './docker-api.ts';
+import { DockerApiError } from './docker-api-error.ts';
+import type { EngineOptions } from './engine-options.ts';
+import { ProvisionError, type ProvisionStep } from './provision-error.ts';
+
+/** The machine to provision: SSH (with the pinned host key) and the address the engine is reached at. */
+export interface ProvisionTarget {
+  ssh: SSHTarget;
+  /** IP or DNS name for `tcp://HOST:PORT`. */
+  dockerHost: string;
+}
+
+/** Options for {@link provisionDocker}. */
+export interface ProvisionOptions {
+  engine: EngineOptions;
+  client: ClientCertificates;
+  server: ServerCertificate;
+  /** True when the machine booted with `buildCloudConfig` user data; false installs over SSH (generic hosts). */
+  cloudInit: boolean;
+  signal?: AbortSignal;
+  onProgress?: (event: ProgressEvent) => void;
+  /** Overall deadline, ms (default 10 minutes). */
+  timeoutMs?: number;
+}
+
+/** How many log lines a ProvisionError carries. */
+const logTailLines = 20;
+/** How long the engine has to answer `/_ping` after a restart. */
+const dockerWaitMs = 120_000;
+/** How long a TLS failure right after a restart is taken for the old engine still running. */
+const tlsGraceMs = 10_000;
+
+/**
+ * Turns a booted machine into a Docker host over one SSH connection:
+ * 1. `cloud-init`: waits for cloud-init (`cloud-init status --wait`), which installs the engine from
+ *    the user data; or, with `cloudInit: false`, `install-engine` runs the install script over SSH
+ *    unless `docker` is already there (an image without cloud-init is handled the same way).
+ * 2. `upload-certificates`: SFTP to /tmp/machine-provision, then `sudo install` into /etc/docker
+ *    (plus daemon.json and the systemd drop-in when cloud-init did not write them).
+ * 3. `restart-docker`: `systemctl daemon-reload && systemctl restart docker`.
+ * 4. `wait-docker`: `GET /_ping` over TLS with the client certificate until `OK`.
+ * 5. `docker-version`: `GET /version`.
+ * A failing step rejects with one {@link ProvisionError} carrying the machine's log tail; an abort
+ * through `signal` rejects with CancelledError.
+ */
+export async function provisionDocker(target: ProvisionTarget, options: ProvisionOptions): Promise<{ dockerVersion: string }> {
+  return runProvisioning(target, options, async (session) => {
+    let writeConfig = !options.cloudInit;
+    if (options.cloudInit) {
+      const hasCloudInit = await session.step('cloud-init', 'waiting for cloud-init to install Docker Engine', () => waitForCloudInit(session, options));
+      if (!hasCloudInit) {
+        session.info('install-engine', 'the image has no cloud-init; installing Docker Engine over SSH');
+        writeConfig = true;
+        await session.step('install-engine', `installing Docker Engine from ${options.engine.installUrl}`, () => installEngine(session, options.engine));
+      }
+    } else {
+      await session.step('install-engine', `installing Docker Engine from ${options.engine.installUrl}`, () => installEngine(session, options.engine));
+    }
+    await session.step('upload-certificates', 'uploading the engine certificates', () => uploadFiles(session, options, writeConfig));
+    await session.step('restart-docker', 'restarting the Docker engine with TLS', () => restartDocker(session));
+    await session.step('wait-docker', `waiting for the Docker engine at ${session.url}`, () => waitForDocker(session, options.client));
+    const version = await session.step('docker-version', 'reading the engine version', () =>
+      dockerVersion(session.url, options.client, { signal: session.signal, machine: session.machine, timeoutMs: 10_000 }),
+    );
+    return { dockerVersion: version };
+  });
+}
+
+/**
+ * Uploads a new server certificate (and the CA), restarts the engine and waits until it answers with
+ * it: for `machine regenerate-certs` and after an IP change. Fails with ProvisionError like
+ * {@link provisionDocker}.
+ */
+export async function installServerCertificate(
+  target: ProvisionTarget,
+  options: { engine: EngineOptions; client: ClientCertificates; server: ServerCertificate; signal?: AbortSignal; onProgress?: (event: ProgressEvent) => void; timeoutMs?: number },
+): Promise<void> {
+  const provisionOptions: ProvisionOptions = { ...options, cloudInit: false };
+  await runProvisioning(target, provisionOptions, async (session) => {
+    await session.step('upload-certificates', 'uploading the new engine certificate', () => uploadFiles(session, provisionOptions, false));
+    await session.step('restart-docker', 'restarting the Docker engine', () => restartDocker(session));
+    await session.step('wait-docker', `waiting for the Docker engine at ${session.url}`, () => waitForDocker(session, options.client));
+  });
+}
+
+/** The result of one command: exit code and its stdout and stderr interleaved as they came. */
+interface CommandOutput {
+  code: number;
+  output: string;
+}
+
+/** One SSH connection used by the steps, with step bookkeeping. */
+interface Session {
+  readonly machine: string;
+  readonly url: string;
+  readonly signal: AbortSignal;
+  /** `sudo ` unless logged in as root. */
+  readonly sudo: string;
+  exec(command: string): Promise<CommandOutput>;
+  sftp(): Promise<ssh2.SFTPWrapper>;
+  step<T>(step: ProvisionStep, message: string, body: () => Promise<T>): Promise<T>;
+  info(step: ProvisionStep, message: string): void;
+  /** Lines for a ProvisionError: the given output's last lines, else the machine's provisioning log. */
+  logTail(output?: string): Promise<string[]>;
+  readonly cloudInit: boolean;
+}
+
+async function runProvisioning<T>(target: ProvisionTarget, options: ProvisionOptions, body: (session: Session) => Promise<T>): Promise<T> {
+  const machine = target.ssh.machine ?? target.dockerHost;
+  const timeoutMs = options.timeoutMs ?? 600_000;
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), timeoutMs);
+  const signal = options.signal === undefined ? deadline.signal : AbortSignal.any([options.signal, deadline.signal]);
+  let currentStep: ProvisionStep = options.cloudInit ? 'cloud-init' : 'install-engine';
+  const { withSSHClient } = await import('@machine/driver-core/ssh');
+  try {
+    return await withSSHClient({ ...target.ssh, machine }, signal, async (client) => {
+      const session: Session = {
+        machine,
+        url: dockerUrl(target.dockerHost, options.engine.port),
+        signal,
+        sudo: target.ssh.username === 'root' ? '' : 'sudo ',
+        cloudInit: options.cloudInit,
+        exec: (command) => execCommand(client, command, signal),
+        sftp: () => openSftp(client),
+        async step(step, message, run) {
+          currentStep = step;
+          options.onProgress?.({ step, phase: 'start', message });
+          const result = await run();
+          options.onProgress?.({ step, phase: 'done', message });
+          return result;
+        },
+        info(step, message) {
+          options.onProgress?.({ step, phase: 'info', message });
+        },
+        async logTail(output) {
+          if (output !== undefined && output.trim() !== '') return lastLines(output);
+          const log = session.cloudInit
+            ? await execCommand(client, `${session.sudo}tail -n ${logTailLines} ${guestPaths.cloudInitLog}`, signal).catch(() => undefined)
+            : await execCommand(client, `${session.sudo}journalctl -u docker --no-pager -n ${logTailLines}`, signal).catch(() => undefined);
+          return log === undefined || log.code !== 0 ? [] : lastLines(log.output);
+        },
+      };
+      return body(session);
+    });
+  } catch (error) {
+    if (options.signal?.aborted) throw MachineError.isInstance(error) && error.code === 'CANCELLED' ? error : new CancelledError('provisioning was cancelled', { machine, cause: error });
+    if (deadline.signal.aborted) {
+      throw new ProvisionError(`gave up after ${Math.round(timeoutMs / 1000)} s`, { machine, step: currentStep, retryable: true, cause: error });
+    }
+    if (ProvisionError.isInstance(error)) throw error;
+    const detail = MachineError.isInstance(error) ? error.detail : error instanceof Error ? error.message : String(error);
+    const hint = MachineError.isInstance(error) ? error.hint : undefined;
+    throw new ProvisionError(detail, {
+      machine,
+      step: currentStep,
+      cause: error,
+      retryable: MachineError.isInstance(error) && error.isRetryable,
+      ...(hint === undefined ? {} : { hint }),
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * `cloud-init status --wait`: done → true; no cloud-init on the image → false; error → ProvisionError
+ * with the log tail, unless the engine got installed anyway (the user's own user data may have failed).
+ */
+async function waitForCloudInit(session: Session, options: ProvisionOptions): Promise<boolean> {
+  for (;;) {
+    const result = await session.exec('cloud-init status --wait');
+    const status = /status:\s*([a-z ]+)/.exec(result.output)?.[1]?.trim() ?? '';
+    if (result.code === 127 || /not found/.test(result.output) && status === '') return false;
+    if (status === 'done' || status === 'disabled' || (result.code === 2 && status !== 'error')) return true;
+    if (status === 'running' || status === 'not run' || status === 'not started') {
+      await sleep(2000, session.signal);
+      continue;
+    }
+    const docker = await session.exec('command -v docker');
+    if (docker.code === 0) {
+      session.info('cloud-init', `cloud-init reported "${status || `exit ${result.code}`}", but Docker Engine is installed; continuing`);
+      return true;
+    }
+    const logTail = await session.logTail();
+    throw new ProvisionError(`cloud-init reported "${status || `exit ${result.code}`}" and Docker Engine is not installed${reason(logTail)}`, {
+      machine: session.machine,
+      step: 'cloud-init',
+      logTail,
+      hint: `see ${guestPaths.cloudInitLog} on the machine; check --engine-install-url (${options.engine.installUrl})`,
+    });
+  }
+}
+
+/** Runs the install script over SSH unless `docker` is already installed. */
+async function installEngine(session: Session, engine: EngineOptions): Promise<void> {
+  const existing = await session.exec('command -v docker');
+  if (existing.code === 0) {
+    session.info('install-engine', `Docker is already installed (${existing.output.trim()})`);
+    return;
+  }
+  const result = await session.exec(installCommand(engine.installUrl, session.sudo !== ''));
+  if (result.code !== 0) {
+    const logTail = lastLines(result.output);
+    throw new ProvisionError(`the install script exited with ${result.code}${reason(logTail)}`, {
+      machine: session.machine,
+      step: 'install-engine',
+      logTail,
+      hint: `check --engine-install-url (${engine.installUrl}) and that the machine can reach it`,
+    });
+  }
+}
+
+/** SFTP to a fresh /tmp/machine-provision (0700), then `sudo install` into place. */
+async function uploadFiles(session: Session, options: ProvisionOptions, writeConfig: boolean): Promise<void> {
+  const dir = guestPaths.uploadDir;
+  const caPem = await readFile(options.client.caCertPath, 'utf8');
+  const files: [name: string, content: string, mode: number][] = [
+    ['ca.pem', caPem, 0o644],
+    ['server.pem', options.server.certPem, 0o644],
+    ['server-key.pem', options.server.keyPem, 0o600],
+  ];
+  if (writeConfig) files.push(['daemon.json', daemonJson(options.engine), 0o644], ['10-machine.conf', systemdDropIn(options.engine), 0o644]);
+  await checked(session, 'upload-certificates', `rm -rf ${dir}`);
+  const sftp = await session.sftp();
+  try {
+    // mkdir fails when the directory exists: nobody else can have prepared it for us.
+    await sftpCall<void>((done) => sftp.mkdir(dir, { mode: 0o700 }, done));
+    for (const [name, content, mode] of files) {
+      await sftpCall<void>((done) => sftp.writeFile(`${dir}/${name}`, content, { mode }, done));
+    }
+  } finally {
+    sftp.end();
+  }
+  const sudo = session.sudo;
+  const commands = [
+    `${sudo}mkdir -p /etc/docker /etc/systemd/system/docker.service.d`,
+    `${sudo}install -m 0644 ${dir}/ca.pem ${dir}/server.pem /etc/docker/`,
+    `${sudo}install -m 0600 ${dir}/server-key.pem /etc/docker/`,
+  ];
+  if (writeConfig) {
+    commands.push(`${sudo}install -m 0644 ${dir}/daemon.json /etc/docker/`, `${sudo}install -m 0644 ${dir}/10-machine.conf /etc/systemd/system/docker.service.d/`);
+  }
+  commands.push(`rm -rf ${dir}`);
+  await checked(session, 'upload-certificates', commands.join(' && '));
+}
+
+/** `systemctl daemon-reload && systemctl restart docker`, once more after `reset-failed` when systemd rate-limited the unit. */
+async function restartDocker(session: Session): Promise<void> {
+  const restart = `${session.sudo}systemctl daemon-reload && ${session.sudo}systemctl restart docker`;
+  let result = await session.exec(restart);
+  if (result.code !== 0 && /too quickly|start-limit/i.test(result.output)) {
+    // dockerd failed to start while the install ran (no certificates yet) and systemd stopped retrying.
+    result = await session.exec(`${session.sudo}systemctl reset-failed docker && ${restart}`);
+  }
+  if (result.code !== 0) {
+    const commandLines = lastLines(result.output);
+    const logTail = [...commandLines, ...(await session.logTail())];
+    throw new ProvisionError(`systemctl restart docker exited with ${result.code}${reason(commandLines)}`, {
+      machine: session.machine,
+      step: 'restart-docker',
+      logTail,
+      hint: /not found|not-found/i.test(result.output) ? 'Docker Engine is not installed; see the log tail' : 'see `journalctl -u docker` on the machine',
+    });
+  }
+}
+
+/** Polls `GET /_ping` until the engine answers `OK`. */
+async function waitForDocker(session: Session, client: ClientCertificates): Promise<void> {
+  const started = Date.now();
+  try {
+    await waitFor<void>(
+      async () => {
+        try {
+          const response = await dockerApi(session.url, client, '/_ping', { signal: session.signal, machine: session.machine, timeoutMs: 5000 });
+          if (response.status === 200 && response.body.trim() === 'OK') return { done: true, value: undefined };
+          return { done: false, reason: `HTTP ${response.status} ${response.body.trim().slice(0, 80)}` };
+        } catch (error) {
+          if (DockerApiError.isInstance(error) && error.failure === 'tls' && Date.now() - started < tlsGraceMs) {
+            return { done: false, reason: error.message };
+          }
+          throw error;
+        }
+      },
+      { interval: 250, maxInterval: 3000, timeout: dockerWaitMs, signal: session.signal, description: `the Docker engine at ${session.url}`, machine: session.machine },
+    );
+  } catch (error) {
+    if (!(TimeoutError.isInstance(error) || DockerApiError.isInstance(error))) throw error;
+    const logTail = await session.logTail();
+    throw new ProvisionError(error.detail, {
+      machine: session.machine,
+      step: 'wait-docker',
+      logTail,
+      cause: error,
+      retryable: error.isRetryable,
+      ...(error.hint === undefined ? {} : { hint: error.hint }),
+    });
+  }
+}
+
+async function checked(session: Session, step: ProvisionStep, command: string): Promise<CommandOutput> {
+  const result = await session.exec(command);
+  if (result.code !== 0) {
+    const logTail = lastLines(result.output);
+    throw new ProvisionError(`\`${command.split(' && ')[0]}…\` exited with ${result.code}${reason(logTail)}`, { machine: session.machine, step, logTail });
+  }
+  return result;
+}
+
+/** Runs one command on an open connection; stdout and stderr are kept in arrival order. */
+function execCommand(client: ssh2.Client, command: string, signal: AbortSignal): Promise<CommandOutput> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(new CancelledError());
+      return;
+    }
+    client.exec(command, (error, channel) => {
+      if (error) {
+        reject(error);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let code = -1;
+      const onAbort = () => channel.close();
+      signal.addEventListener('abort', onAbort, { once: true });
+      channel.on('data', (chunk: Buffer) => chunks.push(chunk));
+      channel.stderr.on('data', (chunk: Buffer) => chunks.push(chunk));
+      channel.on('exit', (exitCode: number | null) => {
+        code = typeof exitCode === 'number' ? exitCode : -1;
+      });
+      channel.on('close', () => {
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) reject(new CancelledError());
+        else resolve({ code, output: Buffer.concat(chunks).toString('utf8') });
+      });
+      channel.end();
+    });
+  });
+}
+
+function openSftp(client: ssh2.Client): Promise<ssh2.SFTPWrapper> {
+  return new Promise((resolve, reject) => client.sftp((error, sftp) => (error ? reject(error) : resolve(sftp))));
+}
+
+function sftpCall<T>(call: (done: (error: Error | null | undefined, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => call((error, value) => (error ? reject(new Error(`SFTP: ${error.message}`)) : resolve(value as T))));
+}
+
+function lastLines(output: string): string[] {
+  return output
+    .replace(/\r/g, '')
+    .split('\n')
+    .map((line) => line.trimEnd())
+    .filter((line) => line !== '')
+    .slice(-logTailLines);
+}
+
+/** `: <the most telling line>` from a log tail: the last error-looking line, else the last line. */
+function reason(logTail: readonly string[]): string {
+  const telling = [...logTail].reverse().find((line) => /\b(error|failed|unable|cannot|denied|not found)\b|^E:/i.test(line)) ?? logTail.at(-1);
+  return telling === undefined ? '' : `: ${telling.trim().slice(0, 200)}`;
+}
