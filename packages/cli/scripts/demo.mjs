@@ -43,7 +43,7 @@ async function leaks() {
 
 rmSync(storage, { recursive: true, force: true });
 console.log(`machine ${execFileSync(process.execPath, [bin, '--version'], { encoding: 'utf8' }).trim()} — storage ${storage}`);
-machine(['create', '-d', 'digitalocean', '--sim', '--digitalocean-firewall', name]);
+machine(['create', '-d', 'digitalocean', '--sim', '--no-provision', '--digitalocean-firewall', name]);
 machine(['ls']);
 machine(['ssh', name, '--', 'uname', '-a']);
 machine(['ssh', name, '--', 'cat', '/etc/os-release']);

@@ -37,14 +37,14 @@ describe('bad input gets one clear line and a non-zero exit code, before any API
   });
 
   it('unknown flag, listing the known ones', async () => {
-    const result = await cli.run(['create', '-d', 'fake', '--fake-colour', 'blue', 'm1']);
+    const result = await cli.run(['create', '-d', 'fake', '--no-provision', '--fake-colour', 'blue', 'm1']);
     expect(result.code).toBe(1);
     expect(oneLine(result.stderr)).toContain('--fake-colour: unknown flag; known flags: --fake-region');
     expect(cli.cloud.totalCalls).toBe(0);
   });
 
   it('bad flag values, each named', async () => {
-    const result = await cli.run(['create', '-d', 'fake', '--fake-size', 'huge', '--fake-wait-timeout', 'soon', 'm1']);
+    const result = await cli.run(['create', '-d', 'fake', '--no-provision', '--fake-size', 'huge', '--fake-wait-timeout', 'soon', 'm1']);
     expect(result.code).toBe(1);
     const line = oneLine(result.stderr);
     expect(line).toContain('--fake-size: "huge" is not one of small, large');
@@ -52,13 +52,13 @@ describe('bad input gets one clear line and a non-zero exit code, before any API
   });
 
   it('a flag without its value', async () => {
-    const result = await cli.run(['create', '-d', 'fake', 'm1', '--fake-region']);
+    const result = await cli.run(['create', '-d', 'fake', '--no-provision', 'm1', '--fake-region']);
     expect(result.code).toBe(1);
     expect(oneLine(result.stderr)).toBe('--fake-region: needs a value');
   });
 
   it('invalid machine name', async () => {
-    const result = await cli.run(['create', '-d', 'fake', 'Bad_Name']);
+    const result = await cli.run(['create', '-d', 'fake', '--no-provision', 'Bad_Name']);
     expect(result.code).toBe(1);
     expect(oneLine(result.stderr)).toContain('machine name: "Bad_Name"');
     expect(cli.cloud.totalCalls).toBe(0);
@@ -71,9 +71,9 @@ describe('bad input gets one clear line and a non-zero exit code, before any API
   });
 
   it('duplicate name', async () => {
-    expect((await cli.run(['create', '-d', 'fake', 'twin'])).code).toBe(0);
+    expect((await cli.run(['create', '-d', 'fake', '--no-provision', 'twin'])).code).toBe(0);
     const calls = cli.cloud.totalCalls;
-    const result = await cli.run(['create', '-d', 'fake', 'twin']);
+    const result = await cli.run(['create', '-d', 'fake', '--no-provision', 'twin']);
     expect(result.code).toBe(1);
     expect(oneLine(result.stderr)).toBe('Docker machine "twin" already exists');
     expect(cli.cloud.totalCalls).toBe(calls);
@@ -90,12 +90,12 @@ describe('bad input gets one clear line and a non-zero exit code, before any API
 
   it('credentials come from the environment on later commands, never from disk', async () => {
     cli.drivers.fakeauth = withRequiredToken(cli.drivers.fake as DriverDescriptor);
-    expect((await cli.run(['create', '-d', 'fakeauth', 'm1'], { env: { FAKE_TOKEN: 'abcd-1234' } })).code).toBe(0);
+    expect((await cli.run(['create', '-d', 'fakeauth', '--no-provision', 'm1'], { env: { FAKE_TOKEN: 'abcd-1234' } })).code).toBe(0);
     const without = await cli.run(['stop', 'm1']);
     expect(without.code).toBe(1);
     expect(oneLine(without.stderr)).toContain('--fake-token: is required');
     const ls = await cli.run(['ls']);
-    expect(ls.stdout).toMatch(/m1\s+fakeauth\s+Error\s+--fake-token: is required/);
+    expect(ls.stdout).toMatch(/m1\s+fakeauth\s+Error\s+Unknown\s+--fake-token: is required/);
     expect((await cli.run(['rm', '-y', 'm1'], { env: { FAKE_TOKEN: 'abcd-1234' } })).code).toBe(0);
     expect(cli.cloud.leaks()).toEqual([]);
   });
@@ -109,12 +109,12 @@ describe('bad input gets one clear line and a non-zero exit code, before any API
   });
 
   it('a corrupt config.json is reported in ls without hiding the other machines', async () => {
-    expect((await cli.run(['create', '-d', 'fake', 'good'])).code).toBe(0);
+    expect((await cli.run(['create', '-d', 'fake', '--no-provision', 'good'])).code).toBe(0);
     await mkdir(join(cli.storage, 'machines', 'broken'), { recursive: true });
     await writeFile(join(cli.storage, 'machines', 'broken', 'config.json'), '{"driver": "fake", "conf');
     const ls = await cli.run(['ls']);
     expect(ls.code).toBe(0);
-    expect(ls.stdout).toMatch(/broken\s+not found\s+Error\s+config\.json of machine "broken" is corrupt/);
+    expect(ls.stdout).toMatch(/broken\s+not found\s+Error\s+Unknown\s+config\.json of machine "broken" is corrupt/);
     expect(ls.stdout).toMatch(/good\s+fake\s+Running/);
     const inspect = await cli.run(['inspect', 'broken']);
     expect(inspect.code).toBe(1);
@@ -135,7 +135,7 @@ describe('bad input gets one clear line and a non-zero exit code, before any API
 
 describe('create failures', () => {
   it('a failed pre-create check exits 3 and leaves no record', async () => {
-    const result = await cli.run(['create', '-d', 'fake', '--fake-open-port', 'not-a-port', 'pc']);
+    const result = await cli.run(['create', '-d', 'fake', '--no-provision', '--fake-open-port', 'not-a-port', 'pc']);
     expect(result.code).toBe(3);
     expect(oneLine(result.stderr)).toMatch(/^Error with pre-create check: ".*not-a-port/);
     expect(existsSync(join(cli.storage, 'machines', 'pc'))).toBe(false);
@@ -144,7 +144,7 @@ describe('create failures', () => {
 
   it('a create the provider fails is cleaned up by the driver and leaves no record', async () => {
     cli.cloud.failOn('instances.run', new Error('no capacity'));
-    const result = await cli.run(['create', '-d', 'fake', 'cap']);
+    const result = await cli.run(['create', '-d', 'fake', '--no-provision', 'cap']);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('Error creating machine: machine "cap": create: no capacity');
     expect(cli.cloud.leaks()).toEqual([]);
@@ -154,12 +154,12 @@ describe('create failures', () => {
   it('a failed create whose cleanup failed too is kept as failed, shown in ls, and removed by rm', async () => {
     cli.cloud.failOn('instances.run', new Error('no capacity'));
     cli.cloud.failOn('keys.delete', new Error('key API down'));
-    const result = await cli.run(['create', '-d', 'fake', 'half']);
+    const result = await cli.run(['create', '-d', 'fake', '--no-provision', 'half']);
     expect(result.code).toBe(1);
     expect(oneLine(result.stderr)).toMatch(/^Error creating machine: .*no capacity; still recorded: key key-\w+\. `machine rm half` deletes it$/);
     expect(cli.cloud.leaks()).toHaveLength(1);
     const ls = await cli.run(['ls']);
-    expect(ls.stdout).toMatch(/half\s+fake\s+Error\s+create failed: .*no capacity; `machine rm half` deletes what it made/);
+    expect(ls.stdout).toMatch(/half\s+fake\s+Error\s+Unknown\s+create failed: .*no capacity; `machine rm half` deletes what it made/);
     expect((await cli.run(['rm', '-y', 'half'])).code).toBe(0);
     expect(cli.cloud.leaks()).toEqual([]);
   });
@@ -172,7 +172,7 @@ describe('create failures', () => {
       controller.abort();
       return id;
     };
-    const result = await cli.run(['create', '-d', 'fake', 'intr'], { signal: controller.signal });
+    const result = await cli.run(['create', '-d', 'fake', '--no-provision', 'intr'], { signal: controller.signal });
     expect(result.code).toBe(130);
     expect(result.stderr).toContain('create of "intr" was interrupted; nothing is left behind');
     expect(cli.cloud.leaks()).toEqual([]);
@@ -194,7 +194,7 @@ describe('create failures', () => {
     });
     await cli.writeLock('killed', 999999);
     const ls = await cli.run(['ls']);
-    expect(ls.stdout).toMatch(/killed\s+fake\s+Error\s+create was interrupted; `machine rm killed` deletes what it made/);
+    expect(ls.stdout).toMatch(/killed\s+fake\s+Error\s+Unknown\s+create was interrupted; `machine rm killed` deletes what it made/);
     expect(cli.cloud.leaks()).toHaveLength(2);
     const rm = await cli.run(['rm', '-y', 'killed']);
     expect(rm.code).toBe(0);
@@ -206,12 +206,12 @@ describe('create failures', () => {
     await cli.storeRecord({ name: 'inflight', status: 'creating' });
     await cli.writeLock('inflight', process.ppid);
     const ls = await cli.run(['ls']);
-    expect(ls.stdout).toMatch(new RegExp(`inflight\\s+fake\\s+Starting\\s+being created by process ${process.ppid}`));
+    expect(ls.stdout).toMatch(new RegExp(`inflight\\s+fake\\s+Starting\\s+Unknown\\s+being created by process ${process.ppid}`));
     expect((await cli.run(['rm', '-y', 'inflight'])).stderr).toContain('machine "inflight" is busy');
   });
 
   it('--debug adds the stack trace of a failure', async () => {
-    await cli.run(['create', '-d', 'fake', 'dbg']);
+    await cli.run(['create', '-d', 'fake', '--no-provision', 'dbg']);
     cli.cloud.failOn('instances.stop', new Error('stop refused'));
     const plain = await cli.run(['stop', 'dbg']);
     expect(oneLine(plain.stderr)).toContain('stop refused');
@@ -221,7 +221,7 @@ describe('create failures', () => {
   });
 
   it('a machine busy in another live process is refused', async () => {
-    expect((await cli.run(['create', '-d', 'fake', 'busy'])).code).toBe(0);
+    expect((await cli.run(['create', '-d', 'fake', '--no-provision', 'busy'])).code).toBe(0);
     await cli.writeLock('busy', process.ppid);
     const result = await cli.run(['stop', 'busy']);
     expect(result.code).toBe(1);
@@ -233,7 +233,7 @@ describe('create failures', () => {
 
 describe('create --help', () => {
   it('lists the driver flags with env vars and defaults, from the schema', async () => {
-    const result = await cli.run(['create', '-d', 'fake', '--help']);
+    const result = await cli.run(['create', '-d', 'fake', '--no-provision', '--help']);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('Flags of driver "fake"');
     for (const definition of fakeDriverFlags) expect(result.stdout).toContain(`--${definition.name}`);

@@ -3,6 +3,7 @@ import { generateSSHKeyPair } from '@machine/driver-core/keys';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { findExecutable } from './commands/ssh.ts';
+import { MachineStore } from './store.ts';
 import { type CliHarness, cliHarness } from './test-support/run-cli.ts';
 
 let cli: CliHarness;
@@ -15,7 +16,7 @@ afterEach(async () => {
 
 describe('machine lifecycle on the fake cloud', () => {
   it('create → ls → status/ip/url/inspect → stop → start → restart → kill → rm leaves nothing behind', async () => {
-    const created = await cli.run(['create', '-d', 'fake', '--fake-region', 'local-2', '--fake-open-port=8080', 'web1']);
+    const created = await cli.run(['create', '-d', 'fake', '--no-provision', '--fake-region', 'local-2', '--fake-open-port=8080', 'web1']);
     expect(created.stdout).toContain('Running pre-create checks...');
     expect(created.stderr).toBe('');
     expect(created.code).toBe(0);
@@ -32,8 +33,8 @@ describe('machine lifecycle on the fake cloud', () => {
     const ls = await cli.run(['ls']);
     expect(ls.code).toBe(0);
     const [header, row] = ls.stdout.trimEnd().split('\n');
-    expect(header).toMatch(/^NAME\s+DRIVER\s+STATE\s+URL\s+ERRORS$/);
-    expect(row).toMatch(/^web1\s+fake\s+Running\s+tcp:\/\/127\.0\.0\.1:2376$/);
+    expect(header).toMatch(/^NAME\s+DRIVER\s+STATE\s+URL\s+DOCKER\s+ERRORS$/);
+    expect(row).toMatch(/^web1\s+fake\s+Running\s+tcp:\/\/127\.0\.0\.1:2376\s+Unknown$/);
 
     expect((await cli.run(['status', 'web1'])).stdout).toBe('Running\n');
     expect((await cli.run(['ip', 'web1'])).stdout).toBe('127.0.0.1\n');
@@ -67,7 +68,7 @@ describe('machine lifecycle on the fake cloud', () => {
   });
 
   it('runs start/stop on several machines at once and reports each failure by name', async () => {
-    for (const name of ['a1', 'a2']) expect((await cli.run(['create', '-d', 'fake', name])).code).toBe(0);
+    for (const name of ['a1', 'a2']) expect((await cli.run(['create', '-d', 'fake', '--no-provision', name])).code).toBe(0);
     const stopped = await cli.run(['stop', 'a1', 'a2', 'missing']);
     expect(stopped.code).toBe(1);
     expect(stopped.stderr).toContain('Docker machine "missing" does not exist');
@@ -77,7 +78,7 @@ describe('machine lifecycle on the fake cloud', () => {
   });
 
   it('asks before removing unless -y or -f', async () => {
-    await cli.run(['create', '-d', 'fake', 'keep']);
+    await cli.run(['create', '-d', 'fake', '--no-provision', 'keep']);
     const declined = await cli.run(['rm', 'keep'], { stdin: 'n\n' });
     expect(declined.code).toBe(1);
     expect(declined.stdout).toContain('Are you sure? (y/n)');
@@ -88,7 +89,7 @@ describe('machine lifecycle on the fake cloud', () => {
   });
 
   it('rm -f removes the local record even when the provider fails, and says so', async () => {
-    await cli.run(['create', '-d', 'fake', 'stuck']);
+    await cli.run(['create', '-d', 'fake', '--no-provision', 'stuck']);
     cli.cloud.failOn('instances.terminate', new Error('the API is down'), 10);
     const plain = await cli.run(['rm', '-y', 'stuck']);
     expect(plain.code).toBe(1);
@@ -101,7 +102,12 @@ describe('machine lifecycle on the fake cloud', () => {
   });
 
   it('prints the Docker environment for each shell, and config', async () => {
-    await cli.run(['create', '-d', 'fake', 'dev']);
+    await cli.run(['create', '-d', 'fake', '--no-provision', 'dev']);
+    // A record without a provision block (made before provisioning existed): the driver's URL is used.
+    const store = new MachineStore(cli.storage);
+    const record = await store.read('dev');
+    delete record.provision;
+    await store.write(record);
     const bash = await cli.run(['env', 'dev'], { env: { SHELL: '/bin/bash' } });
     expect(bash.stdout).toBe(
       [
@@ -126,7 +132,7 @@ describe('machine lifecycle on the fake cloud', () => {
 
   it('never writes or prints a secret flag', async () => {
     const token = 'tok-very-secret-1234';
-    const created = await cli.run(['create', '-d', 'fake', '--fake-token', token, 'sec']);
+    const created = await cli.run(['create', '-d', 'fake', '--no-provision', '--fake-token', token, 'sec']);
     expect(created.code).toBe(0);
     const onDisk = await readFile(join(cli.storage, 'machines', 'sec', 'config.json'), 'utf8');
     expect(onDisk).not.toContain(token);
@@ -139,7 +145,7 @@ describe('machine lifecycle on the fake cloud', () => {
 describe('machine ssh', () => {
   it('runs one command through the system OpenSSH client, checking the host key, and passes the exit code through', async () => {
     expect(findExecutable('ssh', process.env.PATH)).toBeDefined();
-    await cli.run(['create', '-d', 'fake', 'box']);
+    await cli.run(['create', '-d', 'fake', '--no-provision', 'box']);
     const uname = await cli.run(['ssh', 'box', '--', 'uname', '-a']);
     expect(uname.stdout).toContain('Linux machine');
     expect(uname.code).toBe(0);
@@ -148,7 +154,7 @@ describe('machine ssh', () => {
   });
 
   it('checks the host key: OpenSSH and the built-in client refuse a machine whose key changed', async () => {
-    await cli.run(['create', '-d', 'fake', 'box']);
+    await cli.run(['create', '-d', 'fake', '--no-provision', 'box']);
     const knownHosts = join(cli.storage, 'machines', 'box', 'known_hosts');
     const other = generateSSHKeyPair({ comment: 'impostor' }).publicKey.split(' ').slice(0, 2).join(' ');
     await writeFile(knownHosts, `machine-box ${other}\n`);
@@ -161,11 +167,12 @@ describe('machine ssh', () => {
     await writeFile(configPath, JSON.stringify(record));
     const native = await cli.run(['--native-ssh', 'ssh', 'box', '--', 'echo', 'should-not-run']);
     expect(native.code).toBe(1);
-    expect(native.stderr).toContain('the host key of 127.0.0.1');
+    expect(native.stderr).toContain('the SSH host key of machine "box" changed (recorded SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA, presented SHA256:');
+    expect(native.stderr).toMatch(/run "machine trust-host-key box --fingerprint SHA256:[A-Za-z0-9+/]{43}"\n$/);
   });
 
   it('uses the built-in client with --native-ssh or when no ssh is on PATH', async () => {
-    await cli.run(['create', '-d', 'fake', 'box']);
+    await cli.run(['create', '-d', 'fake', '--no-provision', 'box']);
     const native = await cli.run(['--native-ssh', 'ssh', 'box', '--', 'uname', '-a']);
     expect(native).toMatchObject({ code: 0, stdout: 'Linux machine 6.8.0-generic #1 SMP x86_64 GNU/Linux\n' });
     const noPath = await cli.run(['ssh', 'box', 'false'], { env: { PATH: '' } });
@@ -175,14 +182,14 @@ describe('machine ssh', () => {
   });
 
   it('opens an interactive shell with the built-in client when no command is given', async () => {
-    await cli.run(['create', '-d', 'fake', 'box']);
+    await cli.run(['create', '-d', 'fake', '--no-provision', 'box']);
     const shell = await cli.run(['--native-ssh', 'ssh', 'box'], { stdin: 'echo hi there\nexit 4\n' });
     expect(shell.stdout).toContain('hi there');
     expect(shell.code).toBe(4);
   });
 
   it('refuses a stopped machine with the reference wording', async () => {
-    await cli.run(['create', '-d', 'fake', 'box']);
+    await cli.run(['create', '-d', 'fake', '--no-provision', 'box']);
     await cli.run(['stop', 'box']);
     const result = await cli.run(['ssh', 'box', '--', 'true']);
     expect(result).toMatchObject({ code: 1, stderr: 'Cannot run SSH command: Host "box" is not running\n' });

@@ -130,6 +130,35 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     .argument('<destination>')
     .action(run(async (c, source: string, destination: string, options: { recursive?: boolean; quiet?: boolean }) => (await import('./commands/scp.ts')).scpCommand(c, source, destination, options)));
 
+  const provision = async () => import('./commands/provision.ts');
+  program
+    .command('provision')
+    .description('Provision machines again: install/configure Docker Engine, new TLS certificates, wait for the Docker API')
+    .argument('[names...]', 'machine names', ['default'])
+    .action(run(async (c, names: string[]) => (await provision()).provisionCommand(c, names)));
+  program
+    .command('regenerate-certs')
+    .description('Issue new TLS certificates for machines and install them (restarts dockerd)')
+    .option('-f, --force', 'do not ask for confirmation')
+    .option('--client-certs', 'also make a new CA and client certificate (every machine then needs new certificates)')
+    .argument('[names...]', 'machine names', ['default'])
+    .action(
+      run(async (c, names: string[], options: { force?: boolean; clientCerts?: boolean }) =>
+        (await provision()).regenerateCertsCommand(c, names, { force: options.force === true, clientCerts: options.clientCerts === true }),
+      ),
+    );
+  program
+    .command('trust-host-key')
+    .description('Show the SSH host key a machine presents and, with --fingerprint or --yes, record it as its pinned key')
+    .option('--fingerprint <SHA256:…>', 'record the presented key only if it has this fingerprint (checked out of band)')
+    .option('-y, --yes', 'record whatever key the machine presents')
+    .argument('<name>', 'machine name')
+    .action(
+      run(async (c, name: string, options: { fingerprint?: string; yes?: boolean }) =>
+        (await import('./commands/host-key.ts')).trustHostKeyCommand(c, name, { ...(options.fingerprint === undefined ? {} : { fingerprint: options.fingerprint }), yes: options.yes === true }),
+      ),
+    );
+
   const misc = async () => import('./commands/misc.ts');
   program.command('drivers').description('List the installed drivers and their versions').action(run(async (c) => (await misc()).driversCommand(c)));
   program

@@ -26,6 +26,8 @@ export interface SimState {
   sshPort?: number;
   /** Environment variables that point each provider's driver at the simulator (API URL, a fake token). */
   env?: Record<string, string>;
+  /** The port every simulated instance's emulated dockerd listens on (the machines' `--engine-port`). */
+  dockerPort?: number;
 }
 
 /**
@@ -65,6 +67,12 @@ export async function simFlagValues(ctx: CommandContext, descriptor: DriverDescr
   const state = options.start ? await ensureSim(ctx) : await readSimState(ctx.store.root);
   if (state === undefined) throw new CliError('the cloud simulator is not running; `machine create --sim …` starts it');
   return simValuesFor(descriptor, state);
+}
+
+/** The simulator's docker port (its state file's `dockerPort`), the default `--engine-port` of `--sim` machines. */
+export async function simEnginePort(ctx: CommandContext): Promise<number | undefined> {
+  const state = await ensureSim(ctx);
+  return typeof state.dockerPort === 'number' ? state.dockerPort : undefined;
 }
 
 /** Reuses the running simulator daemon or starts one, waiting for its state file. */

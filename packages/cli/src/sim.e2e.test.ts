@@ -48,7 +48,7 @@ afterAll(async () => {
 
 describe('machine --sim (digitalocean on the cloud simulator)', () => {
   it('create → ls → ssh → scp → stop → start → restart → kill → rm, with nothing left in the simulated account', { timeout: 180_000 }, async () => {
-    const created = await machine(['create', '-d', 'digitalocean', '--sim', 'demo']);
+    const created = await machine(['create', '-d', 'digitalocean', '--sim', '--no-provision', 'demo']);
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toContain('Running pre-create checks...');
     const state = JSON.parse(await readFile(join(work, 'store', 'sim', 'state.json'), 'utf8'));
@@ -74,7 +74,7 @@ describe('machine --sim (digitalocean on the cloud simulator)', () => {
     expect(await readFile(join(work, 'back.txt'), 'utf8')).toBe('hello from the host\n');
 
     // Recursive copies, and machine to machine.
-    expect((await machine(['create', '-d', 'digitalocean', '--sim', 'demo2'])).code).toBe(0);
+    expect((await machine(['create', '-d', 'digitalocean', '--sim', '--no-provision', 'demo2'])).code).toBe(0);
     await mkdir(join(work, 'tree', 'sub'), { recursive: true });
     await writeFile(join(work, 'tree', 'sub', 'deep.txt'), 'deep\n');
     expect((await machine(['scp', '-r', join(work, 'tree'), 'demo:/root/tree'])).code).toBe(0);

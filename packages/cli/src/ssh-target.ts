@@ -84,6 +84,36 @@ export function fetchHostKey(target: SSHTarget, expectedFingerprint: string): Pr
   });
 }
 
+/** `type base64` of an OpenSSH public key line (`ssh-ed25519 AAAA… comment`), as known_hosts wants it. */
+export function knownHostsKey(publicKeyLine: string): string {
+  return publicKeyLine.trim().split(/\s+/).slice(0, 2).join(' ');
+}
+
+/** The command that accepts a machine's new host key, printed wherever a changed key is refused. */
+export function trustHint(name: string, fingerprint: string | undefined): string {
+  return fingerprint === undefined
+    ? `"machine trust-host-key ${name}" shows the key the machine presents and how to accept it`
+    : `if you know why it changed (e.g. the machine was rebuilt), check ${fingerprint} out of band (the provider's console) and run "machine trust-host-key ${name} --fingerprint ${fingerprint}"`;
+}
+
+/**
+ * A host key mismatch (driver-core's SSHError `host-key`) as the CLI's one line: what changed and
+ * exactly how to accept the new key. Any other error is returned unchanged.
+ */
+export function explainHostKeyError(error: unknown, name: string): unknown {
+  const failure = (error as { failure?: unknown; code?: unknown } | null)?.failure;
+  if (failure !== 'host-key') return error;
+  const detail = String((error as { detail?: unknown }).detail ?? (error as Error).message);
+  const match = /expected (\S+), got (\S+)/.exec(detail);
+  const expected = match?.[1];
+  const presented = match?.[2];
+  return new CliError(
+    `the SSH host key of machine "${name}" changed${expected === undefined ? '' : ` (recorded ${expected}, presented ${presented})`}: refusing to connect, someone may be intercepting the connection; ${trustHint(name, presented)}`,
+    1,
+    { cause: error },
+  );
+}
+
 /** Writes the machine's known_hosts file: one line for its alias. */
 export async function writeKnownHosts(machineDir: string, alias: string, hostKey: string): Promise<string> {
   const path = join(machineDir, 'known_hosts');

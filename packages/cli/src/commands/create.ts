@@ -1,5 +1,7 @@
 import {
+  type BootConfig,
   type DriverDescriptor,
+  type FlagDefinition,
   InvalidConfigError,
   type ProgressEvent,
   MachineError,
@@ -10,6 +12,7 @@ import {
   withoutSecrets,
 } from '@machine/driver-core';
 import { waitForSSH } from '@machine/driver-core/ssh';
+import type { ClientCertificates, MachineHostKey } from '@machine/provision';
 import { CliError, ExitCode, errorLine, machineExists } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { driverFlagHelp, parseDriverArguments } from '../driver-flags.ts';
@@ -17,8 +20,10 @@ import { writeLine } from '../io.ts';
 import { lockMachine } from '../lock.ts';
 import { persistentContext } from '../machine-host.ts';
 import { progressPrinter } from '../progress.ts';
-import { fetchHostKey, sshCredentials, writeKnownHosts } from '../ssh-target.ts';
+import { certsDir, copyClientFiles, issueFor, provisionRecord } from '../provisioning.ts';
+import { explainHostKeyError, fetchHostKey, knownHostsKey, sshCredentials, writeKnownHosts } from '../ssh-target.ts';
 import type { MachineRecord } from '../store.ts';
+import { type ProvisionPlan, reportProvisionFailure, runProvisioning } from './provision.ts';
 
 /** `create`'s own options, parsed before the driver is known. */
 interface CreateOptions {
@@ -43,23 +48,30 @@ function parseCreateOptions(tokens: readonly string[]): CreateOptions {
       options.driver = value;
     } else if (token.startsWith('--driver=')) options.driver = token.slice('--driver='.length);
     else if (token === '--sim') options.sim = true;
+    else if (token === '--swarm' || token.startsWith('--swarm-') || token.startsWith('--swarm=')) {
+      throw new CliError(`${token.split('=')[0]}: Swarm classic is not supported (it was retired by Docker); create the machine, then run \`docker swarm init\` on it`);
+    }
     else if (token === '-h' || token === '--help') options.help = true;
     else options.rest.push(token);
   }
   return options;
 }
 
-function createUsage(descriptor: DriverDescriptor | undefined): string[] {
+function createUsage(descriptor: DriverDescriptor | undefined, provisionFlags: readonly FlagDefinition[]): string[] {
   const lines = [
     'Usage: machine create -d DRIVER [driver flags] NAME',
     '',
     'Creates a machine: checks the name and flags, runs the driver\'s pre-create check, creates the',
-    'instance, waits until SSH answers and records the machine.',
+    'instance (installing Docker Engine while it boots where the image has cloud-init), waits until SSH',
+    'answers with the pinned host key, installs the TLS certificates and waits for the Docker API.',
     '',
     'Options:',
     '  -d, --driver <name>   driver to use [$MACHINE_DRIVER]',
     '  --sim                 use the bundled cloud simulator (no account needed)',
     '  -h, --help            this help; with -d, the driver\'s flags too',
+    '',
+    'Docker Engine flags:',
+    ...driverFlagHelp(provisionFlags),
   ];
   if (descriptor !== undefined) {
     lines.push('', `Flags of driver "${descriptor.name}" (${descriptor.description}):`, ...driverFlagHelp(descriptor.flags));
@@ -74,23 +86,26 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
   const driverName = options.driver ?? io.env.MACHINE_DRIVER;
   if (driverName === undefined || driverName === '') {
     if (options.help) {
-      for (const line of createUsage(undefined)) writeLine(io.stdout, line);
+      for (const line of createUsage(undefined, (await import('@machine/provision')).provisionFlags)) writeLine(io.stdout, line);
       return ExitCode.ok;
     }
     throw new CliError('a driver is required: `machine create -d DRIVER NAME` (`machine drivers` lists them)');
   }
   const descriptor = await ctx.registry.load(driverName);
+  const provisionModule = await import('@machine/provision');
+  const { provisionFlags } = provisionModule;
   if (options.help) {
-    for (const line of createUsage(descriptor)) writeLine(io.stdout, line);
+    for (const line of createUsage(descriptor, provisionFlags)) writeLine(io.stdout, line);
     return ExitCode.ok;
   }
 
   // Everything is checked before any API call: the name, every flag, the credentials.
-  const parsed = parseDriverArguments(descriptor.flags, options.rest);
-  const known = new Set(descriptor.flags.map((definition) => definition.name));
+  const parsed = parseDriverArguments([...provisionFlags, ...descriptor.flags], options.rest);
+  const known = new Set([...provisionFlags, ...descriptor.flags].map((definition) => definition.name));
   const unknown = Object.keys(parsed.values).filter((flagName) => !known.has(flagName));
   if (unknown.length > 0) {
-    const list = [...known].map((flagName) => `--${flagName}`).join(', ');
+    // The driver's flags; the Docker Engine flags are in `machine create --help`.
+    const list = descriptor.flags.map((definition) => `--${definition.name}`).join(', ');
     throw new InvalidConfigError(unknown.map((flagName) => ({ flag: flagName, message: `unknown flag; known flags: ${list}` })));
   }
   if (parsed.positionals.length === 0) throw new CliError(`a machine name is required: \`machine create -d ${driverName} NAME\``);
@@ -100,16 +115,29 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
   const name = parsed.positionals[0] as string;
   if (parsed.missingValues.length > 0) throw new InvalidConfigError(parsed.missingValues.map((flag) => ({ flag, message: 'needs a value' })));
   assertValidMachineName(name);
-  let values = parsed.values;
+  const hostFlagNames = new Set<string>(provisionFlags.map((definition) => definition.name));
+  let values = Object.fromEntries(Object.entries(parsed.values).filter(([flagName]) => !hostFlagNames.has(flagName)));
+  const hostValues = Object.fromEntries(Object.entries(parsed.values).filter(([flagName]) => hostFlagNames.has(flagName)));
   if (options.sim) {
     // The simulator's endpoint and fake credentials; what the user gave explicitly wins.
-    const { simFlagValues } = await import('../sim-mode.ts');
+    const { simFlagValues, simEnginePort } = await import('../sim-mode.ts');
     values = { ...(await simFlagValues(ctx, descriptor, { start: true })), ...values };
+    // Each simulator has its own docker port, so parallel simulators never collide on 2376.
+    const port = await simEnginePort(ctx);
+    if (port !== undefined && hostValues['engine-port'] === undefined) hostValues['engine-port'] = port;
   }
-  const config = parseFlags(descriptor.flags, values, { env: io.env }) as Record<string, unknown>;
+  const [config, engine] = parseAll(
+    () => parseFlags(descriptor.flags, values, { env: io.env }) as Record<string, unknown>,
+    () => provisionModule.engineOptionsFrom(parseFlags(provisionFlags, hostValues, { env: io.env }) as Record<string, unknown>),
+  );
   const secrets = secretValues(descriptor.flags, config);
+  // Provisioning needs SSH; `none` (an existing engine at a URL) has none.
+  const sshCapable = descriptor.capabilities?.ssh !== false;
+  const provisioning = sshCapable && !engine.noProvision;
 
   const lock = await lockMachine(store.root, name);
+  let provisionTarget: ProvisionPlan | undefined;
+  let provisioned = false;
   try {
     if (await store.exists(name)) throw machineExists(name);
     const record: MachineRecord = {
@@ -124,6 +152,20 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       ...(options.sim ? { sim: true } : {}),
     };
     await store.create(record);
+    const machineDir = store.machineDir(name);
+    let client: ClientCertificates | undefined;
+    let hostKey: MachineHostKey | undefined;
+    let boot: BootConfig | undefined;
+    if (provisioning) {
+      // Like the reference, the CA and client certificate come first (made once per store).
+      client = await provisionModule.ensureClientCertificates(certsDir(store));
+      await copyClientFiles(client, machineDir);
+      if (descriptor.capabilities?.userData === true) {
+        // The machine boots with a host key made here, so the first SSH connection verifies it.
+        hostKey = provisionModule.generateHostKey(`machine-${name}`);
+        boot = { userData: provisionModule.buildCloudConfig({ engine, hostKey }), hostKeyFingerprint: hostKey.fingerprint };
+      }
+    }
     const printProgress = progressPrinter(io.stdout);
     let driverWaitedForSSH = false;
     const onProgress = (event: ProgressEvent) => {
@@ -146,7 +188,7 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
 
     onProgress({ step: 'create', phase: 'start', message: `Creating machine "${name}" with driver ${descriptor.name}...` });
     try {
-      await driver.create(operation);
+      await driver.create({ ...operation, ...(boot === undefined ? {} : { boot }) });
       onProgress({ step: 'create', phase: 'done', message: `Created machine "${name}"` });
       const sshHost = await driver.getSSHHostname(operation).catch((error: unknown) => {
         // A driver without SSH (like the reference's `none`) says so; there is nothing to wait for.
@@ -155,18 +197,31 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       });
       if (sshHost !== undefined) {
         const keyPath = driver.getSSHKeyPath();
+        // The key the machine booted with (pinned), else the first key the driver saw (trust on first use).
+        const seenByDriver = typeof record.data.hostKeyFingerprint === 'string' ? record.data.hostKeyFingerprint : undefined;
+        const pinned = boot?.hostKeyFingerprint ?? seenByDriver;
         const target = {
           host: sshHost,
           port: await driver.getSSHPort(operation),
           username: driver.getSSHUsername(),
           ...(await sshCredentials(name, keyPath)),
           machine: name,
+          ...(pinned === undefined ? {} : { hostKeyFingerprint: pinned }),
         };
         // Drivers usually wait for SSH themselves; this check is then one quick handshake, not shown again.
-        const fingerprint = await waitForSSH(target, { ...(driverWaitedForSSH ? {} : { onProgress }), ...operation });
-        const hostKey = await fetchHostKey(target, fingerprint);
-        await writeKnownHosts(store.machineDir(name), `machine-${name}`, hostKey);
-        record.ssh = { user: target.username, port: target.port, keyPath, hostKeyFingerprint: fingerprint, hostKey };
+        const fingerprint = await waitForSSH(target, { ...(driverWaitedForSSH ? {} : { onProgress }), ...operation }).catch((error: unknown) => {
+          throw explainHostKeyError(error, name);
+        });
+        // With a pinned key the public key is known already; otherwise one more handshake reads it.
+        const publicKey = hostKey !== undefined ? knownHostsKey(hostKey.publicKey) : await fetchHostKey(target, fingerprint);
+        await writeKnownHosts(machineDir, `machine-${name}`, publicKey);
+        record.ssh = { user: target.username, port: target.port, keyPath, hostKeyFingerprint: fingerprint, hostKey: publicKey };
+        if (provisioning && client !== undefined) {
+          const ip = await driver.getIP(operation);
+          const server = await issueFor(name, machineDir, client, engine, ip);
+          record.provision = provisionRecord(engine, 'failed', server.sans);
+          provisionTarget = { ssh: { ...target, hostKeyFingerprint: fingerprint }, dockerHost: ip, server, client, engine };
+        } else if (engine.noProvision && sshCapable) record.provision = provisionRecord(engine, 'skipped');
       }
       record.status = 'ready';
       await store.write(record);
@@ -191,11 +246,39 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
         { cause: error },
       );
     }
+    if (provisionTarget !== undefined) {
+      // The machine exists and is recorded; a failure from here on keeps it, as `Error` in `ls`.
+      try {
+        await runProvisioning(ctx, { ...provisionTarget, cloudInit: descriptor.capabilities?.userData === true, record, onProgress });
+        provisioned = true;
+      } catch (error) {
+        return await reportProvisionFailure(ctx, record, error, secrets);
+      }
+    }
   } finally {
     await lock.release();
   }
-  writeLine(io.stdout, `Machine "${name}" is ready. Connect with \`machine ssh ${name}\`; \`machine env ${name}\` prints its Docker environment.`);
+  const next = provisioned ? `\`eval $(machine env ${name})\` points the docker client at it` : `connect with \`machine ssh ${name}\``;
+  writeLine(io.stdout, `Machine "${name}" is ready: ${next}.`);
   return ExitCode.ok;
+}
+
+/** Runs both parsers and reports every bad flag of both in one error. */
+function parseAll<A, B>(first: () => A, second: () => B): [A, B] {
+  const issues: ConstructorParameters<typeof InvalidConfigError>[0][number][] = [];
+  let a: A | undefined;
+  let b: B | undefined;
+  for (const [index, parse] of [first, second].entries()) {
+    try {
+      if (index === 0) a = parse() as A;
+      else b = parse() as B;
+    } catch (error) {
+      if (!(MachineError.isInstance(error) && error.code === 'INVALID_CONFIG')) throw error;
+      issues.push(...(error as InvalidConfigError).issues);
+    }
+  }
+  if (issues.length > 0) throw new InvalidConfigError(issues);
+  return [a as A, b as B];
 }
 
 function messageOf(error: unknown, secrets: readonly string[]): string {

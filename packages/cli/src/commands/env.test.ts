@@ -13,7 +13,7 @@ afterEach(async () => {
 
 /** Creates a fake-cloud machine (IP 127.0.0.1) and gives its record a provision block. */
 async function machineWith(name: string, provision: Partial<ProvisionRecord>): Promise<void> {
-  const created = await cli.run(['create', '-d', 'fake', name]);
+  const created = await cli.run(['create', '-d', 'fake', '--no-provision', name]);
   expect(created.code, created.stderr).toBe(0);
   const store = new MachineStore(cli.storage);
   const record = await store.read(name);

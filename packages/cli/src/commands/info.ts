@@ -1,6 +1,7 @@
 import { redactSecrets } from '@machine/driver-core';
 import { CliError, ExitCode, hostNotRunningMessage } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
+import { dockerUrlOf } from '../docker-endpoint.ts';
 import { writeLine } from '../io.ts';
 import { type OpenMachine, openMachine } from '../machine-host.ts';
 import { parseTemplate } from '../template.ts';
@@ -34,7 +35,10 @@ export async function ipCommand(ctx: CommandContext, name: string): Promise<numb
 /** `machine url NAME`. */
 export async function urlCommand(ctx: CommandContext, name: string): Promise<number> {
   const machine = await runningMachine(ctx, name);
-  writeLine(ctx.io.stdout, await machine.driver.getURL(operation(ctx)));
+  const provision = machine.record.provision;
+  // A provisioned machine's engine listens on its --engine-port; otherwise the driver knows the URL.
+  const url = provision === undefined ? await machine.driver.getURL(operation(ctx)) : dockerUrlOf(await machine.driver.getIP(operation(ctx)), provision.dockerPort);
+  writeLine(ctx.io.stdout, url);
   return ExitCode.ok;
 }
 

@@ -4,6 +4,7 @@ import type { CommandContext } from '../context.ts';
 import { writeLine } from '../io.ts';
 import { lockMachine } from '../lock.ts';
 import { type OpenMachine, openMachine } from '../machine-host.ts';
+import { progressPrinter } from '../progress.ts';
 
 /** The state each action leaves a machine in; an action on a machine already there says so and succeeds. */
 const actions = {
@@ -31,6 +32,22 @@ export async function lifecycleCommand(ctx: CommandContext, action: LifecycleAct
       writeLine(ctx.io.stdout, `${spec.verb} "${name}"...`);
       await runAction(machine.driver, action, state, options);
       writeLine(ctx.io.stdout, `${spec.done} "${name}".`);
+      const provision = machine.record.provision;
+      if ((action === 'start' || action === 'restart') && provision?.state === 'provisioned') {
+        // A new public IP after a stop would make the docker client refuse the old certificate.
+        const { refreshCertificateAfterIpChange } = await import('../provisioning.ts');
+        const { pinnedSSH } = await import('./provision.ts');
+        const changed = await refreshCertificateAfterIpChange({
+          name,
+          store: ctx.store,
+          driver: machine.driver,
+          provision,
+          ssh: () => pinnedSSH(ctx, machine),
+          onProgress: progressPrinter(ctx.io.stdout),
+          ...options,
+        });
+        if (changed) await ctx.store.write(machine.record);
+      }
     } finally {
       await lock.release();
     }
@@ -96,6 +113,7 @@ export async function forEachMachine(ctx: CommandContext, names: readonly string
     if (result.status === 'fulfilled') return;
     failures++;
     const message = errorLine(result.reason);
+    if (message === '') return; // already reported in full
     const name = names[index] ?? '';
     const alreadyNamed = message.includes(`"${name}"`);
     writeLine(ctx.io.stderr, alreadyNamed ? message : `machine "${name}": ${message}`);
@@ -105,7 +123,7 @@ export async function forEachMachine(ctx: CommandContext, names: readonly string
 }
 
 /** Asks a question on stdout and reads one line from stdin (empty when there is no stdin). */
-async function ask(ctx: CommandContext, question: string): Promise<string> {
+export async function ask(ctx: CommandContext, question: string): Promise<string> {
   ctx.io.stdout.write(question);
   const stdin = ctx.io.stdin;
   if (stdin === undefined) return '';

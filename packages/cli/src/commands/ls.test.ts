@@ -69,8 +69,8 @@ describe('machine ls', () => {
 
   it('filters by driver, state and name, prints names with -q, and JSON with --format json', async () => {
     cli = await cliHarness();
-    expect((await cli.run(['create', '-d', 'fake', 'web1'])).code).toBe(0);
-    expect((await cli.run(['create', '-d', 'fake', 'db1'])).code).toBe(0);
+    expect((await cli.run(['create', '-d', 'fake', '--no-provision', 'web1'])).code).toBe(0);
+    expect((await cli.run(['create', '-d', 'fake', '--no-provision', 'db1'])).code).toBe(0);
     await cli.run(['stop', 'db1']);
     expect((await cli.run(['ls', '-q', '--filter', 'state=stopped'])).stdout).toBe('db1\n');
     expect((await cli.run(['ls', '-q', '--filter', 'state=Running'])).stdout).toBe('web1\n');
@@ -92,6 +92,6 @@ describe('machine ls', () => {
     await storeMachine(cli, 'orphan', 'uninstalled');
     const result = await cli.run(['ls']);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/orphan\s+uninstalled\s+Error\s+Driver "uninstalled" not found/);
+    expect(result.stdout).toMatch(/orphan\s+uninstalled\s+Error\s+Unknown\s+Driver "uninstalled" not found/);
   });
 });

@@ -4,6 +4,8 @@ import type { CommandContext } from '../context.ts';
 import { writeLine } from '../io.ts';
 import { lockHolder } from '../lock.ts';
 import { configFromRecord, persistentContext } from '../machine-host.ts';
+import { dockerUrlOf, provisionHint } from '../docker-endpoint.ts';
+import { certsDir, clientCertificatesIn } from '../provisioning.ts';
 import type { MachineRecord } from '../store.ts';
 import { alignColumns, parseTemplate } from '../template.ts';
 
@@ -14,6 +16,8 @@ export interface ListRow {
   DriverName: string;
   State: string;
   URL: string;
+  /** `v27.3.1` from the engine's `GET /version` over TLS, else `Unknown`. */
+  DockerVersion: string;
   Error: string;
   /** Milliseconds the state query took. */
   ResponseTime: number;
@@ -26,13 +30,14 @@ export interface ListOptions {
   format?: string;
 }
 
-const defaultFormat = 'table {{.Name}}\t{{.DriverName}}\t{{.State}}\t{{.URL}}\t{{.Error}}';
+const defaultFormat = 'table {{.Name}}\t{{.DriverName}}\t{{.State}}\t{{.URL}}\t{{.DockerVersion}}\t{{.Error}}';
 const headers: Record<string, string> = {
   Name: 'NAME',
   Active: 'ACTIVE',
   DriverName: 'DRIVER',
   State: 'STATE',
   URL: 'URL',
+  DockerVersion: 'DOCKER',
   Error: 'ERRORS',
   ResponseTime: 'RESPONSE',
 };
@@ -137,6 +142,10 @@ export async function listRows(ctx: CommandContext, names: readonly string[], op
       rows.set(entry.name, row(entry.name, entry.driver, 'Error', `create failed: ${entry.error ?? 'unknown error'}; \`machine rm ${entry.name}\` deletes what it made`));
       continue;
     }
+    if (entry.provision?.state === 'failed') {
+      rows.set(entry.name, row(entry.name, entry.driver, 'Error', `provisioning failed: ${entry.provision.error ?? 'unknown error'}; ${provisionHint(entry.name)}`));
+      continue;
+    }
     byDriver.set(entry.driver, [...(byDriver.get(entry.driver) ?? []), entry]);
   }
 
@@ -203,10 +212,28 @@ async function queryGroup(ctx: CommandContext, descriptor: DriverDescriptor, gro
       if (state instanceof Error) return { ...row(name, descriptor.name, 'Error', redactSecrets(errorLine(state), entry.secrets)), ResponseTime: Date.now() - entry.started };
       let url = '';
       let error = '';
-      if (state === 'Running') {
-        const answer = await withTimeout(driver.getURL({ signal: controller.signal }), Math.max(1, deadline - Date.now()), controller);
+      let dockerVersion = 'Unknown';
+      const provision = entry.record.provision;
+      const remaining = () => Math.max(1, deadline - Date.now());
+      if (state === 'Running' && provision === undefined) {
+        const answer = await withTimeout(driver.getURL({ signal: controller.signal }), remaining(), controller);
         if (typeof answer === 'string' && answer !== 'timeout') url = answer;
         else if (answer instanceof Error) error = redactSecrets(errorLine(answer), entry.secrets);
+      } else if (state === 'Running' && provision !== undefined) {
+        // The engine listens on the recorded --engine-port; its version comes from GET /version over TLS.
+        const ip = await withTimeout(driver.getIP({ signal: controller.signal }), remaining(), controller);
+        if (ip instanceof Error) error = redactSecrets(errorLine(ip), entry.secrets);
+        else if (ip !== 'timeout') {
+          url = dockerUrlOf(ip, provision.dockerPort);
+          if (provision.state === 'provisioned' && !provision.serverCertSans.includes(ip)) {
+            error = `the server certificate is not valid for ${ip}: run "machine regenerate-certs ${name}"`;
+          } else if (provision.state === 'provisioned') {
+            const { dockerVersion: askVersion } = await import('@machine/provision');
+            const answer = await withTimeout(askVersion(url, clientCertificatesIn(certsDir(ctx.store)), { timeoutMs: remaining(), signal: controller.signal }), remaining(), controller);
+            if (typeof answer === 'string' && answer !== 'timeout') dockerVersion = `v${answer}`;
+            else if (answer instanceof Error) ctx.debugLog(`ls ${name}: docker version: ${errorLine(answer)}`);
+          }
+        }
       }
       return {
         Name: name,
@@ -214,6 +241,7 @@ async function queryGroup(ctx: CommandContext, descriptor: DriverDescriptor, gro
         DriverName: descriptor.name,
         State: state,
         URL: url,
+        DockerVersion: dockerVersion,
         Error: error,
         ResponseTime: Date.now() - entry.started,
       };
@@ -223,7 +251,7 @@ async function queryGroup(ctx: CommandContext, descriptor: DriverDescriptor, gro
 }
 
 function row(name: string, driver: string, state: string, error: string): ListRow {
-  return { Name: name, Active: '-', DriverName: driver, State: state, URL: '', Error: error, ResponseTime: 0 };
+  return { Name: name, Active: '-', DriverName: driver, State: state, URL: '', DockerVersion: 'Unknown', Error: error, ResponseTime: 0 };
 }
 
 /** The promise's value, its error as a value, or `timeout` (aborting the controller) after `ms`. */

@@ -6,7 +6,7 @@ import type { SFTPWrapper } from 'ssh2';
 import { CliError, ExitCode } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { openMachine } from '../machine-host.ts';
-import { machineSSH } from '../ssh-target.ts';
+import { explainHostKeyError, machineSSH } from '../ssh-target.ts';
 
 /** One side of a copy: a local path, or a path on a machine (optionally as another user). */
 export type CopyLocation = { kind: 'local'; path: string } | { kind: 'remote'; machine: string; user?: string; path: string };
@@ -55,7 +55,9 @@ async function withSftp<T>(ctx: CommandContext, location: CopyLocation & { kind:
         use(sftp).then(resolve, reject);
       });
     }),
-  );
+  ).catch((error: unknown) => {
+    throw explainHostKeyError(error, location.machine);
+  });
 }
 
 function promisify<T>(call: (callback: (error: Error | null | undefined, value: T) => void) => void): Promise<T> {

@@ -5,7 +5,7 @@ import { withSSHClient } from '@machine/driver-core/ssh';
 import { CliError, ExitCode } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { openMachine } from '../machine-host.ts';
-import { type MachineSSH, machineSSH } from '../ssh-target.ts';
+import { type MachineSSH, explainHostKeyError, machineSSH, trustHint } from '../ssh-target.ts';
 
 /** The path of an executable on PATH, or undefined. */
 export function findExecutable(name: string, pathVariable: string | undefined): string | undefined {
@@ -57,13 +57,34 @@ export async function sshCommand(ctx: CommandContext, args: readonly string[]): 
   const ssh = ctx.nativeSsh ? undefined : findExecutable('ssh', ctx.io.env.PATH);
   if (ssh !== undefined) {
     ctx.debugLog(`using ${ssh}`);
-    return runOpenSSH(ctx, ssh, [...openSSHOptions(target), `${target.username}@${target.host}`, ...rest]);
+    const code = await runOpenSSH(ctx, ssh, [...openSSHOptions(target), `${target.username}@${target.host}`, ...rest]);
+    // 255 is OpenSSH's own failure, quiet under LogLevel=quiet: say so when it was a changed host key.
+    if (code === 255 && target.hostKeyFingerprint !== undefined) await reportChangedHostKey(ctx, target);
+    return code;
   }
   const separator = rest.indexOf('--');
   const options = separator === -1 ? rest.filter((arg) => arg.startsWith('-')) : rest.slice(0, separator).filter((arg) => arg.startsWith('-'));
   if (options.length > 0) throw new CliError(`the built-in SSH client does not take ssh options (${options.join(' ')}); install OpenSSH or leave them out`);
   const command = (separator === -1 ? rest : rest.slice(separator + 1)).join(' ');
-  return command === '' ? nativeShell(ctx, target) : nativeExec(ctx, target, command);
+  try {
+    return await (command === '' ? nativeShell(ctx, target) : nativeExec(ctx, target, command));
+  } catch (error) {
+    throw explainHostKeyError(error, name);
+  }
+}
+
+/** After OpenSSH failed: when the machine now presents another host key than the recorded one, says so and how to accept it. */
+async function reportChangedHostKey(ctx: CommandContext, target: MachineSSH): Promise<void> {
+  try {
+    const { presentedHostKey } = await import('./host-key.ts');
+    const presented = await presentedHostKey(target.host, target.port, 5000);
+    if (presented.fingerprint === target.hostKeyFingerprint) return;
+    ctx.io.stderr.write(
+      `the SSH host key of machine "${target.machine}" changed (recorded ${target.hostKeyFingerprint}, presented ${presented.fingerprint}): refusing to connect, someone may be intercepting the connection; ${trustHint(target.machine ?? '', presented.fingerprint)}\n`,
+    );
+  } catch {
+    // The machine did not answer: OpenSSH's exit code says enough.
+  }
 }
 
 function runOpenSSH(ctx: CommandContext, command: string, args: string[]): Promise<number> {

@@ -1,0 +1,77 @@
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type CliHarness, cliHarness } from '../test-support/run-cli.ts';
+
+let cli: CliHarness;
+beforeEach(async () => {
+  cli = await cliHarness();
+});
+afterEach(async () => {
+  await cli.close();
+});
+
+describe('create: Docker Engine flags', () => {
+  it('refuses --swarm* with one line, before any API call', async () => {
+    for (const flag of ['--swarm', '--swarm-master', '--swarm-discovery=token://x']) {
+      const result = await cli.run(['create', '-d', 'fake', flag, 'web1']);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe(`${flag.split('=')[0]}: Swarm classic is not supported (it was retired by Docker); create the machine, then run \`docker swarm init\` on it\n`);
+    }
+    expect(cli.cloud.leaks()).toEqual([]);
+    expect((await cli.run(['ls', '-q'])).stdout).toBe('');
+  });
+
+  it('checks engine flags with the driver flags and reports every problem at once', async () => {
+    const result = await cli.run(['create', '-d', 'fake', '--engine-port', '0', '--engine-registry-mirror', 'ftp://x', '--fake-size', 'huge', 'web1']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('--fake-size');
+    expect(result.stderr).toContain('--engine-port');
+    expect(result.stderr).toContain('--engine-registry-mirror');
+    expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(cli.cloud.leaks()).toEqual([]);
+  });
+
+  it('create --help lists the Docker Engine flags', async () => {
+    const help = await cli.run(['create', '-d', 'fake', '--help']);
+    expect(help.stdout).toContain('Docker Engine flags:');
+    for (const flag of ['--engine-install-url', '--engine-port', '--engine-opt', '--engine-env', '--engine-insecure-registry', '--engine-registry-mirror', '--engine-label', '--engine-storage-driver', '--tls-san', '--no-provision']) {
+      expect(help.stdout).toContain(flag);
+    }
+    expect(help.stdout).toContain('$MACHINE_DOCKER_INSTALL_URL');
+  });
+
+  it('--no-provision records a bare machine: no certificates, env says how to add an engine', async () => {
+    expect((await cli.run(['create', '-d', 'fake', '--no-provision', 'bare'])).code).toBe(0);
+    const record = JSON.parse(await readFile(join(cli.storage, 'machines', 'bare', 'config.json'), 'utf8'));
+    expect(record.provision).toMatchObject({ state: 'skipped', dockerPort: 2376 });
+    await expect(stat(join(cli.storage, 'certs', 'ca.pem'))).rejects.toThrow();
+    expect((await cli.run(['env', '--shell', 'bash', 'bare'])).stderr).toContain('"machine provision bare" installs one');
+  });
+});
+
+describe('create: a provisioning failure keeps the machine', () => {
+  it('exits 1 with the ProvisionError line, records Error with the hint, and rm removes it all', async () => {
+    // The fake cloud's SSH server has no Docker and no way to install it: provisioning fails.
+    const result = await cli.run(['create', '-d', 'fake', '--engine-install-url', 'https://get.docker.com', 'web1']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^provisioning web1 failed at [a-z-]+: /);
+    expect(result.stderr).toContain('The machine "web1" is kept: run "machine provision web1" to retry, or "machine rm web1"\n');
+    const dir = join(cli.storage, 'machines', 'web1');
+    expect((await stat(join(cli.storage, 'certs', 'ca-key.pem'))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(dir, 'server-key.pem'))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(dir, 'key.pem'))).mode & 0o777).toBe(0o600);
+    for (const file of ['ca.pem', 'cert.pem', 'server.pem']) expect(await readFile(join(dir, file), 'utf8')).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    const record = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+    expect(record.status).toBe('ready');
+    expect(record.provision).toMatchObject({ state: 'failed', serverCertSans: expect.arrayContaining(['127.0.0.1', 'localhost']) });
+    const ls = await cli.run(['ls']);
+    expect(ls.stdout).toMatch(/web1\s+fake\s+Error\s+Unknown\s+provisioning failed: provisioning web1 failed at .*; run "machine provision web1" to retry, or "machine rm web1"\n/);
+    const env = await cli.run(['env', '--shell', 'bash', 'web1']);
+    expect(env.code).toBe(1);
+    expect(env.stderr).toContain('run "machine provision web1" to retry, or "machine rm web1"');
+    expect((await cli.run(['rm', '-y', 'web1'])).code).toBe(0);
+    expect(cli.cloud.leaks()).toEqual([]);
+    expect((await cli.run(['ls', '-q'])).stdout).toBe('');
+  });
+});

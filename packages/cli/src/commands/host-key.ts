@@ -1,0 +1,92 @@
+import { sha256Fingerprint } from '@machine/driver-core/keys';
+import ssh2 from 'ssh2';
+import { CliError, ExitCode } from '../cli-error.ts';
+import type { CommandContext } from '../context.ts';
+import { writeLine } from '../io.ts';
+import { lockMachine } from '../lock.ts';
+import { openMachine } from '../machine-host.ts';
+import { writeKnownHosts } from '../ssh-target.ts';
+
+/** The host key a server presents: `type base64` and its `SHA256:…` fingerprint. */
+export interface PresentedHostKey {
+  key: string;
+  fingerprint: string;
+}
+
+/**
+ * Reads the host key `host:port` presents, without logging in: the handshake is dropped right after
+ * the key exchange, so no credential is offered to a server that may be an impostor.
+ */
+export function presentedHostKey(host: string, port: number, timeoutMs = 10_000): Promise<PresentedHostKey> {
+  return new Promise((resolve, reject) => {
+    const client = new ssh2.Client();
+    let seen: PresentedHostKey | undefined;
+    const done = (error?: Error) => {
+      client.removeAllListeners();
+      client.on('error', () => {});
+      client.end();
+      if (seen !== undefined) resolve(seen);
+      else reject(error ?? new Error('the server sent no host key'));
+    };
+    client.on('error', (error) => done(error));
+    client.on('close', () => done());
+    client.on('ready', () => done());
+    client.connect({
+      host,
+      port,
+      username: 'machine-host-key-probe',
+      readyTimeout: timeoutMs,
+      hostVerifier: (key: Buffer) => {
+        const length = key.readUInt32BE(0);
+        seen = { key: `${key.subarray(4, 4 + length).toString('latin1')} ${key.toString('base64')}`, fingerprint: sha256Fingerprint(key) };
+        return false; // stop here: never authenticate to an unverified server
+      },
+    });
+  });
+}
+
+/**
+ * `machine trust-host-key NAME [--fingerprint SHA256:…] [--yes]`: shows the SSH host key the machine
+ * presents next to the recorded one, and records it (config.json and the machine's known_hosts) only
+ * when `--fingerprint` names exactly that key (checked out of band, e.g. in the provider's console),
+ * or with `--yes`. Without either it changes nothing and exits 1.
+ */
+export async function trustHostKeyCommand(ctx: CommandContext, name: string, options: { fingerprint?: string; yes?: boolean }): Promise<number> {
+  const lock = await lockMachine(ctx.store.root, name);
+  try {
+    const machine = await openMachine(ctx, name);
+    const { driver, record } = machine;
+    const signal = ctx.io.signal === undefined ? {} : { signal: ctx.io.signal };
+    if ((await driver.getState(signal)) !== 'Running') throw new CliError(`Host "${name}" is not running: \`machine start ${name}\` first`);
+    const host = await driver.getSSHHostname(signal);
+    const port = record.ssh?.port ?? (await driver.getSSHPort(signal));
+    const presented = await presentedHostKey(host, port);
+    const recorded = record.ssh?.hostKeyFingerprint;
+    writeLine(ctx.io.stdout, `Machine "${name}" (${host}:${port}) presents the host key ${presented.fingerprint} (${presented.key.split(' ')[0]}).`);
+    writeLine(ctx.io.stdout, `Recorded host key: ${recorded ?? 'none'}.`);
+    if (recorded === presented.fingerprint) {
+      writeLine(ctx.io.stdout, 'It is the recorded key: nothing to do.');
+      return ExitCode.ok;
+    }
+    if (options.fingerprint !== undefined && options.fingerprint !== presented.fingerprint) {
+      throw new CliError(`--fingerprint ${options.fingerprint} does not match the key "${name}" presents (${presented.fingerprint}); nothing was recorded`);
+    }
+    if (options.fingerprint === undefined && options.yes !== true) {
+      writeLine(
+        ctx.io.stderr,
+        `Not recorded. Check ${presented.fingerprint} out of band (the provider's console, or \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` on the machine), then run "machine trust-host-key ${name} --fingerprint ${presented.fingerprint}".`,
+      );
+      return ExitCode.error;
+    }
+    if (record.ssh === undefined) throw new CliError(`machine "${name}" has no SSH record; \`machine rm ${name}\` and create it again`);
+    record.ssh.hostKeyFingerprint = presented.fingerprint;
+    record.ssh.hostKey = presented.key;
+    record.data = { ...record.data, hostKeyFingerprint: presented.fingerprint };
+    await writeKnownHosts(ctx.store.machineDir(name), `machine-${name}`, presented.key);
+    await ctx.store.write(record);
+    writeLine(ctx.io.stdout, `Recorded ${presented.fingerprint} as the host key of "${name}".`);
+    return ExitCode.ok;
+  } finally {
+    await lock.release();
+  }
+}

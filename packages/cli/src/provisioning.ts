@@ -1,0 +1,122 @@
+import { chmod, copyFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Driver, ProgressEvent } from '@machine/driver-core';
+import type { SSHTarget } from '@machine/driver-core/ssh';
+import type { ClientCertificates, EngineOptions, ServerCertificate } from '@machine/provision';
+import type { MachineStore, ProvisionRecord } from './store.ts';
+
+/**
+ * The CLI's side of provisioning: where the certificates live in the store, and the steps shared by
+ * create, `machine provision`, `regenerate-certs` and start/restart. `@machine/provision` does the
+ * work (and is imported only by the commands that need it).
+ */
+
+/** `STORAGE/certs`: the CA and client certificate every machine of this store trusts. */
+export function certsDir(store: MachineStore): string {
+  return join(store.root, 'certs');
+}
+
+/** The CA/client file paths under `dir` (without creating anything). */
+export function clientCertificatesIn(dir: string): ClientCertificates {
+  return {
+    dir,
+    caCertPath: join(dir, 'ca.pem'),
+    caKeyPath: join(dir, 'ca-key.pem'),
+    clientCertPath: join(dir, 'cert.pem'),
+    clientKeyPath: join(dir, 'key.pem'),
+  };
+}
+
+/**
+ * Copies the CA and client certificate into the machine's folder (`ca.pem`, `cert.pem`, `key.pem`
+ * 0600), where DOCKER_CERT_PATH points, like the reference.
+ */
+export async function copyClientFiles(client: ClientCertificates, machineDir: string): Promise<void> {
+  await copyFile(client.caCertPath, join(machineDir, 'ca.pem'));
+  await copyFile(client.clientCertPath, join(machineDir, 'cert.pem'));
+  await copyFile(client.clientKeyPath, join(machineDir, 'key.pem'));
+  await chmod(join(machineDir, 'key.pem'), 0o600);
+}
+
+/** Writes the machine's `server.pem` and `server-key.pem` (0600), like the reference. */
+export async function writeServerCertificate(machineDir: string, server: ServerCertificate): Promise<void> {
+  await writeFile(join(machineDir, 'server.pem'), server.certPem, { mode: 0o644 });
+  await writeFile(join(machineDir, 'server-key.pem'), server.keyPem, { mode: 0o600 });
+}
+
+/** Issues a server certificate for the machine's current IP (plus `--tls-san`) and saves it in its folder. */
+export async function issueFor(name: string, machineDir: string, client: ClientCertificates, engine: EngineOptions, ip: string): Promise<ServerCertificate> {
+  const { issueServerCertificate, serverCertificateSans } = await import('@machine/provision');
+  const sans = serverCertificateSans({ ips: [ip], tlsSans: engine.tlsSans });
+  const server = await issueServerCertificate(client, { sans, commonName: name });
+  await writeServerCertificate(machineDir, server);
+  return server;
+}
+
+/** A provision record for `engine` in `state`. */
+export function provisionRecord(engine: EngineOptions, state: ProvisionRecord['state'], sans: string[] = []): ProvisionRecord {
+  return { engine: { ...engine }, serverCertSans: sans, dockerPort: engine.port, state };
+}
+
+/** The stored engine options as `@machine/provision` takes them (re-checked: a hand-edited file gets one-line errors). */
+export async function engineOf(provision: ProvisionRecord): Promise<EngineOptions> {
+  const { engineOptionsFrom } = await import('@machine/provision');
+  const engine = provision.engine as Partial<EngineOptions>;
+  return engineOptionsFrom({
+    engineInstallUrl: engine.installUrl,
+    enginePort: provision.dockerPort,
+    engineOpt: engine.opts,
+    engineEnv: engine.env,
+    engineInsecureRegistry: engine.insecureRegistries,
+    engineRegistryMirror: engine.registryMirrors,
+    engineLabel: engine.labels,
+    engineStorageDriver: engine.storageDriver,
+    tlsSan: engine.tlsSans,
+    noProvision: false,
+  });
+}
+
+/**
+ * After start/restart: when the machine's IP is not among its server certificate's SANs (a new
+ * public IP after a stop), issues a new certificate and installs it on the machine, saying so.
+ * Returns whether it did.
+ */
+export async function refreshCertificateAfterIpChange(options: {
+  name: string;
+  store: MachineStore;
+  driver: Driver;
+  provision: ProvisionRecord;
+  ssh: () => Promise<SSHTarget>;
+  signal?: AbortSignal;
+  onProgress: (event: ProgressEvent) => void;
+}): Promise<boolean> {
+  const { name, driver, provision } = options;
+  if (provision.state !== 'provisioned') return false;
+  const operation = options.signal === undefined ? {} : { signal: options.signal };
+  const ip = await driver.getIP(operation);
+  if (provision.serverCertSans.includes(ip)) return false;
+  options.onProgress({ step: 'regenerate-certs', phase: 'start', message: `The IP of "${name}" changed to ${ip}: issuing a new server certificate and installing it...` });
+  await installNewServerCertificate({ ...options, ip });
+  options.onProgress({ step: 'regenerate-certs', phase: 'done', message: `Installed a server certificate for ${ip} on "${name}"` });
+  return true;
+}
+
+/** Issues a server certificate for `ip`, installs it (upload, restart dockerd, wait for `_ping`) and records its SANs. */
+export async function installNewServerCertificate(options: {
+  name: string;
+  store: MachineStore;
+  provision: ProvisionRecord;
+  ip: string;
+  ssh: () => Promise<SSHTarget>;
+  signal?: AbortSignal;
+  client?: ClientCertificates;
+}): Promise<void> {
+  const { name, store, provision, ip } = options;
+  const { ensureClientCertificates, installServerCertificate } = await import('@machine/provision');
+  const client = options.client ?? (await ensureClientCertificates(certsDir(store)));
+  const engine = await engineOf(provision);
+  const server = await issueFor(name, store.machineDir(name), client, engine, ip);
+  const target = await options.ssh();
+  await installServerCertificate({ ssh: target, dockerHost: ip }, { engine, client, server, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+  provision.serverCertSans = server.sans;
+}
