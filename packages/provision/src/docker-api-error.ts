@@ -14,7 +14,7 @@ export class DockerApiError extends MachineError {
   readonly statusCode: number | undefined;
 
   constructor(detail: string, options: MachineErrorOptions & { failure: DockerApiFailure; url: string; statusCode?: number }) {
-    super(detail, { operation: 'docker', ...options });
+    super(detail, options);
     this.failure = options.failure;
     this.url = options.url;
     this.statusCode = options.statusCode;

@@ -109,7 +109,11 @@ export async function dockerApi(
         ),
       timeoutMs,
     );
-    req.on('error', (error) => fail(classify(error, displayUrl, machine)));
+    // With TLS 1.3 a server that refuses our client certificate does so after the client finished its
+    // side of the handshake: the request then fails with a bare ECONNRESET.
+    let handshakeDone = false;
+    req.on('socket', (socket) => socket.once('secureConnect', () => (handshakeDone = true)));
+    req.on('error', (error: Error & { code?: string }) => fail(classify(error, displayUrl, machine, handshakeDone)));
     req.end();
   });
 }
@@ -148,7 +152,7 @@ function apiMessage(body: string): string {
   return body.trim().slice(0, 200) || '(empty body)';
 }
 
-function classify(error: Error & { code?: string }, url: string, machine: string | undefined): DockerApiError {
+function classify(error: Error & { code?: string }, url: string, machine: string | undefined, handshakeDone = false): DockerApiError {
   const code = error.code ?? '';
   const base = { url, cause: error, ...(machine === undefined ? {} : { machine }) };
   const regenerate = `run "machine regenerate-certs ${machine ?? 'NAME'}"`;
@@ -164,6 +168,13 @@ function classify(error: Error & { code?: string }, url: string, machine: string
       ...base,
       failure: 'tls',
       hint: `the engine may not accept this host's client certificate; ${regenerate}`,
+    });
+  }
+  if (handshakeDone && code === 'ECONNRESET') {
+    return new DockerApiError(`the Docker engine at ${url} closed the connection after the TLS handshake`, {
+      ...base,
+      failure: 'tls',
+      hint: `it does not seem to accept this host's client certificate; ${regenerate}`,
     });
   }
   return new DockerApiError(`the Docker engine at ${url} is not answering (${code || error.message})`, { ...base, failure: 'network' });

@@ -119,7 +119,7 @@ async function runProvisioning<T>(target: ProvisionTarget, options: ProvisionOpt
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(), timeoutMs);
   const signal = options.signal === undefined ? deadline.signal : AbortSignal.any([options.signal, deadline.signal]);
-  let currentStep: ProvisionStep = options.cloudInit ? 'cloud-init' : 'install-engine';
+  let currentStep: ProvisionStep = 'connect';
   const { withSSHClient } = await import('@machine/driver-core/ssh');
   try {
     return await withSSHClient({ ...target.ssh, machine }, signal, async (client) => {
@@ -154,7 +154,7 @@ async function runProvisioning<T>(target: ProvisionTarget, options: ProvisionOpt
   } catch (error) {
     if (options.signal?.aborted) throw MachineError.isInstance(error) && error.code === 'CANCELLED' ? error : new CancelledError('provisioning was cancelled', { machine, cause: error });
     if (deadline.signal.aborted) {
-      throw new ProvisionError(`gave up after ${Math.round(timeoutMs / 1000)} s`, { machine, step: currentStep, retryable: true, cause: error });
+      throw new ProvisionError(`gave up after ${timeoutMs >= 10_000 ? Math.round(timeoutMs / 1000) : (timeoutMs / 1000).toFixed(1)} s (timeoutMs)`, { machine, step: currentStep, retryable: true, cause: error });
     }
     if (ProvisionError.isInstance(error)) throw error;
     const detail = MachineError.isInstance(error) ? error.detail : error instanceof Error ? error.message : String(error);

@@ -2,6 +2,7 @@ import { MachineError, type MachineErrorOptions } from '@machine/driver-core';
 
 /** The steps of provisioning a Docker host, in order. */
 export type ProvisionStep =
+  | 'connect'
   | 'cloud-init'
   | 'install-engine'
   | 'upload-certificates'
