@@ -1,4 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { InvalidConfigError, parseFlags } from '@machine/driver-core';
 import ssh2 from 'ssh2';
 import { describe, expect, it } from 'vitest';
@@ -223,6 +227,29 @@ describe('generateHostKey', () => {
     const signature = parsed.sign(Buffer.from('challenge'));
     expect(parsed.verify(Buffer.from('challenge'), signature)).toBe(true);
     expect(generateHostKey().fingerprint).not.toBe(key.fingerprint);
+  });
+});
+
+describe('generateHostKey with OpenSSH', () => {
+  it('ssh-keygen reads the private key and prints the same public key and fingerprint (when installed)', (context) => {
+    try {
+      execFileSync('ssh-keygen', ['-?'], { stdio: 'ignore' });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        context.skip('ssh-keygen is not installed');
+        return;
+      }
+    }
+    const key = generateHostKey('web1');
+    const dir = mkdtempSync(join(tmpdir(), 'provision-hostkey-'));
+    try {
+      const path = join(dir, 'ssh_host_ed25519_key');
+      writeFileSync(path, key.privateKey, { mode: 0o600 });
+      expect(execFileSync('ssh-keygen', ['-y', '-f', path], { encoding: 'utf8' }).trim().split(' ').slice(0, 2)).toEqual(key.publicKey.split(' ').slice(0, 2));
+      expect(execFileSync('ssh-keygen', ['-l', '-f', path], { encoding: 'utf8' })).toContain(key.fingerprint);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -179,7 +179,7 @@ async function waitForCloudInit(session: Session, options: ProvisionOptions): Pr
   for (;;) {
     const result = await session.exec('cloud-init status --wait');
     const status = /status:\s*([a-z ]+)/.exec(result.output)?.[1]?.trim() ?? '';
-    if (result.code === 127 || /not found/.test(result.output) && status === '') return false;
+    if (result.code === 127 || (/not found/.test(result.output) && status === '')) return false;
     if (status === 'done' || status === 'disabled' || (result.code === 2 && status !== 'error')) return true;
     if (status === 'running' || status === 'not run' || status === 'not started') {
       await sleep(2000, session.signal);
