@@ -1,0 +1,826 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import {
+  type CreateOptions,
+  cleanupJournal,
+  createWithCleanup,
+  type Driver,
+  type DriverContext,
+  findEntry,
+  InvalidConfigError,
+  type JournalEntry,
+  MachineError,
+  NotFoundError,
+  NotSupportedError,
+  type OperationOptions,
+  ProviderError,
+  type ResourceDeleter,
+  State,
+  sleep,
+  TimeoutError,
+  throwIfAborted,
+  waitFor,
+} from '@machine/driver-core';
+import type { SSHTarget } from '@machine/driver-core/ssh';
+import { randomVirtualBoxMac, writeSeedIso } from './cloud-init-seed.ts';
+import { cidrContains, collidingRoutes, dhcpRange, type HostCidr, parseHostCidr, type RouteSource, readHostRoutes } from './host-network.ts';
+import {
+  execFileRunner,
+  locateVBoxManage,
+  parseBlocks,
+  parseMachineReadable,
+  parseVBoxVersion,
+  parseVmList,
+  type VBoxManageRunner,
+  VBoxManageError,
+} from './vboxmanage.ts';
+import { isSessionLocked, mapVBoxManageError, mentionsVtxUnavailable } from './virtualbox-errors.ts';
+import type { VirtualBoxConfig } from './virtualbox-flags.ts';
+import { resolveImage } from './virtualbox-image.ts';
+import { stateOfVmState } from './virtualbox-state.ts';
+
+// ssh2 (behind driver-core's keys and ssh helpers) loads on first use, not on import.
+let sshModules: Promise<[typeof import('@machine/driver-core/keys'), typeof import('@machine/driver-core/ssh')]> | undefined;
+function loadSsh() {
+  sshModules ??= Promise.all([import('@machine/driver-core/keys'), import('@machine/driver-core/ssh')]);
+  return sshModules;
+}
+
+/** Journal kinds this driver records. */
+export const ResourceKind = {
+  /** The registered VM (id: its UUID, chosen before createvm so a killed create can still be removed). */
+  vm: 'vm',
+  /** The VM's disk (id: the file path), cloned from the image. */
+  disk: 'disk',
+  /** The cloud-init NoCloud seed ISO (id: the file path). */
+  seedIso: 'seed-iso',
+  /** A host-only interface (id: its name); pre-existing when create found one matching the CIDR. */
+  hostOnlyInterface: 'hostonly-if',
+  /** A DHCP server create added to a pre-existing host-only interface (id: the interface name). */
+  dhcpServer: 'dhcp-server',
+} as const;
+
+/** Poll and retry timing; tests shrink it. */
+export interface VirtualBoxTimings {
+  /** First delay between state polls, ms. */
+  pollInterval: number;
+  maxPollInterval: number;
+  /** How long to wait for the guest's host-only address once SSH works, ms. */
+  ipTimeout: number;
+  /** Retries of a call that met a locked session. */
+  lockRetries: number;
+  lockRetryDelay: number;
+}
+
+/** Production timing. */
+export const defaultTimings: VirtualBoxTimings = {
+  pollInterval: 500,
+  maxPollInterval: 3000,
+  ipTimeout: 120_000,
+  lockRetries: 5,
+  lockRetryDelay: 500,
+};
+
+/** Facts about the host the driver reads; injectable so tests do not depend on the machine they run on. */
+export interface VirtualBoxHost {
+  platform: NodeJS.Platform;
+  env: Readonly<Record<string, string | undefined>>;
+  /** Linux CPU flags file for the VT-x/AMD-V check (default `/proc/cpuinfo`). */
+  cpuInfoPath: string;
+  routes: RouteSource;
+  /** Folder of downloaded images (default `<storage>/cache/virtualbox`, the storage root being two levels above the machine folder). */
+  cacheDir?: string;
+  hostCpuCount: number;
+}
+
+/** The host the driver runs on. */
+export function currentHost(): VirtualBoxHost {
+  return { platform: process.platform, env: process.env, cpuInfoPath: '/proc/cpuinfo', routes: {}, hostCpuCount: availableParallelism() };
+}
+
+/** The minimum VirtualBox version (6.1: the first with the dhcpserver options and the host-only rules used here). */
+export const minimumVersion = { major: 6, minor: 1 } as const;
+
+const bootedStates = new Set<State>([State.Running, State.Paused, State.Starting, State.Stopping, State.Error]);
+
+/** Options of {@link VirtualBoxDriver}. */
+export interface VirtualBoxDriverOptions {
+  config: VirtualBoxConfig;
+  context: DriverContext;
+  /** A VBoxManage runner to use instead of locating and executing VBoxManage. */
+  client?: VBoxManageRunner;
+  timings?: Partial<VirtualBoxTimings>;
+  host?: Partial<VirtualBoxHost>;
+}
+
+/** The host-only network create uses: an existing interface that matches the CIDR, or one to make. */
+interface HostOnlyPlan {
+  cidr: HostCidr;
+  existing?: string;
+}
+
+/** Local VirtualBox VMs from an Ubuntu cloud image, driven only through VBoxManage. */
+export class VirtualBoxDriver implements Driver {
+  readonly driverName = 'virtualbox';
+  readonly #config: VirtualBoxConfig;
+  readonly #context: DriverContext;
+  readonly #injected: VBoxManageRunner | undefined;
+  readonly #timings: VirtualBoxTimings;
+  readonly #host: VirtualBoxHost;
+  #runner: Promise<VBoxManageRunner> | undefined;
+  #versionChecked = false;
+
+  constructor(options: VirtualBoxDriverOptions) {
+    this.#config = options.config;
+    this.#context = options.context;
+    this.#injected = options.client;
+    this.#timings = { ...defaultTimings, ...options.timings };
+    this.#host = { ...currentHost(), ...options.host };
+  }
+
+  get machineName(): string {
+    return this.#context.machineName;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // VBoxManage
+
+  #getRunner(): Promise<VBoxManageRunner> {
+    if (this.#injected !== undefined) return Promise.resolve(this.#injected);
+    this.#runner ??= locateVBoxManage({ explicitPath: this.#config.vboxManagePath, env: this.#host.env, platform: this.#host.platform }).then(
+      (path) => execFileRunner(path),
+    );
+    const runner = this.#runner;
+    runner.catch(() => {
+      if (this.#runner === runner) this.#runner = undefined;
+    });
+    return runner;
+  }
+
+  /** Runs VBoxManage; retries a locked session a few times; rejects with a typed error. */
+  async #vbox(args: readonly string[], operation: string): Promise<string> {
+    const runner = await this.#getRunner();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return (await runner.run(args)).stdout;
+      } catch (error) {
+        if (isSessionLocked(error) && attempt < this.#timings.lockRetries) {
+          await sleep(this.#timings.lockRetryDelay * (attempt + 1));
+          continue;
+        }
+        throw mapVBoxManageError(error, { machine: this.machineName, operation });
+      }
+    }
+  }
+
+  async #checkVersion(operation: string): Promise<void> {
+    if (this.#versionChecked) return;
+    const output = await this.#vbox(['--version'], operation);
+    const version = parseVBoxVersion(output);
+    if (version === undefined) {
+      throw new ProviderError(`could not read the VirtualBox version from \`VBoxManage --version\`: ${JSON.stringify(output.trim())}`, {
+        machine: this.machineName,
+        operation,
+        hint: 'reinstall VirtualBox; a broken kernel module setup makes VBoxManage print warnings instead',
+      });
+    }
+    if (version.major < minimumVersion.major || (version.major === minimumVersion.major && version.minor < minimumVersion.minor)) {
+      throw new NotSupportedError(`VirtualBox ${version.text} is too old: machine needs VirtualBox ${minimumVersion.major}.${minimumVersion.minor} or newer`, {
+        machine: this.machineName,
+        operation,
+        hint: 'upgrade VirtualBox from https://www.virtualbox.org/wiki/Downloads',
+      });
+    }
+    this.#versionChecked = true;
+  }
+
+  /** Linux: the CPU must offer vmx (Intel) or svm (AMD); other hosts rely on VirtualBox's own start error. */
+  async #checkVtx(operation: string): Promise<void> {
+    if (this.#config.noVtxCheck || this.#host.platform !== 'linux') return;
+    const cpuInfo = await readFile(this.#host.cpuInfoPath, 'utf8').catch(() => undefined);
+    if (cpuInfo === undefined) return;
+    const flags = cpuInfo.split('\n').find((line) => /^flags\s*:/.test(line)) ?? '';
+    if (/\b(?:vmx|svm)\b/.test(flags)) return;
+    throw new NotSupportedError("this computer's CPU does not offer VT-x/AMD-v (no vmx or svm flag in /proc/cpuinfo); VirtualBox 6.1+ needs it", {
+      machine: this.machineName,
+      operation,
+      hint: 'enable VT-x/AMD-v in the firmware, or nested virtualization when this is a VM; --virtualbox-no-vtx-check skips this check',
+    });
+  }
+
+  /** Finds a host-only interface with the CIDR, or checks that a new one would not collide with a host route. */
+  async #planHostOnly(operation: string): Promise<HostOnlyPlan> {
+    const cidr = parseHostCidr(this.#config.hostOnlyCidr);
+    const interfaces = parseBlocks(await this.#vbox(['list', 'hostonlyifs'], operation));
+    const match = interfaces.find((block) => block.get('IPAddress') === cidr.ip && block.get('NetworkMask') === cidr.netmask);
+    const name = match?.get('Name');
+    if (name !== undefined) return { cidr, existing: name };
+    const sameNetwork = interfaces.filter((block) => {
+      const ip = block.get('IPAddress');
+      return ip !== undefined && ip !== '' && cidrContains(cidr, ip);
+    });
+    const routes = await readHostRoutes({ platform: this.#host.platform, ...this.#host.routes });
+    const collisions = collidingRoutes(
+      cidr,
+      routes,
+      sameNetwork.map((block) => block.get('Name') ?? ''),
+    );
+    const conflict = sameNetwork[0];
+    if (conflict !== undefined) {
+      throw new InvalidConfigError(
+        [
+          {
+            flag: 'virtualbox-hostonly-cidr',
+            message: `host-only interface ${conflict.get('Name')} already uses ${conflict.get('IPAddress')}/${conflict.get('NetworkMask')} in ${cidr.network}/${cidr.prefix}; pass its address (${conflict.get('IPAddress')}/${cidr.prefix}) or another range`,
+          },
+        ],
+        { machine: this.machineName, operation },
+      );
+    }
+    if (collisions.length > 0) {
+      const list = collisions.map((route) => `${route.network}/${route.prefix} on ${route.iface}`).join(', ');
+      throw new InvalidConfigError(
+        [{ flag: 'virtualbox-hostonly-cidr', message: `${cidr.network}/${cidr.prefix} collides with the host route ${list}; pick a free range, e.g. 192.168.60.1/24` }],
+        { machine: this.machineName, operation },
+      );
+    }
+    return { cidr };
+  }
+
+  async #checkInputs(operation: string): Promise<void> {
+    const issues: { flag: string; message: string }[] = [];
+    const imagePath = this.#config.imagePath;
+    if (imagePath !== undefined && imagePath !== '' && !existsSync(imagePath)) issues.push({ flag: 'virtualbox-image-path', message: `${imagePath} does not exist` });
+    const userData = this.#config.userData;
+    if (userData !== undefined && userData !== '' && !existsSync(userData)) issues.push({ flag: 'virtualbox-userdata', message: `${userData} does not exist` });
+    if (issues.length > 0) throw new InvalidConfigError(issues, { machine: this.machineName, operation });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Driver
+
+  async preCreateCheck(options: OperationOptions = {}): Promise<void> {
+    await this.#checkInputs('preCreateCheck');
+    await this.#checkVersion('preCreateCheck');
+    throwIfAborted(options.signal);
+    await this.#checkVtx('preCreateCheck');
+    await this.#planHostOnly('preCreateCheck');
+  }
+
+  async create(options: CreateOptions = {}): Promise<void> {
+    const { journal, machineDir, data } = this.#context;
+    const signal = options.signal;
+    const progress = (step: string, phase: 'start' | 'done' | 'info', message: string) => this.#context.onProgress?.({ step, phase, message });
+    const step = () => throwIfAborted(signal, { machine: this.machineName, operation: 'create' });
+    await createWithCleanup(
+      journal,
+      async () => {
+        await this.#checkInputs('create');
+        await this.#checkVersion('create');
+        await this.#checkVtx('create');
+        step();
+        const plan = await this.#planHostOnly('create');
+        step();
+        await mkdir(machineDir, { recursive: true, mode: 0o700 });
+        const [{ generateSSHKeyPair, writeSSHKeyPair }, { waitForSSH }] = await loadSsh();
+        const keyPair = generateSSHKeyPair({ comment: `${this.#config.sshUser}@${this.machineName}` });
+        await writeSSHKeyPair(machineDir, keyPair, 'id_ed25519');
+        const extraUserData = this.#config.userData ? await readFile(this.#config.userData, 'utf8') : undefined;
+
+        const image = await resolveImage({
+          imageUrl: this.#config.imageUrl,
+          imagePath: this.#config.imagePath,
+          imageChecksum: this.#config.imageChecksum,
+          cacheDir: this.#cacheDir(),
+          machine: this.machineName,
+          signal,
+          onProgress: this.#context.onProgress,
+        });
+        step();
+
+        const hostOnlyInterface = await this.#ensureHostOnly(plan);
+        step();
+
+        const sshPort = await freeLoopbackPort();
+        const natMac = randomVirtualBoxMac();
+        const hostOnlyMac = randomVirtualBoxMac();
+        const seedPath = join(machineDir, 'seed.iso');
+        await journal.record({ kind: ResourceKind.seedIso, id: seedPath });
+        await writeSeedIso(seedPath, {
+          machineName: this.machineName,
+          instanceId: `${this.machineName}-${randomUUID()}`,
+          sshUser: this.#config.sshUser,
+          publicKey: keyPair.publicKey,
+          bootUserData: options.boot?.userData,
+          extraUserData,
+          natMac,
+          hostOnlyMac,
+        });
+        step();
+
+        progress('create-disk', 'start', `cloning ${image.path} into the VM disk`);
+        const diskPath = join(machineDir, 'disk.vdi');
+        await journal.record({ kind: ResourceKind.disk, id: diskPath });
+        await this.#vbox(['clonemedium', 'disk', image.path, diskPath, '--format', 'VDI'], 'create');
+        // clonemedium registered the source image too; release it so the cache stays unregistered.
+        await this.#vbox(['closemedium', 'disk', image.path], 'create').catch(() => {});
+        await this.#vbox(['modifymedium', 'disk', diskPath, '--resize', String(this.#config.diskSize)], 'create');
+        progress('create-disk', 'done', `disk ${diskPath} (${this.#config.diskSize} MB)`);
+        step();
+
+        const uuid = randomUUID();
+        await journal.record({ kind: ResourceKind.vm, id: uuid, meta: { name: this.machineName } });
+        await this.#vbox(['createvm', '--name', this.machineName, '--uuid', uuid, '--basefolder', machineDir, '--ostype', 'Ubuntu_64', '--register'], 'create');
+        await data.write({ sshPort, natMac, hostOnlyMac, hostOnlyInterface, hostOnlyCidr: this.#config.hostOnlyCidr });
+        step();
+        await this.#vbox(this.#modifyVmArgs(uuid, { sshPort, natMac, hostOnlyMac, hostOnlyInterface }), 'create');
+        await this.#vbox(['storagectl', uuid, '--name', 'SATA', '--add', 'sata', '--controller', 'IntelAhci', '--portcount', '2', '--hostiocache', 'on'], 'create');
+        await this.#vbox(['storageattach', uuid, '--storagectl', 'SATA', '--port', '0', '--device', '0', '--type', 'hdd', '--medium', diskPath], 'create');
+        await this.#vbox(['storageattach', uuid, '--storagectl', 'SATA', '--port', '1', '--device', '0', '--type', 'dvddrive', '--medium', seedPath], 'create');
+        const share = this.#share();
+        if (share !== undefined) {
+          await this.#vbox(['sharedfolder', 'add', uuid, '--name', share.name, '--hostpath', share.hostPath, '--automount'], 'create');
+        }
+        step();
+
+        progress('start-vm', 'start', `starting VM ${this.machineName}`);
+        await this.#startVm(uuid, 'create');
+        await this.#waitForState(uuid, State.Running, this.#config.bootTimeout * 1000, signal, 'create');
+        progress('start-vm', 'done', `VM ${this.machineName} is running`);
+        const pinned = options.boot?.hostKeyFingerprint;
+        const fingerprint = await waitForSSH(await this.#sshTarget(pinned), this.#sshWaitOptions(signal, 'create'));
+        await data.write({ hostKeyFingerprint: pinned ?? fingerprint });
+        await this.#refreshIp(signal, 'create');
+      },
+      { deleters: this.#deleters(), machine: this.machineName, operation: 'create' },
+    );
+  }
+
+  async remove(options: OperationOptions = {}): Promise<void> {
+    await cleanupJournal(this.#context.journal, {
+      deleters: this.#deleters(),
+      machine: this.machineName,
+      operation: 'remove',
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+  }
+
+  async start(options: OperationOptions = {}): Promise<void> {
+    const uuid = this.#uuid('start');
+    const state = stateOfVmState((await this.#info(uuid, 'start')).get('VMState'));
+    if (state === State.Running) return;
+    if (state === State.Paused) {
+      await this.#vbox(['controlvm', uuid, 'resume'], 'start');
+    } else {
+      if (state === State.Stopped) await this.#ensureSshForward(uuid);
+      await this.#startVm(uuid, 'start');
+    }
+    await this.#waitReady(uuid, options.signal, 'start');
+  }
+
+  async stop(options: OperationOptions = {}): Promise<void> {
+    const uuid = this.#uuid('stop');
+    const state = stateOfVmState((await this.#info(uuid, 'stop')).get('VMState'));
+    if (state === State.Stopped || state === State.Saved) return;
+    if (state === State.Paused) await this.#vbox(['controlvm', uuid, 'resume'], 'stop');
+    if (await this.#acpiShutdown(uuid, options.signal, 'stop')) return;
+    await this.#vbox(['controlvm', uuid, 'poweroff'], 'stop');
+    await this.#waitForState(uuid, State.Stopped, this.#config.stopTimeout * 1000, options.signal, 'stop');
+  }
+
+  async kill(options: OperationOptions = {}): Promise<void> {
+    const uuid = this.#uuid('kill');
+    const state = stateOfVmState((await this.#info(uuid, 'kill')).get('VMState'));
+    if (state === State.Stopped) return;
+    await this.#vbox(['controlvm', uuid, 'poweroff'], 'kill');
+    await this.#waitForState(uuid, State.Stopped, this.#config.stopTimeout * 1000, options.signal, 'kill');
+  }
+
+  /** ACPI shutdown then start; a guest that ignores the power button within the stop timeout is reset instead. */
+  async restart(options: OperationOptions = {}): Promise<void> {
+    const uuid = this.#uuid('restart');
+    const state = stateOfVmState((await this.#info(uuid, 'restart')).get('VMState'));
+    if (state === State.Running) {
+      if (!(await this.#acpiShutdown(uuid, options.signal, 'restart'))) {
+        this.#context.onProgress?.({ step: 'restart', phase: 'info', message: 'the guest ignored the ACPI power button; resetting it' });
+        await this.#vbox(['controlvm', uuid, 'reset'], 'restart');
+        await this.#waitReady(uuid, options.signal, 'restart');
+        return;
+      }
+    }
+    await this.start(options);
+  }
+
+  async getState(): Promise<State> {
+    return stateOfVmState((await this.#info(this.#uuid('getState'), 'getState')).get('VMState'));
+  }
+
+  async getIP(): Promise<string> {
+    await this.#info(this.#uuid('getIP'), 'getIP');
+    const ip = this.#context.data.read().ip;
+    if (typeof ip !== 'string' || ip === '') {
+      throw new ProviderError('the VM has not reported its host-only address yet', { machine: this.machineName, operation: 'getIP', hint: '`machine start` waits for it' });
+    }
+    return ip;
+  }
+
+  async getSSHHostname(): Promise<string> {
+    this.#uuid('getSSHHostname');
+    return '127.0.0.1';
+  }
+
+  async getSSHPort(): Promise<number> {
+    this.#uuid('getSSHPort');
+    const port = this.#context.data.read().sshPort;
+    if (typeof port !== 'number') throw new NotFoundError('no SSH port forward is recorded for this machine', { machine: this.machineName, operation: 'getSSHPort' });
+    return port;
+  }
+
+  getSSHUsername(): string {
+    return this.#config.sshUser;
+  }
+
+  getSSHKeyPath(): string {
+    return join(this.#context.machineDir, 'id_ed25519');
+  }
+
+  async getURL(): Promise<string> {
+    return `tcp://${await this.getIP()}:2376`;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // helpers
+
+  #cacheDir(): string {
+    return this.#host.cacheDir ?? join(dirname(dirname(this.#context.machineDir)), 'cache', 'virtualbox');
+  }
+
+  #uuid(operation: string): string {
+    const entry = findEntry(this.#context.journal, ResourceKind.vm);
+    if (entry === undefined) throw new NotFoundError('no VirtualBox VM is recorded for this machine', { machine: this.machineName, operation });
+    return entry.id;
+  }
+
+  async #info(uuid: string, operation: string): Promise<Map<string, string>> {
+    return parseMachineReadable(await this.#vbox(['showvminfo', uuid, '--machinereadable'], operation));
+  }
+
+  #share(): { name: string; hostPath: string } | undefined {
+    if (this.#config.noShare) return undefined;
+    if (this.#config.shareFolder !== undefined && this.#config.shareFolder !== '') {
+      const colon = this.#config.shareFolder.lastIndexOf(':');
+      return { hostPath: this.#config.shareFolder.slice(0, colon), name: this.#config.shareFolder.slice(colon + 1) };
+    }
+    const defaults: Partial<Record<NodeJS.Platform, { name: string; hostPath: string }>> = {
+      linux: { name: 'hosthome', hostPath: '/home' },
+      darwin: { name: 'Users', hostPath: '/Users' },
+      win32: { name: 'c/Users', hostPath: 'C:\\Users' },
+    };
+    const share = defaults[this.#host.platform];
+    return share !== undefined && existsSync(share.hostPath) ? share : undefined;
+  }
+
+  #modifyVmArgs(uuid: string, network: { sshPort: number; natMac: string; hostOnlyMac: string; hostOnlyInterface: string }): string[] {
+    const config = this.#config;
+    const cpus = config.cpuCount === -1 ? Math.min(32, this.#host.hostCpuCount) : config.cpuCount;
+    const onOff = (value: boolean) => (value ? 'on' : 'off');
+    return [
+      'modifyvm',
+      uuid,
+      '--firmware',
+      'bios',
+      '--cpus',
+      String(cpus),
+      '--memory',
+      String(config.memory),
+      '--acpi',
+      'on',
+      '--ioapic',
+      'on',
+      '--rtcuseutc',
+      'on',
+      '--boot1',
+      'disk',
+      '--boot2',
+      'dvd',
+      '--boot3',
+      'none',
+      '--boot4',
+      'none',
+      '--nic1',
+      'nat',
+      '--nictype1',
+      config.natNicType,
+      '--cableconnected1',
+      'on',
+      '--macaddress1',
+      network.natMac,
+      '--natdnshostresolver1',
+      onOff(config.hostDnsResolver),
+      '--natdnsproxy1',
+      onOff(!config.noDnsProxy),
+      '--natpf1',
+      `ssh,tcp,127.0.0.1,${network.sshPort},,22`,
+      '--nic2',
+      'hostonly',
+      '--nictype2',
+      config.hostOnlyNicType,
+      '--nicpromisc2',
+      config.hostOnlyNicPromisc,
+      '--hostonlyadapter2',
+      network.hostOnlyInterface,
+      '--cableconnected2',
+      'on',
+      '--macaddress2',
+      network.hostOnlyMac,
+      // Ubuntu cloud images log to ttyS0 and stall at boot without a serial port; the log helps debugging.
+      '--uart1',
+      '0x3F8',
+      '4',
+      '--uartmode1',
+      'file',
+      join(this.#context.machineDir, 'console.log'),
+    ];
+  }
+
+  /** Reuses the planned interface (adding a DHCP server when it has none) or creates interface + DHCP server. */
+  async #ensureHostOnly(plan: HostOnlyPlan): Promise<string> {
+    const { journal } = this.#context;
+    const range = dhcpRange(plan.cidr);
+    const dhcpArgs = (name: string) => [
+      'dhcpserver',
+      'add',
+      '--interface',
+      name,
+      '--server-ip',
+      range.serverIp,
+      '--netmask',
+      plan.cidr.netmask,
+      '--lower-ip',
+      range.lowerIp,
+      '--upper-ip',
+      range.upperIp,
+      '--enable',
+    ];
+    if (plan.existing !== undefined) {
+      const name = plan.existing;
+      await journal.record({ kind: ResourceKind.hostOnlyInterface, id: name, preExisting: true });
+      const servers = parseBlocks(await this.#vbox(['list', 'dhcpservers'], 'create'));
+      if (!servers.some((server) => server.get('NetworkName') === `HostInterfaceNetworking-${name}`)) {
+        await journal.record({ kind: ResourceKind.dhcpServer, id: name });
+        await this.#vbox(dhcpArgs(name), 'create');
+      }
+      return name;
+    }
+    const output = await this.#vbox(['hostonlyif', 'create'], 'create');
+    const name = /Interface '([^']+)' was successfully created/.exec(output)?.[1];
+    if (name === undefined) {
+      throw new ProviderError(`could not read the new host-only interface's name from \`VBoxManage hostonlyif create\`: ${JSON.stringify(output.trim())}`, {
+        machine: this.machineName,
+        operation: 'create',
+      });
+    }
+    await journal.record({ kind: ResourceKind.hostOnlyInterface, id: name });
+    await this.#vbox(['hostonlyif', 'ipconfig', name, '--ip', plan.cidr.ip, '--netmask', plan.cidr.netmask], 'create');
+    await this.#vbox(dhcpArgs(name), 'create');
+    return name;
+  }
+
+  async #startVm(uuid: string, operation: string): Promise<void> {
+    try {
+      await this.#vbox(['startvm', uuid, '--type', this.#config.uiType], operation);
+    } catch (error) {
+      const tail = await this.#logTail();
+      if (tail !== '' && mentionsVtxUnavailable(tail) && !NotSupportedError.isInstance(error)) {
+        throw new NotSupportedError(`VirtualBox could not start the VM: VT-x/AMD-V is not available (${tail})`, {
+          machine: this.machineName,
+          operation,
+          cause: error,
+          hint: 'enable VT-x/AMD-V in the firmware and turn off Hyper-V / other hypervisors that hold it',
+        });
+      }
+      if (tail !== '' && MachineError.isInstance(error) && !(error.detail.includes(tail))) {
+        Object.assign(error, { logTail: tail });
+      }
+      throw error;
+    }
+  }
+
+  /** The last lines of the VM's VBox.log (what VirtualBox said when a start failed). */
+  async #logTail(): Promise<string> {
+    const log = join(this.#context.machineDir, this.machineName, 'Logs', 'VBox.log');
+    const text = await readFile(log, 'utf8').catch(() => '');
+    return text.trim().split('\n').slice(-3).join(' | ');
+  }
+
+  async #waitForState(uuid: string, wanted: State, timeoutMs: number, signal: AbortSignal | undefined, operation: string): Promise<void> {
+    await waitFor(
+      async () => {
+        const vmState = (await this.#info(uuid, operation)).get('VMState');
+        const state = stateOfVmState(vmState);
+        if (state === wanted) return { done: true, value: undefined };
+        if (wanted === State.Running && (vmState === 'aborted' || vmState === 'poweroff')) {
+          const tail = await this.#logTail();
+          const detail = `the VM stopped (${vmState}) while starting${tail === '' ? '' : `: ${tail}`}`;
+          if (mentionsVtxUnavailable(tail)) {
+            throw new NotSupportedError(detail, { machine: this.machineName, operation, hint: 'enable VT-x/AMD-V in the firmware' });
+          }
+          throw new ProviderError(detail, { machine: this.machineName, operation, hint: `see ${join(this.#context.machineDir, 'console.log')}` });
+        }
+        return { done: false, reason: `VMState ${vmState ?? 'unknown'}` };
+      },
+      {
+        interval: this.#timings.pollInterval,
+        maxInterval: this.#timings.maxPollInterval,
+        timeout: timeoutMs,
+        description: `VM ${this.machineName} to be ${wanted.toLowerCase()}`,
+        machine: this.machineName,
+        operation,
+        ...(signal === undefined ? {} : { signal }),
+      },
+    );
+  }
+
+  /** Presses the ACPI power button and waits for poweroff; false when the guest did not stop in time. */
+  async #acpiShutdown(uuid: string, signal: AbortSignal | undefined, operation: string): Promise<boolean> {
+    await this.#vbox(['controlvm', uuid, 'acpipowerbutton'], operation);
+    try {
+      await this.#waitForState(uuid, State.Stopped, this.#config.stopTimeout * 1000, signal, operation);
+      return true;
+    } catch (error) {
+      if (TimeoutError.isInstance(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Keeps the SSH forward's port when it is still free, else moves the forward to a free one. */
+  async #ensureSshForward(uuid: string): Promise<void> {
+    const port = this.#context.data.read().sshPort;
+    if (typeof port === 'number' && (await isLoopbackPortFree(port))) return;
+    const next = await freeLoopbackPort();
+    await this.#vbox(['modifyvm', uuid, '--natpf1', 'delete', 'ssh'], 'start').catch((error: unknown) => {
+      if (!(error instanceof ProviderError)) throw error;
+    });
+    await this.#vbox(['modifyvm', uuid, '--natpf1', `ssh,tcp,127.0.0.1,${next},,22`], 'start');
+    await this.#context.data.write({ sshPort: next });
+  }
+
+  async #waitReady(uuid: string, signal: AbortSignal | undefined, operation: string): Promise<void> {
+    await this.#waitForState(uuid, State.Running, this.#config.bootTimeout * 1000, signal, operation);
+    const pinned = this.#context.data.read().hostKeyFingerprint;
+    const [, { waitForSSH }] = await loadSsh();
+    const fingerprint = await waitForSSH(await this.#sshTarget(typeof pinned === 'string' ? pinned : undefined), this.#sshWaitOptions(signal, operation));
+    if (typeof pinned !== 'string') await this.#context.data.write({ hostKeyFingerprint: fingerprint });
+    await this.#refreshIp(signal, operation);
+  }
+
+  async #sshTarget(hostKeyFingerprint?: string): Promise<SSHTarget> {
+    const port = this.#context.data.read().sshPort;
+    return {
+      host: '127.0.0.1',
+      port: typeof port === 'number' ? port : 22,
+      username: this.#config.sshUser,
+      privateKey: await readFile(this.getSSHKeyPath(), 'utf8'),
+      machine: this.machineName,
+      ...(hostKeyFingerprint === undefined ? {} : { hostKeyFingerprint }),
+    };
+  }
+
+  #sshWaitOptions(signal: AbortSignal | undefined, operation: string) {
+    return {
+      timeout: this.#config.bootTimeout * 1000,
+      operation,
+      ...(signal === undefined ? {} : { signal }),
+      ...(this.#context.onProgress === undefined ? {} : { onProgress: this.#context.onProgress }),
+    };
+  }
+
+  /** Reads the guest's address on the host-only network over SSH (DHCP may take a moment) and stores it. */
+  async #refreshIp(signal: AbortSignal | undefined, operation: string): Promise<string> {
+    const cidr = parseHostCidr(this.#config.hostOnlyCidr);
+    const pinned = this.#context.data.read().hostKeyFingerprint;
+    const target = await this.#sshTarget(typeof pinned === 'string' ? pinned : undefined);
+    const [, { runSSH }] = await loadSsh();
+    const ip = await waitFor(
+      async () => {
+        const result = await runSSH(target, 'ip -o -4 addr show', signal === undefined ? {} : { signal });
+        const addresses = [...result.stdout.matchAll(/\binet (\d+\.\d+\.\d+\.\d+)\//g)].map((match) => match[1] ?? '');
+        const found = addresses.find((address) => address !== cidr.ip && cidrContains(cidr, address));
+        return found === undefined ? { done: false, reason: `no address in ${cidr.network}/${cidr.prefix} yet (has ${addresses.join(', ') || 'none'})` } : { done: true, value: found };
+      },
+      {
+        interval: this.#timings.pollInterval,
+        maxInterval: this.#timings.maxPollInterval,
+        timeout: this.#timings.ipTimeout,
+        description: `the VM's address on the host-only network ${cidr.network}/${cidr.prefix}`,
+        machine: this.machineName,
+        operation,
+        ...(signal === undefined ? {} : { signal }),
+      },
+    );
+    await this.#context.data.write({ ip });
+    return ip;
+  }
+
+  /** True when a VM other than `exceptUuid` has a host-only adapter on `name`. */
+  async #interfaceInUse(name: string, exceptUuid: string | undefined, operation: string): Promise<boolean> {
+    const vms = parseVmList(await this.#vbox(['list', 'vms'], operation));
+    for (const vm of vms) {
+      if (vm.uuid === exceptUuid) continue;
+      let info: Map<string, string>;
+      try {
+        info = await this.#info(vm.uuid, operation);
+      } catch (error) {
+        if (NotFoundError.isInstance(error)) continue;
+        throw error;
+      }
+      for (const [key, value] of info) if (/^hostonlyadapter\d+$/.test(key) && value === name) return true;
+    }
+    return false;
+  }
+
+  #deleters(): Record<string, ResourceDeleter> {
+    const operation = 'remove';
+    return {
+      [ResourceKind.vm]: async (entry: JournalEntry) => {
+        let state: State;
+        try {
+          state = stateOfVmState((await this.#info(entry.id, operation)).get('VMState'));
+        } catch (error) {
+          if (NotFoundError.isInstance(error)) await rm(join(this.#context.machineDir, entry.meta?.name ?? this.machineName), { recursive: true, force: true });
+          throw error;
+        }
+        if (bootedStates.has(state)) {
+          await this.#vbox(['controlvm', entry.id, 'poweroff'], operation).catch((error: unknown) => {
+            // Already off between the two calls: fine.
+            if (!(error instanceof ProviderError)) throw error;
+          });
+        }
+        await this.#vbox(['unregistervm', entry.id, '--delete'], operation);
+      },
+      [ResourceKind.disk]: async (entry: JournalEntry) => {
+        await this.#closeMedium('disk', entry.id, true);
+      },
+      [ResourceKind.seedIso]: async (entry: JournalEntry) => {
+        await this.#closeMedium('dvd', entry.id, false);
+      },
+      [ResourceKind.hostOnlyInterface]: async (entry: JournalEntry) => {
+        if (await this.#interfaceInUse(entry.id, undefined, operation)) return;
+        await this.#vbox(['dhcpserver', 'remove', '--interface', entry.id], operation).catch(ignoreMissing);
+        await this.#vbox(['hostonlyif', 'remove', entry.id], operation);
+      },
+      [ResourceKind.dhcpServer]: async (entry: JournalEntry) => {
+        if (await this.#interfaceInUse(entry.id, undefined, operation)) return;
+        await this.#vbox(['dhcpserver', 'remove', '--interface', entry.id], operation);
+      },
+    };
+  }
+
+  /** Unregisters a medium (deleting a disk through VirtualBox) and removes the file; a medium already gone is fine. */
+  async #closeMedium(type: 'disk' | 'dvd', path: string, deleteThroughVBox: boolean): Promise<void> {
+    const runner = await this.#getRunner();
+    try {
+      await runner.run(['closemedium', type, path, ...(deleteThroughVBox ? ['--delete'] : [])]);
+    } catch (error) {
+      if (!(error instanceof VBoxManageError) || !isMissingMedium(error.stderr)) {
+        throw mapVBoxManageError(error, { machine: this.machineName, operation: 'remove' });
+      }
+    }
+    await rm(path, { force: true });
+  }
+}
+
+function isMissingMedium(stderr: string): boolean {
+  return /VERR_FILE_NOT_FOUND|VBOX_E_OBJECT_NOT_FOUND|Could not find file for the medium|Could not find (?:a|an) (?:hard disk|medium|DVD)|does not exist/i.test(stderr);
+}
+
+function ignoreMissing(error: unknown): void {
+  if (NotFoundError.isInstance(error)) return;
+  if (ProviderError.isInstance(error) && /does not exist|could not find|not found/i.test(error.message)) return;
+  throw error;
+}
+
+/** A free TCP port on 127.0.0.1 (bound and released; VirtualBox binds it for the forward). */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function isLoopbackPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
