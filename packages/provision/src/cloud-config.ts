@@ -43,5 +43,16 @@ export function buildCloudConfig(options: { engine: EngineOptions; hostKey?: Mac
     ];
   }
   const yaml = loadYaml();
-  return `#cloud-config\n${yaml.stringify(config, { lineWidth: 0, blockQuote: 'literal' })}`;
+  const document = new yaml.Document(config);
+  // runcmd entries read best as one-line lists, their words double-quoted (old PyYAML refuses a
+  // `:` inside an unquoted word of a flow list, as in a URL).
+  const runcmd = document.get('runcmd', true);
+  if (yaml.isSeq(runcmd)) {
+    for (const item of runcmd.items) {
+      if (!yaml.isSeq(item)) continue;
+      item.flow = true;
+      for (const word of item.items) if (yaml.isScalar(word)) word.type = 'QUOTE_DOUBLE';
+    }
+  }
+  return `#cloud-config\n${document.toString({ lineWidth: 0, blockQuote: 'literal' })}`;
 }

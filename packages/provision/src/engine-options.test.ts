@@ -286,6 +286,18 @@ describe('buildCloudConfig', () => {
     ]);
   });
 
+  it('PyYAML (what cloud-init parses with) reads the same document (when python3-yaml is installed)', (context) => {
+    const text = buildCloudConfig({ engine: engine({ 'engine-env': ['NO_PROXY=a,b'], 'engine-opt': ['log-opt=max-size=10m'] }), hostKey: generateHostKey() });
+    let output: string;
+    try {
+      output = execFileSync('python3', ['-c', 'import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))'], { input: text, encoding: 'utf8', stdio: ['pipe', 'pipe', 'ignore'] });
+    } catch {
+      context.skip('python3 with PyYAML is not installed');
+      return;
+    }
+    expect(JSON.parse(output)).toEqual(parse(text));
+  });
+
   it('with --no-provision carries only the host key; without a host key, no ssh_keys', () => {
     const hostKey = generateHostKey();
     const bare = parse(buildCloudConfig({ engine: engine({ 'no-provision': true }), hostKey })) as Record<string, unknown>;
