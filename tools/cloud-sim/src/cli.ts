@@ -2,7 +2,7 @@
 /**
  * `pnpm sim`: starts every implemented provider front end, prints endpoints and the environment to
  * point drivers at them, and runs until SIGINT/SIGTERM. Options: `--providers a,b`, `--host`,
- * `--ssh-port N`, `--port provider=N`, `--pending-ms N`, `--stopping-ms N`, `--state-file PATH` (JSON `{pid, endpoints, sshPort, env}`
+ * `--ssh-port N`, `--docker-port N`, `--port provider=N`, `--pending-ms N`, `--stopping-ms N`, `--state-file PATH` (JSON `{pid, endpoints, sshPort, dockerPort, env}`
  * written once ready, removed on exit). Faults come from `CLOUD_SIM_FAULTS` (JSON).
  */
 import { rename, rm, writeFile } from 'node:fs/promises';
@@ -20,11 +20,12 @@ async function main(): Promise<void> {
       'state-file': { type: 'string' },
       'pending-ms': { type: 'string' },
       'stopping-ms': { type: 'string' },
+      'docker-port': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help === true) {
-    process.stdout.write('usage: cloud-sim [--providers digitalocean] [--host 127.0.0.1] [--ssh-port N] [--port provider=N] [--pending-ms N] [--stopping-ms N] [--state-file PATH]\n');
+    process.stdout.write('usage: cloud-sim [--providers digitalocean] [--host 127.0.0.1] [--ssh-port N] [--docker-port N] [--port provider=N] [--pending-ms N] [--stopping-ms N] [--state-file PATH]\n');
     return;
   }
   const ports: Record<string, number> = {};
@@ -38,6 +39,7 @@ async function main(): Promise<void> {
     ...(values.providers ? { providers: values.providers.split(',').map((name) => name.trim()) } : {}),
     ...(values.host ? { host: values.host } : {}),
     ...(values['ssh-port'] ? { sshPort: Number(values['ssh-port']) } : {}),
+    ...(values['docker-port'] ? { dockerPort: Number(values['docker-port']) } : {}),
     ports,
     delays: {
       ...(values['pending-ms'] ? { pendingMs: Number(values['pending-ms']) } : {}),
@@ -48,13 +50,13 @@ async function main(): Promise<void> {
   const env = sim.env();
   const lines = [`cloud-sim ready in ${Math.round(performance.now() - started)} ms (pid ${process.pid})`];
   for (const [name, url] of Object.entries(sim.endpoints)) lines.push(`  ${name.padEnd(14)} ${url}`);
-  lines.push(`  ssh            <instance public ip>:${sim.sshPort}`, '');
+  lines.push(`  ssh            <instance public ip>:${sim.sshPort}`, `  docker         <instance public ip>:${sim.dockerPort} (use as --engine-port)`, '');
   for (const [key, value] of Object.entries(env)) lines.push(`export ${key}=${value}`);
   process.stdout.write(`${lines.join('\n')}\n`);
   // Written last: whoever waits for this file can rely on everything above being ready.
   const stateFile = values['state-file'];
   if (stateFile !== undefined) {
-    const state = `${JSON.stringify({ pid: process.pid, endpoints: sim.endpoints, sshPort: sim.sshPort, env }, null, 2)}\n`;
+    const state = `${JSON.stringify({ pid: process.pid, endpoints: sim.endpoints, sshPort: sim.sshPort, dockerPort: sim.dockerPort, env }, null, 2)}\n`;
     await writeFile(`${stateFile}.tmp`, state);
     await rename(`${stateFile}.tmp`, stateFile); // readers never see a half-written file
   }

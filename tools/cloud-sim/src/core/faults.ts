@@ -1,6 +1,7 @@
 /**
  * Fault injection: API faults (a provider error on the Nth call of an operation, throttling, added
- * latency) and instance faults (never reaches running, SSH port never opens, SSH rejects the key).
+ * latency) and instance faults (never reaches running, SSH port never opens, SSH rejects the key,
+ * Docker Engine install fails, public IP changes on each start).
  * Each provider front end renders an API fault in its own wire format.
  */
 
@@ -45,7 +46,10 @@ export interface ApiFaultRule {
 }
 
 /** Instance-level fault kinds. */
-export type InstanceFaultKind = 'neverRuns' | 'sshNeverOpens' | 'sshRejectsKey';
+export type InstanceFaultKind = 'neverRuns' | 'sshNeverOpens' | 'sshRejectsKey' | 'engineInstallFails' | 'ipChangesOnStart';
+
+/** Every instance fault kind, for validation. */
+export const INSTANCE_FAULT_KINDS: readonly InstanceFaultKind[] = ['neverRuns', 'sshNeverOpens', 'sshRejectsKey', 'engineInstallFails', 'ipChangesOnStart'];
 
 /** Which instances an instance fault applies to; applied when an instance is created. */
 export interface InstanceSelector {
@@ -125,6 +129,19 @@ export class FaultInjector {
     return this.#addInstance('sshRejectsKey', selector);
   }
 
+  /**
+   * Matching new instances cannot install Docker Engine: apt-get answers `E: Unable to locate
+   * package docker-ce` (exit 100), so the install script and cloud-init fail (`status: error`).
+   */
+  engineInstallFails(selector: InstanceSelector = {}): FaultHandle {
+    return this.#addInstance('engineInstallFails', selector);
+  }
+
+  /** Matching new instances get a new public address each time they start after a stop (not on reboot). */
+  ipChangesOnStart(selector: InstanceSelector = {}): FaultHandle {
+    return this.#addInstance('ipChangesOnStart', selector);
+  }
+
   /** Removes every rule. */
   clear(): void {
     this.#apiRules.length = 0;
@@ -197,8 +214,8 @@ export function parseFaultSpecs(json: string): FaultSpec[] {
     if (typeof item !== 'object' || item === null) throw new Error(`CLOUD_SIM_FAULTS[${index}] is not an object`);
     const spec = item as FaultSpec;
     if ('instance' in spec) {
-      if (!['neverRuns', 'sshNeverOpens', 'sshRejectsKey'].includes(spec.instance)) {
-        throw new Error(`CLOUD_SIM_FAULTS[${index}].instance must be neverRuns, sshNeverOpens or sshRejectsKey`);
+      if (!INSTANCE_FAULT_KINDS.includes(spec.instance)) {
+        throw new Error(`CLOUD_SIM_FAULTS[${index}].instance must be one of ${INSTANCE_FAULT_KINDS.join(', ')}`);
       }
     } else {
       validateApiRule(spec, `CLOUD_SIM_FAULTS[${index}]`);

@@ -1,5 +1,6 @@
 import { generateSSHKeyPair } from '@machine/driver-core/keys';
 import { type RunningSSHServer, startSSHServer } from '@machine/driver-core/testing';
+import type { InstanceGuests } from '../guest/guest.ts';
 import { EmulatedShell } from '../shell/emulated-shell.ts';
 import { serveSftp } from '../shell/sftp-handler.ts';
 import type { SimInstance } from './store.ts';
@@ -14,9 +15,12 @@ export class InstanceSSHServers {
   readonly #servers = new Map<SimInstance, Promise<RunningSSHServer | undefined>>();
   readonly #hostKeys = new WeakMap<SimInstance, string>();
   readonly #shells = new WeakMap<SimInstance, EmulatedShell>();
+  readonly #guests: InstanceGuests | undefined;
 
-  constructor(port: number) {
+  /** `guests`: the booted image, whose shell (with systemd, cloud-init…) and host key SSH uses. */
+  constructor(port: number, guests?: InstanceGuests) {
     this.port = port;
+    this.#guests = guests;
   }
 
   /** Starts the instance's SSH server unless a fault says its port never opens. */
@@ -50,6 +54,7 @@ export class InstanceSSHServers {
 
   /** The shell serving an instance (tests inspect its filesystem through `instance.filesystem`). */
   shellFor(instance: SimInstance): EmulatedShell {
+    if (this.#guests !== undefined) return this.#guests.guestFor(instance).shell;
     let shell = this.#shells.get(instance);
     if (shell === undefined) {
       const diskGb = typeof instance.attributes.diskGb === 'number' ? instance.attributes.diskGb : 25;
@@ -65,7 +70,7 @@ export class InstanceSSHServers {
   }
 
   #start(instance: SimInstance): Promise<RunningSSHServer> {
-    let hostKey = this.#hostKeys.get(instance);
+    let hostKey = this.#guests?.guestFor(instance).hostKey ?? this.#hostKeys.get(instance);
     if (hostKey === undefined) {
       hostKey = generateSSHKeyPair({ comment: `host-${instance.id}` }).privateKey;
       this.#hostKeys.set(instance, hostKey);

@@ -1,3 +1,4 @@
+import type { InstanceGuests } from '../guest/guest.ts';
 import { createUbuntuFileSystem } from '../shell/ubuntu-image.ts';
 import type { FaultInjector } from './faults.ts';
 import type { InstanceSSHServers } from './instance-ssh.ts';
@@ -12,10 +13,15 @@ export interface LifecycleDelays {
   stoppingMs: number;
   /** Time before a terminated instance's resources are released (default 0). */
   terminatingMs: number;
+  /** How long cloud-init's final stage (runcmd: the engine install) runs after first boot (default 20). */
+  cloudInitMs: number;
 }
 
 /** Default delays: small, so tests are fast but still see `pending`. */
-export const DEFAULT_DELAYS: LifecycleDelays = { pendingMs: 50, stoppingMs: 30, terminatingMs: 0 };
+export const DEFAULT_DELAYS: LifecycleDelays = { pendingMs: 50, stoppingMs: 30, terminatingMs: 0, cloudInitMs: 20 };
+
+/** Called when an instance's public address changes (the `ipChangesOnStart` fault). */
+export type AddressChangeListener = (instance: SimInstance, previousIp: string) => void;
 
 /** What a front end passes to create an instance. */
 export interface LaunchSpec {
@@ -26,6 +32,11 @@ export interface LaunchSpec {
   authorizedKeys: readonly string[];
   tags?: readonly string[];
   attributes?: Record<string, unknown>;
+  /**
+   * User data as cloud-init reads it (already base64-decoded): kept as `attributes.userData`,
+   * written to /var/lib/cloud/instance/user-data.txt, and applied at first boot.
+   */
+  userData?: string;
 }
 
 interface Pending {
@@ -47,15 +58,31 @@ export class InstanceLifecycle {
   readonly #ips: LoopbackIpAllocator;
   readonly #faults: FaultInjector;
   readonly #ssh: InstanceSSHServers;
+  readonly #guests: InstanceGuests | undefined;
   readonly #pending = new Map<SimInstance, Pending>();
+  readonly #addressListeners: AddressChangeListener[] = [];
   #closed = false;
 
-  constructor(options: { store: SimStore; ips: LoopbackIpAllocator; faults: FaultInjector; ssh: InstanceSSHServers; delays?: Partial<LifecycleDelays> }) {
+  constructor(options: {
+    store: SimStore;
+    ips: LoopbackIpAllocator;
+    faults: FaultInjector;
+    ssh: InstanceSSHServers;
+    /** The booted image (cloud-init, systemd, dockerd); without it instances only run SSH. */
+    guests?: InstanceGuests;
+    delays?: Partial<LifecycleDelays>;
+  }) {
     this.#store = options.store;
     this.#ips = options.ips;
     this.#faults = options.faults;
     this.#ssh = options.ssh;
+    this.#guests = options.guests;
     this.delays = { ...DEFAULT_DELAYS, ...options.delays };
+  }
+
+  /** Calls `listener` whenever an instance's public address changes (front ends that store addresses). */
+  onAddressChange(listener: AddressChangeListener): void {
+    this.#addressListeners.push(listener);
   }
 
   /** Creates an instance in `pending` and schedules it to run. Returns at once. */
@@ -78,17 +105,37 @@ export class InstanceLifecycle {
       faults: this.#faults.instanceFaultsFor(spec.provider, spec.name),
       attributes: { ...spec.attributes },
     };
+    if (spec.userData !== undefined) {
+      instance.attributes.userData = spec.userData;
+      instance.filesystem.mkdir('/var/lib/cloud/instance', { recursive: true });
+      instance.filesystem.writeFile('/var/lib/cloud/instance/user-data.txt', spec.userData, { mode: 0o600 });
+    }
     this.#store.addInstance(instance);
     return { instance, running: this.#boot(instance) };
   }
 
-  /** stopped → pending → running. Resolves true at once if already running or pending. */
+  /**
+   * stopped → pending → running. Resolves true at once if already running or pending. With the
+   * `ipChangesOnStart` fault the instance gets a new public address first.
+   */
   start(instance: SimInstance): Promise<boolean> {
+    return this.#start(instance, true);
+  }
+
+  #start(instance: SimInstance, mayChangeAddress: boolean): Promise<boolean> {
     if (instance.state === 'running') return Promise.resolve(true);
     if (instance.state === 'pending') return this.#waitCurrent(instance);
     if (instance.state !== 'stopped') return Promise.resolve(false);
     this.#setState(instance, 'pending');
+    if (mayChangeAddress && instance.faults.has('ipChangesOnStart')) this.#changeAddress(instance);
     return this.#boot(instance);
+  }
+
+  #changeAddress(instance: SimInstance): void {
+    const previousIp = instance.publicIp;
+    instance.publicIp = this.#ips.allocate().publicIp; // allocated before the release: always a different address
+    this.#ips.release(previousIp);
+    for (const listener of this.#addressListeners) listener(instance, previousIp);
   }
 
   /** running → stopping → stopped (`force`: no graceful delay). */
@@ -96,7 +143,7 @@ export class InstanceLifecycle {
     if (instance.state === 'stopped') return Promise.resolve(true);
     if (instance.state === 'terminated') return Promise.resolve(false);
     this.#setState(instance, 'stopping');
-    const closing = this.#ssh.close(instance);
+    const closing = Promise.all([this.#ssh.close(instance), this.#guests?.shutdown(instance)]);
     return this.#schedule(instance, options.force === true ? 0 : this.delays.stoppingMs, async () => {
       await closing;
       this.#setState(instance, 'stopped');
@@ -108,7 +155,7 @@ export class InstanceLifecycle {
   async reboot(instance: SimInstance): Promise<boolean> {
     const stopped = await this.stop(instance);
     if (!stopped) return false;
-    return this.start(instance);
+    return this.#start(instance, false);
   }
 
   /** Any state → terminated: SSH closed, address released. Idempotent. */
@@ -117,7 +164,7 @@ export class InstanceLifecycle {
     this.#cancel(instance);
     this.#setState(instance, 'terminated');
     return this.#schedule(instance, this.delays.terminatingMs, async () => {
-      await this.#ssh.close(instance);
+      await Promise.all([this.#ssh.close(instance), this.#guests?.release(instance)]);
       this.#ips.release(instance.publicIp);
       return true;
     });
@@ -135,6 +182,8 @@ export class InstanceLifecycle {
       return new Promise<boolean>((resolve) => this.#pending.set(instance, { timer: undefined, settle: [resolve] }));
     }
     return this.#schedule(instance, this.delays.pendingMs, async () => {
+      await this.#guests?.boot(instance); // cloud-init's early stages (host key, files) come before sshd
+      if (instance.state !== 'pending') return false;
       await this.#ssh.open(instance);
       if (instance.state !== 'pending') return false; // stopped or terminated while SSH was opening
       this.#setState(instance, 'running');

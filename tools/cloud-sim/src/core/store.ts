@@ -14,8 +14,11 @@ export interface SimInstance {
   state: InstanceState;
   stateChangedAt: Date;
   readonly createdAt: Date;
-  /** Its own loopback address in 127.1.0.0/16; SSH listens here on the simulator's `sshPort`. */
-  readonly publicIp: string;
+  /**
+   * Its own loopback address in 127.1.0.0/16; SSH (and dockerd) listen here. Changes on start
+   * after a stop only with the `ipChangesOnStart` fault.
+   */
+  publicIp: string;
   /** A fake 10.x address. */
   readonly privateIp: string;
   /** Public key lines SSH accepts (any user). */

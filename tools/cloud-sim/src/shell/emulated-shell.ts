@@ -1,5 +1,6 @@
 import type { ExecIO } from '@machine/driver-core/testing';
 import { ExitSignal } from './exit-signal.ts';
+import type { GuestSystem } from './guest-system.ts';
 import { SHELL_COMMANDS } from './shell-commands.ts';
 import { type FileSystemError, MemoryFileSystem } from './memory-filesystem.ts';
 import { type CommandList, expandWord, parseCommandLine, type Redirection, ShellSyntaxError, type SimpleCommand } from './shell-parser.ts';
@@ -15,6 +16,8 @@ export interface HostFacts {
 export interface ShellSession {
   readonly fs: MemoryFileSystem;
   readonly host: HostFacts;
+  /** The machine's services (systemd, cloud-init, apt, network, dockerd); absent in a bare shell. */
+  readonly system: GuestSystem | undefined;
   user: string;
   cwd: string;
   variables: Record<string, string>;
@@ -49,10 +52,12 @@ interface Streams {
 export class EmulatedShell {
   readonly fs: MemoryFileSystem;
   readonly host: HostFacts;
+  readonly system: GuestSystem | undefined;
 
-  constructor(fs: MemoryFileSystem, host: HostFacts) {
+  constructor(fs: MemoryFileSystem, host: HostFacts, system?: GuestSystem) {
     this.fs = fs;
     this.host = host;
+    this.system = system;
   }
 
   /** Runs `command` as `user` (default root) with the SSH channel's streams; returns the exit code. */
@@ -61,6 +66,7 @@ export class EmulatedShell {
     const session: ShellSession = {
       fs: this.fs,
       host: this.host,
+      system: this.system,
       user,
       cwd: this.fs.exists(home) ? home : '/',
       variables: { HOME: home, USER: user, LOGNAME: user, SHELL: '/bin/sh', PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', '?': '0', $: '4242' },
@@ -118,7 +124,10 @@ async function runPipeline(session: ShellSession, commands: SimpleCommand[], str
 async function runSimple(session: ShellSession, command: SimpleCommand, streams: Streams): Promise<number> {
   const redirected = applyRedirections(session, command.redirections, streams);
   if (typeof redirected === 'number') return redirected;
-  const [name, ...args] = command.words.map((word) => expandWord(word, session.variables));
+  const words = command.words.map((word) => expandWord(word, session.variables));
+  // `A=1 B=2 cmd …`: the assignments only apply to the command (which sees no environment here).
+  while (words.length > 1 && /^[A-Za-z_][A-Za-z0-9_]*=/.test(words[0]!)) words.shift();
+  const [name, ...args] = words;
   if (name === undefined) return 0;
   const assignment = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(name);
   if (assignment !== null && args.length === 0) {

@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { CommandContext, CommandImplementation } from './emulated-shell.ts';
 import { ExitSignal } from './exit-signal.ts';
 import { type FileSystemNode, MemoryFileSystem } from './memory-filesystem.ts';
+import { PACKAGE_COMMANDS, SYSTEM_COMMANDS } from './system-commands.ts';
 import { KERNEL_RELEASE } from './ubuntu-image.ts';
 
 const KERNEL_VERSION = '#49-Ubuntu SMP PREEMPT_DYNAMIC Mon Nov  4 02:06:24 UTC 2024';
@@ -291,10 +292,11 @@ const test: CommandImplementation = (context) => {
   }
   let result: boolean;
   const [first, second, third] = args;
-  if (args.length === 2 && first !== undefined && second !== undefined && /^-[efdsnz]$/.test(first)) {
+  if (args.length === 2 && first !== undefined && second !== undefined && /^-[efdsnzxrw]$/.test(first)) {
     const node = context.session.fs.lookup(resolve(context, second));
     result =
-      first === '-e' ? node !== undefined
+      first === '-e' || first === '-r' || first === '-w' ? node !== undefined
+      : first === '-x' ? node !== undefined && (node.mode & 0o111) !== 0
       : first === '-f' ? node?.type === 'file'
       : first === '-d' ? node?.type === 'directory'
       : first === '-s' ? node?.type === 'file' && node.data.length > 0
@@ -377,11 +379,38 @@ const tail: CommandImplementation = async (context) => {
   return 0;
 };
 
-const which: CommandImplementation = ({ args, stdout }) => {
+/** Where a command lives, or undefined: built-ins always, package commands once installed. */
+function commandPath(context: CommandContext, name: string): string | undefined {
+  const packaged = PACKAGE_COMMANDS[name];
+  if (packaged !== undefined) return context.session.fs.exists(packaged) ? packaged : undefined;
+  if (SHELL_COMMANDS[name] === undefined) return undefined;
+  return ['cloud-init', 'systemctl', 'journalctl'].includes(name) && context.session.system === undefined ? undefined : `/usr/bin/${name}`;
+}
+
+const which: CommandImplementation = (context) => {
   let status = 0;
-  for (const name of args.filter((arg) => !arg.startsWith('-'))) {
-    if (SHELL_COMMANDS[name] === undefined) status = 1;
-    else stdout(`/usr/bin/${name}\n`);
+  for (const name of context.args.filter((arg) => !arg.startsWith('-'))) {
+    const path = commandPath(context, name);
+    if (path === undefined) status = 1;
+    else context.stdout(`${path}\n`);
+  }
+  return status;
+};
+
+/** `command -v NAME…` / `command -V NAME`; `command NAME ARGS` runs NAME. */
+const command: CommandImplementation = (context) => {
+  const [option, ...names] = context.args;
+  if (option !== '-v' && option !== '-V') {
+    if (option === undefined) return 0;
+    return context.run(context.args.map(quote).join(' '), context.stdin);
+  }
+  let status = 0;
+  for (const name of names) {
+    const path = commandPath(context, name);
+    if (path === undefined) {
+      if (option === '-V') context.stderr(`sh: 1: command: ${name}: not found\n`);
+      status = 1;
+    } else context.stdout(option === '-v' ? `${path}\n` : `${name} is ${path}\n`);
   }
   return status;
 };
@@ -429,4 +458,6 @@ export const SHELL_COMMANDS: Readonly<Record<string, CommandImplementation>> = {
   sleep,
   head,
   tail,
+  command,
+  ...SYSTEM_COMMANDS,
 };

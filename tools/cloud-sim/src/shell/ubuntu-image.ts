@@ -48,7 +48,6 @@ export function createUbuntuFileSystem(seed: ImageSeed): MemoryFileSystem {
   fs.writeFile('/etc/hosts', `127.0.0.1 localhost\n127.0.1.1 ${seed.hostname}\n`);
   fs.writeFile('/etc/passwd', `root:x:0:0:root:/root:/bin/bash\n${user}:x:1000:1000:Ubuntu:/home/${user}:/bin/bash\n`);
   fs.writeFile('/etc/ssh/sshd_config', 'PermitRootLogin prohibit-password\nPasswordAuthentication no\n');
-  fs.writeFile('/var/log/cloud-init-output.log', 'Cloud-init v. 24.4 finished\n');
   const keys = seed.authorizedKeys.map((key) => `${key.trim()}\n`).join('');
   fs.mkdir('/root/.ssh', { mode: 0o700 });
   fs.writeFile('/root/.ssh/authorized_keys', keys, { mode: 0o600 });

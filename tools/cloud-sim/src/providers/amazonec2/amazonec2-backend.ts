@@ -64,6 +64,7 @@ export interface Ec2InstanceAttributes {
   iamInstanceProfile?: string;
   spotInstanceRequestId?: string;
   associatePublicIp: boolean;
+  /** The user data, base64-decoded (as cloud-init reads it). */
   userData?: string;
   /** True while a reboot runs: EC2 keeps reporting `running`. */
   rebooting?: boolean;

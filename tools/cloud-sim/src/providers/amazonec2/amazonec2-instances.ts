@@ -112,7 +112,8 @@ export function runInstances(backend: AmazonEC2Backend, request: SimRequest): Si
   const spot = param(market, 'MarketType') === 'spot';
   const maxPrice = param(market, 'SpotOptions', 'MaxPrice');
   if (maxPrice !== undefined && !/^\d+(\.\d+)?$/.test(maxPrice)) throw invalidParameter(`The value '${maxPrice}' is invalid for parameter MaxPrice.`);
-  const userData = param(query, 'UserData');
+  const userDataBase64 = param(query, 'UserData');
+  const userData = userDataBase64 === undefined ? undefined : Buffer.from(userDataBase64, 'base64').toString('utf8');
   const profile = struct(query, 'IamInstanceProfile');
 
   const reservationId = backend.newId('r');
@@ -206,11 +207,8 @@ export function runInstances(backend: AmazonEC2Backend, request: SimRequest): Si
       authorizedKeys: key === undefined ? [] : [key.attributes.publicKey as string],
       tags: tags.map((tag) => `${tag.key}=${tag.value}`),
       attributes: attributes as unknown as Record<string, unknown>,
+      ...(userData === undefined ? {} : { userData }),
     });
-    if (userData !== undefined) {
-      instance.filesystem.mkdir('/var/lib/cloud/instance', { recursive: true });
-      instance.filesystem.writeFile('/var/lib/cloud/instance/user-data.txt', Buffer.from(userData, 'base64').toString('utf8'), { mode: 0o600 });
-    }
     instances.push(instance);
   }
   return ec2Response('RunInstances', request, reservationXml(backend, reservationId, instances));

@@ -63,6 +63,14 @@ export class AzureBackend {
     this.context = context;
     this.vmLimit = options.vmLimit ?? 1000;
     this.invalidTokenPrefix = options.invalidTokenPrefix ?? 'invalid';
+    // A public IP resource follows its VM's address when it changes (the ipChangesOnStart fault).
+    context.lifecycle.onAddressChange((instance, previousIp) => {
+      if (instance.provider !== AZURE) return;
+      for (const publicIp of this.resources('publicIPAddresses')) {
+        const properties = (publicIp.attributes as { properties?: Record<string, unknown> }).properties;
+        if (properties !== undefined && properties.ipAddress === previousIp) properties.ipAddress = instance.publicIp;
+      }
+    });
   }
 
   /** A stored ARM resource by ID (case-insensitive). */

@@ -136,6 +136,7 @@ export function putVirtualMachine(backend: AzureBackend, target: ArmTarget, requ
   const diskName = typeof osDisk.name === 'string' ? osDisk.name : `${name}_OsDisk_1_${backend.context.ids.hex(32)}`;
   const diskId = `/subscriptions/${target.subscriptionId}/resourceGroups/${target.resourceGroup}/providers/Microsoft.Compute/disks/${diskName}`;
   const diskGb = typeof osDisk.diskSizeGB === 'number' ? osDisk.diskSizeGB : 30;
+  const customData = osProfile.customData;
   delete osProfile.customData;
   delete osProfile.adminPassword;
   const attributes: VirtualMachineAttributes = {
@@ -161,17 +162,13 @@ export function putVirtualMachine(backend: AzureBackend, target: ArmTarget, requ
     name,
     authorizedKeys: keys,
     attributes: attributes as unknown as Record<string, unknown>,
+    ...(typeof customData === 'string' ? { userData: Buffer.from(customData, 'base64').toString('utf8') } : {}),
   });
   const live = attributesOf(instance);
   live.provisioning = 'creating';
   void running.then(() => {
     if (live.provisioning === 'creating') delete live.provisioning;
   });
-  const customData = objectAt(objectAt(body.properties).osProfile).customData;
-  if (typeof customData === 'string') {
-    instance.filesystem.mkdir('/var/lib/cloud/instance', { recursive: true });
-    instance.filesystem.writeFile('/var/lib/cloud/instance/user-data.txt', Buffer.from(customData, 'base64').toString('utf8'), { mode: 0o600 });
-  }
   backend.context.store.putResource({
     provider: AZURE,
     kind: 'disks',

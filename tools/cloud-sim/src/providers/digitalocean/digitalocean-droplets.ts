@@ -47,11 +47,8 @@ export function createDroplets(backend: DigitalOceanBackend, request: SimRequest
       authorizedKeys: keys,
       tags,
       attributes: { ...attributes },
+      ...(attributes.userData === undefined ? {} : { userData: attributes.userData }),
     });
-    if (attributes.userData !== undefined) {
-      instance.filesystem.mkdir('/var/lib/cloud/instance', { recursive: true });
-      instance.filesystem.writeFile('/var/lib/cloud/instance/user-data.txt', attributes.userData, { mode: 0o600 });
-    }
     return { instance, action: backend.startAction('create', instance, running) };
   });
   const links = { actions: created.map(({ action }) => ({ id: action.id, rel: 'create', href: backend.url(`/v2/actions/${action.id}`) })) };

@@ -148,6 +148,7 @@ export function insertInstance(backend: GoogleBackend, request: SimRequest, proj
     key: String(item.key ?? ''),
     value: String(item.value ?? ''),
   }));
+  const userData = metadataItems.find((item) => item.key === 'user-data')?.value;
   const id = String(backend.context.ids.next('google:instance', 1_000_000_000_000));
   const link = backend.link(`projects/${project}/zones/${zone}/instances/${name}`);
   const overQuota = backend.instances(project).length >= backend.instanceLimit;
@@ -170,6 +171,7 @@ export function insertInstance(backend: GoogleBackend, request: SimRequest, proj
       authorizedKeys: authorizedKeysFrom(metadataItems),
       tags,
       attributes: attributes as unknown as Record<string, unknown>,
+      ...(userData === undefined ? {} : { userData }),
     });
     if (boot?.autoDelete !== true) {
       // A boot disk that is not auto-deleted outlives the instance: a leak unless deleted.
