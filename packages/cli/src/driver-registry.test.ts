@@ -45,6 +45,7 @@ describe('driver discovery', () => {
     expect(drivers.stdout).toMatch(/generic\s+\d+\.\d+\.\d+\s+@machine\/driver-generic\s+cli/);
     expect(drivers.stdout).toMatch(/amazonec2\s+\d+\.\d+\.\d+\s+@machine\/driver-amazonec2\s+cli/);
     expect(drivers.stdout).toMatch(/none\s+\d+\.\d+\.\d+\s+@machine\/driver-none\s+cli/);
+    expect(drivers.stdout).toMatch(/virtualbox\s+\d+\.\d+\.\d+\s+@machine\/driver-virtualbox\s+cli/);
     expect(drivers.stdout).not.toContain('driver-core');
     const help = await cli.run(['create', '-d', 'digitalocean', '--help']);
     expect(help.code).toBe(0);
