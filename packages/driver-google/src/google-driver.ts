@@ -134,6 +134,7 @@ export class GoogleDriver implements Driver {
   /** Checks flags and the name, then that the instance does (use-existing) or does not exist. */
   async preCreateCheck(options: OperationOptions = {}): Promise<void> {
     this.#validate();
+    await this.#userData(undefined);
     const existing = await this.#findInstance(options.signal);
     if (this.#config.useExisting && existing === undefined) {
       throw new NotFoundError(`--google-use-existing: there is no instance "${this.machineName}" in ${this.#config.project}/${this.#config.zone}`, {
