@@ -127,7 +127,7 @@ function shortNames(names: readonly string[]): string[] {
     const extension = clean(dot > 0 ? name.slice(dot + 1) : '').slice(0, 3);
     let candidate = `${base}.${extension}`;
     for (let counter = 1; used.has(candidate); counter++) {
-      const suffix = `~${counter}`;
+      const suffix = `_${counter}`;
       candidate = `${base.slice(0, 8 - suffix.length)}${suffix}.${extension}`;
     }
     used.add(candidate);
