@@ -1,5 +1,9 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Sim } from '@machine/cloud-sim';
-import { AuthError, MachineError, NotFoundError, ProviderError, QuotaError, State, TimeoutError } from '@machine/driver-core';
+import { AuthError, MachineError, NotFoundError, ProviderError, QuotaError, SSHError, State, TimeoutError } from '@machine/driver-core';
+import { generateSSHKeyPair, type SSHKeyPair } from '@machine/driver-core/keys';
+import { runSSH } from '@machine/driver-core/ssh';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DigitalOceanConfig } from './digitalocean-flags.ts';
 import { createDigitalOceanDescriptor } from './index.ts';
@@ -191,4 +195,52 @@ describe('digitalocean driver against cloud-sim', () => {
     sim.faults.clear();
     await driver.remove();
   });
+
+  describe('provisioning boot data (the simulator applies the cloud-config host key)', () => {
+    it('boots with the host cloud-config plus --digitalocean-userdata, and pins the host key it installs', async () => {
+      const hostKey = generateSSHKeyPair({ comment: 'host' });
+      const path = join(root.path, 'user-data.sh');
+      await writeFile(path, '#!/bin/sh\necho from-the-user\n');
+      const { driver, context } = simMachine(sim, root.path, { 'digitalocean-userdata': path });
+      await driver.create({ boot: { userData: hostKeyCloudConfig(hostKey), hostKeyFingerprint: hostKey.sha256Fingerprint } });
+      const droplet = sim.store.listInstances('digitalocean').find((instance) => instance.name === context.machineName);
+      const userData = String(droplet?.attributes.userData);
+      expect(userData).toMatch(/^Content-Type: multipart\/mixed/);
+      expect(userData).toContain(hostKey.publicKey);
+      expect(userData).toContain('echo from-the-user');
+      expect(context.data.read().hostKeyFingerprint).toBe(hostKey.sha256Fingerprint);
+      // Later connections pin the same key.
+      const target = {
+        host: await driver.getSSHHostname(),
+        port: await driver.getSSHPort(),
+        username: driver.getSSHUsername(),
+        privateKey: await readFile(driver.getSSHKeyPath(), 'utf8'),
+        hostKeyFingerprint: hostKey.sha256Fingerprint,
+      };
+      expect((await runSSH(target, 'exit 0')).hostKeyFingerprint).toBe(hostKey.sha256Fingerprint);
+      await driver.remove();
+    });
+
+    it('a machine presenting another host key than the expected one fails create with an SSHError and leaks nothing', async () => {
+      const installed = generateSSHKeyPair({ comment: 'host' });
+      const expected = generateSSHKeyPair({ comment: 'host' }).sha256Fingerprint;
+      const { driver, context } = simMachine(sim, root.path, { 'digitalocean-firewall': true });
+      const error = await driver.create({ boot: { userData: hostKeyCloudConfig(installed), hostKeyFingerprint: expected } }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(SSHError);
+      expect((error as SSHError).failure).toBe('host-key');
+      expect((error as Error).message).toContain(`expected ${expected}, got ${installed.sha256Fingerprint}`);
+      expect(context.journal.entries()).toEqual([]);
+      expect(sim.leaks()).toEqual([]);
+    });
+  });
 });
+
+/** What the provisioner sends: a cloud-config that installs `hostKey` as the machine's SSH host key. */
+function hostKeyCloudConfig(hostKey: SSHKeyPair): string {
+  const privateKey = hostKey.privateKey
+    .trimEnd()
+    .split('\n')
+    .map((line) => `    ${line}`)
+    .join('\n');
+  return `#cloud-config\nssh_deletekeys: true\nssh_keys:\n  ed25519_private: |\n${privateKey}\n  ed25519_public: ${hostKey.publicKey}\n`;
+}
