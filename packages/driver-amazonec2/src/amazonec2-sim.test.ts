@@ -24,10 +24,11 @@ import {
   ProviderError,
   parseFlags,
   QuotaError,
+  SSHError,
   State,
   TimeoutError,
 } from '@machine/driver-core';
-import { generateSSHKeyPair } from '@machine/driver-core/keys';
+import { generateSSHKeyPair, type SSHKeyPair } from '@machine/driver-core/keys';
 import { ConfiguredRetryStrategy } from '@smithy/util-retry';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { amazonEC2Flags, createAmazonEC2Descriptor } from './index.ts';
@@ -159,7 +160,8 @@ describe('amazonec2 against the simulator', () => {
     expect(a.monitoring).toBe(true);
     expect(a.iamInstanceProfile).toContain('instance-profile/docker-host');
     expect(a.clientToken).toMatch(/^[0-9a-f-]{36}$/);
-    expect(Buffer.from(String(a.userData), 'base64').toString()).toContain('packages: [htop]');
+    // The simulator keeps the user data decoded, as cloud-init reads it.
+    expect(String(a.userData)).toBe('#cloud-config\npackages: [htop]\n');
     expect(instance.filesystem.readFile('/var/lib/cloud/instance/user-data.txt').toString()).toContain('#cloud-config');
     const volumes = sim.store.listResources('amazonec2', 'volume').filter((volume) => volume.attributes.instanceId === instance.id);
     expect(volumes).toHaveLength(1);
@@ -504,6 +506,47 @@ describe('amazonec2 credentials', () => {
     expect(error.message).toContain('AWS_PROFILE');
   });
 });
+
+describe('amazonec2 provisioning boot data (the simulator applies the cloud-config host key)', () => {
+  it('boots with the host cloud-config plus --amazonec2-userdata, and pins the host key it installs', async () => {
+    const hostKey = generateSSHKeyPair({ comment: 'host' });
+    const path = join(root, 'user-data.sh');
+    await writeFile(path, '#!/bin/sh\necho from-the-user\n');
+    const { driver, context } = machine({ 'amazonec2-userdata': path });
+    await driver.create({ boot: { userData: hostKeyCloudConfig(hostKey), hostKeyFingerprint: hostKey.sha256Fingerprint } });
+    const userData = String(attributes(instanceOf(context)).userData);
+    expect(userData).toMatch(/^Content-Type: multipart\/mixed/);
+    expect(userData).toContain(hostKey.publicKey);
+    expect(userData).toContain('echo from-the-user');
+    expect(context.data.read().hostKeyFingerprint).toBe(hostKey.sha256Fingerprint);
+    // start and restart connect with the pinned key.
+    await driver.restart();
+    await driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+
+  it('a machine presenting another host key than the expected one fails create with an SSHError and leaks nothing', async () => {
+    const installed = generateSSHKeyPair({ comment: 'host' });
+    const expected = generateSSHKeyPair({ comment: 'host' }).sha256Fingerprint;
+    const { driver, context } = machine();
+    const error = await rejection(driver.create({ boot: { userData: hostKeyCloudConfig(installed), hostKeyFingerprint: expected } }));
+    expect(error).toBeInstanceOf(SSHError);
+    expect((error as SSHError).failure).toBe('host-key');
+    expect(error.message).toContain(`expected ${expected}, got ${installed.sha256Fingerprint}`);
+    expect(context.journal.entries()).toEqual([]);
+    expect(leaks()).toEqual([]);
+  });
+});
+
+/** What the provisioner sends: a cloud-config that installs `hostKey` as the machine's SSH host key. */
+function hostKeyCloudConfig(hostKey: SSHKeyPair): string {
+  const privateKey = hostKey.privateKey
+    .trimEnd()
+    .split('\n')
+    .map((line) => `    ${line}`)
+    .join('\n');
+  return `#cloud-config\nssh_deletekeys: true\nssh_keys:\n  ed25519_private: |\n${privateKey}\n  ed25519_public: ${hostKey.publicKey}\n`;
+}
 
 async function defaultVpc(): Promise<string> {
   const { Vpcs } = await ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: 'is-default', Values: ['true'] }] }));
