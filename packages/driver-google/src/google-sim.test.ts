@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Sim, startSim } from '@machine/cloud-sim';
@@ -15,6 +15,7 @@ import {
   TimeoutError,
 } from '@machine/driver-core';
 import { runConformanceSuite } from '@machine/driver-core/conformance';
+import { generateSSHKeyPair, type SSHKeyPair } from '@machine/driver-core/keys';
 import { OAuth2Client } from 'google-auth-library';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type ComputeClients, createComputeClients } from './google-clients.ts';
@@ -331,4 +332,47 @@ describe('google driver against the simulator (real client library)', () => {
     await driver.remove();
     expect(leaks()).toEqual([]);
   });
+
+  describe('provisioning boot data (the simulator applies the cloud-config host key)', () => {
+    it('boots with the host cloud-config plus --google-userdata in the user-data metadata, and pins the host key it installs', async () => {
+      const hostKey = generateSSHKeyPair({ comment: 'host' });
+      const path = join(root, 'user-data.sh');
+      await writeFile(path, '#!/bin/sh\necho from-the-user\n');
+      const { driver, context, name } = machine({ 'google-userdata': path });
+      await driver.create({ boot: { userData: hostKeyCloudConfig(hostKey), hostKeyFingerprint: hostKey.sha256Fingerprint } });
+      const simInstance = sim.store.listInstances('google').find((instance) => instance.name === name);
+      const userData = String(simInstance?.attributes.userData);
+      expect(userData).toMatch(/^Content-Type: multipart\/mixed/);
+      expect(userData).toContain(hostKey.publicKey);
+      expect(userData).toContain('echo from-the-user');
+      // Through the real client library: the metadata item is there as sent.
+      const [instance] = await clients.instances.get({ project, zone: 'us-central1-a', instance: name });
+      expect(instance.metadata?.items?.find((item) => item.key === 'user-data')?.value).toBe(userData);
+      expect(context.data.read().hostKeyFingerprint).toBe(hostKey.sha256Fingerprint);
+      await driver.remove();
+      expect(leaks()).toEqual([]);
+    });
+
+    it('a machine presenting another host key than the expected one fails create with an SSHError and leaks nothing', async () => {
+      const installed = generateSSHKeyPair({ comment: 'host' });
+      const expected = generateSSHKeyPair({ comment: 'host' }).sha256Fingerprint;
+      const { driver, context } = machine();
+      const error = await driver.create({ boot: { userData: hostKeyCloudConfig(installed), hostKeyFingerprint: expected } }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(SSHError);
+      expect((error as SSHError).failure).toBe('host-key');
+      expect((error as Error).message).toContain(`expected ${expected}, got ${installed.sha256Fingerprint}`);
+      expect(context.journal.entries()).toEqual([]);
+      expect(leaks()).toEqual([]);
+    });
+  });
 });
+
+/** What the provisioner sends: a cloud-config that installs `hostKey` as the machine's SSH host key. */
+function hostKeyCloudConfig(hostKey: SSHKeyPair): string {
+  const privateKey = hostKey.privateKey
+    .trimEnd()
+    .split('\n')
+    .map((line) => `    ${line}`)
+    .join('\n');
+  return `#cloud-config\nssh_deletekeys: true\nssh_keys:\n  ed25519_private: |\n${privateKey}\n  ed25519_public: ${hostKey.publicKey}\n`;
+}
