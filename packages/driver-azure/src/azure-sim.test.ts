@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sim } from '@machine/cloud-sim';
@@ -18,6 +18,7 @@ import {
   State,
   TimeoutError,
 } from '@machine/driver-core';
+import { generateSSHKeyPair, type SSHKeyPair } from '@machine/driver-core/keys';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClients } from './azure-clients.ts';
 import azure, { azureFlags } from './index.ts';
@@ -377,3 +378,43 @@ describe('azure driver against cloud-sim (real SDK)', () => {
     expect(azureLeaks(sim)).toEqual([]);
   });
 });
+
+describe('azure provisioning boot data (the simulator applies the cloud-config host key)', () => {
+  it('boots with the host cloud-config plus --azure-custom-data as custom data, and pins the host key it installs', async () => {
+    const hostKey = generateSSHKeyPair({ comment: 'host' });
+    const path = join(root, 'custom-data.sh');
+    await writeFile(path, '#!/bin/sh\necho from-the-user\n');
+    const { driver, context } = machine({ 'azure-custom-data': path });
+    await driver.create({ boot: { userData: hostKeyCloudConfig(hostKey), hostKeyFingerprint: hostKey.sha256Fingerprint } });
+    const vm = sim.store.listInstances('azure').find((instance) => instance.name === driver.machineName);
+    const userData = String(vm?.attributes.userData);
+    expect(userData).toMatch(/^Content-Type: multipart\/mixed/);
+    expect(userData).toContain(hostKey.publicKey);
+    expect(userData).toContain('echo from-the-user');
+    expect(context.data.read().hostKeyFingerprint).toBe(hostKey.sha256Fingerprint);
+    await driver.remove();
+    expect(azureLeaks(sim)).toEqual([]);
+  });
+
+  it('a machine presenting another host key than the expected one fails create with an SSHError and leaks nothing', async () => {
+    const installed = generateSSHKeyPair({ comment: 'host' });
+    const expected = generateSSHKeyPair({ comment: 'host' }).sha256Fingerprint;
+    const { driver, context } = machine();
+    const error = await driver.create({ boot: { userData: hostKeyCloudConfig(installed), hostKeyFingerprint: expected } }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(SSHError);
+    expect((error as SSHError).failure).toBe('host-key');
+    expect((error as Error).message).toContain(`expected ${expected}, got ${installed.sha256Fingerprint}`);
+    expect(context.journal.entries()).toEqual([]);
+    expect(azureLeaks(sim)).toEqual([]);
+  });
+});
+
+/** What the provisioner sends: a cloud-config that installs `hostKey` as the machine's SSH host key. */
+function hostKeyCloudConfig(hostKey: SSHKeyPair): string {
+  const privateKey = hostKey.privateKey
+    .trimEnd()
+    .split('\n')
+    .map((line) => `    ${line}`)
+    .join('\n');
+  return `#cloud-config\nssh_deletekeys: true\nssh_keys:\n  ed25519_private: |\n${privateKey}\n  ed25519_public: ${hostKey.publicKey}\n`;
+}
