@@ -435,7 +435,7 @@ describe.skipIf(unavailable !== undefined)('generic driver SSH credentials', () 
 });
 
 describe('generic descriptor', () => {
-  it('declares no cloud-init user data (the host provisions over SSH) and SSH access', async () => {
+  it('declares no cloud-init user data: the host provisions over SSH (ssh keeps its default, true)', async () => {
     const descriptor = (await import('./index.ts')).default;
     expect(descriptor.capabilities).toEqual({ userData: false });
   });
