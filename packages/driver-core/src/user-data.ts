@@ -33,7 +33,7 @@ export function combineUserData(pieces: readonly (string | undefined)[]): string
   if (parts.length === 0) return undefined;
   if (parts.length === 1) return parts[0];
   const boundary = uniqueBoundary(parts);
-  const lines = ['Content-Type: multipart/mixed; boundary="' + boundary + '"', 'MIME-Version: 1.0', ''];
+  const lines = [`Content-Type: multipart/mixed; boundary="${boundary}"`, 'MIME-Version: 1.0', ''];
   parts.forEach((part, index) => {
     lines.push(`--${boundary}`);
     if (userDataContentType(part) === 'multipart/mixed') {
