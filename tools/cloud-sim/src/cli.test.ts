@@ -36,10 +36,13 @@ describe('cloud-sim CLI', () => {
       stdout += chunk.toString();
     });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const state = JSON.parse(await waitForFile(stateFile)) as { pid: number; endpoints: Record<string, string>; sshPort: number; env: Record<string, string> };
+    const state = JSON.parse(await waitForFile(stateFile)) as { pid: number; endpoints: Record<string, string>; sshPort: number; dockerPort: number; env: Record<string, string> };
     expect(state.pid).toBe(child.pid);
     expect(state.endpoints.digitalocean).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(state.sshPort).toBeGreaterThan(0);
+    expect(state.dockerPort).toBeGreaterThan(0);
+    expect(state.dockerPort).not.toBe(state.sshPort);
+    expect(state.env.CLOUD_SIM_DOCKER_PORT).toBe(String(state.dockerPort));
     expect(state.env.DIGITALOCEAN_API_URL).toBe(state.endpoints.digitalocean);
 
     const headers = { authorization: 'Bearer t' };

@@ -50,4 +50,17 @@ describe('FaultInjector', () => {
     expect(() => parseFaultSpecs('[{"operation":"x"}]')).toThrow(/needs error, throttle or latencyMs/);
     expect(() => parseFaultSpecs('nope')).toThrow(/not valid JSON/);
   });
+
+  it('parses the booted-image instance faults from JSON and refuses unknown kinds', () => {
+    const faults = new FaultInjector();
+    faults.addAll(parseFaultSpecs('[{"instance":"engineInstallFails","name":"web1"},{"instance":"ipChangesOnStart","provider":"google","times":1}]'));
+    expect([...faults.instanceFaultsFor('digitalocean', 'web1')]).toEqual(['engineInstallFails']);
+    expect([...faults.instanceFaultsFor('google', 'web2')]).toEqual(['ipChangesOnStart']);
+    expect([...faults.instanceFaultsFor('google', 'web3')]).toEqual([]);
+    const api = new FaultInjector();
+    api.engineInstallFails({ name: /^broken-/ });
+    api.ipChangesOnStart({ provider: 'amazonec2' });
+    expect([...api.instanceFaultsFor('amazonec2', 'broken-1')].sort()).toEqual(['engineInstallFails', 'ipChangesOnStart']);
+    expect(() => parseFaultSpecs('{"instance":"diskFills"}')).toThrow(/must be one of neverRuns, sshNeverOpens, sshRejectsKey, engineInstallFails, ipChangesOnStart/);
+  });
 });
