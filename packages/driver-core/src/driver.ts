@@ -34,14 +34,26 @@ export interface CreateOptions extends OperationOptions {
 }
 
 /** What a driver can do beyond the spec's operations; every field has a safe default. */
-export interface DriverCapabilities {
+export interface DriverCapabilities<Config = Record<string, unknown>> {
   /** The machine is reachable over SSH (default true; `none` is not). */
   ssh?: boolean;
   /**
    * `create` passes `boot.userData` to a cloud-init image (default false: the host then runs the
-   * same provisioning steps over SSH).
+   * same provisioning steps over SSH). A function decides per machine (e.g. an adopted instance
+   * that already booted runs no new user data).
    */
-  userData?: boolean;
+  userData?: boolean | ((config: Config) => boolean);
+}
+
+/** True when `create` of a machine with this config hands `boot.userData` to cloud-init. */
+export function acceptsBootUserData<Config>(descriptor: Pick<DriverDescriptor<Config>, 'capabilities'>, config: Config): boolean {
+  const userData = descriptor.capabilities?.userData;
+  return typeof userData === 'function' ? userData(config) : userData === true;
+}
+
+/** True unless the descriptor says the machine has no SSH (the `none` driver). */
+export function offersSSH(descriptor: Pick<DriverDescriptor, 'capabilities'>): boolean {
+  return descriptor.capabilities?.ssh !== false;
 }
 
 /** A progress event a driver reports while it works (`machine create` prints them). */
@@ -145,7 +157,7 @@ export interface DriverDescriptor<Config = Record<string, unknown>, Client = unk
   readonly description: string;
   readonly flags: readonly FlagDefinition[];
   /** What the driver can do beyond the spec's operations (boot user data, SSH). */
-  readonly capabilities?: DriverCapabilities;
+  readonly capabilities?: DriverCapabilities<Config>;
   createDriver(options: CreateDriverOptions<Config, Client>): Driver;
   /**
    * Optional batch state query: the state of many machines with one API call per region.

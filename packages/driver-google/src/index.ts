@@ -46,8 +46,10 @@ const google: DriverDescriptor<GoogleConfig, ComputeClients> = defineDriver<Goog
   specificationVersion: 'v1',
   description: 'Google Compute Engine instances (Application Default Credentials)',
   flags: googleFlags,
-  // The Ubuntu images boot with cloud-init: the host's provisioning cloud-config goes in the user-data metadata key.
-  capabilities: { userData: true },
+  // The Ubuntu images boot with cloud-init: the host's provisioning cloud-config goes in the user-data
+  // metadata key. An adopted instance (--google-use-existing) booted long ago and runs no new user
+  // data, so the host provisions it over SSH instead.
+  capabilities: { userData: (config) => !config.useExisting },
   createDriver: ({ config, context, client }) => {
     const clients = client === undefined ? () => computeClientsFor(config) : () => Promise.resolve(client);
     return guardDriver(new GoogleDriver(config, context, clients), mapGoogleError);

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { driverDescriptorProblem, type FlagDefinition } from '@machine/driver-core';
+import { acceptsBootUserData, driverDescriptorProblem, type FlagDefinition, parseFlags } from '@machine/driver-core';
 import { describe, expect, it } from 'vitest';
 import google, { googleFlags } from './index.ts';
 
@@ -12,6 +12,12 @@ describe('@machine/driver-google package surface', () => {
     expect(driverDescriptorProblem(google)).toBeUndefined();
     expect(google.name).toBe('google');
     expect(google.flags.every((flag) => flag.name.startsWith('google-'))).toBe(true);
+  });
+
+  it('takes boot user data for a new instance, not for an adopted one (--google-use-existing)', () => {
+    const base = { 'google-project': 'my-project' };
+    expect(acceptsBootUserData(google, parseFlags(googleFlags, base, { env: {} }))).toBe(true);
+    expect(acceptsBootUserData(google, parseFlags(googleFlags, { ...base, 'google-use-existing': true }, { env: {} }))).toBe(false);
   });
 
   it('importing the package loads neither the client library nor ssh2', () => {
