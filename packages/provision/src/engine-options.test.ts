@@ -146,6 +146,7 @@ describe('daemonConfig', () => {
           'label=tier=web',
           '--insecure-registry=other.local',
           'default-address-pool=base=10.10.0.0/16,size=24',
+          'feature=containerd-snapshotter=true',
         ],
       }),
     );
@@ -166,6 +167,7 @@ describe('daemonConfig', () => {
       bip: '172.26.0.1/16',
       experimental: true,
       'default-address-pools': [{ base: '10.10.0.0/16', size: 24 }],
+      features: { 'containerd-snapshotter': true },
     });
     expect(config.hosts).toEqual(['unix:///var/run/docker.sock', 'tcp://0.0.0.0:2376']);
   });

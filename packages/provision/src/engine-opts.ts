@@ -13,6 +13,8 @@ type OptKind =
   | { kind: 'list'; key: string }
   /** `name=value` pairs into an object (`log-opt max-size=10m`). */
   | { kind: 'map'; key: string }
+  /** `name=true|false` pairs into an object of booleans (`feature containerd-snapshotter=true`). */
+  | { kind: 'bool-map'; key: string }
   /** `nofile=1024:2048` → `{ nofile: { Name, Soft, Hard } }`. */
   | { kind: 'ulimit'; key: string }
   /** `base=10.10.0.0/16,size=24` → `[{ base, size }]`. */
@@ -41,7 +43,6 @@ const engineOptTable: Readonly<Record<string, OptKind>> = {
   'default-gateway': s('default-gateway'),
   'default-gateway-v6': s('default-gateway-v6'),
   'default-ipc-mode': s('default-ipc-mode'),
-  'default-network-opt': m('default-network-opts'),
   'default-runtime': s('default-runtime'),
   'default-shm-size': s('default-shm-size'),
   'default-ulimit': { kind: 'ulimit', key: 'default-ulimits' },
@@ -51,7 +52,7 @@ const engineOptTable: Readonly<Record<string, OptKind>> = {
   'exec-opt': l('exec-opts'),
   'exec-root': s('exec-root'),
   experimental: b('experimental'),
-  'feature': m('features'),
+  feature: { kind: 'bool-map', key: 'features' },
   'fixed-cidr': s('fixed-cidr'),
   'fixed-cidr-v6': s('fixed-cidr-v6'),
   group: s('group'),
@@ -81,6 +82,7 @@ const engineOptTable: Readonly<Record<string, OptKind>> = {
   'no-new-privileges': b('no-new-privileges'),
   'node-generic-resource': l('node-generic-resources'),
   'oom-score-adjust': i('oom-score-adjust'),
+  pidfile: s('pidfile'),
   'registry-mirror': l('registry-mirrors'),
   'seccomp-profile': s('seccomp-profile'),
   'selinux-enabled': b('selinux-enabled'),
@@ -105,8 +107,7 @@ const ownedOpts: Readonly<Record<string, string>> = {
   tlskey: 'the certificates are managed by machine (machine regenerate-certs)',
   'config-file': 'machine writes /etc/docker/daemon.json itself',
   containerd: 'machine starts dockerd with --containerd=/run/containerd/containerd.sock',
-  pidfile: 'not supported',
-  'validate': 'not an option',
+  validate: 'not an option',
 };
 
 /** The options accepted by `--engine-opt`, sorted. */
@@ -174,6 +175,11 @@ export function parseEngineOpt(entry: string): ParsedEngineOpt {
       if (inner <= 0) throw new Error(`"${name}" takes name=value, e.g. ${name}=max-size=10m`);
       return { key: spec.key, kind: 'map', value: [value.slice(0, inner), value.slice(inner + 1)] };
     }
+    case 'bool-map': {
+      const inner = /^([^=]+)=(true|false|1|0)$/i.exec(value);
+      if (inner === null) throw new Error(`"${name}" takes name=true|false, e.g. ${name}=containerd-snapshotter=true`);
+      return { key: spec.key, kind: 'map', value: [inner[1], /^(true|1)$/i.test(inner[2] ?? '')] };
+    }
     case 'ulimit': {
       const match = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(value);
       if (match === null) throw new Error(`"${name}" takes NAME=SOFT[:HARD], e.g. ${name}=nofile=1024:2048`);
@@ -204,7 +210,7 @@ export function applyEngineOpts(config: Record<string, unknown>, entries: readon
         break;
       }
       case 'map': {
-        const [name, value] = opt.value as [string, string];
+        const [name, value] = opt.value as [string, unknown];
         config[opt.key] = { ...(config[opt.key] as Record<string, unknown> | undefined), [name]: value };
         break;
       }
