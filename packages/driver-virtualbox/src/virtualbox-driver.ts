@@ -568,7 +568,12 @@ export class VirtualBoxDriver implements Driver {
     ];
     if (plan.existing !== undefined) {
       const name = plan.existing;
-      await journal.record({ kind: ResourceKind.hostOnlyInterface, id: name, preExisting: true });
+      // An interface another machine made is tagged in VirtualBox's global extra data: whoever
+      // removes the last VM on it deletes it. One the user made is never deleted.
+      const tag = await this.#vbox(['getextradata', 'global', hostOnlyTag(name)], 'create');
+      const madeByMachine = /^Value: ./.test(tag.trim());
+      await journal.record({ kind: ResourceKind.hostOnlyInterface, id: name, preExisting: !madeByMachine });
+      if (madeByMachine) return name;
       const servers = parseBlocks(await this.#vbox(['list', 'dhcpservers'], 'create'));
       if (!servers.some((server) => server.get('NetworkName') === `HostInterfaceNetworking-${name}`)) {
         await journal.record({ kind: ResourceKind.dhcpServer, id: name });
@@ -585,6 +590,7 @@ export class VirtualBoxDriver implements Driver {
       });
     }
     await journal.record({ kind: ResourceKind.hostOnlyInterface, id: name });
+    await this.#vbox(['setextradata', 'global', hostOnlyTag(name), this.machineName], 'create');
     await this.#vbox(['hostonlyif', 'ipconfig', name, '--ip', plan.cidr.ip, '--netmask', plan.cidr.netmask], 'create');
     await this.#vbox(dhcpArgs(name), 'create');
     return name;
@@ -772,6 +778,7 @@ export class VirtualBoxDriver implements Driver {
         if (await this.#interfaceInUse(entry.id, undefined, operation)) return;
         await this.#vbox(['dhcpserver', 'remove', '--interface', entry.id], operation).catch(ignoreMissing);
         await this.#vbox(['hostonlyif', 'remove', entry.id], operation);
+        await this.#vbox(['setextradata', 'global', hostOnlyTag(entry.id)], operation);
       },
       [ResourceKind.dhcpServer]: async (entry: JournalEntry) => {
         if (await this.#interfaceInUse(entry.id, undefined, operation)) return;
@@ -792,6 +799,11 @@ export class VirtualBoxDriver implements Driver {
     }
     await rm(path, { force: true });
   }
+}
+
+/** The global extra-data key that marks a host-only interface as made by machine (value: the machine that made it). */
+export function hostOnlyTag(name: string): string {
+  return `machine/hostonly-if/${name}`;
 }
 
 function isMissingMedium(stderr: string): boolean {

@@ -393,6 +393,22 @@ switch (command) {
     out('0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%');
     break;
   }
+  case 'setextradata':
+  case 'getextradata': {
+    const [target, key, value] = rest;
+    const scopeKey = target === 'global' ? 'global' : findVm(target).uuid;
+    state.extradata ??= {};
+    state.extradata[scopeKey] ??= {};
+    const scope = state.extradata[scopeKey];
+    if (command === 'getextradata') {
+      out(scope[key] === undefined ? 'No value set!' : `Value: ${scope[key]}`);
+    } else if (value === undefined || value === '') {
+      delete scope[key];
+    } else {
+      scope[key] = value;
+    }
+    break;
+  }
   case 'clonemedium':
   case 'clonehd': {
     const [, source, target] = rest[0] === 'disk' ? rest : ['disk', ...rest];

@@ -54,6 +54,7 @@ export interface FakeState {
   faults: FakeFault[];
   behaviour: FakeBehaviour;
   createdFiles: string[];
+  extradata?: Record<string, Record<string, string>>;
 }
 
 /** A fake VirtualBox: the VBoxManage executable path, its state, and SSH for the VMs it "runs". */
@@ -254,6 +255,7 @@ export async function startFakeVirtualBox(initial: Partial<FakeState> = {}): Pro
       for (const [name, ifc] of Object.entries(current.hostonlyifs)) if (ifc.createdByFake) leaks.push(`hostonlyif ${name}`);
       for (const [name, server] of Object.entries(current.dhcpservers)) if (server.createdByFake) leaks.push(`dhcpserver ${name}`);
       for (const path of current.createdFiles) if (existsSync(path)) leaks.push(`file ${path}`);
+      for (const [key, value] of Object.entries(current.extradata?.global ?? {})) leaks.push(`global extradata ${key}=${value}`);
       for (const vm of Object.values(current.vms)) {
         const seed = seedOf(vm);
         if (seed !== undefined && existsSync(seed)) leaks.push(`file ${seed}`);

@@ -1,0 +1,458 @@
+import { createServer, type Server } from 'node:net';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  createMemoryContext,
+  type Driver,
+  findEntry,
+  InvalidConfigError,
+  MachineError,
+  NotFoundError,
+  NotSupportedError,
+  ProviderError,
+  parseFlags,
+  SSHError,
+  State,
+  TimeoutError,
+} from '@machine/driver-core';
+import { generateSSHKeyPair } from '@machine/driver-core/keys';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createVirtualBoxDescriptor } from './index.ts';
+import { fakeHost } from './test-support/fake-host.ts';
+import { type FakeVirtualBox, startFakeVirtualBox, strayFiles } from './test-support/fake-virtualbox.ts';
+import { virtualBoxFlags } from './virtualbox-flags.ts';
+
+let fake: FakeVirtualBox;
+let host: Awaited<ReturnType<typeof fakeHost>>;
+let root: string;
+let counter = 0;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'vbox-driver-'));
+});
+afterAll(() => rm(root, { recursive: true, force: true }));
+beforeEach(async () => {
+  fake = await startFakeVirtualBox();
+  host = await fakeHost(join(fake.dir, 'host'));
+});
+afterEach(() => fake.close());
+
+function machine(flags: Record<string, unknown> = {}, hostOverrides: Record<string, unknown> = {}) {
+  counter += 1;
+  const name = `vb-${counter}`;
+  const machineDir = join(root, 'machines', name);
+  const context = createMemoryContext(name, machineDir);
+  const config = parseFlags(
+    virtualBoxFlags,
+    {
+      'virtualbox-vboxmanage-path': fake.vboxManagePath,
+      'virtualbox-image-path': host.imagePath,
+      'virtualbox-boot-timeout': 10,
+      'virtualbox-stop-timeout': 2,
+      ...flags,
+    },
+    { env: {} },
+  );
+  const options = host.descriptorOptions;
+  const descriptor = createVirtualBoxDescriptor({ ...options, host: { ...options.host, ...hostOverrides } });
+  const driver: Driver = descriptor.createDriver({ config, context });
+  return { driver, context, machineDir, name };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<MachineError> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(MachineError.isInstance(error), `expected a MachineError, got ${String(error)}`).toBe(true);
+  return error as MachineError;
+}
+
+async function expectNothingLeft(context: ReturnType<typeof machine>['context'], machineDir: string) {
+  expect(await fake.leaks()).toEqual([]);
+  expect(context.journal.entries()).toEqual([]);
+  expect(await strayFiles(machineDir)).toEqual([]);
+}
+
+const commands = async () => (await fake.calls()).map((args) => args.slice(0, 2).join(' '));
+
+describe('create', () => {
+  it('makes the host-only network, disk, seed ISO and VM, boots it and reads its host-only IP; remove deletes them all', async () => {
+    const { driver, context, machineDir, name } = machine();
+    await driver.create();
+    const vm = findEntry(context.journal, 'vm');
+    expect(vm).toBeDefined();
+    const state = await fake.read();
+    const record = state.vms[vm?.id ?? ''];
+    expect(record).toMatchObject({ name, state: 'running', basefolder: machineDir });
+    expect(record?.settings).toMatchObject({ cpus: 2, memory: 2048, firmware: 'bios' });
+    expect(record?.nics['1']).toMatchObject({ type: 'nat', nictype: '82540EM' });
+    expect(record?.nics['2']).toMatchObject({ type: 'hostonly', adapter: 'vboxnet0', promisc: 'deny' });
+    const forward = record?.natpf['1']?.[0];
+    expect(forward).toMatchObject({ name: 'ssh', proto: 'tcp', hostip: '127.0.0.1', guestport: 22 });
+    expect(await driver.getSSHPort()).toBe(forward?.hostport);
+    expect(await driver.getSSHHostname()).toBe('127.0.0.1');
+    expect(record?.storage.SATA).toEqual({ '0-0': join(machineDir, 'disk.vdi'), '1-0': join(machineDir, 'seed.iso') });
+    expect(state.hostonlyifs.vboxnet0).toMatchObject({ ip: '192.168.59.1', netmask: '255.255.255.0' });
+    expect(state.dhcpservers['HostInterfaceNetworking-vboxnet0']).toMatchObject({ ip: '192.168.59.2', lower: '192.168.59.100', upper: '192.168.59.254', enabled: true });
+    expect(state.media[join(machineDir, 'disk.vdi')]?.sizeMB).toBe(20000);
+    expect(state.media[host.imagePath]).toBeUndefined(); // the source image is released again
+    expect(await driver.getIP()).toBe('192.168.59.100');
+    expect(await driver.getURL()).toBe('tcp://192.168.59.100:2376');
+    expect(context.data.read()).toMatchObject({ ip: '192.168.59.100', hostOnlyInterface: 'vboxnet0', hostKeyFingerprint: fake.hostKeyFingerprint(vm?.id ?? '') });
+    expect(driver.getSSHUsername()).toBe('docker');
+
+    await driver.remove();
+    await expectNothingLeft(context, machineDir);
+    expect(Object.keys((await fake.read()).hostonlyifs)).toEqual([]);
+  });
+
+  it('runs VBoxManage only with argument arrays and a fixed number of calls per create and remove', async () => {
+    const { driver } = machine();
+    const before = (await fake.calls()).length;
+    await driver.create();
+    const created = (await fake.calls()).slice(before);
+    await driver.remove();
+    const removed = (await fake.calls()).slice(before + created.length);
+    expect(created.map((args) => args.slice(0, 2).join(' '))).toEqual([
+      '--version',
+      'list hostonlyifs',
+      'hostonlyif create',
+      'setextradata global',
+      'hostonlyif ipconfig',
+      'dhcpserver add',
+      'clonemedium disk',
+      'closemedium disk',
+      'modifymedium disk',
+      'createvm --name',
+      expect.stringMatching(/^modifyvm /),
+      expect.stringMatching(/^storagectl /),
+      expect.stringMatching(/^storageattach /),
+      expect.stringMatching(/^storageattach /),
+      expect.stringMatching(/^sharedfolder add/),
+      expect.stringMatching(/^startvm /),
+      expect.stringMatching(/^showvminfo /),
+    ]);
+    expect(removed.map((args) => args.slice(0, 2).join(' '))).toEqual([
+      expect.stringMatching(/^showvminfo /),
+      expect.stringMatching(/^controlvm /),
+      expect.stringMatching(/^unregistervm /),
+      'closemedium disk',
+      'closemedium dvd',
+      'list vms',
+      'dhcpserver remove',
+      'hostonlyif remove',
+      'setextradata global',
+    ]);
+    // The report's numbers (calls are printed so the closing note can quote them).
+    console.log(`VBoxManage calls: create ${created.length}, remove ${removed.length}`);
+  });
+
+  it('puts the host boot user data, the key and the user file into the seed ISO (read back with isoinfo)', async () => {
+    const extra = join(root, 'extra-user-data.sh');
+    await writeFile(extra, '#!/bin/sh\necho from-the-user\n');
+    const { driver, context, machineDir, name } = machine({ 'virtualbox-userdata': extra, 'virtualbox-ssh-user': 'ubuntu' });
+    await driver.create({ boot: { userData: '#cloud-config\nwrite_files:\n  - path: /etc/from-host\n' } });
+    const userData = (await fake.userData(findEntry(context.journal, 'vm')?.id ?? '')) ?? '';
+    const publicKey = (await readFile(join(machineDir, 'id_ed25519.pub'), 'utf8')).trim();
+    expect(userData).toMatch(/^Content-Type: multipart\/mixed/);
+    expect(userData).toContain('path: /etc/from-host');
+    expect(userData).toContain(`      - ${JSON.stringify(publicKey)}`);
+    expect(userData).toContain('  - name: "ubuntu"');
+    expect(userData).toContain('echo from-the-user');
+    const { execFileSync } = await import('node:child_process');
+    const metaData = execFileSync('isoinfo', ['-J', '-i', join(machineDir, 'seed.iso'), '-x', '/meta-data'], { encoding: 'utf8' });
+    expect(metaData).toMatch(new RegExp(`^instance-id: "${name}-[0-9a-f-]{36}"\\nlocal-hostname: "${name}"\\n$`));
+    expect(driver.getSSHUsername()).toBe('ubuntu');
+    await driver.remove();
+    await expectNothingLeft(context, machineDir);
+  });
+
+  it('pins boot.hostKeyFingerprint: the matching key is stored, any other key fails create and cleans up', async () => {
+    const hostKey = generateSSHKeyPair({ comment: 'guest' });
+    const first = machine();
+    // The harness serves a VM with a key per VM uuid; give the next VM the boot key by watching for it.
+    const assign = setInterval(async () => {
+      const state = await fake.read().catch(() => undefined);
+      for (const uuid of Object.keys(state?.vms ?? {})) fake.setHostKey(uuid, hostKey.privateKey);
+    }, 5);
+    try {
+      await first.driver.create({ boot: { hostKeyFingerprint: hostKey.sha256Fingerprint } });
+      expect(first.context.data.read().hostKeyFingerprint).toBe(hostKey.sha256Fingerprint);
+      await first.driver.remove();
+    } finally {
+      clearInterval(assign);
+    }
+    const second = machine();
+    const error = await rejection(second.driver.create({ boot: { hostKeyFingerprint: hostKey.sha256Fingerprint } }));
+    expect(error).toBeInstanceOf(SSHError);
+    expect((error as SSHError).failure).toBe('host-key');
+    await expectNothingLeft(second.context, second.machineDir);
+  });
+});
+
+describe('checks before anything is made', () => {
+  const writes = async () => (await commands()).filter((command) => !/^(--version|list |showvminfo)/.test(command));
+
+  it('rejects a missing VBoxManage with the one-line list of places it looked', async () => {
+    const { driver } = machine({ 'virtualbox-vboxmanage-path': undefined }, { env: { PATH: '/nonexistent' } });
+    const error = await rejection(driver.preCreateCheck());
+    expect(error).toBeInstanceOf(InvalidConfigError);
+    expect(error.message).toMatch(/VBoxManage not found; looked in --virtualbox-vboxmanage-path\/VBOX_MANAGE_PATH \(unset\), VBOX_MSI_INSTALL_PATH \(unset\)/);
+    const create = machine({ 'virtualbox-vboxmanage-path': undefined }, { env: { PATH: '/nonexistent' } });
+    expect(await rejection(create.driver.create())).toBeInstanceOf(InvalidConfigError);
+    await expectNothingLeft(create.context, create.machineDir);
+  });
+
+  it('finds VBoxManage through VBOX_MSI_INSTALL_PATH', async () => {
+    const { driver } = machine({ 'virtualbox-vboxmanage-path': undefined }, { env: { VBOX_MSI_INSTALL_PATH: fake.dir, PATH: '' } });
+    await driver.preCreateCheck();
+    expect(await commands()).toContain('--version');
+  });
+
+  it('refuses VirtualBox older than 6.1', async () => {
+    await fake.update((state) => {
+      state.version = '6.0.24r139119';
+    });
+    const { driver, context, machineDir } = machine();
+    const error = await rejection(driver.create());
+    expect(error).toBeInstanceOf(NotSupportedError);
+    expect(error.message).toContain('VirtualBox 6.0.24r139119 is too old: machine needs VirtualBox 6.1 or newer');
+    expect(await writes()).toEqual([]);
+    await expectNothingLeft(context, machineDir);
+  });
+
+  it('refuses a CPU without VT-x/AMD-v unless --virtualbox-no-vtx-check', async () => {
+    await writeFile(host.cpuInfoPath, 'processor\t: 0\nflags\t\t: fpu sse sse2 hypervisor\n');
+    const { driver } = machine();
+    const error = await rejection(driver.preCreateCheck());
+    expect(error).toBeInstanceOf(NotSupportedError);
+    expect(error.message).toMatch(/does not offer VT-x\/AMD-v .*--virtualbox-no-vtx-check skips this check/);
+    await machine({ 'virtualbox-no-vtx-check': true }).driver.preCreateCheck();
+  });
+
+  it('refuses a host-only CIDR that collides with a host route, before any write', async () => {
+    const { driver, context, machineDir } = machine({ 'virtualbox-hostonly-cidr': '172.17.8.1/24' });
+    const error = await rejection(driver.create());
+    expect(error).toBeInstanceOf(InvalidConfigError);
+    expect(error.message).toContain('--virtualbox-hostonly-cidr: 172.17.8.0/24 collides with the host route 172.17.0.0/16 on docker0');
+    expect(await writes()).toEqual([]);
+    await expectNothingLeft(context, machineDir);
+  });
+
+  it('refuses a CIDR inside the network of an existing host-only interface with another address', async () => {
+    await fake.update((state) => {
+      state.hostonlyifs.vboxnet0 = { guid: 'g', ip: '192.168.59.7', netmask: '255.255.255.0' };
+    });
+    const error = await rejection(machine().driver.preCreateCheck());
+    expect(error.message).toMatch(/host-only interface vboxnet0 already uses 192\.168\.59\.7\/255\.255\.255\.0.*pass its address \(192\.168\.59\.7\/24\)/);
+  });
+
+  it('maps VirtualBox refusing the range (6.1.28+ networks.conf) to the CIDR flag, and removes the interface it made', async () => {
+    await fake.behave({ allowedHostOnly: '192.168.56.' });
+    const { driver, context, machineDir } = machine();
+    const error = await rejection(driver.create());
+    expect(error).toBeInstanceOf(InvalidConfigError);
+    expect(error.message).toMatch(/--virtualbox-hostonly-cidr: VirtualBox refused the host-only range/);
+    await expectNothingLeft(context, machineDir);
+  });
+});
+
+describe('failure at each create step leaves nothing behind', () => {
+  const steps = [
+    'list hostonlyifs',
+    'hostonlyif create',
+    'setextradata',
+    'hostonlyif ipconfig',
+    'dhcpserver add',
+    'clonemedium',
+    'modifymedium',
+    'createvm',
+    'modifyvm',
+    'storagectl',
+    'storageattach',
+    'sharedfolder',
+    'startvm',
+  ];
+  it.each(steps)('%s fails', async (step) => {
+    await fake.fail({ command: step, times: 1, stderr: `VBoxManage: error: injected failure of ${step}\nVBoxManage: error: Details: code E_FAIL (0x80004005)` });
+    const { driver, context, machineDir } = machine();
+    const error = await rejection(driver.create());
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error.message).toContain(`injected failure of ${step}`);
+    expect((error as ProviderError).providerCode).toBe('E_FAIL');
+    expect((error as { cleanupError?: unknown }).cleanupError).toBeUndefined();
+    await expectNothingLeft(context, machineDir);
+  });
+
+  it('a cloud image smaller than the disk flag allows is a flag error', async () => {
+    await fake.fail({ command: 'modifymedium', times: 1, stderr: 'VBoxManage: error: Resize medium operation for this format is not implemented yet!\nVBoxManage: error: Shrinking is not yet supported' });
+    const { driver, context, machineDir } = machine();
+    expect((await rejection(driver.create())).message).toMatch(/--virtualbox-disk-size: is smaller than the image's own disk/);
+    await expectNothingLeft(context, machineDir);
+  });
+
+  it('an abort during create cleans up and rejects with CancelledError', async () => {
+    const { driver, context, machineDir } = machine();
+    const controller = new AbortController();
+    const created = driver.create({ signal: controller.signal });
+    setTimeout(() => controller.abort(), 600);
+    expect((await rejection(created)).code).toBe('CANCELLED');
+    await expectNothingLeft(context, machineDir);
+  });
+});
+
+describe('boot failures', () => {
+  it('a VM that never reaches running times out and is removed', async () => {
+    await fake.behave({ startState: 'starting' });
+    const { driver, context, machineDir } = machine({ 'virtualbox-boot-timeout': 1 });
+    const error = await rejection(driver.create());
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error.message).toMatch(/gave up waiting for VM vb-\d+ to be running after 1 s/);
+    await expectNothingLeft(context, machineDir);
+  });
+
+  it('a VM that aborts at start because VT-x is unavailable reports it from VBox.log', async () => {
+    await fake.behave({ startState: 'aborted', startLog: '00:00:00.100000 VMSetError: VT-x is not available (VERR_VMX_NO_VMX)' });
+    const { driver, context, machineDir } = machine({ 'virtualbox-no-vtx-check': true });
+    const error = await rejection(driver.create());
+    expect(error).toBeInstanceOf(NotSupportedError);
+    expect(error.message).toContain('VERR_VMX_NO_VMX');
+    await expectNothingLeft(context, machineDir);
+  });
+
+  it('SSH that never answers times out and the VM is removed', async () => {
+    await fake.behave({ sshDisabled: true });
+    const { driver, context, machineDir } = machine({ 'virtualbox-boot-timeout': 2 });
+    const error = await rejection(driver.create());
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error.message).toMatch(/SSH on 127\.0\.0\.1:\d+/);
+    await expectNothingLeft(context, machineDir);
+  });
+});
+
+describe('operations', () => {
+  it('retries a locked session, then reports it as a retryable ProviderError', async () => {
+    const { driver } = machine();
+    await driver.create();
+    const locked = "VBoxManage: error: The machine 'x' is already locked by a session (or being locked or unlocked)\nVBoxManage: error: Details: code VBOX_E_INVALID_OBJECT_STATE (0x80bb0007), component MachineWrap, interface IMachine";
+    await fake.fail({ command: 'showvminfo', times: 2, stderr: locked });
+    expect(await driver.getState()).toBe(State.Running);
+    await fake.fail({ command: 'showvminfo', times: 3, stderr: locked });
+    const error = await rejection(driver.getState());
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error.isRetryable).toBe(true);
+    expect((error as ProviderError).providerCode).toBe('VBOX_E_INVALID_OBJECT_STATE');
+    await driver.remove();
+  });
+
+  it('stop powers off a guest that ignores the ACPI button after --virtualbox-stop-timeout', async () => {
+    const { driver } = machine({ 'virtualbox-stop-timeout': 1 });
+    await driver.create();
+    await fake.behave({ ignoreAcpi: true });
+    await driver.stop();
+    expect(await driver.getState()).toBe(State.Stopped);
+    expect((await commands()).slice(-4)).toEqual([expect.stringMatching(/^showvminfo/), expect.stringMatching(/^controlvm/), expect.stringMatching(/^showvminfo/), expect.stringMatching(/^showvminfo/)]);
+    const calls = await fake.calls();
+    expect(calls.filter((args) => args[0] === 'controlvm').map((args) => args[2])).toEqual(['acpipowerbutton', 'poweroff']);
+    await driver.remove();
+  });
+
+  it('restart resets a hung guest instead of waiting forever', async () => {
+    const { driver, context } = machine({ 'virtualbox-stop-timeout': 1 });
+    await driver.create();
+    await fake.behave({ ignoreAcpi: true });
+    await driver.restart();
+    expect(await driver.getState()).toBe(State.Running);
+    const uuid = findEntry(context.journal, 'vm')?.id ?? '';
+    expect((await fake.read()).vms[uuid]?.resets).toBe(1);
+    await driver.remove();
+  });
+
+  it('start moves the SSH forward when its port was taken while the VM was off, and pins the host key', async () => {
+    const { driver, context } = machine();
+    await driver.create();
+    await driver.stop();
+    const oldPort = await driver.getSSHPort();
+    const squatter: Server = createServer();
+    await new Promise<void>((resolve) => squatter.listen(oldPort, '127.0.0.1', () => resolve()));
+    try {
+      await driver.start();
+    } finally {
+      await new Promise<void>((resolve) => squatter.close(() => resolve()));
+    }
+    const newPort = await driver.getSSHPort();
+    expect(newPort).not.toBe(oldPort);
+    const uuid = findEntry(context.journal, 'vm')?.id ?? '';
+    expect((await fake.read()).vms[uuid]?.natpf['1']).toEqual([{ name: 'ssh', proto: 'tcp', hostip: '127.0.0.1', hostport: newPort, guestip: '', guestport: 22 }]);
+    expect(await driver.getState()).toBe(State.Running);
+    // Another host key on the same forward is refused.
+    fake.setHostKey(uuid, generateSSHKeyPair().privateKey);
+    await driver.kill();
+    const error = await rejection(driver.start());
+    expect(error).toBeInstanceOf(SSHError);
+    expect((error as SSHError).failure).toBe('host-key');
+    await driver.remove();
+  });
+
+  it('a paused VM is resumed by start and stop', async () => {
+    const { driver, context } = machine();
+    await driver.create();
+    const uuid = findEntry(context.journal, 'vm')?.id ?? '';
+    await fake.run(['controlvm', uuid, 'pause']);
+    expect(await driver.getState()).toBe(State.Paused);
+    await driver.start();
+    expect(await driver.getState()).toBe(State.Running);
+    await fake.run(['controlvm', uuid, 'pause']);
+    await driver.stop();
+    expect(await driver.getState()).toBe(State.Stopped);
+    await driver.remove();
+  });
+});
+
+describe('host-only interfaces that are not ours, or still in use', () => {
+  it('reuses a matching interface the user has, adds a DHCP server it lacks, and removes only that server', async () => {
+    await fake.update((state) => {
+      state.hostonlyifs.vboxnet3 = { guid: 'g', ip: '192.168.59.1', netmask: '255.255.255.0' };
+    });
+    const { driver, context, machineDir } = machine();
+    await driver.create();
+    expect(context.data.read().hostOnlyInterface).toBe('vboxnet3');
+    expect(findEntry(context.journal, 'hostonly-if')).toMatchObject({ id: 'vboxnet3', preExisting: true });
+    await driver.remove();
+    const state = await fake.read();
+    expect(state.hostonlyifs.vboxnet3).toBeDefined();
+    expect(state.dhcpservers).toEqual({});
+    await expectNothingLeft(context, machineDir);
+  });
+
+  it('keeps an interface it made while another VM still uses it', async () => {
+    const first = machine();
+    const second = machine();
+    await first.driver.create();
+    await second.driver.create();
+    expect(second.context.data.read().hostOnlyInterface).toBe('vboxnet0');
+    // Tagged as made by machine (global extra data), so the second machine may delete it too.
+    expect(findEntry(second.context.journal, 'hostonly-if')?.preExisting).toBe(false);
+    expect((await fake.read()).extradata?.global).toEqual({ 'machine/hostonly-if/vboxnet0': first.name });
+    await first.driver.remove();
+    expect((await fake.read()).hostonlyifs.vboxnet0).toBeDefined();
+    await second.driver.remove();
+    await expectNothingLeft(second.context, second.machineDir);
+    expect((await fake.read()).hostonlyifs).toEqual({});
+  });
+
+  it('a VM deleted outside the tool reports NotFoundError everywhere and remove still finishes', async () => {
+    const { driver, context, machineDir } = machine();
+    await driver.create();
+    const uuid = findEntry(context.journal, 'vm')?.id ?? '';
+    await fake.run(['controlvm', uuid, 'poweroff']);
+    await fake.run(['unregistervm', uuid, '--delete']);
+    for (const operation of [() => driver.getState(), () => driver.getIP(), () => driver.start(), () => driver.stop(), () => driver.kill(), () => driver.restart()]) {
+      expect(await rejection(operation())).toBeInstanceOf(NotFoundError);
+    }
+    await driver.remove();
+    await expectNothingLeft(context, machineDir);
+  });
+});
