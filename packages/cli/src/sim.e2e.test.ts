@@ -48,7 +48,7 @@ afterAll(async () => {
 
 describe('machine --sim (digitalocean on the cloud simulator)', () => {
   it('create → ls → ssh → scp → stop → start → restart → kill → rm, with nothing left in the simulated account', { timeout: 180_000 }, async () => {
-    const created = await machine(['create', '-d', 'digitalocean', '--sim', '--no-provision', 'demo']);
+    const created = await machine(['create', '-d', 'digitalocean', '--sim', 'demo']);
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toContain('Running pre-create checks...');
     const state = JSON.parse(await readFile(join(work, 'store', 'sim', 'state.json'), 'utf8'));
@@ -58,7 +58,7 @@ describe('machine --sim (digitalocean on the cloud simulator)', () => {
     expect(config).not.toContain(state.env.DIGITALOCEAN_ACCESS_TOKEN);
 
     const ls = await machine(['ls']);
-    expect(ls.stdout).toMatch(/demo\s+digitalocean\s+Running\s+tcp:\/\/127\.1\.\d+\.\d+:2376/);
+    expect(ls.stdout).toMatch(new RegExp(`demo\\s+digitalocean\\s+Running\\s+tcp://127\\.1\\.\\d+\\.\\d+:${state.dockerPort}\\s+v27\\.3\\.1`));
 
     const uname = await machine(['ssh', 'demo', '--', 'uname', '-a']);
     expect(uname.code, uname.stderr).toBe(0);
