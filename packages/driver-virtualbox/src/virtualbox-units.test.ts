@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidConfigError, NotFoundError, NotSupportedError, ProviderError, State } from '@machine/driver-core';
@@ -24,6 +24,7 @@ import {
   VBoxManageError,
 } from './vboxmanage.ts';
 import { mapVBoxManageError } from './virtualbox-errors.ts';
+import { virtualBoxFlags } from './virtualbox-flags.ts';
 import { stateOfVmState } from './virtualbox-state.ts';
 
 describe('host-only CIDR', () => {
@@ -240,5 +241,18 @@ describe('cloud-init seed', () => {
     expect(config).toContain('macaddress: "08:00:27:aa:bb:cc"');
     expect(config).toContain('macaddress: "08:00:27:dd:ee:ff"');
     expect(config).toMatch(/hostonly:[\s\S]*use-routes: false/);
+  });
+});
+
+describe('README', () => {
+  it('lists every flag with its env var and default', async () => {
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    for (const flag of virtualBoxFlags) {
+      const row = readme.split('\n').find((line) => line.startsWith(`| \`--${flag.name}\` |`));
+      expect(row, `README row for --${flag.name}`).toBeDefined();
+      if (flag.envVar !== undefined) expect(row).toContain(`\`${flag.envVar}\``);
+      const fallback = flag.default;
+      if (typeof fallback === 'number' || (typeof fallback === 'string' && fallback !== '')) expect(row).toContain(String(fallback));
+    }
   });
 });
