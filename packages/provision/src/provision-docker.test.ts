@@ -137,6 +137,14 @@ describe('provisionDocker over SSH', () => {
     expect(machine.commands.filter((command) => command === 'cloud-init status --wait')).toHaveLength(2);
   });
 
+  it('a cloud-init too old for `status` is a ProvisionError at cloud-init that says what to do', async () => {
+    const { guest: machine, engine } = await guest({ cloudInit: 'ancient', dockerInstalled: true });
+    const error = await provisionError(provisionDocker({ ssh: machine.ssh, dockerHost: '127.0.0.1' }, { engine, client, server, cloudInit: true }));
+    expect(error.step).toBe('cloud-init');
+    expect(error.message).toContain("`cloud-init status --wait` exited with 2: /usr/bin/cloud-init: error: argument subcommand: invalid choice: 'status'");
+    expect(error.hint).toContain('generic host');
+  });
+
   it('restart without an installed engine fails at restart-docker with systemd\'s message', async () => {
     const { guest: machine, engine } = await guest({ cloudInit: 'done', dockerInstalled: false });
     const error = await provisionError(provisionDocker({ ssh: machine.ssh, dockerHost: '127.0.0.1' }, { engine, client, server, cloudInit: true }));

@@ -180,10 +180,20 @@ async function waitForCloudInit(session: Session, options: ProvisionOptions): Pr
     const result = await session.exec('cloud-init status --wait');
     const status = /status:\s*([a-z ]+)/.exec(result.output)?.[1]?.trim() ?? '';
     if (result.code === 127 || (/not found/.test(result.output) && status === '')) return false;
-    if (status === 'done' || status === 'disabled' || (result.code === 2 && status !== 'error')) return true;
+    // Exit 2 is cloud-init >= 23.4's "done, with recoverable errors".
+    if (status === 'done' || status === 'disabled') return true;
     if (status === 'running' || status === 'not run' || status === 'not started') {
       await sleep(2000, session.signal);
       continue;
+    }
+    if (status === '') {
+      const logTail = lastLines(result.output);
+      throw new ProvisionError(`\`cloud-init status --wait\` exited with ${result.code}${reason(logTail)}`, {
+        machine: session.machine,
+        step: 'cloud-init',
+        logTail,
+        hint: "this image's cloud-init may be too old to report its status; provision it like a generic host (no user data)",
+      });
     }
     const docker = await session.exec('command -v docker');
     if (docker.code === 0) {

@@ -14,7 +14,7 @@ import { type ExecIO, type RunningSSHServer, startSSHServer } from '@machine/dri
  */
 export interface FakeGuestOptions {
   /** What `cloud-init status --wait` reports; `absent` = no cloud-init on the image. */
-  cloudInit?: 'done' | 'error' | 'absent' | 'running' | 'stuck';
+  cloudInit?: 'done' | 'error' | 'absent' | 'running' | 'stuck' | 'ancient';
   /** Docker Engine already installed (e.g. by cloud-init). */
   dockerInstalled?: boolean;
   /** The install script fails (exit 100, apt errors). */
@@ -119,6 +119,10 @@ export async function startFakeGuest(options: FakeGuestOptions = {}): Promise<Fa
         return 127;
       }
       if (cloudInit === 'stuck') return new Promise<number>(() => {});
+      if (cloudInit === 'ancient') {
+        io.stderr("usage: /usr/bin/cloud-init [-h] [--version] {init,modules,single,dhclient-hook,features} ...\n/usr/bin/cloud-init: error: argument subcommand: invalid choice: 'status'\n");
+        return 2;
+      }
       if (cloudInit === 'running') {
         io.stdout('status: running\n');
         cloudInit = 'done';
