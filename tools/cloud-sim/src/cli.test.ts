@@ -28,7 +28,11 @@ describe('cloud-sim CLI', () => {
     directory = await mkdtemp(join(tmpdir(), 'cloud-sim-cli-'));
     const stateFile = join(directory, 'state.json');
     const child = spawn(process.execPath, ['--conditions=@machine/source', cliPath, '--providers', 'digitalocean', '--state-file', stateFile], {
-      env: { ...process.env, CLOUD_SIM_FAULTS: JSON.stringify([{ operation: 'account.get', error: 'auth' }]) },
+      env: {
+        ...process.env,
+        CLOUD_SIM_FAULTS: JSON.stringify([{ operation: 'account.get', error: 'auth' }, { instance: 'engineInstallFails', name: 'web1' }]),
+        CLOUD_SIM_DOWNLOADS: JSON.stringify({ 'https://example.test/install.sh': '#!/bin/sh\nexit 1\n' }),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -3,7 +3,8 @@
  * `pnpm sim`: starts every implemented provider front end, prints endpoints and the environment to
  * point drivers at them, and runs until SIGINT/SIGTERM. Options: `--providers a,b`, `--host`,
  * `--ssh-port N`, `--docker-port N`, `--port provider=N`, `--pending-ms N`, `--stopping-ms N`, `--state-file PATH` (JSON `{pid, endpoints, sshPort, dockerPort, env}`
- * written once ready, removed on exit). Faults come from `CLOUD_SIM_FAULTS` (JSON).
+ * written once ready, removed on exit). Faults come from `CLOUD_SIM_FAULTS` (JSON), extra downloads
+ * for instances from `CLOUD_SIM_DOWNLOADS` (JSON object URL → body).
  */
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
       ...(values['stopping-ms'] ? { stoppingMs: Number(values['stopping-ms']) } : {}),
     },
     faults: process.env.CLOUD_SIM_FAULTS ? parseFaultSpecs(process.env.CLOUD_SIM_FAULTS) : [],
+    ...(process.env.CLOUD_SIM_DOWNLOADS ? { downloads: parseDownloads(process.env.CLOUD_SIM_DOWNLOADS) } : {}),
   });
   const env = sim.env();
   const lines = [`cloud-sim ready in ${Math.round(performance.now() - started)} ms (pid ${process.pid})`];
@@ -75,6 +77,19 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+function parseDownloads(json: string): Record<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (error) {
+    throw new Error(`CLOUD_SIM_DOWNLOADS is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || Object.values(parsed).some((body) => typeof body !== 'string')) {
+    throw new Error('CLOUD_SIM_DOWNLOADS must be a JSON object of URL → body text');
+  }
+  return parsed as Record<string, string>;
 }
 
 main().catch((error: unknown) => {

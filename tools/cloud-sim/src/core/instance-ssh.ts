@@ -14,6 +14,7 @@ export class InstanceSSHServers {
   readonly port: number;
   readonly #servers = new Map<SimInstance, Promise<RunningSSHServer | undefined>>();
   readonly #hostKeys = new WeakMap<SimInstance, string>();
+  readonly #replacedHostKeys = new WeakMap<SimInstance, string>();
   readonly #shells = new WeakMap<SimInstance, EmulatedShell>();
   readonly #guests: InstanceGuests | undefined;
 
@@ -47,6 +48,20 @@ export class InstanceSSHServers {
     return this.#servers.has(instance);
   }
 
+  /**
+   * Gives the instance a new SSH host key (`privateKey`, or a generated ed25519 one), as a
+   * reinstalled or impostor machine would present; a listening server restarts with it at once.
+   * Returns the private key.
+   */
+  async replaceHostKey(instance: SimInstance, privateKey = generateSSHKeyPair({ comment: `host-${instance.id}` }).privateKey): Promise<string> {
+    this.#replacedHostKeys.set(instance, privateKey);
+    if (this.#servers.has(instance)) {
+      await this.close(instance);
+      await this.open(instance);
+    }
+    return privateKey;
+  }
+
   /** Number of listening servers. */
   get openCount(): number {
     return this.#servers.size;
@@ -70,7 +85,7 @@ export class InstanceSSHServers {
   }
 
   #start(instance: SimInstance): Promise<RunningSSHServer> {
-    let hostKey = this.#guests?.guestFor(instance).hostKey ?? this.#hostKeys.get(instance);
+    let hostKey = this.#replacedHostKeys.get(instance) ?? this.#guests?.guestFor(instance).hostKey ?? this.#hostKeys.get(instance);
     if (hostKey === undefined) {
       hostKey = generateSSHKeyPair({ comment: `host-${instance.id}` }).privateKey;
       this.#hostKeys.set(instance, hostKey);

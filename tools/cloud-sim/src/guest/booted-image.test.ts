@@ -94,6 +94,11 @@ describe('booted image: cloud-init', () => {
     const pinned = await runSSH({ ...target, hostKeyFingerprint: hostKey.sha256Fingerprint }, 'cat /etc/ssh/ssh_host_ed25519_key.pub');
     expect(pinned.stdout).toBe(`${hostKey.publicKey}\n`);
     expect(instance.filesystem.stat('/etc/ssh/ssh_host_ed25519_key').mode).toBe(0o600);
+    // A replaced host key (an impostor, a reinstall) is refused by the pinned client.
+    const impostor = generateSSHKeyPair({ comment: 'impostor' });
+    await sim!.ssh.replaceHostKey(instance, impostor.privateKey);
+    await expect(runSSH({ ...target, hostKeyFingerprint: hostKey.sha256Fingerprint }, 'true')).rejects.toThrow(/host key/i);
+    expect((await runSSH(target, 'true')).hostKeyFingerprint).toBe(impostor.sha256Fingerprint);
     // Another instance without ssh_keys has a different, generated key: pinning refuses it.
     const other = await boot({}, 'unpinned');
     await expect(runSSH({ ...other.target, hostKeyFingerprint: hostKey.sha256Fingerprint }, 'true')).rejects.toThrow(/host key/i);
