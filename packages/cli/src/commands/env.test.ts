@@ -82,3 +82,21 @@ describe('machine env / config on a provisioned machine', () => {
     );
   });
 });
+
+describe('machine regenerate-certs', () => {
+  it('asks the reference\'s question and changes nothing when the answer is no', async () => {
+    await machineWith('dev', {});
+    const declined = await cli.run(['regenerate-certs', 'dev'], { stdin: 'n\n' });
+    expect(declined).toMatchObject({ code: 0, stdout: 'Regenerate TLS machine certs?  Warning: this is irreversible. (y/n): ', stderr: '' });
+    const noStdin = await cli.run(['regenerate-certs', 'dev']);
+    expect(noStdin.code).toBe(0);
+    expect(noStdin.stdout).not.toContain('Regenerating');
+  });
+
+  it('refuses a machine without an engine, naming the fix', async () => {
+    await machineWith('bare', { state: 'skipped' });
+    const result = await cli.run(['regenerate-certs', '-f', 'bare']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('machine "bare" has no Docker engine to regenerate certificates for; "machine provision bare" installs one\n');
+  });
+});

@@ -72,6 +72,7 @@ export async function inspectDocument(ctx: CommandContext, machine: OpenMachine)
     CreatedAt: record.createdAt,
     Simulated: record.sim === true,
     HostKeyFingerprint: record.ssh?.hostKeyFingerprint ?? null,
+    Provision: record.provision ?? null,
     Resources: record.journal,
     Data: record.data,
     ...(record.error === undefined ? {} : { Error: record.error }),
