@@ -1,4 +1,5 @@
 import {
+  acceptsBootUserData,
   type BootConfig,
   type DriverDescriptor,
   type FlagDefinition,
@@ -6,6 +7,7 @@ import {
   type ProgressEvent,
   MachineError,
   assertValidMachineName,
+  offersSSH,
   parseFlags,
   redactSecrets,
   secretValues,
@@ -132,7 +134,9 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
   );
   const secrets = secretValues(descriptor.flags, config);
   // Provisioning needs SSH; `none` (an existing engine at a URL) has none.
-  const sshCapable = descriptor.capabilities?.ssh !== false;
+  const sshCapable = offersSSH(descriptor);
+  // cloud-init user data where the driver takes it for this config (google: not for an adopted instance).
+  const cloudInit = acceptsBootUserData(descriptor, config);
   const provisioning = sshCapable && !engine.noProvision;
 
   const lock = await lockMachine(store.root, name);
@@ -160,7 +164,7 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       // Like the reference, the CA and client certificate come first (made once per store).
       client = await provisionModule.ensureClientCertificates(certsDir(store));
       await copyClientFiles(client, machineDir);
-      if (descriptor.capabilities?.userData === true) {
+      if (cloudInit) {
         // The machine boots with a host key made here, so the first SSH connection verifies it.
         hostKey = provisionModule.generateHostKey(`machine-${name}`);
         boot = { userData: provisionModule.buildCloudConfig({ engine, hostKey }), hostKeyFingerprint: hostKey.fingerprint };
@@ -249,7 +253,7 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
     if (provisionTarget !== undefined) {
       // The machine exists and is recorded; a failure from here on keeps it, as `Error` in `ls`.
       try {
-        await runProvisioning(ctx, { ...provisionTarget, cloudInit: descriptor.capabilities?.userData === true, record, onProgress });
+        await runProvisioning(ctx, { ...provisionTarget, cloudInit, record, onProgress });
         provisioned = true;
       } catch (error) {
         return await reportProvisionFailure(ctx, record, error, secrets);

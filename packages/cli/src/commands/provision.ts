@@ -1,4 +1,4 @@
-import { type ProgressEvent, MachineError, redactSecrets } from '@machine/driver-core';
+import { type ProgressEvent, MachineError, offersSSH, redactSecrets } from '@machine/driver-core';
 import { type SSHTarget, waitForSSH } from '@machine/driver-core/ssh';
 import type { ClientCertificates, EngineOptions, ServerCertificate } from '@machine/provision';
 import { CliError, ExitCode, errorLine } from '../cli-error.ts';
@@ -102,7 +102,7 @@ export async function provisionCommand(ctx: CommandContext, names: readonly stri
       const machine = await openMachine(ctx, name);
       const { record, driver } = machine;
       if (record.status !== 'ready') throw new CliError(`machine "${name}" was not created completely; \`machine rm ${name}\` deletes what it made`);
-      if (machine.descriptor.capabilities?.ssh === false) throw new CliError(`machine "${name}" (driver ${record.driver}) has no SSH: there is nothing to provision`);
+      if (!offersSSH(machine.descriptor)) throw new CliError(`machine "${name}" (driver ${record.driver}) has no SSH: there is nothing to provision`);
       const provisionModule = await import('@machine/provision');
       const engine = record.provision === undefined ? provisionModule.engineOptionsFrom({}) : await engineOf(record.provision);
       const state = await driver.getState(operation(ctx));
