@@ -85,6 +85,24 @@ describe('ensureClientCertificates', () => {
     expect(new X509Certificate(readFileSync(certs.clientCertPath)).checkIssued(new X509Certificate(caPem))).toBe(true);
   });
 
+  it('a client certificate left from another CA is reissued; a CA key that does not match ca.pem is refused with one line', async () => {
+    const dir = join(scratch, 'mismatch');
+    const certs = await ensureClientCertificates(dir);
+    const other = await ensureClientCertificates(join(scratch, 'mismatch-other'));
+    const { copyFileSync } = await import('node:fs');
+    copyFileSync(other.clientCertPath, certs.clientCertPath);
+    copyFileSync(other.clientKeyPath, certs.clientKeyPath);
+    await ensureClientCertificates(dir);
+    expect(new X509Certificate(readFileSync(certs.clientCertPath)).verify(new X509Certificate(readFileSync(certs.caCertPath)).publicKey)).toBe(true);
+
+    copyFileSync(other.caKeyPath, certs.caKeyPath);
+    const error = await issueServerCertificate(certs, { sans: ['10.0.0.1'], commonName: 'web1' }).then(
+      () => undefined,
+      (caught: unknown) => caught as Error,
+    );
+    expect(error?.message).toBe(`tls-ca-key: ${certs.caKeyPath} is not the key of ${certs.caCertPath}; run "machine regenerate-certs --client-certs"`);
+  });
+
   it('parallel callers (concurrent creates) end with one CA and a client certificate it issued', async () => {
     const dir = join(scratch, 'parallel');
     const results = await Promise.all([1, 2, 3, 4].map(() => ensureClientCertificates(dir)));

@@ -1,4 +1,4 @@
-import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import type { webcrypto as WebCrypto } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -81,7 +81,7 @@ export async function ensureClientCertificates(
     const organization = options.organization ?? 'machine';
     const hasCa = !options.regenerate && (await exists(paths.caCertPath)) && (await exists(paths.caKeyPath));
     const hasClient = hasCa && (await exists(paths.clientCertPath)) && (await exists(paths.clientKeyPath));
-    if (hasClient) {
+    if (hasClient && (await clientIssuedByCa(paths))) {
       await Promise.all([tightenKey(paths.caKeyPath), tightenKey(paths.clientKeyPath)]);
       return paths;
     }
@@ -242,6 +242,12 @@ async function loadAuthority(paths: Pick<ClientCertificates, 'caCertPath' | 'caK
   }
   const key = createPrivateKey(keyPem);
   const der = key.export({ type: 'pkcs8', format: 'der' });
+  const certificateKey = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
+  if (!certificateKey.equals(createPublicKey(key).export({ type: 'spki', format: 'der' }))) {
+    throw new InvalidConfigError([
+      { flag: 'tls-ca-key', kind: 'input', message: `${paths.caKeyPath} is not the key of ${paths.caCertPath}; run "machine regenerate-certs --client-certs"` },
+    ]);
+  }
   if (key.asymmetricKeyType === 'ec') {
     const curve = key.asymmetricKeyDetails?.namedCurve;
     const namedCurve = curve === 'secp384r1' ? 'P-384' : curve === 'secp521r1' ? 'P-521' : 'P-256';
@@ -257,6 +263,18 @@ async function loadAuthority(paths: Pick<ClientCertificates, 'caCertPath' | 'caK
   throw new InvalidConfigError([
     { flag: 'tls-ca-key', kind: 'input', message: `${paths.caKeyPath} is a ${key.asymmetricKeyType ?? 'unknown'} key; use an ECDSA or RSA CA` },
   ]);
+}
+
+/** Whether cert.pem was signed by ca.pem (an interrupted regenerate can leave an old one behind). */
+async function clientIssuedByCa(paths: ClientCertificates): Promise<boolean> {
+  try {
+    const [caPem, clientPem] = await Promise.all([readFile(paths.caCertPath), readFile(paths.clientCertPath)]);
+    const ca = new X509Certificate(caPem);
+    const client = new X509Certificate(clientPem);
+    return client.checkIssued(ca) && client.verify(ca.publicKey);
+  } catch {
+    return false;
+  }
 }
 
 function generateKeys(): Promise<WebCrypto.CryptoKeyPair> {

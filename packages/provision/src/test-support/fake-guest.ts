@@ -51,7 +51,14 @@ export async function startFakeGuest(options: FakeGuestOptions = {}): Promise<Fa
   const hostKey = generateSSHKeyPair({ comment: 'host' });
   const fs = createUbuntuFileSystem({ hostname: 'web1', authorizedKeys: [userKey.publicKey] });
   const commands: string[] = [];
-  const dockerPort = await freePort();
+  // The engine port is held by one listener for the guest's lifetime and its connections are handed
+  // to the current "dockerd": rebinding a port picked earlier can race other sockets' ephemeral ports.
+  const portHolder = createNetServer((socket) => {
+    if (dockerd === undefined) socket.destroy();
+    else dockerd.emit('connection', socket);
+  });
+  await new Promise<void>((resolve) => portHolder.listen(0, '127.0.0.1', resolve));
+  const dockerPort = (portHolder.address() as { port: number }).port;
   let cloudInit = options.cloudInit ?? 'done';
   let dockerInstalled = options.dockerInstalled ?? false;
   let rateLimited = options.restartRateLimited ?? false;
@@ -73,17 +80,15 @@ export async function startFakeGuest(options: FakeGuestOptions = {}): Promise<Fa
 
   const stopDockerd = () =>
     new Promise<void>((resolve) => {
-      if (dockerd === undefined) return resolve();
-      dockerd.closeAllConnections();
-      dockerd.close(() => resolve());
+      dockerd?.closeAllConnections();
       dockerd = undefined;
+      resolve();
     });
 
   const startDockerd = async (): Promise<void> => {
     await stopDockerd();
     const config = JSON.parse(fs.readFile('/etc/docker/daemon.json').toString('utf8')) as { hosts: string[]; tlscacert: string; tlscert: string; tlskey: string };
-    const tcp = config.hosts.find((host) => host.startsWith('tcp://')) ?? '';
-    const port = Number(tcp.split(':').at(-1));
+    if (!config.hosts.includes(`tcp://0.0.0.0:${dockerPort}`)) throw new Error(`daemon.json does not listen on ${dockerPort}: ${config.hosts.join(', ')}`);
     const server = createHttpsServer(
       {
         ca: fs.readFile(config.tlscacert),
@@ -104,7 +109,6 @@ export async function startFakeGuest(options: FakeGuestOptions = {}): Promise<Fa
         }
       },
     );
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     dockerd = server;
     dockerStarts++;
   };
@@ -237,6 +241,7 @@ export async function startFakeGuest(options: FakeGuestOptions = {}): Promise<Fa
     },
     close: async () => {
       await stopDockerd();
+      await new Promise((resolve) => portHolder.close(resolve));
       await server.close();
     },
   };
