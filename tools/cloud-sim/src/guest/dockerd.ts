@@ -11,8 +11,8 @@ export const DOCKER_ENGINE = {
   goVersion: 'go1.22.7',
   containerdVersion: '1.7.22',
   buildTime: '2024-09-20T11:41:11.000000000+00:00',
-  /** What `docker version` in the sim reports as the kernel (the contract fixes this string). */
-  kernelVersion: '6.8.0-45-generic',
+  /** The kernel `/version` reports: the image's `uname -r`. */
+  kernelVersion: KERNEL_RELEASE,
 } as const;
 
 /** A TCP listener of the daemon, from daemon.json `hosts`. */
@@ -163,7 +163,7 @@ export function infoBody(settings: DaemonSettings): Record<string, unknown> {
     OSType: 'linux',
     OSVersion: '24.04',
     Architecture: 'x86_64',
-    KernelVersion: KERNEL_RELEASE,
+    KernelVersion: DOCKER_ENGINE.kernelVersion,
     Driver: settings.storageDriver,
     Labels: settings.labels,
     Containers: 0,

@@ -26,8 +26,8 @@ describe('emulated shell', () => {
     const sh = shell();
     expect(await run(sh, 'echo "hello  world" it\\\'s')).toEqual({ code: 0, stdout: "hello  world it's\n", stderr: '' });
     expect((await run(sh, 'hostname')).stdout).toBe('node-1\n');
-    expect((await run(sh, 'uname -a')).stdout).toMatch(/^Linux node-1 6\.8\.0-49-generic #49-Ubuntu .* x86_64 GNU\/Linux\n$/);
-    expect((await run(sh, 'uname -r')).stdout).toBe('6.8.0-49-generic\n');
+    expect((await run(sh, 'uname -a')).stdout).toMatch(/^Linux node-1 6\.8\.0-45-generic #45-Ubuntu .* x86_64 GNU\/Linux\n$/);
+    expect((await run(sh, 'uname -r')).stdout).toBe('6.8.0-45-generic\n');
     expect((await run(sh, 'true')).code).toBe(0);
     expect((await run(sh, 'false')).code).toBe(1);
     expect((await run(sh, 'exit 7')).code).toBe(7);
@@ -90,5 +90,30 @@ describe('emulated shell', () => {
     expect((await run(sh, 'test -f /opt/app/run && echo file')).stdout).toBe('file\n');
     expect((await run(sh, '[ -d /opt/app/bin ]')).code).toBe(0);
     expect((await run(sh, 'rm -rf /opt/app; test -e /opt/app')).code).toBe(1);
+  });
+
+  it('install: modes, several sources into a directory, -d, missing sources; command -v', async () => {
+    const sh = shell();
+    await run(sh, 'mkdir -p /tmp/up && echo a > /tmp/up/a.pem && echo k > /tmp/up/k.pem && echo old > /etc/k.pem && chmod 0644 /etc/k.pem');
+    expect(await run(sh, 'install -m 0644 /tmp/up/a.pem /tmp/up/k.pem /etc/ && install -m 0600 /tmp/up/k.pem /etc/k.pem')).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(sh.fs.stat('/etc/a.pem').mode).toBe(0o644);
+    expect(sh.fs.stat('/etc/k.pem').mode).toBe(0o600);
+    expect(sh.fs.readFile('/etc/k.pem').toString()).toBe('k\n');
+    expect(await run(sh, 'install /tmp/up/a.pem /tmp/up/k.pem /etc/a.pem')).toMatchObject({ code: 1, stderr: "install: target '/etc/a.pem' is not a directory\n" });
+    expect(await run(sh, 'install -m 0644 /tmp/nope /etc/')).toMatchObject({ code: 1, stderr: "install: cannot stat '/tmp/nope': No such file or directory\n" });
+    expect((await run(sh, 'install -m 0755 -d /etc/apt/keyrings && test -d /etc/apt/keyrings')).code).toBe(0);
+    expect(sh.fs.stat('/etc/apt/keyrings').mode).toBe(0o755);
+    expect(sh.fs.stat('/tmp/up/a.pem').mode).toBe(0o644); // the source is untouched
+    expect(await run(sh, 'command -v echo')).toEqual({ code: 0, stdout: '/usr/bin/echo\n', stderr: '' });
+    expect((await run(sh, 'command -v docker')).code).toBe(1);
+    expect((await run(sh, 'DEBIAN_FRONTEND=noninteractive echo prefixed')).stdout).toBe('prefixed\n');
+  });
+
+  it('without a machine behind it: no systemd, no cloud-init, no network', async () => {
+    const sh = shell();
+    expect(await run(sh, 'systemctl restart docker')).toMatchObject({ code: 1, stderr: expect.stringContaining('System has not been booted with systemd') });
+    expect((await run(sh, 'cloud-init status')).code).toBe(127);
+    expect(await run(sh, 'curl -fsSL https://get.docker.com -o /tmp/x')).toEqual({ code: 6, stdout: '', stderr: 'curl: (6) Could not resolve host: get.docker.com\n' });
+    expect((await run(sh, 'curl -fsL https://get.docker.com -o /tmp/x')).stderr).toBe('');
   });
 });

@@ -5,7 +5,7 @@ import { type FileSystemNode, MemoryFileSystem } from './memory-filesystem.ts';
 import { PACKAGE_COMMANDS, SYSTEM_COMMANDS } from './system-commands.ts';
 import { KERNEL_RELEASE } from './ubuntu-image.ts';
 
-const KERNEL_VERSION = '#49-Ubuntu SMP PREEMPT_DYNAMIC Mon Nov  4 02:06:24 UTC 2024';
+const KERNEL_VERSION = '#45-Ubuntu SMP PREEMPT_DYNAMIC Fri Aug 30 12:02:04 UTC 2024';
 
 /** Splits `-lah`-style flags from operands (`--` ends flags). */
 function parseFlags(args: string[]): { flags: Set<string>; operands: string[] } {

@@ -31,7 +31,7 @@ DISTRIB_DESCRIPTION="Ubuntu 24.04.1 LTS"
 `;
 
 /** Kernel release reported by `uname -r`. */
-export const KERNEL_RELEASE = '6.8.0-49-generic';
+export const KERNEL_RELEASE = '6.8.0-45-generic';
 
 /** Builds a filesystem laid out like a fresh Ubuntu 24.04 cloud image. */
 export function createUbuntuFileSystem(seed: ImageSeed): MemoryFileSystem {
