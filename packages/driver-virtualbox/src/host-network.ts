@@ -144,10 +144,13 @@ export interface RouteSource {
   platform?: NodeJS.Platform;
   /** Linux: the routing table file (default `/proc/net/route`). */
   procNetRoute?: string;
+  /** Replaces the platform's own lookup (tests of other platforms). */
+  read?: () => Promise<HostRoute[]>;
 }
 
 /** The host's IPv4 routes; an empty list where they cannot be read (the check is then skipped). */
 export async function readHostRoutes(source: RouteSource = {}): Promise<HostRoute[]> {
+  if (source.read !== undefined) return source.read();
   const platform = source.platform ?? process.platform;
   if (platform === 'linux') {
     try {

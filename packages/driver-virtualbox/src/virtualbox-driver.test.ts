@@ -456,3 +456,48 @@ describe('host-only interfaces that are not ours, or still in use', () => {
     await expectNothingLeft(context, machineDir);
   });
 });
+
+describe('VirtualBox 7 on macOS: host-only networks', () => {
+  const mac = { platform: 'darwin' as const, routes: { read: async () => [{ iface: 'en0', network: '192.168.1.0', prefix: 24 }] } };
+
+  it('adds a host-only network, attaches the VM with --host-only-net2, and removes the network with the last VM', async () => {
+    const { driver, context, machineDir } = machine({}, mac);
+    await driver.create();
+    const state = await fake.read();
+    expect(state.hostonlyifs).toEqual({});
+    expect(state.hostonlynets?.['machine-192.168.59.0-24']).toMatchObject({ netmask: '255.255.255.0', lower: '192.168.59.100', upper: '192.168.59.254', enabled: true });
+    const vm = state.vms[findEntry(context.journal, 'vm')?.id ?? ''];
+    expect(vm?.nics['2']).toMatchObject({ type: 'hostonlynet', network: 'machine-192.168.59.0-24' });
+    expect(await driver.getIP()).toBe('192.168.59.100');
+    await driver.remove();
+    await expectNothingLeft(context, machineDir);
+    expect((await fake.read()).hostonlynets).toEqual({});
+  });
+
+  it('reuses a matching network the user made and never deletes it; VirtualBox 6.1 on macOS still uses interfaces', async () => {
+    await fake.update((state) => {
+      state.hostonlynets = { HostNetwork: { guid: 'g', netmask: '255.255.255.0', lower: '192.168.59.2', upper: '192.168.59.199', enabled: true } };
+    });
+    const { driver, context } = machine({}, mac);
+    await driver.create();
+    expect(findEntry(context.journal, 'hostonly-net')).toMatchObject({ id: 'HostNetwork', preExisting: true });
+    await driver.remove();
+    expect(Object.keys((await fake.read()).hostonlynets ?? {})).toEqual(['HostNetwork']);
+    await fake.update((state) => {
+      state.version = '6.1.50r161033';
+    });
+    const old = machine({}, mac);
+    await old.driver.create();
+    expect(old.context.data.read().hostOnlyInterface).toBe('vboxnet0');
+    await old.driver.remove();
+    expect(await fake.leaks()).toEqual([]);
+  });
+
+  it('refuses a range another host-only network serves with another mask, and host routes that collide', async () => {
+    await fake.update((state) => {
+      state.hostonlynets = { Other: { guid: 'g', netmask: '255.255.0.0', lower: '192.168.59.2', upper: '192.168.255.254', enabled: true } };
+    });
+    expect((await rejection(machine({}, mac).driver.preCreateCheck())).message).toMatch(/host-only network Other already serves 192\.168\.59\.2-192\.168\.255\.254/);
+    expect((await rejection(machine({ 'virtualbox-hostonly-cidr': '192.168.1.10/24' }, mac).driver.preCreateCheck())).message).toMatch(/collides with the host route 192\.168\.1\.0\/24 on en0/);
+  });
+});

@@ -60,6 +60,8 @@ export const ResourceKind = {
   seedIso: 'seed-iso',
   /** A host-only interface (id: its name); pre-existing when create found one matching the CIDR. */
   hostOnlyInterface: 'hostonly-if',
+  /** A host-only network (VirtualBox 7 on macOS; id: its name); pre-existing unless machine made it. */
+  hostOnlyNetwork: 'hostonly-net',
   /** A DHCP server create added to a pre-existing host-only interface (id: the interface name). */
   dhcpServer: 'dhcp-server',
 } as const;
@@ -119,6 +121,8 @@ export interface VirtualBoxDriverOptions {
 
 /** The host-only network create uses: an existing interface that matches the CIDR, or one to make. */
 interface HostOnlyPlan {
+  /** `if`: a host-only interface (vboxnetN, Linux/Windows, macOS before 7); `net`: a host-only network (VirtualBox 7 on macOS). */
+  mode: 'if' | 'net';
   cidr: HostCidr;
   existing?: string;
 }
@@ -132,7 +136,7 @@ export class VirtualBoxDriver implements Driver {
   readonly #timings: VirtualBoxTimings;
   readonly #host: VirtualBoxHost;
   #runner: Promise<VBoxManageRunner> | undefined;
-  #versionChecked = false;
+  #version: { major: number; minor: number; patch: number; text: string } | undefined;
 
   constructor(options: VirtualBoxDriverOptions) {
     this.#config = options.config;
@@ -178,7 +182,7 @@ export class VirtualBoxDriver implements Driver {
   }
 
   async #checkVersion(operation: string): Promise<void> {
-    if (this.#versionChecked) return;
+    if (this.#version !== undefined) return;
     const output = await this.#vbox(['--version'], operation);
     const version = parseVBoxVersion(output);
     if (version === undefined) {
@@ -195,7 +199,12 @@ export class VirtualBoxDriver implements Driver {
         hint: 'upgrade VirtualBox from https://www.virtualbox.org/wiki/Downloads',
       });
     }
-    this.#versionChecked = true;
+    this.#version = version;
+  }
+
+  /** VirtualBox 7 on macOS has host-only networks (vmnet) instead of host-only interfaces. */
+  #hostOnlyMode(): 'if' | 'net' {
+    return this.#host.platform === 'darwin' && (this.#version?.major ?? 0) >= 7 ? 'net' : 'if';
   }
 
   /** Linux: the CPU must offer vmx (Intel) or svm (AMD); other hosts rely on VirtualBox's own start error. */
@@ -215,18 +224,17 @@ export class VirtualBoxDriver implements Driver {
   /** Finds a host-only interface with the CIDR, or checks that a new one would not collide with a host route. */
   async #planHostOnly(operation: string): Promise<HostOnlyPlan> {
     const cidr = parseHostCidr(this.#config.hostOnlyCidr);
+    if (this.#hostOnlyMode() === 'net') return this.#planHostOnlyNetwork(cidr, operation);
     const interfaces = parseBlocks(await this.#vbox(['list', 'hostonlyifs'], operation));
     const match = interfaces.find((block) => block.get('IPAddress') === cidr.ip && block.get('NetworkMask') === cidr.netmask);
     const name = match?.get('Name');
-    if (name !== undefined) return { cidr, existing: name };
+    if (name !== undefined) return { mode: 'if', cidr, existing: name };
     const sameNetwork = interfaces.filter((block) => {
       const ip = block.get('IPAddress');
       return ip !== undefined && ip !== '' && cidrContains(cidr, ip);
     });
-    const routes = await readHostRoutes({ platform: this.#host.platform, ...this.#host.routes });
-    const collisions = collidingRoutes(
+    const collisions = await this.#collisions(
       cidr,
-      routes,
       sameNetwork.map((block) => block.get('Name') ?? ''),
     );
     const conflict = sameNetwork[0];
@@ -241,14 +249,40 @@ export class VirtualBoxDriver implements Driver {
         { machine: this.machineName, operation },
       );
     }
-    if (collisions.length > 0) {
-      const list = collisions.map((route) => `${route.network}/${route.prefix} on ${route.iface}`).join(', ');
+    this.#throwOnCollision(cidr, collisions, operation);
+    return { mode: 'if', cidr };
+  }
+
+  /** VirtualBox 7 on macOS: a host-only network whose mask and DHCP range match the CIDR, or a new one. */
+  async #planHostOnlyNetwork(cidr: HostCidr, operation: string): Promise<HostOnlyPlan> {
+    const networks = parseBlocks(await this.#vbox(['list', 'hostonlynets'], operation));
+    const inside = networks.filter((block) => cidrContains(cidr, block.get('LowerIP') ?? ''));
+    const match = inside.find((block) => block.get('NetworkMask') === cidr.netmask);
+    const name = match?.get('Name');
+    if (name !== undefined) return { mode: 'net', cidr, existing: name };
+    const conflict = inside[0];
+    if (conflict !== undefined) {
       throw new InvalidConfigError(
-        [{ flag: 'virtualbox-hostonly-cidr', message: `${cidr.network}/${cidr.prefix} collides with the host route ${list}; pick a free range, e.g. 192.168.60.1/24` }],
+        [{ flag: 'virtualbox-hostonly-cidr', message: `host-only network ${conflict.get('Name')} already serves ${conflict.get('LowerIP')}-${conflict.get('UpperIP')} with mask ${conflict.get('NetworkMask')}; pick another range` }],
         { machine: this.machineName, operation },
       );
     }
-    return { cidr };
+    this.#throwOnCollision(cidr, await this.#collisions(cidr, []), operation);
+    return { mode: 'net', cidr };
+  }
+
+  async #collisions(cidr: HostCidr, ownInterfaces: readonly string[]) {
+    const routes = await readHostRoutes({ platform: this.#host.platform, ...this.#host.routes });
+    return collidingRoutes(cidr, routes, ownInterfaces);
+  }
+
+  #throwOnCollision(cidr: HostCidr, collisions: readonly { network: string; prefix: number; iface: string }[], operation: string): void {
+    if (collisions.length === 0) return;
+    const list = collisions.map((route) => `${route.network}/${route.prefix} on ${route.iface}`).join(', ');
+    throw new InvalidConfigError(
+      [{ flag: 'virtualbox-hostonly-cidr', message: `${cidr.network}/${cidr.prefix} collides with the host route ${list}; pick a free range, e.g. 192.168.60.1/24` }],
+      { machine: this.machineName, operation },
+    );
   }
 
   async #checkInputs(operation: string): Promise<void> {
@@ -335,9 +369,9 @@ export class VirtualBoxDriver implements Driver {
         const uuid = randomUUID();
         await journal.record({ kind: ResourceKind.vm, id: uuid, meta: { name: this.machineName } });
         await this.#vbox(['createvm', '--name', this.machineName, '--uuid', uuid, '--basefolder', machineDir, '--ostype', 'Ubuntu_64', '--register'], 'create');
-        await data.write({ sshPort, natMac, hostOnlyMac, hostOnlyInterface, hostOnlyCidr: this.#config.hostOnlyCidr });
+        await data.write({ sshPort, natMac, hostOnlyMac, hostOnlyInterface, hostOnlyMode: plan.mode, hostOnlyCidr: this.#config.hostOnlyCidr });
         step();
-        await this.#vbox(this.#modifyVmArgs(uuid, { sshPort, natMac, hostOnlyMac, hostOnlyInterface }), 'create');
+        await this.#vbox(this.#modifyVmArgs(uuid, { sshPort, natMac, hostOnlyMac, hostOnlyInterface, hostOnlyMode: plan.mode }), 'create');
         await this.#vbox(['storagectl', uuid, '--name', 'SATA', '--add', 'sata', '--controller', 'IntelAhci', '--portcount', '2', '--hostiocache', 'on'], 'create');
         await this.#vbox(['storageattach', uuid, '--storagectl', 'SATA', '--port', '0', '--device', '0', '--type', 'hdd', '--medium', diskPath], 'create');
         await this.#vbox(['storageattach', uuid, '--storagectl', 'SATA', '--port', '1', '--device', '0', '--type', 'dvddrive', '--medium', seedPath], 'create');
@@ -484,7 +518,7 @@ export class VirtualBoxDriver implements Driver {
     return share !== undefined && existsSync(share.hostPath) ? share : undefined;
   }
 
-  #modifyVmArgs(uuid: string, network: { sshPort: number; natMac: string; hostOnlyMac: string; hostOnlyInterface: string }): string[] {
+  #modifyVmArgs(uuid: string, network: { sshPort: number; natMac: string; hostOnlyMac: string; hostOnlyInterface: string; hostOnlyMode: 'if' | 'net' }): string[] {
     const config = this.#config;
     const cpus = config.cpuCount === -1 ? Math.min(32, this.#host.hostCpuCount) : config.cpuCount;
     const onOff = (value: boolean) => (value ? 'on' : 'off');
@@ -526,12 +560,12 @@ export class VirtualBoxDriver implements Driver {
       '--natpf1',
       `ssh,tcp,127.0.0.1,${network.sshPort},,22`,
       '--nic2',
-      'hostonly',
+      network.hostOnlyMode === 'net' ? 'hostonlynet' : 'hostonly',
       '--nictype2',
       config.hostOnlyNicType,
       '--nicpromisc2',
       config.hostOnlyNicPromisc,
-      '--hostonlyadapter2',
+      network.hostOnlyMode === 'net' ? '--host-only-net2' : '--hostonlyadapter2',
       network.hostOnlyInterface,
       '--cableconnected2',
       'on',
@@ -551,6 +585,7 @@ export class VirtualBoxDriver implements Driver {
   async #ensureHostOnly(plan: HostOnlyPlan): Promise<string> {
     const { journal } = this.#context;
     const range = dhcpRange(plan.cidr);
+    if (plan.mode === 'net') return this.#ensureHostOnlyNetwork(plan, range);
     const dhcpArgs = (name: string) => [
       'dhcpserver',
       'add',
@@ -593,6 +628,25 @@ export class VirtualBoxDriver implements Driver {
     await this.#vbox(['setextradata', 'global', hostOnlyTag(name), this.machineName], 'create');
     await this.#vbox(['hostonlyif', 'ipconfig', name, '--ip', plan.cidr.ip, '--netmask', plan.cidr.netmask], 'create');
     await this.#vbox(dhcpArgs(name), 'create');
+    return name;
+  }
+
+  /** VirtualBox 7 on macOS: reuse the matching host-only network or add one (vmnet gives the host the first address and serves DHCP itself). */
+  async #ensureHostOnlyNetwork(plan: HostOnlyPlan, range: { lowerIp: string; upperIp: string }): Promise<string> {
+    const { journal } = this.#context;
+    if (plan.existing !== undefined) {
+      const name = plan.existing;
+      const tag = await this.#vbox(['getextradata', 'global', hostOnlyTag(name, 'net')], 'create');
+      await journal.record({ kind: ResourceKind.hostOnlyNetwork, id: name, preExisting: !/^Value: ./.test(tag.trim()) });
+      return name;
+    }
+    const name = `machine-${plan.cidr.network}-${plan.cidr.prefix}`;
+    await journal.record({ kind: ResourceKind.hostOnlyNetwork, id: name });
+    await this.#vbox(
+      ['hostonlynet', 'add', '--name', name, '--netmask', plan.cidr.netmask, '--lower-ip', range.lowerIp, '--upper-ip', range.upperIp, '--enable'],
+      'create',
+    );
+    await this.#vbox(['setextradata', 'global', hostOnlyTag(name, 'net'), this.machineName], 'create');
     return name;
   }
 
@@ -744,7 +798,7 @@ export class VirtualBoxDriver implements Driver {
         if (NotFoundError.isInstance(error)) continue;
         throw error;
       }
-      for (const [key, value] of info) if (/^hostonlyadapter\d+$/.test(key) && value === name) return true;
+      for (const [key, value] of info) if (/^(?:hostonlyadapter|hostonly-network)\d+$/.test(key) && value === name) return true;
     }
     return false;
   }
@@ -780,6 +834,11 @@ export class VirtualBoxDriver implements Driver {
         await this.#vbox(['hostonlyif', 'remove', entry.id], operation);
         await this.#vbox(['setextradata', 'global', hostOnlyTag(entry.id)], operation);
       },
+      [ResourceKind.hostOnlyNetwork]: async (entry: JournalEntry) => {
+        if (await this.#interfaceInUse(entry.id, undefined, operation)) return;
+        await this.#vbox(['hostonlynet', 'remove', '--name', entry.id], operation);
+        await this.#vbox(['setextradata', 'global', hostOnlyTag(entry.id, 'net')], operation);
+      },
       [ResourceKind.dhcpServer]: async (entry: JournalEntry) => {
         if (await this.#interfaceInUse(entry.id, undefined, operation)) return;
         await this.#vbox(['dhcpserver', 'remove', '--interface', entry.id], operation);
@@ -802,8 +861,8 @@ export class VirtualBoxDriver implements Driver {
 }
 
 /** The global extra-data key that marks a host-only interface as made by machine (value: the machine that made it). */
-export function hostOnlyTag(name: string): string {
-  return `machine/hostonly-if/${name}`;
+export function hostOnlyTag(name: string, mode: 'if' | 'net' = 'if'): string {
+  return `machine/hostonly-${mode}/${name}`;
 }
 
 function isMissingMedium(stderr: string): boolean {

@@ -1,7 +1,7 @@
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InvalidConfigError, NotFoundError, NotSupportedError, ProviderError, State } from '@machine/driver-core';
+import { type FlagDefinition, InvalidConfigError, NotFoundError, NotSupportedError, ProviderError, State } from '@machine/driver-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { machineCloudConfig, networkConfig, seedFiles } from './cloud-init-seed.ts';
 import {
@@ -247,7 +247,7 @@ describe('cloud-init seed', () => {
 describe('README', () => {
   it('lists every flag with its env var and default', async () => {
     const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
-    for (const flag of virtualBoxFlags) {
+    for (const flag of virtualBoxFlags as readonly FlagDefinition[]) {
       const row = readme.split('\n').find((line) => line.startsWith(`| \`--${flag.name}\` |`));
       expect(row, `README row for --${flag.name}`).toBeDefined();
       if (flag.envVar !== undefined) expect(row).toContain(`\`${flag.envVar}\``);

@@ -131,6 +131,7 @@ function machineReadable(vm) {
   for (const [index, nic] of Object.entries(vm.nics ?? {})) {
     if (nic.type === 'nat') lines.push(`natnet${index}="nat"`);
     if (nic.type === 'hostonly' && nic.adapter !== undefined) lines.push(`hostonlyadapter${index}="${nic.adapter}"`);
+    if (nic.type === 'hostonlynet' && nic.network !== undefined) lines.push(`hostonly-network${index}="${nic.network}"`);
     if (nic.mac !== undefined) lines.push(`macaddress${index}="${nic.mac}"`);
     lines.push(`cableconnected${index}="${nic.cable ?? 'on'}"`, `nic${index}="${nic.type}"`);
     if (nic.nictype !== undefined) lines.push(`nictype${index}="${nic.nictype}"`);
@@ -156,6 +157,10 @@ function startVm(vm) {
   if (['running', 'paused', 'starting'].includes(vm.state)) {
     fail([`The machine '${vm.name}' is already locked by a session (or being locked or unlocked)`, 'Details: code VBOX_E_INVALID_OBJECT_STATE (0x80bb0007), component MachineWrap, interface IMachine, callee nsISupports']);
   }
+  const hostOnlyNet = Object.values(vm.nics ?? {}).find((nic) => nic.type === 'hostonlynet');
+  if (hostOnlyNet !== undefined && state.hostonlynets?.[hostOnlyNet.network] === undefined) {
+    fail([`Failed to open a session for the virtual machine ${vm.name}.`, `Could not find a host-only network named '${hostOnlyNet.network}'`]);
+  }
   const hostOnly = Object.values(vm.nics ?? {}).find((nic) => nic.type === 'hostonly');
   if (hostOnly !== undefined && state.hostonlyifs[hostOnly.adapter] === undefined) {
     fail([`Failed to open a session for the virtual machine ${vm.name}.`, `The host network interface named '${hostOnly.adapter}' could not be found`]);
@@ -167,8 +172,8 @@ function startVm(vm) {
     writeFileSync(join(logDir, 'VBox.log'), `00:00:00.000000 VirtualBox VM starting\n${state.behaviour.startLog}\n`);
   }
   setState(vm, started);
-  if (hostOnly !== undefined && vm.guestIp === undefined) {
-    const server = state.dhcpservers[`HostInterfaceNetworking-${hostOnly.adapter}`];
+  if ((hostOnly !== undefined || hostOnlyNet !== undefined) && vm.guestIp === undefined) {
+    const server = hostOnly !== undefined ? state.dhcpservers[`HostInterfaceNetworking-${hostOnly.adapter}`] : state.hostonlynets[hostOnlyNet.network];
     if (server !== undefined) {
       state.leases = (state.leases ?? 0) + 1;
       const lower = server.lower.split('.').map(Number);
@@ -215,7 +220,21 @@ switch (command) {
         );
       }
     } else if (what === 'hostonlynets') {
-      // VirtualBox 7 on macOS; this fake models Linux/Windows hosts, which have none.
+      // VirtualBox 7 on macOS (vmnet); empty unless a test adds some.
+      for (const [name, net] of Object.entries(state.hostonlynets ?? {})) {
+        out(
+          [
+            `Name:            ${name}`,
+            `GUID:            ${net.guid}`,
+            `State:           ${net.enabled ? 'Enabled' : 'Disabled'}`,
+            `NetworkMask:     ${net.netmask}`,
+            `LowerIP:         ${net.lower}`,
+            `UpperIP:         ${net.upper}`,
+            `VBoxNetworkName: hostonly-${name}`,
+            '',
+          ].join('\n'),
+        );
+      }
     } else if (what === 'dhcpservers') {
       for (const [network, server] of Object.entries(state.dhcpservers)) {
         out(
@@ -269,7 +288,7 @@ switch (command) {
     for (let index = 1; index < rest.length; index++) {
       const flag = rest[index];
       const value = rest[index + 1];
-      const nicMatch = /^--(nic|nictype|cableconnected|macaddress|hostonlyadapter|nicpromisc|natpf|natdnshostresolver|natdnsproxy)(\d)$/.exec(flag);
+      const nicMatch = /^--(nic|nictype|cableconnected|macaddress|hostonlyadapter|host-only-net|nicpromisc|natpf|natdnshostresolver|natdnsproxy)(\d)$/.exec(flag);
       if (nicMatch !== null) {
         const [, key, slot] = nicMatch;
         vm.nics[slot] ??= { type: 'null' };
@@ -292,6 +311,7 @@ switch (command) {
         else if (key === 'cableconnected') nic.cable = value;
         else if (key === 'macaddress') nic.mac = value;
         else if (key === 'hostonlyadapter') nic.adapter = value;
+        else if (key === 'host-only-net') nic.network = value;
         else if (key === 'nicpromisc') nic.promisc = value;
         else nic[key] = value;
         index += 1;
@@ -468,6 +488,21 @@ switch (command) {
         state.hostonlyifs[name].ip = ip;
         state.hostonlyifs[name].netmask = option('--netmask');
       }
+    } else {
+      fail([`Invalid parameter '${action}'`]);
+    }
+    break;
+  }
+  case 'hostonlynet': {
+    const action = rest[0];
+    const name = option('--name');
+    state.hostonlynets ??= {};
+    if (action === 'add') {
+      if (state.hostonlynets[name] !== undefined) fail([`Host-only network '${name}' already exists`]);
+      state.hostonlynets[name] = { guid: randomUUID(), netmask: option('--netmask'), lower: option('--lower-ip'), upper: option('--upper-ip'), enabled: rest.includes('--enable'), createdByFake: true };
+    } else if (action === 'remove') {
+      if (state.hostonlynets[name] === undefined) fail([`Could not find a host-only network named '${name}'`, 'Details: code VBOX_E_OBJECT_NOT_FOUND (0x80bb0001)']);
+      delete state.hostonlynets[name];
     } else {
       fail([`Invalid parameter '${action}'`]);
     }

@@ -17,7 +17,7 @@ export interface FakeVm {
   guestIp?: string;
   resets?: number;
   settings: Record<string, string | number>;
-  nics: Record<string, { type: string; adapter?: string; mac?: string; nictype?: string }>;
+  nics: Record<string, { type: string; adapter?: string; network?: string; mac?: string; nictype?: string }>;
   natpf: Record<string, { name: string; proto: string; hostip: string; hostport: number; guestip: string; guestport: number }[]>;
   storage: Record<string, Record<string, string>>;
   sharedfolders?: { name: string; hostpath: string }[];
@@ -55,6 +55,7 @@ export interface FakeState {
   behaviour: FakeBehaviour;
   createdFiles: string[];
   extradata?: Record<string, Record<string, string>>;
+  hostonlynets?: Record<string, { guid: string; netmask: string; lower: string; upper: string; enabled: boolean; createdByFake?: boolean }>;
 }
 
 /** A fake VirtualBox: the VBoxManage executable path, its state, and SSH for the VMs it "runs". */
@@ -254,6 +255,7 @@ export async function startFakeVirtualBox(initial: Partial<FakeState> = {}): Pro
       for (const path of Object.keys(current.media)) if (!initial.media?.[path]) leaks.push(`medium ${path}`);
       for (const [name, ifc] of Object.entries(current.hostonlyifs)) if (ifc.createdByFake) leaks.push(`hostonlyif ${name}`);
       for (const [name, server] of Object.entries(current.dhcpservers)) if (server.createdByFake) leaks.push(`dhcpserver ${name}`);
+      for (const [name, net] of Object.entries(current.hostonlynets ?? {})) if (net.createdByFake) leaks.push(`hostonlynet ${name}`);
       for (const path of current.createdFiles) if (existsSync(path)) leaks.push(`file ${path}`);
       for (const [key, value] of Object.entries(current.extradata?.global ?? {})) leaks.push(`global extradata ${key}=${value}`);
       for (const vm of Object.values(current.vms)) {
