@@ -241,6 +241,20 @@ describe('checks before anything is made', () => {
     await expectNothingLeft(context, machineDir);
   });
 
+  it('reports every missing input file at once, before running VBoxManage', async () => {
+    const { driver } = machine({
+      'virtualbox-image-path': '/nonexistent/image.vmdk',
+      'virtualbox-userdata': '/nonexistent/user-data',
+      'virtualbox-share-folder': '/nonexistent/dir:share',
+    });
+    const error = await rejection(driver.preCreateCheck());
+    expect(error).toBeInstanceOf(InvalidConfigError);
+    expect(error.message).toBe(
+      `machine "${driver.machineName}": preCreateCheck: --virtualbox-image-path: /nonexistent/image.vmdk does not exist; --virtualbox-userdata: /nonexistent/user-data does not exist; --virtualbox-share-folder: /nonexistent/dir does not exist`,
+    );
+    expect(await commands()).toEqual([]);
+  });
+
   it('refuses a CIDR inside the network of an existing host-only interface with another address', async () => {
     await fake.update((state) => {
       state.hostonlyifs.vboxnet0 = { guid: 'g', ip: '192.168.59.7', netmask: '255.255.255.0' };

@@ -291,6 +291,11 @@ export class VirtualBoxDriver implements Driver {
     if (imagePath !== undefined && imagePath !== '' && !existsSync(imagePath)) issues.push({ flag: 'virtualbox-image-path', message: `${imagePath} does not exist` });
     const userData = this.#config.userData;
     if (userData !== undefined && userData !== '' && !existsSync(userData)) issues.push({ flag: 'virtualbox-userdata', message: `${userData} does not exist` });
+    const share = this.#config.shareFolder;
+    if (!this.#config.noShare && share !== undefined && share !== '') {
+      const hostPath = share.slice(0, share.lastIndexOf(':'));
+      if (!existsSync(hostPath)) issues.push({ flag: 'virtualbox-share-folder', message: `${hostPath} does not exist` });
+    }
     if (issues.length > 0) throw new InvalidConfigError(issues, { machine: this.machineName, operation });
   }
 
