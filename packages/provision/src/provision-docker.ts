@@ -373,8 +373,17 @@ function lastLines(output: string): string[] {
     .slice(-logTailLines);
 }
 
-/** `: <the most telling line>` from a log tail: the last error-looking line, else the last line. */
+/**
+ * `: <the most telling line>` of a log tail: the last line of the failing tool (apt's `E:`, curl's
+ * `curl: (N)`, `…: error: …`), else the last error-looking line that is not cloud-init's own logging,
+ * else the last line.
+ */
 function reason(logTail: readonly string[]): string {
-  const telling = [...logTail].reverse().find((line) => /\b(error|failed|unable|cannot|denied|not found)\b|^E:/i.test(line)) ?? logTail.at(-1);
+  const newestFirst = [...logTail].reverse();
+  const cloudInitLogging = /\[(WARNING|ERROR|DEBUG|INFO)\]|^Cloud-init v\.|Failed running \/var\/lib\/cloud/;
+  const telling =
+    newestFirst.find((line) => /^E: |^curl: \(\d+\)|\berror: /i.test(line.trim())) ??
+    newestFirst.find((line) => !cloudInitLogging.test(line) && /\b(error|failed|unable|cannot|denied|not found)\b/i.test(line)) ??
+    logTail.at(-1);
   return telling === undefined ? '' : `: ${telling.trim().slice(0, 200)}`;
 }

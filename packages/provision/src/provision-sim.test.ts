@@ -102,7 +102,7 @@ describe('provisioning on the simulator', () => {
     expect(ProvisionError.isInstance(error), String(error)).toBe(true);
     const failure = error as ProvisionError;
     expect(failure.step).toBe('cloud-init');
-    expect(failure.message).toMatch(/^provisioning web1 failed at cloud-init: cloud-init reported "error" and Docker Engine is not installed: /);
+    expect(failure.message).toMatch(/^provisioning web1 failed at cloud-init: cloud-init reported "error" and Docker Engine is not installed: E: Unable to locate package /);
     expect(failure.message).not.toContain('\n');
     expect(failure.logTail.some((line) => line.includes('E: Unable to locate package docker-ce'))).toBe(true);
     expect(failure.logTail.length).toBeLessThanOrEqual(20);
