@@ -267,7 +267,7 @@ async function uploadFiles(session: Session, options: ProvisionOptions, writeCon
 async function restartDocker(session: Session): Promise<void> {
   const restart = `${session.sudo}systemctl daemon-reload && ${session.sudo}systemctl restart docker`;
   let result = await session.exec(restart);
-  if (result.code !== 0 && /too quickly|start-limit/i.test(result.output)) {
+  if (result.code !== 0 && /too (quickly|often)|start-limit|reset-failed/i.test(result.output)) {
     // dockerd failed to start while the install ran (no certificates yet) and systemd stopped retrying.
     result = await session.exec(`${session.sudo}systemctl reset-failed docker && ${restart}`);
   }

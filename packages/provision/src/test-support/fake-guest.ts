@@ -198,7 +198,10 @@ export async function startFakeGuest(options: FakeGuestOptions = {}): Promise<Fa
         return 5;
       }
       if (rateLimited) {
-        io.stderr('Job for docker.service failed.\nSee "systemctl status docker.service" and "journalctl -xeu docker.service" for details.\ndocker.service: Start request repeated too quickly.\n');
+        // systemd 255's text when StartLimitBurst was hit.
+        io.stderr(
+          'Job for docker.service failed because start of the service was attempted too often.\nSee "systemctl status docker.service" and "journalctl -xeu docker.service" for details.\nTo force a start use "systemctl reset-failed docker.service"\nfollowed by "systemctl start docker.service" again.\n',
+        );
         return 1;
       }
       await startDockerd();
