@@ -13,10 +13,10 @@ export type {
   InstanceSelector,
   ThrottleSpec,
 } from './core/faults.ts';
-export { FAULT_ERROR_KINDS, FaultInjector, parseFaultSpecs } from './core/faults.ts';
+export { FAULT_ERROR_KINDS, FaultInjector, INSTANCE_FAULT_KINDS, parseFaultSpecs } from './core/faults.ts';
 export { IdGenerator } from './core/ids.ts';
 export { InstanceSSHServers } from './core/instance-ssh.ts';
-export { DEFAULT_DELAYS, InstanceLifecycle, type LaunchSpec, type LifecycleDelays } from './core/lifecycle.ts';
+export { type AddressChangeListener, DEFAULT_DELAYS, InstanceLifecycle, type LaunchSpec, type LifecycleDelays } from './core/lifecycle.ts';
 export { LoopbackIpAllocator } from './core/loopback-ips.ts';
 export {
   ApiError,
@@ -30,8 +30,14 @@ export {
 export { RequestLog, type RequestLogEntry } from './core/request-log.ts';
 export { type InstanceState, type LeakedResource, type SimInstance, type SimResource, SimStore } from './core/store.ts';
 export { type DigitalOceanOptions, digitalOceanProvider, SIM_DIGITALOCEAN_TOKEN } from './providers/digitalocean/index.ts';
+export { type BootPlan, planBoot, runcmdLine, type WriteFileEntry } from './guest/cloud-config.ts';
+export { DOCKER_ENGINE, type DaemonSettings } from './guest/dockerd.ts';
+export { BUILT_IN_DOWNLOADS, DOCKER_INSTALL_SCRIPT } from './guest/downloads.ts';
+export { Guest, type GuestOptions, InstanceGuests } from './guest/guest.ts';
+export { splitUserData, type UserDataPart } from './guest/user-data.ts';
 export { PROVIDERS } from './providers/registry.ts';
 export { EmulatedShell, type HostFacts } from './shell/emulated-shell.ts';
+export type { CloudInitState, GuestSystem, SystemResult } from './shell/guest-system.ts';
 export { type FileSystemNode, MemoryFileSystem } from './shell/memory-filesystem.ts';
 export { serveSftp } from './shell/sftp-handler.ts';
 export { createUbuntuFileSystem, type ImageSeed } from './shell/ubuntu-image.ts';
