@@ -137,6 +137,15 @@ describe('provisionDocker over SSH', () => {
     expect(machine.commands.filter((command) => command === 'cloud-init status --wait')).toHaveLength(2);
   });
 
+  it('a connection dropped during the cloud-init wait is reopened and provisioning starts over', async () => {
+    const { guest: machine, engine } = await guest({ cloudInit: 'done', dockerInstalled: true, dropConnectionDuringCloudInit: true });
+    const events: ProgressEvent[] = [];
+    const result = await provisionDocker({ ssh: machine.ssh, dockerHost: '127.0.0.1' }, { engine, client, server, cloudInit: true, onProgress: (event) => events.push(event) });
+    expect(result.dockerVersion).toBe('27.3.1');
+    expect(events.some((event) => event.phase === 'info' && event.step === 'cloud-init' && event.message.includes('reconnecting'))).toBe(true);
+    expect(machine.commands.filter((command) => command === 'cloud-init status --wait')).toHaveLength(2);
+  });
+
   it('a cloud-init too old for `status` is a ProvisionError at cloud-init that says what to do', async () => {
     const { guest: machine, engine } = await guest({ cloudInit: 'ancient', dockerInstalled: true });
     const error = await provisionError(provisionDocker({ ssh: machine.ssh, dockerHost: '127.0.0.1' }, { engine, client, server, cloudInit: true }));

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { ProgressEvent } from '@machine/driver-core';
-import { CancelledError, MachineError, sleep, TimeoutError, waitFor } from '@machine/driver-core';
+import { CancelledError, MachineError, SSHError, sleep, TimeoutError, waitFor } from '@machine/driver-core';
 import type { SSHTarget } from '@machine/driver-core/ssh';
 import type ssh2 from 'ssh2';
 import type { ClientCertificates, ServerCertificate } from './certificates.ts';
@@ -31,6 +31,8 @@ export interface ProvisionOptions {
   timeoutMs?: number;
 }
 
+/** Connections tried when SSH drops or refuses (every step can run again). */
+const connectionAttempts = 3;
 /** How many log lines a ProvisionError carries. */
 const logTailLines = 20;
 /** How long the engine has to answer `/_ping` after a restart. */
@@ -121,8 +123,8 @@ async function runProvisioning<T>(target: ProvisionTarget, options: ProvisionOpt
   const signal = options.signal === undefined ? deadline.signal : AbortSignal.any([options.signal, deadline.signal]);
   let currentStep: ProvisionStep = 'connect';
   const { withSSHClient } = await import('@machine/driver-core/ssh');
-  try {
-    return await withSSHClient({ ...target.ssh, machine }, signal, async (client) => {
+  const connectAndRun = () =>
+    withSSHClient({ ...target.ssh, machine }, signal, async (client) => {
       const session: Session = {
         machine,
         url: dockerUrl(target.dockerHost, options.engine.port),
@@ -151,6 +153,18 @@ async function runProvisioning<T>(target: ProvisionTarget, options: ProvisionOpt
       };
       return body(session);
     });
+  try {
+    // Every step can run again, so a dropped or refused connection (an idle NAT timeout during a long
+    // cloud-init wait, sshd restarting) starts over on a new one, up to three times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await connectAndRun();
+      } catch (error) {
+        if (attempt >= connectionAttempts || !SSHError.isInstance(error) || !error.isRetryable || signal.aborted) throw error;
+        options.onProgress?.({ step: currentStep, phase: 'info', message: `SSH connection lost (${error.detail}); reconnecting` });
+        await sleep(1000 * attempt, signal);
+      }
+    }
   } catch (error) {
     if (options.signal?.aborted) throw MachineError.isInstance(error) && error.code === 'CANCELLED' ? error : new CancelledError('provisioning was cancelled', { machine, cause: error });
     if (deadline.signal.aborted) {

@@ -19,6 +19,8 @@ export interface FakeGuestOptions {
   dockerInstalled?: boolean;
   /** The install script fails (exit 100, apt errors). */
   installFails?: boolean;
+  /** The SSH server goes down (connections dropped) during the first `cloud-init status --wait`, and is back 200 ms later. */
+  dropConnectionDuringCloudInit?: boolean;
   /** `systemctl restart docker` is rate-limited once (start-limit-hit). */
   restartRateLimited?: boolean;
   username?: string;
@@ -62,6 +64,7 @@ export async function startFakeGuest(options: FakeGuestOptions = {}): Promise<Fa
   let cloudInit = options.cloudInit ?? 'done';
   let dockerInstalled = options.dockerInstalled ?? false;
   let rateLimited = options.restartRateLimited ?? false;
+  let dropConnection = options.dropConnectionDuringCloudInit ?? false;
   let dockerd: Server | undefined;
   let dockerStarts = 0;
 
@@ -123,6 +126,15 @@ export async function startFakeGuest(options: FakeGuestOptions = {}): Promise<Fa
         return 127;
       }
       if (cloudInit === 'stuck') return new Promise<number>(() => {});
+      if (dropConnection) {
+        dropConnection = false;
+        const port = server.port;
+        void server.close().then(async () => {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          server = await startServer(port);
+        });
+        return new Promise<number>(() => {});
+      }
       if (cloudInit === 'ancient') {
         io.stderr("usage: /usr/bin/cloud-init [-h] [--version] {init,modules,single,dhclient-hook,features} ...\n/usr/bin/cloud-init: error: argument subcommand: invalid choice: 'status'\n");
         return 2;
@@ -211,7 +223,9 @@ export async function startFakeGuest(options: FakeGuestOptions = {}): Promise<Fa
     return 127;
   };
 
-  const server: RunningSSHServer = await startSSHServer({
+  const startServer = (port = 0): Promise<RunningSSHServer> =>
+    startSSHServer({
+    port,
     authorizedKeys: [userKey.publicKey],
     username,
     hostKey: hostKey.privateKey,
@@ -226,6 +240,7 @@ export async function startFakeGuest(options: FakeGuestOptions = {}): Promise<Fa
     },
     onSftp: (sftp, user) => serveSftp(sftp, fs, user),
   });
+  let server = await startServer();
 
   return {
     ssh: {
