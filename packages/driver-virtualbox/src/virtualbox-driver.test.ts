@@ -410,6 +410,21 @@ describe('operations', () => {
     await driver.remove();
   });
 
+  it('kill discards the saved state of a saved VM', async () => {
+    const { driver, context } = machine();
+    await driver.create();
+    const uuid = findEntry(context.journal, 'vm')?.id ?? '';
+    await fake.update((state) => {
+      const vm = state.vms[uuid];
+      if (vm !== undefined) vm.state = 'saved';
+    });
+    expect(await driver.getState()).toBe(State.Saved);
+    await driver.kill();
+    expect(await driver.getState()).toBe(State.Stopped);
+    expect((await fake.calls()).some((args) => args[0] === 'discardstate' && args[1] === uuid)).toBe(true);
+    await driver.remove();
+  });
+
   it('a paused VM is resumed by start and stop', async () => {
     const { driver, context } = machine();
     await driver.create();

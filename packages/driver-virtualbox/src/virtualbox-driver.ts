@@ -435,6 +435,11 @@ export class VirtualBoxDriver implements Driver {
     const uuid = this.#uuid('kill');
     const state = stateOfVmState((await this.#info(uuid, 'kill')).get('VMState'));
     if (state === State.Stopped) return;
+    if (state === State.Saved) {
+      // A saved VM is not running: dropping its saved state is the forcible stop.
+      await this.#vbox(['discardstate', uuid], 'kill');
+      return;
+    }
     await this.#vbox(['controlvm', uuid, 'poweroff'], 'kill');
     await this.#waitForState(uuid, State.Stopped, this.#config.stopTimeout * 1000, options.signal, 'kill');
   }

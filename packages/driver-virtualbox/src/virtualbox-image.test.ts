@@ -27,7 +27,23 @@ beforeAll(async () => {
       response.writeHead(typeof body === 'number' ? body : 404).end();
       return;
     }
-    response.writeHead(200).end(body);
+    if (!request.url?.endsWith(`/${file}`)) {
+      response.writeHead(200).end(body);
+      return;
+    }
+    // The image goes out in slices with pauses, as a real download arrives, so progress is reported.
+    const bytes = Buffer.from(body);
+    response.writeHead(200, { 'content-length': String(bytes.length) });
+    const slice = Math.ceil(bytes.length / 20);
+    const send = (offset: number) => {
+      if (offset >= bytes.length) {
+        response.end();
+        return;
+      }
+      response.write(bytes.subarray(offset, offset + slice));
+      setTimeout(() => send(offset + slice), 2);
+    };
+    send(0);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/releases/noble/release`;
@@ -44,7 +60,11 @@ const options = () => ({ imageUrl: `${base}/${file}`, cacheDir: join(dir, 'cache
 
 describe('resolveImage', () => {
   it('downloads into the cache after checking SHA256SUMS, then reuses the cache without downloading again', async () => {
-    const first = await resolveImage(options());
+    const events: string[] = [];
+    const first = await resolveImage({ ...options(), onProgress: (event) => events.push(`${event.phase} ${event.message}`) });
+    expect(events[0]).toBe(`start downloading ${base}/${file}`);
+    expect(events.filter((event) => /^info \d0% of 0\.3 MB$/.test(event)).length).toBeGreaterThanOrEqual(5);
+    expect(events.at(-1)).toBe('done downloaded 0.3 MB, SHA-256 verified');
     expect(first).toEqual({ path: join(dir, 'cache', file), source: 'download', sha256: digest });
     expect((await readFile(first.path)).equals(image)).toBe(true);
     expect(requests).toEqual(['/releases/noble/release/SHA256SUMS', `/releases/noble/release/${file}`]);

@@ -147,12 +147,19 @@ async function download(url: string, target: string, expected: string, options: 
       });
     }
     const hash = createHash('sha256');
+    const total = Number(response.headers.get('content-length') ?? Number.NaN);
     let bytes = 0;
+    let reported = 0;
     for await (const chunk of response.body) {
       const buffer = Buffer.from(chunk);
       hash.update(buffer);
       bytes += buffer.length;
       await handle.write(buffer);
+      const tenth = Number.isFinite(total) && total > 0 ? Math.floor((bytes / total) * 10) : 0;
+      if (tenth > reported && tenth < 10) {
+        reported = tenth;
+        options.onProgress?.({ step: 'download-image', phase: 'info', message: `${tenth * 10}% of ${(total / 1048576).toFixed(1)} MB` });
+      }
     }
     await handle.close();
     const actual = hash.digest('hex');

@@ -389,6 +389,12 @@ switch (command) {
     }
     break;
   }
+  case 'discardstate': {
+    const vm = findVm(rest[0]);
+    if (vm.state !== 'saved' && vm.state !== 'aborted-saved') fail([`Machine '${vm.name}' is not in the saved state`]);
+    setState(vm, 'poweroff');
+    break;
+  }
   case 'unregistervm': {
     const vm = findVm(rest[0]);
     if (['running', 'paused', 'starting', 'stuck'].includes(vm.state)) {
