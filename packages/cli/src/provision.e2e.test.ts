@@ -180,7 +180,7 @@ describe('machine create provisions a Docker host on the simulator (digitalocean
     const hint = `run "machine trust-host-key keyed --fingerprint ${real}"`;
     const changed = `the SSH host key of machine "keyed" changed (recorded ${otherFingerprint}, presented ${real}): refusing to connect`;
     const openssh = await machine(['ssh', 'keyed', '--', 'echo', 'should-not-run']);
-    expect(openssh.code).toBe(255);
+    expect(openssh.code, openssh.stderr).toBe(255);
     expect(openssh.stdout).toBe('');
     expect(openssh.stderr).toContain(changed);
     expect(openssh.stderr).toContain(hint);

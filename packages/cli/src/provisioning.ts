@@ -120,3 +120,33 @@ export async function installNewServerCertificate(options: {
   await installServerCertificate({ ssh: target, dockerHost: ip }, { engine, client, server, ...(options.signal === undefined ? {} : { signal: options.signal }) });
   provision.serverCertSans = server.sans;
 }
+
+/**
+ * Waits until the machine's engine answers `GET /_ping` with the client certificate (after a start
+ * or restart, like the reference's WaitForDocker), polling with backoff up to `timeoutMs`.
+ */
+export async function waitForEngine(name: string, url: string, client: ClientCertificates, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+  const { dockerApi } = await import('@machine/provision');
+  const { waitFor } = await import('@machine/driver-core');
+  await waitFor(
+    async () => {
+      try {
+        const answer = await dockerApi(url, client, '/_ping', { timeoutMs: 5000, machine: name, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+        return answer.status === 200 ? { done: true, value: undefined } : { done: false, reason: `/_ping answered HTTP ${answer.status}` };
+      } catch (error) {
+        const failure = (error as { failure?: unknown }).failure;
+        if (failure === 'tls') throw error; // certificates do not match: waiting will not help
+        return { done: false, reason: (error as Error).message };
+      }
+    },
+    {
+      interval: 250,
+      maxInterval: 2000,
+      timeout: options.timeoutMs ?? 60_000,
+      description: `the Docker engine of "${name}" at ${url}`,
+      machine: name,
+      operation: 'start',
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    },
+  );
+}

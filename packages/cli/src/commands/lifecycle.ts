@@ -47,6 +47,14 @@ export async function lifecycleCommand(ctx: CommandContext, action: LifecycleAct
           ...options,
         });
         if (changed) await ctx.store.write(machine.record);
+        else {
+          // Like the reference: a started machine is ready when its engine answers.
+          const { certsDir, clientCertificatesIn, waitForEngine } = await import('../provisioning.ts');
+          const { dockerUrlOf } = await import('../docker-endpoint.ts');
+          const url = dockerUrlOf(await machine.driver.getIP(options), provision.dockerPort);
+          writeLine(ctx.io.stdout, `Waiting for the Docker engine of "${name}" at ${url}...`);
+          await waitForEngine(name, url, clientCertificatesIn(certsDir(ctx.store)), options);
+        }
       }
     } finally {
       await lock.release();
