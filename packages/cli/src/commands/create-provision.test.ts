@@ -50,6 +50,17 @@ describe('create: Docker Engine flags', () => {
   });
 });
 
+describe('create: a non-default --engine-port', () => {
+  it('is added to the driver\'s open ports, so its firewall lets the docker client in', async () => {
+    await cli.run(['create', '-d', 'fake', '--engine-port', '2377', '--fake-open-port', '8080', 'web2']);
+    const record = JSON.parse(await readFile(join(cli.storage, 'machines', 'web2', 'config.json'), 'utf8'));
+    expect(record.config.openPorts).toEqual(['8080', '2377']);
+    expect(record.provision).toMatchObject({ dockerPort: 2377, engine: { port: 2377 } });
+    expect((await cli.run(['rm', '-y', 'web2'])).code).toBe(0);
+    expect(cli.cloud.leaks()).toEqual([]);
+  });
+});
+
 describe('create: a provisioning failure keeps the machine', () => {
   it('exits 1 with the ProvisionError line, records Error with the hint, and rm removes it all', async () => {
     // The fake cloud's SSH server has no Docker and no way to install it: provisioning fails.

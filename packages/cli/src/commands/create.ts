@@ -128,13 +128,22 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
     const port = await simEnginePort(ctx);
     if (port !== undefined && hostValues['engine-port'] === undefined) hostValues['engine-port'] = port;
   }
-  const [config, engine] = parseAll(
+  let [config, engine] = parseAll(
     () => parseFlags(descriptor.flags, values, { env: io.env }) as Record<string, unknown>,
     () => provisionModule.engineOptionsFrom(parseFlags(provisionFlags, hostValues, { env: io.env }) as Record<string, unknown>),
   );
-  const secrets = secretValues(descriptor.flags, config);
   // Provisioning needs SSH; `none` (an existing engine at a URL) has none.
   const sshCapable = offersSSH(descriptor);
+  // The drivers' firewalls open 22 and 2376: another --engine-port goes into the driver's open ports.
+  const openPort = descriptor.flags.find((definition) => definition.name === `${descriptor.name}-open-port` && definition.type === 'string[]');
+  if (sshCapable && !engine.noProvision && !options.sim && engine.port !== provisionModule.defaultEnginePort && openPort !== undefined) {
+    const current = Array.isArray(config[openPort.key]) ? (config[openPort.key] as string[]) : [];
+    if (!current.includes(String(engine.port))) {
+      values = { ...values, [openPort.name]: [...current, String(engine.port)] };
+      config = parseFlags(descriptor.flags, values, { env: io.env }) as Record<string, unknown>;
+    }
+  }
+  const secrets = secretValues(descriptor.flags, config);
   // cloud-init user data where the driver takes it for this config (google: not for an adopted instance).
   const cloudInit = acceptsBootUserData(descriptor, config);
   const provisioning = sshCapable && !engine.noProvision;
