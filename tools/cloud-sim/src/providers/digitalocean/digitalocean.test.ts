@@ -158,6 +158,7 @@ describe('DigitalOcean front end through @digitalocean/dots', () => {
     await act('reboot', 'active');
     await act('power_cycle', 'active');
     await act('power_off', 'off');
+    sim.lifecycle.delays.pendingMs = 2_000; // keep the droplet booting while the second power_on arrives, however slow the machine
     const busy = await client.v2.droplets.byDroplet_id(id).actions.post({ type: 'power_on' } as never);
     const pending = await dotsFailure(client.v2.droplets.byDroplet_id(id).actions.post({ type: 'power_on' } as never));
     expect(busy?.action?.type).toBe('power_on');
