@@ -12,7 +12,7 @@ export default function buildDist(): void {
   const packageDir = fileURLToPath(new URL('../..', import.meta.url));
   const repoDir = join(packageDir, '..', '..');
   const tsc = join(repoDir, 'node_modules', '.bin', 'tsc');
-  for (const name of ['driver-core', 'driver-digitalocean']) {
+  for (const name of ['driver-core', 'provision', 'driver-digitalocean', 'driver-amazonec2']) {
     const dir = join(repoDir, 'packages', name);
     if (!existsSync(join(dir, 'dist', 'index.js'))) execFileSync(tsc, ['-p', 'tsconfig.build.json'], { cwd: dir, stdio: 'inherit' });
   }
