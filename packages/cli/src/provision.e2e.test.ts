@@ -230,6 +230,32 @@ describe('machine create provisions a Docker host on the simulator (digitalocean
     expect((await machine(['rm', '-y', 'mover'])).code).toBe(0);
   });
 
+  it('generic (no cloud-init): the first host key is recorded, the engine is installed over SSH, the Docker API answers', async () => {
+    // A bare simulated droplet plays the existing host generic takes over.
+    expect((await machine(['create', '-d', 'digitalocean', '--sim', '--no-provision', 'host'])).code).toBe(0);
+    const state = JSON.parse(await readFile(join(store, 'sim', 'state.json'), 'utf8')) as { sshPort: number; dockerPort: number };
+    const ip = (await machine(['ip', 'host'])).stdout.trim();
+    const created = await machine([
+      'create', '-d', 'generic',
+      '--generic-ip-address', ip,
+      '--generic-ssh-port', String(state.sshPort),
+      '--generic-ssh-key', join(store, 'machines', 'host', 'id_ed25519'),
+      '--generic-engine-port', String(state.dockerPort),
+      'adopted',
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toContain('installing Docker Engine from https://get.docker.com');
+    const record = await readRecord('adopted');
+    // Trust on first use: the key the driver saw first, the same one the bare droplet's record pinned.
+    expect(record.ssh.hostKeyFingerprint).toBe((await readRecord('host')).ssh.hostKeyFingerprint);
+    expect(record.provision).toMatchObject({ state: 'provisioned', dockerPort: state.dockerPort });
+    const vars = await dockerEnv('adopted');
+    expect(vars.DOCKER_HOST).toBe(`tcp://${ip}:${state.dockerPort}`);
+    expect(JSON.parse((await dockerGet(vars, '/version')).body)).toMatchObject({ Version: '27.3.1' });
+    expect((await machine(['rm', '-y', 'adopted'])).code).toBe(0);
+    expect((await machine(['rm', '-y', 'host'])).code).toBe(0);
+  });
+
   it('an engine install failure: exit 1 with the log tail, kept as Error with the hint, and rm leaves the account empty', async () => {
     const created = await machine(['create', '-d', 'digitalocean', '--sim', '--digitalocean-firewall', 'broken']);
     expect(created.code).toBe(1);

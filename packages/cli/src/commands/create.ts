@@ -128,6 +128,13 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
     const port = await simEnginePort(ctx);
     if (port !== undefined && hostValues['engine-port'] === undefined) hostValues['engine-port'] = port;
   }
+  // A driver with its own engine port flag (generic's --generic-engine-port, used by its URL) sets
+  // the engine port when --engine-port is not given.
+  const driverEnginePort = descriptor.flags.find((definition) => definition.name === `${descriptor.name}-engine-port`);
+  if (driverEnginePort !== undefined && hostValues['engine-port'] === undefined) {
+    const fromDriver = values[driverEnginePort.name] ?? (driverEnginePort.envVar === undefined ? undefined : io.env[driverEnginePort.envVar]);
+    if (fromDriver !== undefined && fromDriver !== '') hostValues['engine-port'] = fromDriver;
+  }
   let [config, engine] = parseAll(
     () => parseFlags(descriptor.flags, values, { env: io.env }) as Record<string, unknown>,
     () => provisionModule.engineOptionsFrom(parseFlags(provisionFlags, hostValues, { env: io.env }) as Record<string, unknown>),
