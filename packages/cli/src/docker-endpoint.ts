@@ -6,6 +6,12 @@ export function dockerUrlOf(host: string, port: number): string {
   return `tcp://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
+/** Whether a certificate with these SANs is valid for `host` (an IP, or a DNS name: case-insensitive). */
+export function sansInclude(sans: readonly string[], host: string): boolean {
+  const wanted = host.toLowerCase();
+  return sans.some((san) => san.toLowerCase() === wanted);
+}
+
 /** The hint every "no usable engine" message ends with. */
 export function provisionHint(name: string): string {
   return `run "machine provision ${name}" to retry, or "machine rm ${name}"`;
@@ -29,7 +35,7 @@ export async function checkedDockerUrl(record: MachineRecord, ip: string, driver
     throw new CliError(`provisioning of machine "${name}" failed: ${provision.error ?? 'unknown error'}; ${provisionHint(name)}`);
   }
   const url = dockerUrlOf(ip, provision.dockerPort);
-  if (!provision.serverCertSans.includes(ip)) {
+  if (!sansInclude(provision.serverCertSans, ip)) {
     throw new CliError(
       `Error checking TLS connection: the server certificate of "${name}" is valid for ${provision.serverCertSans.join(', ')}, not ${ip}; ` +
         `"machine regenerate-certs ${name}" (or "machine restart ${name}") issues a new one`,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Driver, ProgressEvent } from '@machine/driver-core';
 import type { SSHTarget } from '@machine/driver-core/ssh';
 import type { ClientCertificates, EngineOptions, ServerCertificate } from '@machine/provision';
+import { sansInclude } from './docker-endpoint.ts';
 import type { MachineStore, ProvisionRecord } from './store.ts';
 
 /**
@@ -94,7 +95,7 @@ export async function refreshCertificateAfterIpChange(options: {
   if (provision.state !== 'provisioned') return false;
   const operation = options.signal === undefined ? {} : { signal: options.signal };
   const ip = await driver.getIP(operation);
-  if (provision.serverCertSans.includes(ip)) return false;
+  if (sansInclude(provision.serverCertSans, ip)) return false;
   options.onProgress({ step: 'regenerate-certs', phase: 'start', message: `The IP of "${name}" changed to ${ip}: issuing a new server certificate and installing it...` });
   await installNewServerCertificate({ ...options, ip });
   options.onProgress({ step: 'regenerate-certs', phase: 'done', message: `Installed a server certificate for ${ip} on "${name}"` });

@@ -4,7 +4,7 @@ import type { CommandContext } from '../context.ts';
 import { writeLine } from '../io.ts';
 import { lockHolder } from '../lock.ts';
 import { configFromRecord, persistentContext } from '../machine-host.ts';
-import { dockerUrlOf, provisionHint } from '../docker-endpoint.ts';
+import { dockerUrlOf, provisionHint, sansInclude } from '../docker-endpoint.ts';
 import { certsDir, clientCertificatesIn } from '../provisioning.ts';
 import type { MachineRecord } from '../store.ts';
 import { alignColumns, parseTemplate } from '../template.ts';
@@ -225,7 +225,7 @@ async function queryGroup(ctx: CommandContext, descriptor: DriverDescriptor, gro
         if (ip instanceof Error) error = redactSecrets(errorLine(ip), entry.secrets);
         else if (ip !== 'timeout') {
           url = dockerUrlOf(ip, provision.dockerPort);
-          if (provision.state === 'provisioned' && !provision.serverCertSans.includes(ip)) {
+          if (provision.state === 'provisioned' && !sansInclude(provision.serverCertSans, ip)) {
             error = `the server certificate is not valid for ${ip}: run "machine regenerate-certs ${name}"`;
           } else if (provision.state === 'provisioned') {
             const { dockerVersion: askVersion } = await import('@machine/provision');
