@@ -38,6 +38,7 @@ export async function envCommand(ctx: CommandContext, name: string | undefined, 
     if (name !== undefined) throw new CliError('Error: Expected no machine name when the -u flag is present');
     const shell = shellOf(ctx, options.shell);
     const keys: string[] = [...dockerEnvKeys];
+    if (process.platform === 'win32') keys.push('COMPOSE_CONVERT_WINDOWS_PATHS');
     if (options.noProxy === true) keys.push(noProxyFromEnv(ctx.io.env)[0]);
     ctx.io.stdout.write(renderUnset(shell, keys, commandLine));
     return ExitCode.ok;
@@ -52,6 +53,8 @@ export async function envCommand(ctx: CommandContext, name: string | undefined, 
     ['DOCKER_CERT_PATH', ctx.store.machineDir(machineName)],
     ['DOCKER_MACHINE_NAME', machineName],
   ];
+  // Like the reference on Windows, so docker-compose converts the paths.
+  if (process.platform === 'win32') variables.push(['COMPOSE_CONVERT_WINDOWS_PATHS', 'true']);
   if (options.noProxy === true) variables.push(noProxyWith(ctx.io.env, ip));
   ctx.io.stdout.write(renderSet(shell, variables, commandLine));
   return ExitCode.ok;
