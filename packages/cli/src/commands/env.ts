@@ -38,7 +38,6 @@ export async function envCommand(ctx: CommandContext, name: string | undefined, 
     if (name !== undefined) throw new CliError('Error: Expected no machine name when the -u flag is present');
     const shell = shellOf(ctx, options.shell);
     const keys: string[] = [...dockerEnvKeys];
-    if (process.platform === 'win32') keys.push('COMPOSE_CONVERT_WINDOWS_PATHS');
     if (options.noProxy === true) keys.push(noProxyFromEnv(ctx.io.env)[0]);
     ctx.io.stdout.write(renderUnset(shell, keys, commandLine));
     return ExitCode.ok;
