@@ -21,6 +21,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createVirtualBoxDescriptor } from './index.ts';
 import { fakeHost } from './test-support/fake-host.ts';
 import { type FakeVirtualBox, startFakeVirtualBox, strayFiles } from './test-support/fake-virtualbox.ts';
+import type { VBoxManageRunner } from './vboxmanage.ts';
 import { virtualBoxFlags } from './virtualbox-flags.ts';
 
 let fake: FakeVirtualBox;
@@ -38,7 +39,15 @@ beforeEach(async () => {
 });
 afterEach(() => fake.close());
 
-function machine(flags: Record<string, unknown> = {}, hostOverrides: Record<string, unknown> = {}) {
+/**
+ * A driver on the fake. By default it gets the fake as an in-process runner (fast); `executable`
+ * runs the fake VBoxManage executable through execFile and the real lookup instead.
+ */
+function machine(
+  flags: Record<string, unknown> = {},
+  hostOverrides: Record<string, unknown> = {},
+  { executable = false, client }: { executable?: boolean; client?: VBoxManageRunner } = {},
+) {
   counter += 1;
   const name = `vb-${counter}`;
   const machineDir = join(root, 'machines', name);
@@ -56,7 +65,7 @@ function machine(flags: Record<string, unknown> = {}, hostOverrides: Record<stri
   );
   const options = host.descriptorOptions;
   const descriptor = createVirtualBoxDescriptor({ ...options, host: { ...options.host, ...hostOverrides } });
-  const driver: Driver = descriptor.createDriver({ config, context });
+  const driver: Driver = descriptor.createDriver({ config, context, ...(executable ? {} : { client: client ?? fake.runner }) });
   return { driver, context, machineDir, name };
 }
 
@@ -109,7 +118,7 @@ describe('create', () => {
   });
 
   it('runs VBoxManage only with argument arrays and a fixed number of calls per create and remove', async () => {
-    const { driver } = machine();
+    const { driver } = machine({}, {}, { executable: true });
     const before = (await fake.calls()).length;
     await driver.create();
     const created = (await fake.calls()).slice(before);
@@ -196,17 +205,17 @@ describe('checks before anything is made', () => {
   const writes = async () => (await commands()).filter((command) => !/^(--version|list |showvminfo)/.test(command));
 
   it('rejects a missing VBoxManage with the one-line list of places it looked', async () => {
-    const { driver } = machine({ 'virtualbox-vboxmanage-path': undefined }, { env: { PATH: '/nonexistent' } });
+    const { driver } = machine({ 'virtualbox-vboxmanage-path': undefined }, { env: { PATH: '/nonexistent' } }, { executable: true });
     const error = await rejection(driver.preCreateCheck());
     expect(error).toBeInstanceOf(InvalidConfigError);
     expect(error.message).toMatch(/VBoxManage not found; looked in --virtualbox-vboxmanage-path\/VBOX_MANAGE_PATH \(unset\), VBOX_MSI_INSTALL_PATH \(unset\)/);
-    const create = machine({ 'virtualbox-vboxmanage-path': undefined }, { env: { PATH: '/nonexistent' } });
+    const create = machine({ 'virtualbox-vboxmanage-path': undefined }, { env: { PATH: '/nonexistent' } }, { executable: true });
     expect(await rejection(create.driver.create())).toBeInstanceOf(InvalidConfigError);
     await expectNothingLeft(create.context, create.machineDir);
   });
 
   it('finds VBoxManage through VBOX_MSI_INSTALL_PATH', async () => {
-    const { driver } = machine({ 'virtualbox-vboxmanage-path': undefined }, { env: { VBOX_MSI_INSTALL_PATH: fake.dir, PATH: '' } });
+    const { driver } = machine({ 'virtualbox-vboxmanage-path': undefined }, { env: { VBOX_MSI_INSTALL_PATH: fake.dir, PATH: '' } }, { executable: true });
     await driver.preCreateCheck();
     expect(await commands()).toContain('--version');
   });
@@ -307,12 +316,19 @@ describe('failure at each create step leaves nothing behind', () => {
     await expectNothingLeft(context, machineDir);
   });
 
-  it('an abort during create cleans up and rejects with CancelledError', async () => {
-    const { driver, context, machineDir } = machine();
+  it.each(['clonemedium', 'createvm', 'startvm'])('an abort right after %s cleans up and rejects with CancelledError', async (step) => {
     const controller = new AbortController();
-    const created = driver.create({ signal: controller.signal });
-    setTimeout(() => controller.abort(), 600);
-    expect((await rejection(created)).code).toBe('CANCELLED');
+    const { driver, context, machineDir } = machine({}, {}, {
+      client: {
+        run: async (args) => {
+          const result = await fake.runner.run(args);
+          if (args[0] === step) controller.abort();
+          return result;
+        },
+      },
+    });
+    expect((await rejection(driver.create({ signal: controller.signal }))).code).toBe('CANCELLED');
+    expect((await fake.calls()).some((args) => args[0] === step)).toBe(true);
     await expectNothingLeft(context, machineDir);
   });
 });

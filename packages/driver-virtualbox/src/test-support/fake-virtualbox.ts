@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { generateSSHKeyPair } from '@machine/driver-core/keys';
 import { basicExec, type RunningSSHServer, startSSHServer } from '@machine/driver-core/testing';
+import { type VBoxManageRunner, VBoxManageError } from '../vboxmanage.ts';
+import { runFakeVBoxManage } from './fake-vboxmanage.mjs';
 
 /** The fake's JSON state (see fake-vboxmanage.mjs). */
 export interface FakeVm {
@@ -62,6 +64,11 @@ export interface FakeState {
 export interface FakeVirtualBox {
   /** The executable to pass as --virtualbox-vboxmanage-path. */
   readonly vboxManagePath: string;
+  /**
+   * The same fake run in this process (no Node start per call): a VBoxManage runner to inject as
+   * the driver's client. Tests that exercise execFile and the lookup use the executable instead.
+   */
+  readonly runner: VBoxManageRunner;
   readonly dir: string;
   read(): Promise<FakeState>;
   update(change: (state: FakeState) => void): Promise<void>;
@@ -121,7 +128,7 @@ export async function startFakeVirtualBox(initial: Partial<FakeState> = {}): Pro
   const vboxManagePath = join(dir, 'VBoxManage');
   await writeFile(
     vboxManagePath,
-    `#!/usr/bin/env node\nprocess.env.FAKE_VBOX_STATE = ${JSON.stringify(statePath)};\nawait import(${JSON.stringify(pathToFileURL(fixture).href)});\n`,
+    `#!/usr/bin/env node\nprocess.env.FAKE_VBOX_STATE = ${JSON.stringify(statePath)};\nconst { main } = await import(${JSON.stringify(pathToFileURL(fixture).href)});\nmain();\n`,
   );
   await chmod(vboxManagePath, 0o755);
 
@@ -229,8 +236,19 @@ export async function startFakeVirtualBox(initial: Partial<FakeState> = {}): Pro
     });
   }, 20);
 
+  const runner: VBoxManageRunner = {
+    run: async (args) => {
+      // Yield first, like a real child process would, so aborts and timers get their turn.
+      await new Promise((resolve) => setImmediate(resolve));
+      const result = runFakeVBoxManage(args, statePath);
+      if (result.code !== 0) throw new VBoxManageError(args, { stdout: result.stdout, stderr: result.stderr, exitCode: result.code });
+      return { stdout: result.stdout, stderr: result.stderr };
+    },
+  };
+
   const fake: FakeVirtualBox = {
     vboxManagePath,
+    runner,
     dir,
     read,
     update: async (change) => {
