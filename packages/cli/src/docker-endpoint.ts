@@ -32,7 +32,7 @@ export async function checkedDockerUrl(record: MachineRecord, ip: string, driver
     throw new CliError(`machine "${name}" has no Docker engine (it was created with --no-provision); "machine provision ${name}" installs one`);
   }
   if (provision.state === 'failed') {
-    throw new CliError(`provisioning of machine "${name}" failed: ${provision.error ?? 'unknown error'}; ${provisionHint(name)}`);
+    throw new CliError(`machine "${name}" has no working Docker engine: ${provision.error ?? 'provisioning failed'}; ${provisionHint(name)}`);
   }
   const url = dockerUrlOf(ip, provision.dockerPort);
   if (!sansInclude(provision.serverCertSans, ip)) {

@@ -264,7 +264,7 @@ describe('machine create provisions a Docker host on the simulator (digitalocean
     expect(created.stderr).toContain('Unable to locate package docker-ce');
     expect(created.stderr).toContain('The machine "broken" is kept: run "machine provision broken" to retry, or "machine rm broken"');
     const ls = await machine(['ls']);
-    expect(ls.stdout).toMatch(/broken\s+digitalocean\s+Error\s+Unknown\s+provisioning failed: provisioning broken failed at cloud-init: .*; run "machine provision broken" to retry, or "machine rm broken"\n/);
+    expect(ls.stdout).toMatch(/broken\s+digitalocean\s+Error\s+Unknown\s+provisioning broken failed at cloud-init: .*; run "machine provision broken" to retry, or "machine rm broken"\n/);
     expect((await machine(['env', '--shell', 'bash', 'broken'])).code).toBe(1);
     const removed = await machine(['rm', '-y', 'broken']);
     expect(removed.code, removed.stderr).toBe(0);

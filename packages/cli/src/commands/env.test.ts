@@ -78,7 +78,7 @@ describe('machine env / config on a provisioned machine', () => {
     );
     await machineWith('broken', { state: 'failed', error: 'provisioning broken failed at install: exit 1' });
     expect((await cli.run(['config', 'broken'])).stderr).toBe(
-      'provisioning of machine "broken" failed: provisioning broken failed at install: exit 1; run "machine provision broken" to retry, or "machine rm broken"\n',
+      'machine "broken" has no working Docker engine: provisioning broken failed at install: exit 1; run "machine provision broken" to retry, or "machine rm broken"\n',
     );
   });
 });

@@ -143,7 +143,7 @@ export async function listRows(ctx: CommandContext, names: readonly string[], op
       continue;
     }
     if (entry.provision?.state === 'failed') {
-      rows.set(entry.name, row(entry.name, entry.driver, 'Error', `provisioning failed: ${entry.provision.error ?? 'unknown error'}; ${provisionHint(entry.name)}`));
+      rows.set(entry.name, row(entry.name, entry.driver, 'Error', `${entry.provision.error ?? 'provisioning failed'}; ${provisionHint(entry.name)}`));
       continue;
     }
     byDriver.set(entry.driver, [...(byDriver.get(entry.driver) ?? []), entry]);
