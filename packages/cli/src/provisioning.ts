@@ -111,6 +111,7 @@ export async function installNewServerCertificate(options: {
   ssh: () => Promise<SSHTarget>;
   signal?: AbortSignal;
   client?: ClientCertificates;
+  onProgress?: (event: ProgressEvent) => void;
 }): Promise<void> {
   const { name, store, provision, ip } = options;
   const { ensureClientCertificates, installServerCertificate } = await import('@machine/provision');
@@ -118,7 +119,10 @@ export async function installNewServerCertificate(options: {
   const engine = await engineOf(provision);
   const server = await issueFor(name, store.machineDir(name), client, engine, ip);
   const target = await options.ssh();
-  await installServerCertificate({ ssh: target, dockerHost: ip }, { engine, client, server, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+  await installServerCertificate(
+    { ssh: target, dockerHost: ip },
+    { engine, client, server, ...(options.signal === undefined ? {} : { signal: options.signal }), ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }) },
+  );
   provision.serverCertSans = server.sans;
 }
 

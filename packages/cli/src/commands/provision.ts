@@ -155,7 +155,7 @@ export async function regenerateCertsCommand(ctx: CommandContext, names: readonl
       if (state !== 'Running') throw new CliError(`Host "${name}" is not running: \`machine start ${name}\` first`);
       await copyClientFiles(client, ctx.store.machineDir(name));
       const ip = await driver.getIP(operation(ctx));
-      await installNewServerCertificate({ name, store: ctx.store, provision, ip, client, ssh: () => pinnedSSH(ctx, machine), ...operation(ctx) });
+      await installNewServerCertificate({ name, store: ctx.store, provision, ip, client, ssh: () => pinnedSSH(ctx, machine), onProgress: progressPrinter(ctx.io.stdout), ...operation(ctx) });
       await ctx.store.write(record);
       writeLine(ctx.io.stdout, `Installed a new server certificate on "${name}" (valid for ${provision.serverCertSans.join(', ')}).`);
     } finally {
