@@ -84,7 +84,17 @@ describe('machine ls', () => {
     const table = await cli.run(['ls', '--format', 'table {{.Name}}\\t{{.State}}']);
     expect(table.stdout).toBe('NAME   STATE\ndb1    Stopped\nweb1   Running\n');
     const bad = await cli.run(['ls', '--filter', 'colour=red']);
-    expect(bad).toMatchObject({ code: 1, stderr: 'bad filter "colour=red": unknown key "colour"; use driver, state or name\n' });
+    expect(bad).toMatchObject({ code: 1, stderr: 'bad filter "colour=red": unknown key "colour"; use driver, state, name or label\n' });
+  });
+
+  it('filters by engine label (--engine-label key=value), like the reference', async () => {
+    cli = await cliHarness();
+    for (const [name, labels] of [['a1', ['env=prod', 'team=web']], ['a2', ['env=dev']], ['a3', []]] as const) {
+      expect((await cli.run(['create', '-d', 'fake', '--no-provision', ...labels.flatMap((label) => ['--engine-label', label]), name])).code).toBe(0);
+    }
+    expect((await cli.run(['ls', '-q', '--filter', 'label=env=prod'])).stdout).toBe('a1\n');
+    expect((await cli.run(['ls', '-q', '--filter', 'label=env'])).stdout).toBe('a1\na2\n');
+    expect((await cli.run(['ls', '-q', '--filter', 'label=team=web', '--filter', 'label=env=dev'])).stdout).toBe('a1\na2\n');
   });
 
   it('shows a machine whose driver is not installed as an Error row', async () => {

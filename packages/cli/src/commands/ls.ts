@@ -46,14 +46,16 @@ interface Filters {
   driver: string[];
   state: string[];
   name: RegExp[];
+  /** Engine labels (`--engine-label`), `key=value` or `key`. */
+  label: string[];
 }
 
 function parseFilters(raw: readonly string[]): Filters {
-  const filters: Filters = { driver: [], state: [], name: [] };
+  const filters: Filters = { driver: [], state: [], name: [], label: [] };
   for (const item of raw.flatMap((entry) => entry.split(','))) {
     const [key, ...rest] = item.split('=');
     const value = rest.join('=');
-    if (rest.length === 0 || value === '') throw new CliError(`bad filter "${item}": use key=value with key driver, state or name`);
+    if (rest.length === 0 || value === '') throw new CliError(`bad filter "${item}": use key=value with key driver, state, name or label`);
     switch (key?.toLowerCase()) {
       case 'driver':
         filters.driver.push(value.toLowerCase());
@@ -68,8 +70,11 @@ function parseFilters(raw: readonly string[]): Filters {
           throw new CliError(`bad filter "${item}": "${value}" is not a regular expression`);
         }
         break;
+      case 'label':
+        filters.label.push(value);
+        break;
       default:
-        throw new CliError(`bad filter "${item}": unknown key "${key}"; use driver, state or name`);
+        throw new CliError(`bad filter "${item}": unknown key "${key}"; use driver, state, name or label`);
     }
   }
   return filters;
@@ -84,6 +89,17 @@ export async function listCommand(ctx: CommandContext, options: ListOptions): Pr
 
   let names = await ctx.store.list();
   if (filters.name.length > 0) names = names.filter((name) => filters.name.some((pattern) => pattern.test(name)));
+  if (filters.label.length > 0) {
+    // Like the reference: a machine matches when one of its engine labels is `key=value` (or has that key).
+    const labelled = await Promise.all(
+      names.map(async (name) => {
+        const labels = await ctx.store.read(name).then((record) => record.provision?.engine.labels, () => undefined);
+        const list = Array.isArray(labels) ? labels.map(String) : [];
+        return filters.label.some((wanted) => list.some((label) => label === wanted || label.split('=')[0] === wanted)) ? name : undefined;
+      }),
+    );
+    names = labelled.filter((name): name is string => name !== undefined);
+  }
   const rows = await listRows(ctx, names, { timeoutMs: timeoutSeconds * 1000, drivers: filters.driver });
   const shown = rows.filter(
     (row) => (filters.driver.length === 0 || filters.driver.includes(row.DriverName.toLowerCase())) && (filters.state.length === 0 || filters.state.includes(row.State.toLowerCase())),
