@@ -405,8 +405,17 @@ describe('operations', () => {
     await driver.create();
     await driver.stop();
     const oldPort = await driver.getSSHPort();
+    // The harness closes the stopped VM's SSH server within a tick or two; then take its port.
     const squatter: Server = createServer();
-    await new Promise<void>((resolve) => squatter.listen(oldPort, '127.0.0.1', () => resolve()));
+    for (let attempt = 0; ; attempt++) {
+      const bound = await new Promise<boolean>((resolve) => {
+        squatter.once('error', () => resolve(false));
+        squatter.listen(oldPort, '127.0.0.1', () => resolve(true));
+      });
+      if (bound) break;
+      if (attempt > 100) throw new Error(`port ${oldPort} stayed busy`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     try {
       await driver.start();
     } finally {
@@ -544,5 +553,43 @@ describe('VirtualBox 7 on macOS: host-only networks', () => {
     });
     expect((await rejection(machine({}, mac).driver.preCreateCheck())).message).toMatch(/host-only network Other already serves 192\.168\.59\.2-192\.168\.255\.254/);
     expect((await rejection(machine({ 'virtualbox-hostonly-cidr': '192.168.1.10/24' }, mac).driver.preCreateCheck())).message).toMatch(/collides with the host route 192\.168\.1\.0\/24 on en0/);
+  });
+});
+
+describe('start repairs what went missing while the VM was off', () => {
+  it('re-creates a host-only interface deleted outside the tool, and remove deletes the new one', async () => {
+    const { driver, context, machineDir } = machine();
+    await driver.create();
+    await driver.stop();
+    await fake.run(['dhcpserver', 'remove', '--interface', 'vboxnet0']);
+    await fake.run(['hostonlyif', 'remove', 'vboxnet0']);
+    await fake.update((state) => {
+      // Someone else now has vboxnet0 for another range: the driver must not pick it.
+      state.hostonlyifs.vboxnet0 = { guid: 'g', ip: '192.168.56.1', netmask: '255.255.255.0' };
+    });
+    await driver.start();
+    expect(await driver.getState()).toBe(State.Running);
+    const state = await fake.read();
+    const vm = state.vms[findEntry(context.journal, 'vm')?.id ?? ''];
+    expect(vm?.nics['2']?.adapter).toBe('vboxnet1');
+    expect(state.hostonlyifs.vboxnet1).toMatchObject({ ip: '192.168.59.1' });
+    expect(context.data.read().hostOnlyInterface).toBe('vboxnet1');
+    await driver.remove();
+    await expectNothingLeft(context, machineDir);
+    expect(Object.keys((await fake.read()).hostonlyifs)).toEqual(['vboxnet0']);
+  });
+
+  it('adds the last lines of VBox.log to a failed startvm', async () => {
+    const { driver, context, machineDir, name } = machine();
+    await driver.create();
+    await driver.kill();
+    await writeFile(join(machineDir, name, 'Logs', 'VBox.log'), '00:00:01.000 a line\n00:00:02.000 VMSetError: Failed to open /dev/vboxnetctl: No such file or directory\n');
+    await fake.fail({ command: 'startvm', times: 1, stderr: 'VBoxManage: error: The virtual machine has terminated unexpectedly during startup\nVBoxManage: error: Details: code NS_ERROR_FAILURE (0x80004005)' });
+    const error = await rejection(driver.start());
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error.message).toContain('terminated unexpectedly during startup; VBox.log ends: 00:00:01.000 a line | 00:00:02.000 VMSetError: Failed to open /dev/vboxnetctl');
+    expect((error as ProviderError).providerCode).toBe('NS_ERROR_FAILURE');
+    await driver.remove();
+    expect(context.journal.entries()).toEqual([]);
   });
 });

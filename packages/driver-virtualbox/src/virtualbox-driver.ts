@@ -13,7 +13,6 @@ import {
   findEntry,
   InvalidConfigError,
   type JournalEntry,
-  MachineError,
   NotFoundError,
   NotSupportedError,
   type OperationOptions,
@@ -341,7 +340,7 @@ export class VirtualBoxDriver implements Driver {
         });
         step();
 
-        const hostOnlyInterface = await this.#ensureHostOnly(plan);
+        const hostOnlyInterface = await this.#ensureHostOnly(plan, 'create');
         step();
 
         const sshPort = await freeLoopbackPort();
@@ -415,7 +414,10 @@ export class VirtualBoxDriver implements Driver {
     if (state === State.Paused) {
       await this.#vbox(['controlvm', uuid, 'resume'], 'start');
     } else {
-      if (state === State.Stopped) await this.#ensureSshForward(uuid);
+      if (state === State.Stopped) {
+        await this.#ensureSshForward(uuid);
+        await this.#ensureHostOnlyAttached(uuid, options.signal);
+      }
       await this.#startVm(uuid, 'start');
     }
     await this.#waitReady(uuid, options.signal, 'start');
@@ -592,10 +594,10 @@ export class VirtualBoxDriver implements Driver {
   }
 
   /** Reuses the planned interface (adding a DHCP server when it has none) or creates interface + DHCP server. */
-  async #ensureHostOnly(plan: HostOnlyPlan): Promise<string> {
+  async #ensureHostOnly(plan: HostOnlyPlan, operation = 'create'): Promise<string> {
     const { journal } = this.#context;
     const range = dhcpRange(plan.cidr);
-    if (plan.mode === 'net') return this.#ensureHostOnlyNetwork(plan, range);
+    if (plan.mode === 'net') return this.#ensureHostOnlyNetwork(plan, range, operation);
     const dhcpArgs = (name: string) => [
       'dhcpserver',
       'add',
@@ -615,38 +617,38 @@ export class VirtualBoxDriver implements Driver {
       const name = plan.existing;
       // An interface another machine made is tagged in VirtualBox's global extra data: whoever
       // removes the last VM on it deletes it. One the user made is never deleted.
-      const tag = await this.#vbox(['getextradata', 'global', hostOnlyTag(name)], 'create');
+      const tag = await this.#vbox(['getextradata', 'global', hostOnlyTag(name)], operation);
       const madeByMachine = /^Value: ./.test(tag.trim());
       await journal.record({ kind: ResourceKind.hostOnlyInterface, id: name, preExisting: !madeByMachine });
       if (madeByMachine) return name;
-      const servers = parseBlocks(await this.#vbox(['list', 'dhcpservers'], 'create'));
+      const servers = parseBlocks(await this.#vbox(['list', 'dhcpservers'], operation));
       if (!servers.some((server) => server.get('NetworkName') === `HostInterfaceNetworking-${name}`)) {
         await journal.record({ kind: ResourceKind.dhcpServer, id: name });
-        await this.#vbox(dhcpArgs(name), 'create');
+        await this.#vbox(dhcpArgs(name), operation);
       }
       return name;
     }
-    const output = await this.#vbox(['hostonlyif', 'create'], 'create');
+    const output = await this.#vbox(['hostonlyif', 'create'], operation);
     const name = /Interface '([^']+)' was successfully created/.exec(output)?.[1];
     if (name === undefined) {
       throw new ProviderError(`could not read the new host-only interface's name from \`VBoxManage hostonlyif create\`: ${JSON.stringify(output.trim())}`, {
         machine: this.machineName,
-        operation: 'create',
+        operation,
       });
     }
     await journal.record({ kind: ResourceKind.hostOnlyInterface, id: name });
-    await this.#vbox(['setextradata', 'global', hostOnlyTag(name), this.machineName], 'create');
-    await this.#vbox(['hostonlyif', 'ipconfig', name, '--ip', plan.cidr.ip, '--netmask', plan.cidr.netmask], 'create');
-    await this.#vbox(dhcpArgs(name), 'create');
+    await this.#vbox(['setextradata', 'global', hostOnlyTag(name), this.machineName], operation);
+    await this.#vbox(['hostonlyif', 'ipconfig', name, '--ip', plan.cidr.ip, '--netmask', plan.cidr.netmask], operation);
+    await this.#vbox(dhcpArgs(name), operation);
     return name;
   }
 
   /** VirtualBox 7 on macOS: reuse the matching host-only network or add one (vmnet gives the host the first address and serves DHCP itself). */
-  async #ensureHostOnlyNetwork(plan: HostOnlyPlan, range: { lowerIp: string; upperIp: string }): Promise<string> {
+  async #ensureHostOnlyNetwork(plan: HostOnlyPlan, range: { lowerIp: string; upperIp: string }, operation: string): Promise<string> {
     const { journal } = this.#context;
     if (plan.existing !== undefined) {
       const name = plan.existing;
-      const tag = await this.#vbox(['getextradata', 'global', hostOnlyTag(name, 'net')], 'create');
+      const tag = await this.#vbox(['getextradata', 'global', hostOnlyTag(name, 'net')], operation);
       await journal.record({ kind: ResourceKind.hostOnlyNetwork, id: name, preExisting: !/^Value: ./.test(tag.trim()) });
       return name;
     }
@@ -656,7 +658,7 @@ export class VirtualBoxDriver implements Driver {
       ['hostonlynet', 'add', '--name', name, '--netmask', plan.cidr.netmask, '--lower-ip', range.lowerIp, '--upper-ip', range.upperIp, '--enable'],
       'create',
     );
-    await this.#vbox(['setextradata', 'global', hostOnlyTag(name, 'net'), this.machineName], 'create');
+    await this.#vbox(['setextradata', 'global', hostOnlyTag(name, 'net'), this.machineName], operation);
     return name;
   }
 
@@ -673,8 +675,15 @@ export class VirtualBoxDriver implements Driver {
           hint: 'enable VT-x/AMD-V in the firmware and turn off Hyper-V / other hypervisors that hold it',
         });
       }
-      if (tail !== '' && MachineError.isInstance(error) && !(error.detail.includes(tail))) {
-        Object.assign(error, { logTail: tail });
+      if (tail !== '' && ProviderError.isInstance(error)) {
+        // As the reference did: what VirtualBox logged last is usually the real reason.
+        throw new ProviderError(`${error.detail}; VBox.log ends: ${tail}`, {
+          machine: this.machineName,
+          operation,
+          cause: error,
+          ...(error.providerCode === undefined ? {} : { providerCode: error.providerCode }),
+          retryable: error.isRetryable,
+        });
       }
       throw error;
     }
@@ -725,6 +734,41 @@ export class VirtualBoxDriver implements Driver {
       if (TimeoutError.isInstance(error)) return false;
       throw error;
     }
+  }
+
+  /**
+   * Before a start from poweroff, as the reference did: when the VM's host-only interface or
+   * network is gone (deleted by hand, lost with a host reinstall), make or find one for the CIDR
+   * again (journaled like create's) and attach the VM to it.
+   */
+  async #ensureHostOnlyAttached(uuid: string, signal: AbortSignal | undefined): Promise<void> {
+    const info = await this.#info(uuid, 'start');
+    await this.#checkVersion('start');
+    const mode = this.#hostOnlyMode();
+    const attached = info.get(mode === 'net' ? 'hostonly-network2' : 'hostonlyadapter2');
+    const listed = parseBlocks(await this.#vbox(['list', mode === 'net' ? 'hostonlynets' : 'hostonlyifs'], 'start'));
+    const cidr = parseHostCidr(this.#config.hostOnlyCidr);
+    const current = listed.find((block) => block.get('Name') === attached);
+    // Still there and still on the machine's network (someone may have re-addressed it).
+    if (current !== undefined && cidrContains(cidr, current.get(mode === 'net' ? 'LowerIP' : 'IPAddress') ?? '')) return;
+    throwIfAborted(signal);
+    const { journal } = this.#context;
+    const kind = mode === 'net' ? ResourceKind.hostOnlyNetwork : ResourceKind.hostOnlyInterface;
+    // The old one is gone or no longer on this network: it is not this machine's to delete any more.
+    const old = attached === undefined ? undefined : journal.entries().find((entry) => entry.kind === kind && entry.id === attached);
+    if (old !== undefined && attached !== undefined) {
+      if (!old.preExisting) await this.#vbox(['setextradata', 'global', hostOnlyTag(attached, mode)], 'start');
+      await journal.forget(kind, attached);
+      await journal.forget(ResourceKind.dhcpServer, attached);
+    }
+    const plan = await this.#planHostOnly('start');
+    const name = await this.#ensureHostOnly(plan, 'start');
+    await this.#vbox(['modifyvm', uuid, mode === 'net' ? '--host-only-net2' : '--hostonlyadapter2', name], 'start');
+    // Re-record the VM so it stays the newest entry: remove deletes it before the network it uses.
+    const vm = findEntry(journal, ResourceKind.vm);
+    if (vm !== undefined) await journal.record({ kind: vm.kind, id: vm.id, ...(vm.meta === undefined ? {} : { meta: vm.meta }) });
+    await this.#context.data.write({ hostOnlyInterface: name, hostOnlyMode: mode });
+    this.#context.onProgress?.({ step: 'host-only', phase: 'info', message: `the VM's host-only ${mode === 'net' ? 'network' : 'interface'} was gone; attached it to ${name}` });
   }
 
   /** Keeps the SSH forward's port when it is still free, else moves the forward to a free one. */
