@@ -632,14 +632,21 @@ export class DigitalOceanDriver implements Driver {
     throw new ProviderError(`DigitalOcean action ${actionId} ended with status "${status}"`, { machine: this.machineName, operation });
   }
 
+  /**
+   * Waits for the droplet's status. Once it is active again, the cached public address is refreshed
+   * from the same answer: a power cycle may move it, and the host reissues the TLS certificate when
+   * the address it reads afterwards changed.
+   */
   async #waitForStatus(dropletId: number, wanted: 'active' | 'off', operation: string, signal: AbortSignal | undefined): Promise<void> {
-    await waitFor(
+    const droplet = await waitFor<DropletValue>(
       async () => {
-        const droplet = await this.#getDroplet(dropletId, operation);
-        return droplet.status === wanted ? { done: true, value: undefined } : { done: false, reason: `status ${droplet.status ?? 'unknown'}` };
+        const current = await this.#getDroplet(dropletId, operation);
+        return current.status === wanted ? { done: true, value: current } : { done: false, reason: `status ${current.status ?? 'unknown'}` };
       },
       this.#waitOptions(`droplet ${dropletId} to be ${wanted}`, operation, this.#config.waitTimeout * 1000, signal),
     );
+    const ip = wanted === 'active' ? publicIPv4(droplet) : undefined;
+    if (ip !== undefined && ip !== this.#context.data.read().ip) await this.#context.data.write({ ip });
   }
 
   #refuseArchived(droplet: DropletValue, operation: string): void {

@@ -159,6 +159,26 @@ describe('digitalocean driver against cloud-sim', () => {
     await driver.remove();
   });
 
+  it('start and restart read the public address again when a power cycle moved it', async () => {
+    const { driver, context } = simMachine(sim, root.path);
+    sim.faults.ipChangesOnStart({ name: context.machineName });
+    await driver.create();
+    const first = await driver.getIP();
+    await driver.stop();
+    await driver.start();
+    const ours = () => sim.store.listInstances('digitalocean').find((instance) => instance.name === context.machineName && instance.state !== 'terminated');
+    const afterStart = ours()?.publicIp;
+    expect(afterStart).not.toBe(first);
+    expect(await driver.getIP()).toBe(afterStart);
+    expect(await driver.getURL()).toBe(`tcp://${afterStart}:2376`);
+    await driver.stop();
+    await driver.restart();
+    const afterRestart = ours()?.publicIp;
+    expect(afterRestart).not.toBe(afterStart);
+    expect(await driver.getIP()).toBe(afterRestart);
+    await driver.remove();
+  });
+
   it('a call that gets no answer in time is aborted and retried', async () => {
     const { driver, context } = simMachine(sim, root.path);
     await driver.create();
