@@ -178,21 +178,16 @@ describe('create', () => {
     await expectNothingLeft(context, machineDir);
   });
 
-  it('pins boot.hostKeyFingerprint: the matching key is stored, any other key fails create and cleans up', async () => {
+  it('pins boot.hostKeyFingerprint: the host key from the boot user data is accepted and stored, any other fails create and cleans up', async () => {
     const hostKey = generateSSHKeyPair({ comment: 'guest' });
+    const indented = hostKey.privateKey.trim().split('\n').map((line) => `    ${line}`).join('\n');
+    const bootUserData = `#cloud-config\nssh_keys:\n  ed25519_private: |\n${indented}\n  ed25519_public: ${hostKey.publicKey}\n`;
     const first = machine();
-    // The harness serves a VM with a key per VM uuid; give the next VM the boot key by watching for it.
-    const assign = setInterval(async () => {
-      const state = await fake.read().catch(() => undefined);
-      for (const uuid of Object.keys(state?.vms ?? {})) fake.setHostKey(uuid, hostKey.privateKey);
-    }, 5);
-    try {
-      await first.driver.create({ boot: { hostKeyFingerprint: hostKey.sha256Fingerprint } });
-      expect(first.context.data.read().hostKeyFingerprint).toBe(hostKey.sha256Fingerprint);
-      await first.driver.remove();
-    } finally {
-      clearInterval(assign);
-    }
+    await first.driver.create({ boot: { userData: bootUserData, hostKeyFingerprint: hostKey.sha256Fingerprint } });
+    expect(first.context.data.read().hostKeyFingerprint).toBe(hostKey.sha256Fingerprint);
+    expect(fake.hostKeyFingerprint(findEntry(first.context.journal, 'vm')?.id ?? '')).toBe(hostKey.sha256Fingerprint);
+    await first.driver.remove();
+    // Without that user data the guest has another key: refused, and create cleans up.
     const second = machine();
     const error = await rejection(second.driver.create({ boot: { hostKeyFingerprint: hostKey.sha256Fingerprint } }));
     expect(error).toBeInstanceOf(SSHError);

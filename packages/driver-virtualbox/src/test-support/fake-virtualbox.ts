@@ -109,6 +109,17 @@ export async function isoinfoExtract(iso: string, file: string): Promise<string>
   return result.stdout;
 }
 
+/** The OpenSSH private key block of a cloud-config `ssh_keys: { ed25519_private: | … }`, de-indented. */
+export function hostKeyFromUserData(userData: string): string | undefined {
+  const match = /^([ \t]*)-----BEGIN OPENSSH PRIVATE KEY-----[\s\S]*?-----END OPENSSH PRIVATE KEY-----/m.exec(userData);
+  if (match === null || !/ssh_keys:/.test(userData)) return undefined;
+  const indent = match[1] ?? '';
+  return `${match[0]
+    .split('\n')
+    .map((line) => (line.startsWith(indent) ? line.slice(indent.length) : line.trimStart()))
+    .join('\n')}\n`;
+}
+
 function effectiveState(vm: FakeVm): string {
   return vm.pending !== undefined && Date.now() >= vm.pending.at ? vm.pending.state : vm.state;
 }
@@ -189,11 +200,10 @@ export async function startFakeVirtualBox(initial: Partial<FakeState> = {}): Pro
       try {
         const text = await userData(vm);
         const keys = [...(text ?? '').matchAll(/"(ssh-(?:ed25519|rsa) [A-Za-z0-9+/=]+[^"]*)"/g)].map((match) => match[1] ?? '');
-        let hostKey = hostKeys.get(uuid);
-        if (hostKey === undefined) {
-          hostKey = generateSSHKeyPair({ comment: 'host' }).privateKey;
-          hostKeys.set(uuid, hostKey);
-        }
+        // Like cloud-init's ssh_keys: a host key in the user data (the provisioner's) is the one the guest presents.
+        let hostKey = hostKeys.get(uuid) ?? hostKeyFromUserData(text ?? '');
+        if (hostKey === undefined) hostKey = generateSSHKeyPair({ comment: 'host' }).privateKey;
+        hostKeys.set(uuid, hostKey);
         const guestIp = vm.guestIp;
         const server = await startSSHServer({
           host: '127.0.0.1',
@@ -280,7 +290,7 @@ export async function startFakeVirtualBox(initial: Partial<FakeState> = {}): Pro
         const seed = seedOf(vm);
         if (seed !== undefined && existsSync(seed)) leaks.push(`file ${seed}`);
       }
-      return leaks;
+      return [...new Set(leaks)];
     },
     run: (args) => exec(vboxManagePath, args),
     servers: () => servers,
