@@ -476,6 +476,17 @@ describe('host-only interfaces that are not ours, or still in use', () => {
     await expectNothingLeft(context, machineDir);
   });
 
+  it('configures the default DHCP server some VirtualBox versions add to a new interface', async () => {
+    await fake.behave({ defaultDhcp: true });
+    const { driver, context, machineDir } = machine();
+    await driver.create();
+    expect((await fake.read()).dhcpservers['HostInterfaceNetworking-vboxnet0']).toMatchObject({ ip: '192.168.59.2', lower: '192.168.59.100', upper: '192.168.59.254', enabled: true });
+    expect(await commands()).toContain('dhcpserver modify');
+    expect(await driver.getIP()).toBe('192.168.59.100');
+    await driver.remove();
+    await expectNothingLeft(context, machineDir);
+  });
+
   it('keeps an interface it made while another VM still uses it', async () => {
     const first = machine();
     const second = machine();

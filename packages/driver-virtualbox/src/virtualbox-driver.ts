@@ -639,7 +639,11 @@ export class VirtualBoxDriver implements Driver {
     await journal.record({ kind: ResourceKind.hostOnlyInterface, id: name });
     await this.#vbox(['setextradata', 'global', hostOnlyTag(name), this.machineName], operation);
     await this.#vbox(['hostonlyif', 'ipconfig', name, '--ip', plan.cidr.ip, '--netmask', plan.cidr.netmask], operation);
-    await this.#vbox(dhcpArgs(name), operation);
+    // Some VirtualBox versions give a new interface a default DHCP server; configure that one then.
+    await this.#vbox(dhcpArgs(name), operation).catch(async (error: unknown) => {
+      if (!(ProviderError.isInstance(error) && /already exists/i.test(error.message))) throw error;
+      await this.#vbox(['dhcpserver', 'modify', ...dhcpArgs(name).slice(2)], operation);
+    });
     return name;
   }
 

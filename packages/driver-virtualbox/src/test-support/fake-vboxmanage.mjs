@@ -496,6 +496,9 @@ function execute(args, statePath, io) {
         while (state.hostonlyifs[`vboxnet${index}`] !== undefined) index++;
         const name = `vboxnet${index}`;
         state.hostonlyifs[name] = { guid: randomUUID(), createdByFake: true };
+      if (state.behaviour.defaultDhcp === true) {
+        state.dhcpservers[`HostInterfaceNetworking-${name}`] = { ip: '192.168.56.100', netmask: '255.255.255.0', lower: '192.168.56.101', upper: '192.168.56.254', enabled: false, createdByFake: true };
+      }
         out(`0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%\nInterface '${name}' was successfully created`);
       } else if (action === 'ipconfig' || action === 'remove') {
         const name = rest[1];
@@ -546,6 +549,14 @@ function execute(args, statePath, io) {
           enabled: rest.includes('--enable'),
           createdByFake: true,
         };
+      } else if (action === 'modify') {
+        if (state.dhcpservers[network] === undefined) fail(['DHCP server does not exist']);
+        const server = state.dhcpservers[network];
+        server.ip = option('--server-ip') ?? server.ip;
+        server.netmask = option('--netmask') ?? server.netmask;
+        server.lower = option('--lower-ip') ?? server.lower;
+        server.upper = option('--upper-ip') ?? server.upper;
+        if (args.includes('--enable')) server.enabled = true;
       } else if (action === 'remove') {
         if (state.dhcpservers[network] === undefined) fail(['DHCP server does not exist']);
         delete state.dhcpservers[network];

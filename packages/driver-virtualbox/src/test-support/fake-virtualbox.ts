@@ -45,6 +45,8 @@ export interface FakeBehaviour {
   allowedHostOnly?: string;
   /** The harness serves no SSH (a guest that never boots far enough). */
   sshDisabled?: boolean;
+  /** `hostonlyif create` also makes a default DHCP server, as some VirtualBox versions do. */
+  defaultDhcp?: boolean;
 }
 
 export interface FakeState {
