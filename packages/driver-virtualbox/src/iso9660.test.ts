@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -36,6 +36,14 @@ describe('buildIsoImage', () => {
     expect(info).toMatch(/Volume id: cidata\n/);
     expect(info).toContain('Joliet with UCS level 3 found');
     expect(info).toContain('Logical block size is: 2048');
+  });
+
+  it('is found by the label cloud-init looks for (blkid, util-linux)', () => {
+    // /usr/sbin is not on a non-root user's PATH on Debian.
+    const blkid = ['/usr/sbin/blkid', '/sbin/blkid'].find((path) => existsSync(path)) ?? 'blkid';
+    const probe = execFileSync(blkid, ['-p', '-o', 'export', iso], { encoding: 'utf8' });
+    expect(probe).toContain('LABEL=cidata\n');
+    expect(probe).toContain('TYPE=iso9660\n');
   });
 
   it('keeps the lowercase hyphenated names in the Joliet tree', () => {
