@@ -304,6 +304,14 @@ describe('failure at each create step leaves nothing behind', () => {
     await expectNothingLeft(context, machineDir);
   });
 
+  it('a full host disk while cloning is a QuotaError, and the partial disk is removed', async () => {
+    await fake.fail({ command: 'clonemedium', times: 1, stderr: 'VBoxManage: error: Failed to clone medium\nVBoxManage: error: Could not write to the file (VERR_DISK_FULL)' });
+    const { driver, context, machineDir } = machine();
+    const error = await rejection(driver.create());
+    expect(error.code).toBe('QUOTA');
+    await expectNothingLeft(context, machineDir);
+  });
+
   it('a cloud image smaller than the disk flag allows is a flag error', async () => {
     await fake.fail({ command: 'modifymedium', times: 1, stderr: 'VBoxManage: error: Resize medium operation for this format is not implemented yet!\nVBoxManage: error: Shrinking is not yet supported' });
     const { driver, context, machineDir } = machine();

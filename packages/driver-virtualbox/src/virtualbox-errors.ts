@@ -5,6 +5,7 @@ import {
   NotFoundError,
   NotSupportedError,
   ProviderError,
+  QuotaError,
 } from '@machine/driver-core';
 import { firstErrorLine, VBoxManageError } from './vboxmanage.ts';
 
@@ -101,6 +102,12 @@ export function mapVBoxManageError(error: unknown, where: ErrorWhere = {}): Mach
       ],
       context,
     );
+  }
+  if (/VERR_DISK_FULL|not enough (?:free )?(?:disk )?space|No space left on device/i.test(stderr)) {
+    return new QuotaError(`${command}: the host disk is full (${line})`, {
+      ...context,
+      hint: 'free disk space where the machine folder lives, or pass a smaller --virtualbox-disk-size',
+    });
   }
   if (/Shrinking is not yet supported|cannot be shrunk|smaller than the current size/i.test(stderr)) {
     return new InvalidConfigError([{ flag: 'virtualbox-disk-size', message: `is smaller than the image's own disk (${line})` }], context);

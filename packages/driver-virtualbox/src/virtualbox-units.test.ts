@@ -1,7 +1,7 @@
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type FlagDefinition, InvalidConfigError, NotFoundError, NotSupportedError, ProviderError, State } from '@machine/driver-core';
+import { type FlagDefinition, InvalidConfigError, NotFoundError, NotSupportedError, ProviderError, QuotaError, State } from '@machine/driver-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { machineCloudConfig, networkConfig, seedFiles } from './cloud-init-seed.ts';
 import {
@@ -162,6 +162,9 @@ describe('VBoxManage errors', () => {
     const missing = mapVBoxManageError(new VBoxManageError(['--version'], { stdout: '', stderr: '', spawnCode: 'ENOENT' }), where);
     expect(missing).toBeInstanceOf(InvalidConfigError);
     expect(missing.message).toMatch(/--virtualbox-vboxmanage-path/);
+    const full = mapVBoxManageError(failed('VBoxManage: error: Failed to clone medium\nVBoxManage: error: Could not write to the file (VERR_DISK_FULL)\n', ['clonemedium']), where);
+    expect(full).toBeInstanceOf(QuotaError);
+    expect(full.message).toMatch(/the host disk is full .*--virtualbox-disk-size/);
     const other = mapVBoxManageError(failed('0%...10%...\nVBoxManage: error: Something else went wrong\nVBoxManage: error: Details: code E_FAIL (0x80004005)\n', ['clonemedium']), where);
     expect(other).toBeInstanceOf(ProviderError);
     expect((other as ProviderError).providerCode).toBe('E_FAIL');
