@@ -95,7 +95,6 @@ export async function locateVBoxManage(options: LocateOptions = {}): Promise<str
     if (await isExecutable(options.explicitPath, platform)) return options.explicitPath;
     throw new InvalidConfigError(
       [{ flag: 'virtualbox-vboxmanage-path', message: `${options.explicitPath} is not an executable file (from the flag or VBOX_MANAGE_PATH)` }],
-      { operation: 'preCreateCheck' },
     );
   }
   const looked: string[] = ['--virtualbox-vboxmanage-path/VBOX_MANAGE_PATH (unset)'];
@@ -128,7 +127,6 @@ export async function locateVBoxManage(options: LocateOptions = {}): Promise<str
         message: `VBoxManage not found; looked in ${looked.join(', ')}. Install VirtualBox 6.1 or newer, or pass --virtualbox-vboxmanage-path`,
       },
     ],
-    { operation: 'preCreateCheck' },
   );
 }
 

@@ -203,9 +203,11 @@ describe('checks before anything is made', () => {
     const { driver } = machine({ 'virtualbox-vboxmanage-path': undefined }, { env: { PATH: '/nonexistent' } }, { executable: true });
     const error = await rejection(driver.preCreateCheck());
     expect(error).toBeInstanceOf(InvalidConfigError);
-    expect(error.message).toMatch(/VBoxManage not found; looked in --virtualbox-vboxmanage-path\/VBOX_MANAGE_PATH \(unset\), VBOX_MSI_INSTALL_PATH \(unset\)/);
+    expect(error.message).toMatch(/^machine "vb-\d+": preCreateCheck: --virtualbox-vboxmanage-path: VBoxManage not found; looked in --virtualbox-vboxmanage-path\/VBOX_MANAGE_PATH \(unset\), VBOX_MSI_INSTALL_PATH \(unset\)/);
     const create = machine({ 'virtualbox-vboxmanage-path': undefined }, { env: { PATH: '/nonexistent' } }, { executable: true });
-    expect(await rejection(create.driver.create())).toBeInstanceOf(InvalidConfigError);
+    const failed = await rejection(create.driver.create());
+    expect(failed).toBeInstanceOf(InvalidConfigError);
+    expect(failed.operation).toBe('create');
     await expectNothingLeft(create.context, create.machineDir);
   });
 

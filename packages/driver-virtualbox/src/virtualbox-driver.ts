@@ -166,7 +166,11 @@ export class VirtualBoxDriver implements Driver {
 
   /** Runs VBoxManage; retries a locked session a few times; rejects with a typed error. */
   async #vbox(args: readonly string[], operation: string): Promise<string> {
-    const runner = await this.#getRunner();
+    const runner = await this.#getRunner().catch((error: unknown) => {
+      // The lookup does not know which machine or operation it serves.
+      if (InvalidConfigError.isInstance(error)) throw new InvalidConfigError(error.issues, { machine: this.machineName, operation });
+      throw error;
+    });
     for (let attempt = 0; ; attempt++) {
       try {
         return (await runner.run(args)).stdout;
