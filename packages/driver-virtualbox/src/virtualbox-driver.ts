@@ -413,14 +413,15 @@ export class VirtualBoxDriver implements Driver {
 
   async start(options: OperationOptions = {}): Promise<void> {
     const uuid = this.#uuid('start');
-    const state = stateOfVmState((await this.#info(uuid, 'start')).get('VMState'));
+    const info = await this.#info(uuid, 'start');
+    const state = stateOfVmState(info.get('VMState'));
     if (state === State.Running) return;
     if (state === State.Paused) {
       await this.#vbox(['controlvm', uuid, 'resume'], 'start');
     } else {
       if (state === State.Stopped) {
         await this.#ensureSshForward(uuid);
-        await this.#ensureHostOnlyAttached(uuid, options.signal);
+        await this.#ensureHostOnlyAttached(uuid, info, options.signal);
       }
       await this.#startVm(uuid, 'start');
     }
@@ -749,8 +750,7 @@ export class VirtualBoxDriver implements Driver {
    * network is gone (deleted by hand, lost with a host reinstall), make or find one for the CIDR
    * again (journaled like create's) and attach the VM to it.
    */
-  async #ensureHostOnlyAttached(uuid: string, signal: AbortSignal | undefined): Promise<void> {
-    const info = await this.#info(uuid, 'start');
+  async #ensureHostOnlyAttached(uuid: string, info: ReadonlyMap<string, string>, signal: AbortSignal | undefined): Promise<void> {
     await this.#checkVersion('start');
     const mode = this.#hostOnlyMode();
     const attached = info.get(mode === 'net' ? 'hostonly-network2' : 'hostonlyadapter2');
