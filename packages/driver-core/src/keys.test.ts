@@ -63,6 +63,30 @@ describe('SSH keys', () => {
     expect(parsePublicKeyLine(pair.publicKey).type).toBe('ssh-ed25519');
   });
 
+  it('parses public key lines of both types and refuses malformed ones', () => {
+    const rsa = generateSSHKeyPair({ type: 'rsa', bits: 2048 });
+    expect(parsePublicKeyLine(rsa.publicKey).type).toBe('ssh-rsa');
+    const [type, data] = generateSSHKeyPair().publicKey.split(' ') as [string, string];
+    expect(parsePublicKeyLine(`${type} ${data}`).blob.length).toBe(51);
+    expect(() => parsePublicKeyLine('ssh-ed25519')).toThrow(/not an OpenSSH public key line/);
+    expect(() => parsePublicKeyLine('ssh-ed25519 not*base64')).toThrow(/not base64/);
+    expect(() => parsePublicKeyLine(`ssh-rsa ${data}`)).toThrow(/says ssh-rsa but the key is ssh-ed25519/);
+    expect(() => parsePublicKeyLine(`ssh-ed25519 ${Buffer.from(data, 'base64').subarray(0, 40).toString('base64')}`)).toThrow(/malformed/);
+  });
+
+  it('importing the keys module does not load ssh2', () => {
+    const script = `import { registerHooks } from 'node:module';
+const seen = [];
+registerHooks({ resolve(specifier, context, next) { const result = next(specifier, context); seen.push(result.url); return result; } });
+await import('./src/keys.ts');
+process.stdout.write(JSON.stringify(seen));`;
+    const output = execFileSync(process.execPath, ['--conditions=@machine/source', '--input-type=module', '-e', script], {
+      cwd: new URL('..', import.meta.url),
+      encoding: 'utf8',
+    });
+    expect((JSON.parse(output) as string[]).filter((url) => url.includes('ssh2'))).toEqual([]);
+  });
+
   it('refuses missing, world-readable and non-key files with the flag name', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'keys-'));
     await expect(loadSSHPrivateKey(join(dir, 'missing'), 'generic-ssh-key')).rejects.toThrow(/--generic-ssh-key: cannot read .*ENOENT/);

@@ -1,7 +1,6 @@
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
 import { InvalidConfigError } from './errors/invalid-config-error.ts';
 
 /** Key algorithms: ed25519 by default; RSA where a provider still needs it. */
@@ -77,6 +76,8 @@ export async function loadSSHPrivateKey(path: string, flag = 'ssh-key'): Promise
     if (InvalidConfigError.isInstance(error)) throw error;
     fail(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
+  // ssh2 is loaded here, not at import, so key generation stays cheap to import.
+  const { default: ssh2 } = await import('ssh2');
   const parsed = ssh2.utils.parseKey(text);
   if (parsed instanceof Error) {
     const encrypted = /encrypted|passphrase/i.test(parsed.message);
@@ -98,9 +99,28 @@ export async function loadSSHPrivateKey(path: string, flag = 'ssh-key'): Promise
 export function parsePublicKeyLine(line: string): { type: string; blob: Buffer } {
   const [type, data] = line.trim().split(/\s+/);
   if (type === undefined || data === undefined) throw new Error('not an OpenSSH public key line');
-  const parsed = ssh2.utils.parseKey(line.trim());
-  if (parsed instanceof Error) throw parsed;
-  return { type, blob: Buffer.from(data, 'base64') };
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(data)) throw new Error('not an OpenSSH public key line: the key is not base64');
+  const blob = Buffer.from(data, 'base64');
+  const fields = sshStringFields(blob);
+  if (fields === undefined || fields.length < 2) throw new Error('not an OpenSSH public key line: the key blob is malformed');
+  const blobType = fields[0]?.toString('latin1');
+  if (blobType !== type) throw new Error(`not an OpenSSH public key line: the line says ${type} but the key is ${blobType}`);
+  if (type === 'ssh-ed25519' && (fields.length !== 2 || fields[1]?.length !== 32)) throw new Error('not an OpenSSH public key line: an ed25519 key has 32 bytes');
+  return { type, blob };
+}
+
+/** The length-prefixed strings of an SSH wire blob, or undefined when a length runs past the end. */
+function sshStringFields(blob: Buffer): Buffer[] | undefined {
+  const fields: Buffer[] = [];
+  let offset = 0;
+  while (offset < blob.length) {
+    if (offset + 4 > blob.length) return undefined;
+    const length = blob.readUInt32BE(offset);
+    if (offset + 4 + length > blob.length) return undefined;
+    fields.push(blob.subarray(offset + 4, offset + 4 + length));
+    offset += 4 + length;
+  }
+  return fields;
 }
 
 /** `SHA256:…` fingerprint of a public key wire blob. */
