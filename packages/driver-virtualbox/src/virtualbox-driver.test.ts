@@ -127,14 +127,15 @@ describe('create', () => {
     expect(created.map((args) => args.slice(0, 2).join(' '))).toEqual([
       '--version',
       'list hostonlyifs',
-      'hostonlyif create',
-      'setextradata global',
-      'hostonlyif ipconfig',
-      'dhcpserver add',
       'clonemedium disk',
       'closemedium disk',
       'modifymedium disk',
       'createvm --name',
+      'list hostonlyifs',
+      'hostonlyif create',
+      'setextradata global',
+      'hostonlyif ipconfig',
+      'dhcpserver add',
       expect.stringMatching(/^modifyvm /),
       expect.stringMatching(/^storagectl /),
       expect.stringMatching(/^storageattach /),
@@ -147,12 +148,12 @@ describe('create', () => {
       expect.stringMatching(/^showvminfo /),
       expect.stringMatching(/^controlvm /),
       expect.stringMatching(/^unregistervm /),
-      'closemedium disk',
-      'closemedium dvd',
       'list vms',
       'dhcpserver remove',
       'hostonlyif remove',
       'setextradata global',
+      'closemedium disk',
+      'closemedium dvd',
     ]);
     // The report's numbers (calls are printed so the closing note can quote them).
     console.log(`VBoxManage calls: create ${created.length}, remove ${removed.length}`);
@@ -171,11 +172,12 @@ describe('create', () => {
     expect(create).toEqual([
       '--version',
       'list hostonlyifs',
-      'getextradata global',
       'clonemedium',
       'closemedium',
       'modifymedium',
       'createvm',
+      'list hostonlyifs',
+      'getextradata global',
       'modifyvm',
       'storagectl',
       'storageattach',
@@ -191,7 +193,7 @@ describe('create', () => {
     expect(start).toEqual(['showvminfo', 'list hostonlyifs', 'startvm', 'showvminfo']);
     const remove = await count(() => second.driver.remove());
     // The interface is the first machine's and still in use: the in-use check lists the VMs and reads the other one.
-    expect(remove).toEqual(['showvminfo', 'controlvm', 'unregistervm', 'closemedium', 'closemedium', 'list vms', 'showvminfo']);
+    expect(remove).toEqual(['showvminfo', 'controlvm', 'unregistervm', 'list vms', 'showvminfo', 'closemedium', 'closemedium']);
     console.log(`VBoxManage calls: create reusing the interface ${create.length}, stop ${stop.length}, start ${start.length}, remove keeping the interface ${remove.length}`);
     await first.driver.remove();
     expect(await fake.leaks()).toEqual([]);
@@ -534,6 +536,33 @@ describe('host-only interfaces that are not ours, or still in use', () => {
     expect(await driver.getIP()).toBe('192.168.59.100');
     await driver.remove();
     await expectNothingLeft(context, machineDir);
+  });
+
+  it('two machines created at the same time share one new interface', async () => {
+    const machines = [machine(), machine(), machine()];
+    await Promise.all(machines.map(({ driver }) => driver.create()));
+    const state = await fake.read();
+    expect(Object.keys(state.hostonlyifs)).toEqual(['vboxnet0']);
+    expect(Object.values(state.vms).map((vm) => vm.nics['2']?.adapter)).toEqual(['vboxnet0', 'vboxnet0', 'vboxnet0']);
+    expect(new Set(machines.map(({ context }) => context.data.read().ip)).size).toBe(3);
+    await Promise.all(machines.map(({ driver }) => driver.remove()));
+    for (const { context, machineDir } of machines) await expectNothingLeft(context, machineDir);
+    expect(await strayFiles(host.cacheDir)).toEqual([]);
+  });
+
+  it('a create racing the remove of the last VM on the interface still gets a working interface', async () => {
+    const first = machine();
+    const second = machine();
+    await first.driver.create();
+    await Promise.all([first.driver.remove(), second.driver.create()]);
+    const state = await fake.read();
+    const vm = Object.values(state.vms)[0];
+    expect(Object.keys(state.vms)).toHaveLength(1);
+    expect(state.hostonlyifs[vm?.nics['2']?.adapter ?? '']).toMatchObject({ ip: '192.168.59.1' });
+    expect(await second.driver.getState()).toBe(State.Running);
+    await second.driver.remove();
+    await expectNothingLeft(second.context, second.machineDir);
+    await expectNothingLeft(first.context, first.machineDir);
   });
 
   it('keeps an interface it made while another VM still uses it', async () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -324,8 +324,8 @@ export class VirtualBoxDriver implements Driver {
         await this.#checkInputs('create');
         await this.#checkVersion('create');
         await this.#checkVtx('create');
-        step();
-        const plan = await this.#planHostOnly('create');
+        // Fail on a colliding range before anything is made; the interface itself is chosen later, under the lock.
+        await this.#planHostOnly('create');
         step();
         await mkdir(machineDir, { recursive: true, mode: 0o700 });
         const [{ generateSSHKeyPair, writeSSHKeyPair }, { waitForSSH }] = await loadSsh();
@@ -342,9 +342,6 @@ export class VirtualBoxDriver implements Driver {
           signal,
           onProgress: this.#context.onProgress,
         });
-        step();
-
-        const hostOnlyInterface = await this.#ensureHostOnly(plan, 'create');
         step();
 
         const sshPort = await freeLoopbackPort();
@@ -377,9 +374,21 @@ export class VirtualBoxDriver implements Driver {
         const uuid = randomUUID();
         await journal.record({ kind: ResourceKind.vm, id: uuid, meta: { name: this.machineName } });
         await this.#vbox(['createvm', '--name', this.machineName, '--uuid', uuid, '--basefolder', machineDir, '--ostype', 'Ubuntu_64', '--register'], 'create');
+        step();
+
+        // The host-only interface is found or made, and the VM attached to it, under a host-wide
+        // lock: concurrent creates share one interface, and a concurrent remove cannot delete it
+        // between the moment it is chosen and the moment this VM uses it.
+        const { plan, hostOnlyInterface } = await this.#withHostOnlyLock(signal, async () => {
+          const planned = await this.#planHostOnly('create');
+          const name = await this.#ensureHostOnly(planned, 'create');
+          await this.#vbox(this.#modifyVmArgs(uuid, { sshPort, natMac, hostOnlyMac, hostOnlyInterface: name, hostOnlyMode: planned.mode }), 'create');
+          return { plan: planned, hostOnlyInterface: name };
+        });
+        // The VM stays the newest journal entry, so remove deletes it before the interface it uses.
+        await journal.record({ kind: ResourceKind.vm, id: uuid, meta: { name: this.machineName } });
         await data.write({ sshPort, natMac, hostOnlyMac, hostOnlyInterface, hostOnlyMode: plan.mode, hostOnlyCidr: this.#config.hostOnlyCidr });
         step();
-        await this.#vbox(this.#modifyVmArgs(uuid, { sshPort, natMac, hostOnlyMac, hostOnlyInterface, hostOnlyMode: plan.mode }), 'create');
         await this.#vbox(['storagectl', uuid, '--name', 'SATA', '--add', 'sata', '--controller', 'IntelAhci', '--portcount', '2', '--hostiocache', 'on'], 'create');
         await this.#vbox(['storageattach', uuid, '--storagectl', 'SATA', '--port', '0', '--device', '0', '--type', 'hdd', '--medium', diskPath], 'create');
         await this.#vbox(['storageattach', uuid, '--storagectl', 'SATA', '--port', '1', '--device', '0', '--type', 'dvddrive', '--medium', seedPath], 'create');
@@ -769,14 +778,46 @@ export class VirtualBoxDriver implements Driver {
       await journal.forget(kind, attached);
       await journal.forget(ResourceKind.dhcpServer, attached);
     }
-    const plan = await this.#planHostOnly('start');
-    const name = await this.#ensureHostOnly(plan, 'start');
-    await this.#vbox(['modifyvm', uuid, mode === 'net' ? '--host-only-net2' : '--hostonlyadapter2', name], 'start');
+    const name = await this.#withHostOnlyLock(signal, async () => {
+      const made = await this.#ensureHostOnly(await this.#planHostOnly('start'), 'start');
+      await this.#vbox(['modifyvm', uuid, mode === 'net' ? '--host-only-net2' : '--hostonlyadapter2', made], 'start');
+      return made;
+    });
     // Re-record the VM so it stays the newest entry: remove deletes it before the network it uses.
     const vm = findEntry(journal, ResourceKind.vm);
     if (vm !== undefined) await journal.record({ kind: vm.kind, id: vm.id, ...(vm.meta === undefined ? {} : { meta: vm.meta }) });
     await this.#context.data.write({ hostOnlyInterface: name, hostOnlyMode: mode });
     this.#context.onProgress?.({ step: 'host-only', phase: 'info', message: `the VM's host-only ${mode === 'net' ? 'network' : 'interface'} was gone; attached it to ${name}` });
+  }
+
+  /**
+   * Runs `body` holding `<cache>/hostonly.lock` (an exclusive-create file), so two machines created
+   * at once do not both make a host-only interface for the same range. A lock older than a minute
+   * is taken to be left over from a killed process.
+   */
+  async #withHostOnlyLock<T>(signal: AbortSignal | undefined, body: () => Promise<T>): Promise<T> {
+    const dir = this.#cacheDir();
+    await mkdir(dir, { recursive: true });
+    const lock = join(dir, 'hostonly.lock');
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      throwIfAborted(signal);
+      try {
+        await writeFile(lock, `${process.pid} ${this.machineName}\n`, { flag: 'wx' });
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        const age = Date.now() - ((await stat(lock).catch(() => undefined))?.mtimeMs ?? Date.now());
+        if (age > 60_000) await rm(lock, { force: true });
+        else if (Date.now() > deadline) throw new TimeoutError(`${lock} is still held by another machine process`, { machine: this.machineName, hint: `delete ${lock} if no machine command is running` });
+        else await sleep(50 + Math.random() * 100);
+      }
+    }
+    try {
+      return await body();
+    } finally {
+      await rm(lock, { force: true });
+    }
   }
 
   /** Keeps the SSH forward's port when it is still free, else moves the forward to a free one. */
@@ -890,21 +931,26 @@ export class VirtualBoxDriver implements Driver {
       [ResourceKind.seedIso]: async (entry: JournalEntry) => {
         await this.#closeMedium('dvd', entry.id, false);
       },
-      [ResourceKind.hostOnlyInterface]: async (entry: JournalEntry) => {
-        if (await this.#interfaceInUse(entry.id, undefined, operation)) return;
-        await this.#vbox(['dhcpserver', 'remove', '--interface', entry.id], operation).catch(ignoreMissing);
-        await this.#vbox(['hostonlyif', 'remove', entry.id], operation);
-        await this.#vbox(['setextradata', 'global', hostOnlyTag(entry.id)], operation);
-      },
-      [ResourceKind.hostOnlyNetwork]: async (entry: JournalEntry) => {
-        if (await this.#interfaceInUse(entry.id, undefined, operation)) return;
-        await this.#vbox(['hostonlynet', 'remove', '--name', entry.id], operation);
-        await this.#vbox(['setextradata', 'global', hostOnlyTag(entry.id, 'net')], operation);
-      },
-      [ResourceKind.dhcpServer]: async (entry: JournalEntry) => {
-        if (await this.#interfaceInUse(entry.id, undefined, operation)) return;
-        await this.#vbox(['dhcpserver', 'remove', '--interface', entry.id], operation);
-      },
+      // The in-use check and the delete hold the host-only lock, so the last of several
+      // concurrent removes deletes the interface and a concurrent create cannot lose it.
+      [ResourceKind.hostOnlyInterface]: (entry: JournalEntry) =>
+        this.#withHostOnlyLock(undefined, async () => {
+          if (await this.#interfaceInUse(entry.id, undefined, operation)) return;
+          await this.#vbox(['dhcpserver', 'remove', '--interface', entry.id], operation).catch(ignoreMissing);
+          await this.#vbox(['hostonlyif', 'remove', entry.id], operation);
+          await this.#vbox(['setextradata', 'global', hostOnlyTag(entry.id)], operation);
+        }),
+      [ResourceKind.hostOnlyNetwork]: (entry: JournalEntry) =>
+        this.#withHostOnlyLock(undefined, async () => {
+          if (await this.#interfaceInUse(entry.id, undefined, operation)) return;
+          await this.#vbox(['hostonlynet', 'remove', '--name', entry.id], operation);
+          await this.#vbox(['setextradata', 'global', hostOnlyTag(entry.id, 'net')], operation);
+        }),
+      [ResourceKind.dhcpServer]: (entry: JournalEntry) =>
+        this.#withHostOnlyLock(undefined, async () => {
+          if (await this.#interfaceInUse(entry.id, undefined, operation)) return;
+          await this.#vbox(['dhcpserver', 'remove', '--interface', entry.id], operation);
+        }),
     };
   }
 
