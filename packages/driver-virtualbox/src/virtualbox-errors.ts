@@ -84,6 +84,12 @@ export function mapVBoxManageError(error: unknown, where: ErrorWhere = {}): Mach
       hint: 'enable Intel VT-x / AMD-V in the firmware settings and turn off Hyper-V / WSL2 / other hypervisors that hold it',
     });
   }
+  if (/vboxdrv|kernel driver (?:is )?not (?:installed|accessible)|VERR_VM_DRIVER_(?:NOT_INSTALLED|NOT_ACCESSIBLE|OPEN_ERROR)|kernel module is not loaded/i.test(stderr)) {
+    return new NotSupportedError(`${command}: the VirtualBox kernel driver is not loaded (${line})`, {
+      ...context,
+      hint: 'on Linux run `sudo /sbin/vboxconfig` (and sign the modules when Secure Boot is on); on macOS allow the Oracle system extension in Privacy & Security',
+    });
+  }
   if (isSessionLocked(error)) {
     return new ProviderError(`${command}: ${line}`, {
       ...context,

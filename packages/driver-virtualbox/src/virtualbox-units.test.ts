@@ -162,6 +162,12 @@ describe('VBoxManage errors', () => {
     const missing = mapVBoxManageError(new VBoxManageError(['--version'], { stdout: '', stderr: '', spawnCode: 'ENOENT' }), where);
     expect(missing).toBeInstanceOf(InvalidConfigError);
     expect(missing.message).toMatch(/--virtualbox-vboxmanage-path/);
+    const driverMissing = mapVBoxManageError(
+      failed('VBoxManage: error: The virtual machine has terminated unexpectedly during startup with exit code 1 (0x1)\nVBoxManage: error: Details: code NS_ERROR_FAILURE (0x80004005)\nKernel driver not installed (rc=-1908)\nThe VirtualBox Linux kernel driver is either not loaded or not set up correctly. VERR_VM_DRIVER_NOT_INSTALLED\n', ['startvm']),
+      where,
+    );
+    expect(driverMissing).toBeInstanceOf(NotSupportedError);
+    expect(driverMissing.hint).toMatch(/vboxconfig/);
     const full = mapVBoxManageError(failed('VBoxManage: error: Failed to clone medium\nVBoxManage: error: Could not write to the file (VERR_DISK_FULL)\n', ['clonemedium']), where);
     expect(full).toBeInstanceOf(QuotaError);
     expect(full.message).toMatch(/the host disk is full .*--virtualbox-disk-size/);
