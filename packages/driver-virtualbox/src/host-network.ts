@@ -1,5 +1,4 @@
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+// No top-level Node imports: the flag schema uses the CIDR helpers, and importing the driver stays cheap.
 
 /** An IPv4 host address with its prefix, e.g. `192.168.59.1/24`. */
 export interface HostCidr {
@@ -154,6 +153,7 @@ export async function readHostRoutes(source: RouteSource = {}): Promise<HostRout
   const platform = source.platform ?? process.platform;
   if (platform === 'linux') {
     try {
+      const { readFile } = await import('node:fs/promises');
       return parseProcNetRoute(await readFile(source.procNetRoute ?? '/proc/net/route', 'utf8'));
     } catch {
       return parseIpRoute(await run('ip', ['-4', 'route']).catch(() => ''));
@@ -163,7 +163,8 @@ export async function readHostRoutes(source: RouteSource = {}): Promise<HostRout
   return [];
 }
 
-function run(command: string, args: string[]): Promise<string> {
+async function run(command: string, args: string[]): Promise<string> {
+  const { execFile } = await import('node:child_process');
   return new Promise((resolve, reject) => {
     execFile(command, args, { encoding: 'utf8', timeout: 5000 }, (error, stdout) => (error === null ? resolve(stdout) : reject(error)));
   });

@@ -1,39 +1,19 @@
 /**
  * @machine/driver-virtualbox: local VirtualBox VMs for machine, driven only through VBoxManage
  * (execFile with argument arrays). VMs boot an Ubuntu LTS cloud image with a cloud-init NoCloud
- * seed ISO the driver writes itself. Importing this module starts no process and reads no file.
+ * seed ISO the driver writes itself. Importing this module loads the flag schema and the
+ * descriptor only: the implementation loads on a driver's first operation. Its building blocks
+ * are exported from `@machine/driver-virtualbox/internals`.
  */
 import { defineDriver, type DriverDescriptor, guardDriver } from '@machine/driver-core';
+import { LazyVirtualBoxDriver } from './lazy-driver.ts';
 import type { VBoxManageRunner } from './vboxmanage.ts';
-import { VirtualBoxDriver, type VirtualBoxHost, type VirtualBoxTimings } from './virtualbox-driver.ts';
-import { virtualBoxErrorMapper } from './virtualbox-errors.ts';
+import type { VirtualBoxHost, VirtualBoxTimings } from './virtualbox-driver.ts';
 import { type VirtualBoxConfig, virtualBoxFlags } from './virtualbox-flags.ts';
 
-export { buildIsoImage, type IsoFile, type IsoImageOptions } from './iso9660.ts';
-export { machineCloudConfig, networkConfig, seedFiles, type SeedOptions, writeSeedIso } from './cloud-init-seed.ts';
-export { collidingRoutes, dhcpRange, type HostCidr, type HostRoute, parseHostCidr, readHostRoutes } from './host-network.ts';
-export {
-  execFileRunner,
-  locateVBoxManage,
-  parseMachineReadable,
-  parseVBoxVersion,
-  type VBoxManageOutput,
-  type VBoxManageRunner,
-  VBoxManageError,
-} from './vboxmanage.ts';
-export {
-  currentHost,
-  defaultTimings,
-  minimumVersion,
-  ResourceKind,
-  VirtualBoxDriver,
-  type VirtualBoxHost,
-  type VirtualBoxTimings,
-} from './virtualbox-driver.ts';
-export { mapVBoxManageError } from './virtualbox-errors.ts';
+export type { VBoxManageOutput, VBoxManageRunner } from './vboxmanage.ts';
+export type { VirtualBoxHost, VirtualBoxTimings } from './virtualbox-driver.ts';
 export { defaultHostOnlyCidr, defaultImageUrl, type VirtualBoxConfig, virtualBoxFlags } from './virtualbox-flags.ts';
-export { checksumFromSums, resolveImage } from './virtualbox-image.ts';
-export { stateOfVmState } from './virtualbox-state.ts';
 
 /** Options for {@link createVirtualBoxDescriptor}. */
 export interface VirtualBoxDescriptorOptions {
@@ -52,15 +32,15 @@ export function createVirtualBoxDescriptor(options: VirtualBoxDescriptorOptions 
     flags: virtualBoxFlags,
     capabilities: { ssh: true, userData: true },
     createDriver: ({ config, context, client }) =>
+      // LazyVirtualBoxDriver already maps VBoxManage errors to typed ones.
       guardDriver(
-        new VirtualBoxDriver({
+        new LazyVirtualBoxDriver({
           config,
           context,
           ...(client === undefined ? {} : { client }),
           ...(options.timings === undefined ? {} : { timings: options.timings }),
           ...(options.host === undefined ? {} : { host: options.host }),
         }),
-        virtualBoxErrorMapper,
       ),
   });
 }

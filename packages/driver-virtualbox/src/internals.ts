@@ -1,0 +1,34 @@
+/**
+ * @machine/driver-virtualbox/internals: the driver's building blocks (the ISO 9660 writer, the
+ * NoCloud seed, VBoxManage lookup and parsing, host routes, the image cache, error mapping). Kept
+ * off the main entry so importing the driver stays cheap.
+ */
+export { machineCloudConfig, networkConfig, randomVirtualBoxMac, type SeedOptions, seedFiles, writeSeedIso } from './cloud-init-seed.ts';
+export {
+  cidrContains,
+  collidingRoutes,
+  dhcpRange,
+  type HostCidr,
+  type HostRoute,
+  parseHostCidr,
+  parseIpRoute,
+  parseNetstatRoutes,
+  parseProcNetRoute,
+  readHostRoutes,
+} from './host-network.ts';
+export { buildIsoImage, type IsoFile, type IsoImageOptions } from './iso9660.ts';
+export {
+  execFileRunner,
+  locateVBoxManage,
+  parseBlocks,
+  parseMachineReadable,
+  parseVBoxVersion,
+  parseVmList,
+  type VBoxManageOutput,
+  type VBoxManageRunner,
+  VBoxManageError,
+} from './vboxmanage.ts';
+export { currentHost, defaultTimings, hostOnlyTag, minimumVersion, ResourceKind, VirtualBoxDriver, type VirtualBoxDriverOptions } from './virtualbox-driver.ts';
+export { mapVBoxManageError, virtualBoxErrorMapper } from './virtualbox-errors.ts';
+export { checksumFromSums, imageFileName, resolveImage, sha256File } from './virtualbox-image.ts';
+export { stateOfVmState } from './virtualbox-state.ts';
