@@ -113,13 +113,20 @@ export async function stopSim(ctx: CommandContext): Promise<boolean> {
  * (a dependency, or tools/cloud-sim of this repository): its built CLI, or its sources with
  * Node's type stripping.
  */
-function simCommand(ctx: CommandContext, statePath: string): string[] {
+export function simCommand(ctx: Pick<CommandContext, 'io'>, statePath: string): string[] {
   const override = ctx.io.env.MACHINE_SIM_COMMAND;
   if (override !== undefined && override !== '') return [...override.split(' ').filter((part) => part !== ''), '--state-file', statePath];
+  // The CLI running from its sources (development, tests) runs the simulator from its sources too,
+  // so a stale simulator build is never picked up; a built CLI prefers the built simulator.
+  const fromSource = import.meta.url.endsWith('.ts');
   for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
     for (const candidate of [join(dir, 'node_modules', '@machine', 'cloud-sim'), join(dir, 'tools', 'cloud-sim')]) {
-      if (existsSync(join(candidate, 'dist', 'cli.js'))) return [process.execPath, join(candidate, 'dist', 'cli.js'), '--state-file', statePath];
-      if (existsSync(join(candidate, 'src', 'cli.ts'))) return [process.execPath, '--conditions=@machine/source', join(candidate, 'src', 'cli.ts'), '--state-file', statePath];
+      const built = [process.execPath, join(candidate, 'dist', 'cli.js'), '--state-file', statePath];
+      const source = [process.execPath, '--conditions=@machine/source', join(candidate, 'src', 'cli.ts'), '--state-file', statePath];
+      const hasBuilt = existsSync(join(candidate, 'dist', 'cli.js'));
+      const hasSource = existsSync(join(candidate, 'src', 'cli.ts'));
+      if (hasBuilt && !(fromSource && hasSource)) return built;
+      if (hasSource) return source;
     }
   }
   return [];
