@@ -398,6 +398,22 @@ describe('boot failures', () => {
     await expectNothingLeft(context, machineDir);
   });
 
+  it('a VM that hits a guru meditation while starting fails create at once (no boot-timeout wait) and is removed', async () => {
+    await fake.behave({ startState: 'gurumeditation' });
+    const { driver, context, machineDir } = machine({ 'virtualbox-boot-timeout': 30 });
+    const started = Date.now();
+    const error = await rejection(driver.create());
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error.message).toMatch(/guru meditation \(VMState gurumeditation\) while starting/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    // The stuck VM holds its session: remove powers it off before unregistervm.
+    const calls = await fake.calls();
+    const poweroff = calls.findIndex((args) => args[0] === 'controlvm' && args[2] === 'poweroff');
+    expect(poweroff).toBeGreaterThan(-1);
+    expect(calls.findIndex((args) => args[0] === 'unregistervm')).toBeGreaterThan(poweroff);
+    await expectNothingLeft(context, machineDir);
+  });
+
   it('SSH that never answers times out and the VM is removed', async () => {
     await fake.behave({ sshDisabled: true });
     const { driver, context, machineDir } = machine({ 'virtualbox-boot-timeout': 2 });
@@ -479,6 +495,19 @@ describe('operations', () => {
     expect(error).toBeInstanceOf(SSHError);
     expect((error as SSHError).failure).toBe('host-key');
     await driver.remove();
+  });
+
+  it('reports a guru meditation as Error, and remove powers the stuck VM off before unregistering it', async () => {
+    const { driver, context, machineDir } = machine();
+    await driver.create();
+    const uuid = findEntry(context.journal, 'vm')?.id ?? '';
+    await fake.update((state) => {
+      const vm = state.vms[uuid];
+      if (vm !== undefined) vm.state = 'gurumeditation';
+    });
+    expect(await driver.getState()).toBe(State.Error);
+    await driver.remove();
+    await expectNothingLeft(context, machineDir);
   });
 
   it('kill discards the saved state of a saved VM', async () => {

@@ -106,7 +106,8 @@ export function currentHost(): VirtualBoxHost {
 /** The minimum VirtualBox version (6.1: the first with the dhcpserver options and the host-only rules used here). */
 export const minimumVersion = { major: 6, minor: 1 } as const;
 
-const bootedStates = new Set<State>([State.Running, State.Paused, State.Starting, State.Stopping, State.Error]);
+/** States in which VirtualBox can unregister a VM as it is; in any other (even an unknown one) remove powers it off first. */
+const unregisterableStates = new Set<State>([State.Stopped, State.Saved]);
 
 /** Options of {@link VirtualBoxDriver}. */
 export interface VirtualBoxDriverOptions {
@@ -728,6 +729,15 @@ export class VirtualBoxDriver implements Driver {
           }
           throw new ProviderError(detail, { machine: this.machineName, operation, hint: `see ${join(this.#context.machineDir, 'console.log')}` });
         }
+        if (wanted === State.Running && state === State.Error) {
+          // A guru meditation never recovers on its own: waiting out the boot timeout helps no one.
+          const tail = await this.#logTail();
+          throw new ProviderError(`the VM hit a guru meditation (VMState ${vmState}) while starting${tail === '' ? '' : `: ${tail}`}`, {
+            machine: this.machineName,
+            operation,
+            hint: `see ${join(this.#context.machineDir, this.machineName, 'Logs', 'VBox.log')}; \`machine kill\` powers it off`,
+          });
+        }
         return { done: false, reason: `VMState ${vmState ?? 'unknown'}` };
       },
       {
@@ -917,7 +927,7 @@ export class VirtualBoxDriver implements Driver {
           if (NotFoundError.isInstance(error)) await rm(join(this.#context.machineDir, entry.meta?.name ?? this.machineName), { recursive: true, force: true });
           throw error;
         }
-        if (bootedStates.has(state)) {
+        if (!unregisterableStates.has(state)) {
           await this.#vbox(['controlvm', entry.id, 'poweroff'], operation).catch((error: unknown) => {
             // Already off between the two calls: fine.
             if (!(error instanceof ProviderError)) throw error;

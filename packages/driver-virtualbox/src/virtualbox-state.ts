@@ -1,9 +1,10 @@
 import { State } from '@machine/driver-core';
 
 /**
- * `showvminfo --machinereadable` `VMState` values (VirtualBox 6.1-7.1 `MachineState` names as
- * VBoxManage prints them) onto the core State. `aborted` (the VM process died) counts as
- * Stopped, as in the reference; `stuck` (guru meditation) is an Error.
+ * `showvminfo --machinereadable` `VMState` values onto the core State: the short names VBoxManage's
+ * `machineStateToName` prints for every `MachineState` (VirtualBox 6.1-7.1). `aborted` (the VM
+ * process died) counts as Stopped, as in the reference; `gurumeditation` (`MachineState_Stuck`: the
+ * VM process is alive but the guest hit a fatal error and holds the session) is an Error.
  */
 const stateByVmState: Readonly<Record<string, State>> = {
   running: State.Running,
@@ -28,7 +29,7 @@ const stateByVmState: Readonly<Record<string, State>> = {
   teleportingin: State.Starting,
   stopping: State.Stopping,
   saving: State.Stopping,
-  stuck: State.Error,
+  gurumeditation: State.Error,
 };
 
 /** The core State of a `VMState` value; unknown values are None. */

@@ -111,19 +111,37 @@ describe('VBoxManage output', () => {
     ]);
   });
 
-  it('maps every VMState onto the core State', () => {
-    expect(stateOfVmState('running')).toBe(State.Running);
-    expect(stateOfVmState('paused')).toBe(State.Paused);
-    expect(stateOfVmState('saved')).toBe(State.Saved);
-    expect(stateOfVmState('aborted-saved')).toBe(State.Saved);
-    expect(stateOfVmState('poweroff')).toBe(State.Stopped);
-    expect(stateOfVmState('aborted')).toBe(State.Stopped);
-    expect(stateOfVmState('starting')).toBe(State.Starting);
-    expect(stateOfVmState('restoring')).toBe(State.Starting);
-    expect(stateOfVmState('stopping')).toBe(State.Stopping);
-    expect(stateOfVmState('saving')).toBe(State.Stopping);
-    expect(stateOfVmState('stuck')).toBe(State.Error);
-    expect(stateOfVmState('something-new')).toBe(State.None);
+  it('maps every VMState VBoxManage prints (machineStateToName, short form) onto the core State', () => {
+    const expected: Record<string, State> = {
+      poweroff: State.Stopped,
+      saved: State.Saved,
+      teleported: State.Stopped,
+      aborted: State.Stopped,
+      'aborted-saved': State.Saved,
+      running: State.Running,
+      paused: State.Paused,
+      gurumeditation: State.Error,
+      teleporting: State.Running,
+      livesnapshotting: State.Running,
+      starting: State.Starting,
+      stopping: State.Stopping,
+      saving: State.Stopping,
+      restoring: State.Starting,
+      teleportingpausedvm: State.Paused,
+      teleportingin: State.Starting,
+      deletingsnapshotlive: State.Running,
+      deletingsnapshotlivepaused: State.Paused,
+      onlinesnapshotting: State.Running,
+      restoringsnapshot: State.Stopped,
+      deletingsnapshot: State.Stopped,
+      settingup: State.Stopped,
+      snapshotting: State.Stopped,
+    };
+    expect(Object.fromEntries(Object.keys(expected).map((vmState) => [vmState, stateOfVmState(vmState)]))).toEqual(expected);
+    // VBoxManage's fallback for a state it does not know, and the API's own name it never prints.
+    expect(stateOfVmState('unknown')).toBe(State.None);
+    expect(stateOfVmState('stuck')).toBe(State.None);
+    expect(stateOfVmState(undefined)).toBe(State.None);
   });
 });
 

@@ -101,7 +101,7 @@ function execute(args, statePath, io) {
   }
 
   function requireUnlocked(vm, context) {
-    if (['running', 'paused', 'starting', 'stuck', 'stopping'].includes(vm.state)) {
+    if (['running', 'paused', 'starting', 'gurumeditation', 'stopping'].includes(vm.state)) {
       fail([
         `The machine '${vm.name}' is already locked for a session (or being unlocked)`,
         'Details: code VBOX_E_INVALID_OBJECT_STATE (0x80bb0007), component MachineWrap, interface IMachine, callee nsISupports',
@@ -111,7 +111,7 @@ function execute(args, statePath, io) {
   }
 
   function requireRunning(vm) {
-    if (!['running', 'paused', 'stuck', 'starting'].includes(vm.state)) fail([`Machine '${vm.name}' is not currently running`]);
+    if (!['running', 'paused', 'gurumeditation', 'starting'].includes(vm.state)) fail([`Machine '${vm.name}' is not currently running`]);
   }
 
   function registerMedium(path, type) {
@@ -415,10 +415,9 @@ function execute(args, statePath, io) {
     }
     case 'unregistervm': {
       const vm = findVm(rest[0]);
-      if (['running', 'paused', 'starting', 'stuck'].includes(vm.state)) {
+      if (['running', 'paused', 'starting', 'gurumeditation'].includes(vm.state)) {
         fail([
           `Cannot unregister the machine '${vm.name}' while it is locked`,
-          `The machine '${vm.name}' is already locked for a session (or being unlocked)`,
           'Details: code VBOX_E_INVALID_OBJECT_STATE (0x80bb0007), component MachineWrap, interface IMachine',
         ]);
       }
