@@ -1,4 +1,5 @@
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CliError } from './cli-error.ts';
 
@@ -33,18 +34,20 @@ export async function lockHolder(root: string, name: string): Promise<number | u
   }
 }
 
+/** A lock file without a pid younger than this is still being written (by an older CLI); older, it is stale. */
+const unwrittenLockGraceMs = 10_000;
+
 /**
- * Takes a machine's exclusive lock: a file created with O_EXCL holding our pid. A lock whose
- * process is gone is stale and taken over; a live one is an error naming the pid.
+ * Takes a machine's exclusive lock: a file holding our pid, made complete in a temporary file and
+ * hard-linked into place (atomic, fails when it exists), so another process never reads a lock file
+ * without its pid and takes it for stale. A lock whose process is gone is stale and taken over; a
+ * live one is an error naming the pid.
  */
 export async function lockMachine(root: string, name: string): Promise<MachineLock> {
   const path = lockPath(root, name);
   await mkdir(join(root, 'locks'), { recursive: true, mode: 0o700 });
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const handle = await open(path, 'wx', 0o600);
-      await handle.writeFile(String(process.pid));
-      await handle.close();
+  for (let attempt = 0; attempt < 50; attempt++) {
+    if (await createLockFile(path)) {
       let released = false;
       return {
         release: async () => {
@@ -53,15 +56,53 @@ export async function lockMachine(root: string, name: string): Promise<MachineLo
           await unlink(path).catch(() => {});
         },
       };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = await lockHolder(root, name);
-      if (holder !== undefined && holder !== process.pid) {
-        throw new CliError(`machine "${name}" is busy: process ${holder} is working on it (lock ${path})`);
-      }
-      if (holder === process.pid) throw new CliError(`machine "${name}" is already locked by this process`);
-      await unlink(path).catch(() => {}); // stale: its process is gone
     }
+    const content = await readFile(path, 'utf8').catch(() => undefined);
+    if (content === undefined) continue; // released meanwhile
+    const pid = /^\d+$/.test(content.trim()) ? Number(content.trim()) : undefined;
+    if (pid === process.pid) throw new CliError(`machine "${name}" is already locked by this process`);
+    if (pid !== undefined && processAlive(pid)) {
+      throw new CliError(`machine "${name}" is busy: process ${pid} is working on it (lock ${path})`);
+    }
+    if (pid === undefined) {
+      const age = await stat(path).then((info) => Date.now() - info.mtimeMs, () => 0);
+      if (age < unwrittenLockGraceMs) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        continue;
+      }
+    }
+    await removeStaleLock(path, content);
   }
-  throw new CliError(`could not lock machine "${name}" (${path})`);
+  throw new CliError(`could not lock machine "${name}": ${path} stays without a process id; remove it if no machine command is running`);
+}
+
+/** Creates the lock file with our pid in one step; false when it exists. */
+async function createLockFile(path: string): Promise<boolean> {
+  const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await writeFile(temporary, String(process.pid), { mode: 0o600 });
+  try {
+    await link(temporary, path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  } finally {
+    await unlink(temporary).catch(() => {});
+  }
+}
+
+/**
+ * Removes a stale lock file whose content was `staleContent`. It is first renamed aside (atomic):
+ * when another process replaced it in between, the renamed file is its live lock, which is put back.
+ */
+async function removeStaleLock(path: string, staleContent: string): Promise<void> {
+  const aside = `${path}.stale.${process.pid}.${randomBytes(4).toString('hex')}`;
+  try {
+    await rename(path, aside);
+  } catch {
+    return; // gone already
+  }
+  const content = await readFile(aside, 'utf8').catch(() => staleContent);
+  if (content !== staleContent) await link(aside, path).catch(() => {});
+  await unlink(aside).catch(() => {});
 }

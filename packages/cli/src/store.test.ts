@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -88,5 +88,21 @@ describe('machine locks', () => {
     await lock.release();
     await writeFile(lockPath(root, 'live'), String(process.ppid));
     await expect(lockMachine(root, 'live')).rejects.toThrow(`machine "live" is busy: process ${process.ppid} is working on it`);
+  });
+
+  it('does not take over a lock file another process has created but not written its pid to yet', async () => {
+    // The old open-then-write lock left such a file for a moment: reading no pid, a second process
+    // took it for stale, deleted it and took the lock too (seen with four concurrent processes).
+    await mkdir(join(root, 'locks'), { recursive: true });
+    await writeFile(lockPath(root, 'fresh'), '');
+    await expect(lockMachine(root, 'fresh')).rejects.toThrow('stays without a process id');
+    expect(await readFile(lockPath(root, 'fresh'), 'utf8')).toBe('');
+    // One left empty long ago by a crash is stale.
+    const longAgo = new Date(Date.now() - 60_000);
+    await utimes(lockPath(root, 'fresh'), longAgo, longAgo);
+    const lock = await lockMachine(root, 'fresh');
+    expect(await readFile(lockPath(root, 'fresh'), 'utf8')).toBe(String(process.pid));
+    await lock.release();
+    expect((await readdir(join(root, 'locks'))).filter((entry) => entry.startsWith('fresh'))).toEqual([]);
   });
 });
