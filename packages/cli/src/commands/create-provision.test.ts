@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type CliHarness, cliHarness } from '../test-support/run-cli.ts';
@@ -29,6 +29,31 @@ describe('create: Docker Engine flags', () => {
     expect(result.stderr).toContain('--engine-port');
     expect(result.stderr).toContain('--engine-registry-mirror');
     expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(cli.cloud.leaks()).toEqual([]);
+  });
+
+  it('an --engine-opt that contradicts --engine-storage-driver is refused before any API call, and leaves no record', async () => {
+    const result = await cli.run(['create', '-d', 'fake', '--engine-storage-driver', 'overlay2', '--engine-opt', 'storage-driver=btrfs', 'web1']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('--engine-opt: storage-driver=btrfs contradicts --engine-storage-driver overlay2; keep one\n');
+    expect(cli.cloud.leaks()).toEqual([]);
+    expect((await cli.run(['ls', '-q'])).stdout).toBe('');
+  });
+
+  it('an unusable CA in the store fails create with one line and leaves no half-made record', async () => {
+    // A CA key that is not ca.pem's key (hand-edited store): ensureClientCertificates refuses it.
+    const certs = join(cli.storage, 'certs');
+    await mkdir(certs, { recursive: true });
+    const { ensureClientCertificates } = await import('@machine/provision');
+    const one = await ensureClientCertificates(join(cli.storage, 'other-a'));
+    const two = await ensureClientCertificates(join(cli.storage, 'other-b'));
+    await writeFile(join(certs, 'ca.pem'), await readFile(one.caCertPath));
+    await writeFile(join(certs, 'ca-key.pem'), await readFile(two.caKeyPath), { mode: 0o600 });
+    const result = await cli.run(['create', '-d', 'fake', 'web1']);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(result.stderr).toContain('is not the key of');
+    expect((await cli.run(['ls', '-q'])).stdout).toBe('');
     expect(cli.cloud.leaks()).toEqual([]);
   });
 

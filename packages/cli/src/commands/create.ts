@@ -154,6 +154,8 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
   // cloud-init user data where the driver takes it for this config (google: not for an adopted instance).
   const cloudInit = acceptsBootUserData(descriptor, config);
   const provisioning = sshCapable && !engine.noProvision;
+  // daemon.json is checked as a whole too (an --engine-opt that contradicts another flag), before any API call.
+  if (provisioning) provisionModule.daemonConfig(engine);
 
   const lock = await lockMachine(store.root, name);
   let provisionTarget: ProvisionPlan | undefined;
@@ -171,20 +173,24 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       data: {},
       ...(options.sim ? { sim: true } : {}),
     };
+    // Like the reference, the CA and client certificate come first (made once per store).
+    const client: ClientCertificates | undefined = provisioning ? await provisionModule.ensureClientCertificates(certsDir(store)) : undefined;
     await store.create(record);
     const machineDir = store.machineDir(name);
-    let client: ClientCertificates | undefined;
     let hostKey: MachineHostKey | undefined;
     let boot: BootConfig | undefined;
-    if (provisioning) {
-      // Like the reference, the CA and client certificate come first (made once per store).
-      client = await provisionModule.ensureClientCertificates(certsDir(store));
-      await copyClientFiles(client, machineDir);
-      if (cloudInit) {
-        // The machine boots with a host key made here, so the first SSH connection verifies it.
-        hostKey = provisionModule.generateHostKey(`machine-${name}`);
-        boot = { userData: provisionModule.buildCloudConfig({ engine, hostKey }), hostKeyFingerprint: hostKey.fingerprint };
+    try {
+      if (client !== undefined) {
+        await copyClientFiles(client, machineDir);
+        if (cloudInit) {
+          // The machine boots with a host key made here, so the first SSH connection verifies it.
+          hostKey = provisionModule.generateHostKey(`machine-${name}`);
+          boot = { userData: provisionModule.buildCloudConfig({ engine, hostKey }), hostKeyFingerprint: hostKey.fingerprint };
+        }
       }
+    } catch (error) {
+      await store.remove(name); // nothing was made yet: no half-made record either
+      throw error;
     }
     const printProgress = progressPrinter(io.stdout);
     let driverWaitedForSSH = false;
