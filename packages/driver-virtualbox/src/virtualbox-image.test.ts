@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidConfigError, ProviderError } from '@machine/driver-core';
@@ -73,6 +73,37 @@ describe('resolveImage', () => {
     expect(second.source).toBe('cache');
     expect(requests).toEqual(['/releases/noble/release/SHA256SUMS']);
     expect((await readdir(join(dir, 'cache'))).sort()).toEqual([file, `${file}.sha256`]);
+  });
+
+  it('hashes the cached image before each use: a cached file that changed since its download is fetched again', async () => {
+    const first = await resolveImage(options());
+    const corrupt = Buffer.from(image);
+    corrupt[100] = 2; // one flipped byte; the sidecar still holds the digest of the download
+    await writeFile(first.path, corrupt);
+    requests = [];
+    const again = await resolveImage(options());
+    expect(again).toEqual({ path: first.path, source: 'download', sha256: digest });
+    expect((await readFile(again.path)).equals(image)).toBe(true);
+    expect(requests).toEqual(['/releases/noble/release/SHA256SUMS', `/releases/noble/release/${file}`]);
+    // Offline, a changed cache is not used either: the error says so and the bad file is gone.
+    await writeFile(first.path, corrupt);
+    served.sums = 503;
+    const error = await resolveImage(options()).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(await readdir(join(dir, 'cache'))).toEqual([]);
+  });
+
+  it('deletes partial downloads a killed process left in the cache, but not one still being written', async () => {
+    const cache = join(dir, 'cache');
+    await mkdir(cache, { recursive: true });
+    const stale = join(cache, `${file}.dead0001.part`);
+    const live = join(cache, `${file}.live0001.part`);
+    await writeFile(stale, 'half');
+    await writeFile(live, 'half');
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    await utimes(stale, twoHoursAgo, twoHoursAgo);
+    await resolveImage(options());
+    expect((await readdir(cache)).sort()).toEqual([file, `${file}.live0001.part`, `${file}.sha256`]);
   });
 
   it('re-downloads when SHA256SUMS names a new image under the same URL', async () => {

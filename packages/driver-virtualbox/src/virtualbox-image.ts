@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { InvalidConfigError, type ProgressEvent, ProviderError, throwIfAborted } from '@machine/driver-core';
 
@@ -102,7 +102,7 @@ export async function resolveImage(options: ImageOptions): Promise<ResolvedImage
     } catch (error) {
       if (InvalidConfigError.isInstance(error)) throw error;
       throwIfAborted(options.signal, where);
-      if (cachedExists) {
+      if (cachedExists && (await cacheIntact(target, sidecar, cachedDigest, options.signal))) {
         options.onProgress?.({ step: 'image', phase: 'info', message: `could not read ${sumsUrl} (${(error as Error).message}); using the cached ${file}` });
         return { path: target, source: 'cache', sha256: cachedDigest };
       }
@@ -118,15 +118,44 @@ export async function resolveImage(options: ImageOptions): Promise<ResolvedImage
       throw new InvalidConfigError([{ flag: 'virtualbox-image-checksum', message: `${sumsUrl} lists no checksum for ${file}; pass the image's SHA-256` }], where);
     }
   }
-  if (cachedExists && cachedDigest === expected) return { path: target, source: 'cache', sha256: expected };
+  if (cachedExists && cachedDigest === expected && (await cacheIntact(target, sidecar, expected, options.signal))) {
+    return { path: target, source: 'cache', sha256: expected };
+  }
 
   await download(url, target, expected, options, where);
   await writeFile(sidecar, `${expected}\n`);
   return { path: target, source: 'download', sha256: expected };
 }
 
+/**
+ * Hashes the cached image before each use: the sidecar only says what was verified when it was
+ * downloaded, not that the file is still that (a disk error, a copy over it, an edit by hand). A
+ * file that no longer matches is deleted with its sidecar, so it is downloaded again.
+ */
+async function cacheIntact(target: string, sidecar: string, digest: string, signal: AbortSignal | undefined): Promise<boolean> {
+  if ((await sha256File(target, signal)) === digest) return true;
+  await unlink(target).catch(() => {});
+  await unlink(sidecar).catch(() => {});
+  return false;
+}
+
+/** Partial downloads no process has written to for this long were left by a killed one. */
+const stalePartialMs = 60 * 60 * 1000;
+
+/** Deletes `<image>.<random>.part` files of killed downloads (a live download keeps touching its own). */
+async function removeStalePartials(cacheDir: string, file: string): Promise<void> {
+  const names = await readdir(cacheDir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(`${file}.`) || !name.endsWith('.part')) continue;
+    const path = join(cacheDir, name);
+    const info = await stat(path).catch(() => undefined);
+    if (info !== undefined && Date.now() - info.mtimeMs > stalePartialMs) await unlink(path).catch(() => {});
+  }
+}
+
 async function download(url: string, target: string, expected: string, options: ImageOptions, where: { machine?: string; operation: string }): Promise<void> {
   await mkdir(options.cacheDir, { recursive: true });
+  await removeStalePartials(options.cacheDir, basename(target));
   const partial = `${target}.${randomBytes(4).toString('hex')}.part`;
   options.onProgress?.({ step: 'download-image', phase: 'start', message: `downloading ${url}` });
   const handle = await open(partial, 'w', 0o644);
