@@ -1,10 +1,10 @@
-import { chmod, copyFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Driver, ProgressEvent } from '@machine/driver-core';
 import type { SSHTarget } from '@machine/driver-core/ssh';
 import type { ClientCertificates, EngineOptions, ServerCertificate } from '@machine/provision';
 import { sansInclude } from './docker-endpoint.ts';
-import type { MachineStore, ProvisionRecord } from './store.ts';
+import { atomicWrite, type MachineStore, type ProvisionRecord } from './store.ts';
 
 /**
  * The CLI's side of provisioning: where the certificates live in the store, and the steps shared by
@@ -33,16 +33,21 @@ export function clientCertificatesIn(dir: string): ClientCertificates {
  * 0600), where DOCKER_CERT_PATH points, like the reference.
  */
 export async function copyClientFiles(client: ClientCertificates, machineDir: string): Promise<void> {
-  await copyFile(client.caCertPath, join(machineDir, 'ca.pem'));
-  await copyFile(client.clientCertPath, join(machineDir, 'cert.pem'));
-  await copyFile(client.clientKeyPath, join(machineDir, 'key.pem'));
-  await chmod(join(machineDir, 'key.pem'), 0o600);
+  const copies: [from: string, to: string][] = [
+    [client.caCertPath, 'ca.pem'],
+    [client.clientCertPath, 'cert.pem'],
+    [client.clientKeyPath, 'key.pem'],
+  ];
+  for (const [from, to] of copies) await atomicWrite(join(machineDir, to), await readFile(from, 'utf8'));
 }
 
-/** Writes the machine's `server.pem` and `server-key.pem` (0600), like the reference. */
+/**
+ * Writes the machine's `server.pem` and `server-key.pem`, like the reference: each through a temp
+ * file and a rename, 0600 even where an older file had wider permissions.
+ */
 export async function writeServerCertificate(machineDir: string, server: ServerCertificate): Promise<void> {
-  await writeFile(join(machineDir, 'server.pem'), server.certPem, { mode: 0o644 });
-  await writeFile(join(machineDir, 'server-key.pem'), server.keyPem, { mode: 0o600 });
+  await atomicWrite(join(machineDir, 'server.pem'), server.certPem);
+  await atomicWrite(join(machineDir, 'server-key.pem'), server.keyPem);
 }
 
 /** Issues a server certificate for the machine's current IP (plus `--tls-san`) and saves it in its folder. */
