@@ -36,14 +36,15 @@ function maskOf(prefix: number): number {
 
 /**
  * Parses `--virtualbox-hostonly-cidr`: an IPv4 host address (not the network or broadcast
- * address) with a prefix from 8 to 30. Throws with a one-line reason.
+ * address) with a prefix from 8 to 29 (the network must hold the host, the DHCP server and at
+ * least one guest). Throws with a one-line reason.
  */
 export function parseHostCidr(value: string): HostCidr {
   const match = /^(\d+\.\d+\.\d+\.\d+)\/(\d{1,2})$/.exec(value.trim());
   const address = match === null ? undefined : ipToNumber(match[1] ?? '');
   const prefix = Number(match?.[2]);
   if (match === null || address === undefined) throw new Error(`"${value}" is not an IPv4 CIDR like ${'192.168.59.1/24'}`);
-  if (prefix < 8 || prefix > 30) throw new Error(`prefix /${prefix} must be between /8 and /30`);
+  if (prefix < 8 || prefix > 29) throw new Error(`prefix /${prefix} must be between /8 and /29 (the host, the DHCP server and the VMs need addresses)`);
   const mask = maskOf(prefix);
   const network = (address & mask) >>> 0;
   const broadcast = (network | (~mask >>> 0)) >>> 0;
@@ -60,7 +61,11 @@ export function cidrContains(cidr: HostCidr, ip: string): boolean {
   return ((value & maskOf(cidr.prefix)) >>> 0) === ipToNumber(cidr.network);
 }
 
-/** The DHCP server address and lease range create configures for a host-only network. */
+/**
+ * The DHCP server address and lease range create configures for a host-only network: the server
+ * beside the network's first address, leases from `.100` (or the upper half of a small network) to
+ * the last host address, never including the host's or the server's own address.
+ */
 export function dhcpRange(cidr: HostCidr): { serverIp: string; lowerIp: string; upperIp: string } {
   const network = ipToNumber(cidr.network) ?? 0;
   const broadcast = ipToNumber(cidr.broadcast) ?? 0;
@@ -68,9 +73,12 @@ export function dhcpRange(cidr: HostCidr): { serverIp: string; lowerIp: string; 
   const size = broadcast - network + 1;
   const server = host === network + 1 ? network + 2 : network + 1;
   let lower = network + (size >= 256 ? 100 : Math.max(3, Math.floor(size / 2)));
-  const upper = broadcast - 1;
-  while ((lower === host || lower === server) && lower < upper) lower++;
-  if (host > lower && host <= upper) lower = host + 1 <= upper ? host + 1 : lower;
+  let upper = broadcast - 1;
+  // The host's address inside the range: lease above it, or below it when it is the top one.
+  if (host >= lower && host <= upper) {
+    if (host < upper) lower = host + 1;
+    else upper = host - 1;
+  }
   return { serverIp: numberToIp(server), lowerIp: numberToIp(lower), upperIp: numberToIp(upper) };
 }
 

@@ -36,7 +36,9 @@ describe('host-only CIDR', () => {
   it('rejects network and broadcast addresses, odd prefixes and non-addresses with a reason', () => {
     expect(() => parseHostCidr('192.168.59.0/24')).toThrow(/network address; give the host's address, e.g. 192.168.59.1\/24/);
     expect(() => parseHostCidr('192.168.59.255/24')).toThrow(/broadcast/);
-    expect(() => parseHostCidr('192.168.59.1/31')).toThrow(/between \/8 and \/30/);
+    expect(() => parseHostCidr('192.168.59.1/31')).toThrow(/between \/8 and \/29/);
+    // A /30 has room for the host and the DHCP server only: no address is left to lease a VM.
+    expect(() => parseHostCidr('192.168.59.1/30')).toThrow(/between \/8 and \/29/);
     expect(() => parseHostCidr('192.168.599.1/24')).toThrow(/not an IPv4 CIDR/);
     expect(() => parseHostCidr('fd00::1/64')).toThrow(/not an IPv4 CIDR/);
   });
@@ -45,6 +47,20 @@ describe('host-only CIDR', () => {
     expect(dhcpRange(parseHostCidr('192.168.59.1/24'))).toEqual({ serverIp: '192.168.59.2', lowerIp: '192.168.59.100', upperIp: '192.168.59.254' });
     expect(dhcpRange(parseHostCidr('192.168.59.150/24'))).toEqual({ serverIp: '192.168.59.1', lowerIp: '192.168.59.151', upperIp: '192.168.59.254' });
     expect(dhcpRange(parseHostCidr('10.0.0.1/28'))).toEqual({ serverIp: '10.0.0.2', lowerIp: '10.0.0.8', upperIp: '10.0.0.14' });
+    // The host at the top of the range: leases stop below it instead of including it.
+    expect(dhcpRange(parseHostCidr('192.168.59.254/24'))).toEqual({ serverIp: '192.168.59.1', lowerIp: '192.168.59.100', upperIp: '192.168.59.253' });
+    expect(dhcpRange(parseHostCidr('192.168.59.100/24'))).toEqual({ serverIp: '192.168.59.1', lowerIp: '192.168.59.101', upperIp: '192.168.59.254' });
+    // The smallest network allowed still leaves a lease that is neither the host nor the server.
+    expect(dhcpRange(parseHostCidr('10.0.0.1/29'))).toEqual({ serverIp: '10.0.0.2', lowerIp: '10.0.0.4', upperIp: '10.0.0.6' });
+    expect(dhcpRange(parseHostCidr('10.0.0.6/29'))).toEqual({ serverIp: '10.0.0.1', lowerIp: '10.0.0.4', upperIp: '10.0.0.5' });
+    for (const host of ['10.0.0.1/29', '10.0.0.4/29', '10.0.0.6/29', '192.168.59.254/24', '172.16.0.200/24']) {
+      const cidr = parseHostCidr(host);
+      const range = dhcpRange(cidr);
+      const [lower, upper, own, server] = [range.lowerIp, range.upperIp, cidr.ip, range.serverIp].map((ip) => Number(ip.split('.')[3]));
+      expect(lower, host).toBeLessThanOrEqual(upper ?? 0);
+      expect(own !== undefined && own >= (lower ?? 0) && own <= (upper ?? 0), `${host}: host address leased`).toBe(false);
+      expect(server !== undefined && server >= (lower ?? 0) && server <= (upper ?? 0), `${host}: server address leased`).toBe(false);
+    }
     expect(cidrContains(parseHostCidr('192.168.59.1/24'), '192.168.59.101')).toBe(true);
     expect(cidrContains(parseHostCidr('192.168.59.1/24'), '192.168.60.1')).toBe(false);
   });
