@@ -510,6 +510,39 @@ describe('operations', () => {
     await expectNothingLeft(context, machineDir);
   });
 
+  it('create moves the SSH forward when its port is taken between choosing it and startvm', async () => {
+    // VirtualBox 6.1+ starts a VM whose forward it cannot bind (it only logs it): SSH would reach the squatter.
+    const squatter: Server = createServer((socket) => socket.destroy());
+    let taken: number | undefined;
+    const { driver, context, machineDir } = machine({ 'virtualbox-boot-timeout': 3 }, {}, {
+      client: {
+        run: async (args) => {
+          if (args[0] === 'storagectl' && taken === undefined) {
+            const forward = (await fake.read()).vms[args[1] ?? '']?.natpf['1']?.[0];
+            taken = forward?.hostport;
+            await new Promise<void>((resolve, reject) => {
+              squatter.once('error', reject);
+              squatter.listen(taken, '127.0.0.1', () => resolve());
+            });
+          }
+          return fake.runner.run(args);
+        },
+      },
+    });
+    try {
+      await driver.create();
+      expect(taken).toBeTypeOf('number');
+      const port = await driver.getSSHPort();
+      expect(port).not.toBe(taken);
+      const uuid = findEntry(context.journal, 'vm')?.id ?? '';
+      expect((await fake.read()).vms[uuid]?.natpf['1']).toEqual([{ name: 'ssh', proto: 'tcp', hostip: '127.0.0.1', hostport: port, guestip: '', guestport: 22 }]);
+      await driver.remove();
+      await expectNothingLeft(context, machineDir);
+    } finally {
+      await new Promise<void>((resolve) => squatter.close(() => resolve()));
+    }
+  });
+
   it('kill discards the saved state of a saved VM', async () => {
     const { driver, context } = machine();
     await driver.create();

@@ -399,6 +399,10 @@ export class VirtualBoxDriver implements Driver {
         }
         step();
 
+        // The forward's port was free when it was chosen, an image download and a disk clone ago.
+        // VirtualBox 6.1+ only logs a forward it cannot bind and starts the VM anyway, so a port
+        // taken since then would leave SSH pointing at whatever holds it: check it again now.
+        await this.#ensureSshForward(uuid, 'create');
         progress('start-vm', 'start', `starting VM ${this.machineName}`);
         await this.#startVm(uuid, 'create');
         await this.#waitForState(uuid, State.Running, this.#config.bootTimeout * 1000, signal, 'create');
@@ -430,7 +434,7 @@ export class VirtualBoxDriver implements Driver {
       await this.#vbox(['controlvm', uuid, 'resume'], 'start');
     } else {
       if (state === State.Stopped) {
-        await this.#ensureSshForward(uuid);
+        await this.#ensureSshForward(uuid, 'start');
         await this.#ensureHostOnlyAttached(uuid, info, options.signal);
       }
       await this.#startVm(uuid, 'start');
@@ -830,16 +834,20 @@ export class VirtualBoxDriver implements Driver {
     }
   }
 
-  /** Keeps the SSH forward's port when it is still free, else moves the forward to a free one. */
-  async #ensureSshForward(uuid: string): Promise<void> {
+  /**
+   * Right before a VM starts: keeps the SSH forward's port when it is still free, else moves the
+   * forward to a free one (VirtualBox would start the VM without the forward).
+   */
+  async #ensureSshForward(uuid: string, operation: string): Promise<void> {
     const port = this.#context.data.read().sshPort;
     if (typeof port === 'number' && (await isLoopbackPortFree(port))) return;
     const next = await freeLoopbackPort();
-    await this.#vbox(['modifyvm', uuid, '--natpf1', 'delete', 'ssh'], 'start').catch((error: unknown) => {
+    await this.#vbox(['modifyvm', uuid, '--natpf1', 'delete', 'ssh'], operation).catch((error: unknown) => {
       if (!(error instanceof ProviderError)) throw error;
     });
-    await this.#vbox(['modifyvm', uuid, '--natpf1', `ssh,tcp,127.0.0.1,${next},,22`], 'start');
+    await this.#vbox(['modifyvm', uuid, '--natpf1', `ssh,tcp,127.0.0.1,${next},,22`], operation);
     await this.#context.data.write({ sshPort: next });
+    this.#context.onProgress?.({ step: 'ssh-forward', phase: 'info', message: `port ${String(port)} was taken; the SSH forward moved to 127.0.0.1:${next}` });
   }
 
   async #waitReady(uuid: string, signal: AbortSignal | undefined, operation: string): Promise<void> {
