@@ -288,14 +288,36 @@ describe('cloud-init seed', () => {
 });
 
 describe('README', () => {
-  it('lists every flag with its env var and default', async () => {
+  /** The README's flag table: flag name → its env var and default cells, exactly as written. */
+  async function flagTable(): Promise<Map<string, { envVar: string; fallback: string }>> {
     const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
-    for (const flag of virtualBoxFlags as readonly FlagDefinition[]) {
-      const row = readme.split('\n').find((line) => line.startsWith(`| \`--${flag.name}\` |`));
-      expect(row, `README row for --${flag.name}`).toBeDefined();
-      if (flag.envVar !== undefined) expect(row).toContain(`\`${flag.envVar}\``);
-      const fallback = flag.default;
-      if (typeof fallback === 'number' || (typeof fallback === 'string' && fallback !== '')) expect(row).toContain(String(fallback));
+    const rows = new Map<string, { envVar: string; fallback: string }>();
+    for (const line of readme.split('\n')) {
+      const cells = /^\| `--([a-z0-9-]+)` \|/.test(line) ? line.split('|').map((cell) => cell.trim()) : undefined;
+      if (cells === undefined) continue;
+      rows.set((cells[1] ?? '').replace(/^`--|`$/g, ''), { envVar: cells[2] ?? '', fallback: cells[3] ?? '' });
+    }
+    return rows;
+  }
+
+  /** How the table writes a default: numbers bare, strings in backticks, bools as false, none as a dash. */
+  function documentedDefault(flag: FlagDefinition): string | RegExp {
+    if (flag.type === 'bool') return flag.default === true ? 'true' : 'false';
+    if (typeof flag.default === 'number') return String(flag.default);
+    if (typeof flag.default === 'string' && flag.default !== '') return `\`${flag.default}\``;
+    return /^—/;
+  }
+
+  it('lists every flag, and only those, with its env var and exact default', async () => {
+    const table = await flagTable();
+    const flags = virtualBoxFlags as readonly FlagDefinition[];
+    expect([...table.keys()].sort()).toEqual(flags.map((flag) => flag.name).sort());
+    for (const flag of flags) {
+      const row = table.get(flag.name);
+      expect(row?.envVar, `env var of --${flag.name}`).toBe(flag.envVar === undefined ? '—' : `\`${flag.envVar}\``);
+      const wanted = documentedDefault(flag);
+      if (typeof wanted === 'string') expect(row?.fallback, `default of --${flag.name}`).toBe(wanted);
+      else expect(row?.fallback, `default of --${flag.name}`).toMatch(wanted);
     }
   });
 });
