@@ -1,4 +1,4 @@
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { generateSSHKeyPair } from '@machine/driver-core/keys';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -169,6 +169,36 @@ describe('machine ssh', () => {
     expect(native.code).toBe(1);
     expect(native.stderr).toContain('the SSH host key of machine "box" changed (recorded SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA, presented SHA256:');
     expect(native.stderr).toMatch(/run "machine trust-host-key box --fingerprint SHA256:[A-Za-z0-9+/]{43}"\n$/);
+  });
+
+  it('pins the host key of a record that has no SSH record yet (a create that stopped early): the key the driver saw, else the first key seen', async () => {
+    await cli.run(['create', '-d', 'fake', '--no-provision', 'box']);
+    const configPath = join(cli.storage, 'machines', 'box', 'config.json');
+    const knownHosts = join(cli.storage, 'machines', 'box', 'known_hosts');
+    const record = JSON.parse(await readFile(configPath, 'utf8'));
+    const real = record.ssh.hostKeyFingerprint;
+    delete record.ssh;
+    await rm(knownHosts);
+    // The driver pinned another key than the machine presents now: every SSH path refuses it.
+    record.data.hostKeyFingerprint = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+    await writeFile(configPath, JSON.stringify(record));
+    for (const argv of [['--native-ssh', 'ssh', 'box', '--', 'echo', 'should-not-run'], ['ssh', 'box', '--', 'echo', 'should-not-run'], ['scp', 'box:/etc/hostname', join(cli.storage, 'copied')]]) {
+      const refused = await cli.run(argv);
+      expect(refused.code, argv.join(' ')).toBe(1);
+      expect(refused.stdout).toBe('');
+      expect(refused.stderr).toContain(`the SSH host key of machine "box" changed (recorded SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA, presented ${real})`);
+    }
+    // Nothing pinned at all: the first key seen is written to the machine's known_hosts and checked from then on.
+    delete record.data.hostKeyFingerprint;
+    await writeFile(configPath, JSON.stringify(record));
+    expect(await cli.run(['--native-ssh', 'ssh', 'box', '--', 'echo', 'first'])).toMatchObject({ code: 0, stdout: 'first\n' });
+    expect(await readFile(knownHosts, 'utf8')).toMatch(/^machine-box ssh-ed25519 AAAA/);
+    const other = generateSSHKeyPair({ comment: 'impostor' }).publicKey.split(' ').slice(0, 2).join(' ');
+    await writeFile(knownHosts, `machine-box ${other}\n`);
+    const native = await cli.run(['--native-ssh', 'ssh', 'box', '--', 'echo', 'should-not-run']);
+    expect(native).toMatchObject({ code: 1, stdout: '' });
+    expect(native.stderr).toContain(`presented ${real})`);
+    expect((await cli.run(['ssh', 'box', '--', 'echo', 'should-not-run'])).stdout).toBe('');
   });
 
   it('uses the built-in client with --native-ssh or when no ssh is on PATH', async () => {

@@ -9,13 +9,23 @@ import type { OpenMachine } from './machine-host.ts';
 /** How the CLI reaches a machine over SSH, from its driver and its record. */
 export interface MachineSSH extends SSHTarget {
   keyPath: string;
-  /** The per-machine OpenSSH known_hosts file (absent before create recorded the host key). */
-  knownHostsPath?: string;
+  /** The per-machine OpenSSH known_hosts file, holding the pinned host key. */
+  knownHostsPath: string;
   /** The alias the known_hosts entry is filed under, so an IP change does not break it. */
   hostKeyAlias: string;
+  /**
+   * For a record without a stored host key: the key (`type base64`) this call read from the machine
+   * and pinned (checked against any fingerprint known), for the caller to record.
+   */
+  presentedKey?: string;
 }
 
-/** The SSH target of an open machine; the machine must be running. */
+/**
+ * The SSH target of an open machine; the machine must be running. It is always pinned: to the key
+ * recorded at create, else the key the driver saw (`data.hostKeyFingerprint`, a create that stopped
+ * before recording SSH), else the key in the machine's known_hosts from an earlier first use, else
+ * the key the machine presents now (trust on first use, written to its known_hosts).
+ */
 export async function machineSSH(machine: OpenMachine, machineDir: string, signal?: AbortSignal): Promise<MachineSSH> {
   const { driver, record } = machine;
   const options = signal === undefined ? {} : { signal };
@@ -24,17 +34,42 @@ export async function machineSSH(machine: OpenMachine, machineDir: string, signa
   const keyPath = record.ssh?.keyPath ?? driver.getSSHKeyPath();
   const credentials = await sshCredentials(record.name, keyPath);
   const knownHostsPath = join(machineDir, 'known_hosts');
+  const hostKeyAlias = `machine-${record.name}`;
+  const host = await driver.getSSHHostname(options);
+  const port = await driver.getSSHPort(options);
+  const driverFingerprint = typeof record.data.hostKeyFingerprint === 'string' ? record.data.hostKeyFingerprint : undefined;
+  let hostKeyFingerprint = record.ssh?.hostKeyFingerprint ?? driverFingerprint;
+  let presentedKey: string | undefined;
+  if (record.ssh?.hostKey === undefined) {
+    const saved = await knownHostsFingerprint(knownHostsPath);
+    const expected = hostKeyFingerprint ?? saved;
+    const presented = await presentedHostKey(host, port);
+    if (expected !== undefined && presented.fingerprint !== expected) {
+      throw new CliError(hostKeyChangedMessage(record.name, expected, presented.fingerprint));
+    }
+    if (saved !== presented.fingerprint) await writeKnownHosts(machineDir, hostKeyAlias, presented.key);
+    presentedKey = presented.key;
+    hostKeyFingerprint = presented.fingerprint;
+  }
   return {
-    host: await driver.getSSHHostname(options),
-    port: await driver.getSSHPort(options),
+    host,
+    port,
     username: record.ssh?.user ?? driver.getSSHUsername(),
     ...credentials,
     keyPath,
     machine: record.name,
-    hostKeyAlias: `machine-${record.name}`,
-    ...(record.ssh?.hostKeyFingerprint === undefined ? {} : { hostKeyFingerprint: record.ssh.hostKeyFingerprint }),
-    ...(record.ssh?.hostKey === undefined ? {} : { knownHostsPath }),
+    hostKeyAlias,
+    knownHostsPath,
+    ...(hostKeyFingerprint === undefined ? {} : { hostKeyFingerprint }),
+    ...(presentedKey === undefined ? {} : { presentedKey }),
   };
+}
+
+/** The `SHA256:…` of the key in a machine's known_hosts file, or undefined when there is none. */
+async function knownHostsFingerprint(path: string): Promise<string | undefined> {
+  const line = await readFile(path, 'utf8').catch(() => '');
+  const data = line.trim().split(/\s+/)[2];
+  return data === undefined || data === '' ? undefined : sha256Fingerprint(Buffer.from(data, 'base64'));
 }
 
 /**
@@ -55,33 +90,53 @@ export async function sshCredentials(machine: string, keyPath: string): Promise<
   return { privateKey };
 }
 
+/** The host key a server presents: `type base64` and its `SHA256:…` fingerprint. */
+export interface PresentedHostKey {
+  key: string;
+  fingerprint: string;
+}
+
 /**
- * Connects once to read the server's host key (`type base64`), checking it against the
- * fingerprint `waitForSSH` saw.
+ * Reads the host key `host:port` presents, without logging in: the handshake is dropped right after
+ * the key exchange, so no credential is offered to a server that may be an impostor.
  */
-export function fetchHostKey(target: SSHTarget, expectedFingerprint: string): Promise<string> {
+export function presentedHostKey(host: string, port: number, timeoutMs = 10_000): Promise<PresentedHostKey> {
   return new Promise((resolve, reject) => {
     const client = new ssh2.Client();
-    let hostKey: Buffer | undefined;
-    client.on('ready', () => {
+    let seen: PresentedHostKey | undefined;
+    const done = (error?: Error) => {
+      client.removeAllListeners();
+      client.on('error', () => {});
       client.end();
-      if (hostKey === undefined) reject(new Error('the server sent no host key'));
-      else resolve(`${keyType(hostKey)} ${hostKey.toString('base64')}`);
-    });
-    client.on('error', reject);
+      if (seen !== undefined) resolve(seen);
+      else reject(error ?? new Error('the server sent no host key'));
+    };
+    client.on('error', (error) => done(error));
+    client.on('close', () => done());
+    client.on('ready', () => done());
     client.connect({
-      host: target.host,
-      port: target.port,
-      username: target.username,
-      ...(target.privateKey === undefined ? {} : { privateKey: target.privateKey }),
-      ...(target.agent === undefined ? {} : { agent: target.agent }),
-      readyTimeout: 10_000,
+      host,
+      port,
+      username: 'machine-host-key-probe',
+      readyTimeout: timeoutMs,
       hostVerifier: (key: Buffer) => {
-        hostKey = key;
-        return sha256Fingerprint(key) === expectedFingerprint;
+        seen = { key: `${keyType(key)} ${key.toString('base64')}`, fingerprint: sha256Fingerprint(key) };
+        return false; // stop here: never authenticate to an unverified server
       },
     });
   });
+}
+
+/**
+ * The host key (`type base64`) of `target`, checked against the fingerprint `waitForSSH` saw (no
+ * login: see {@link presentedHostKey}).
+ */
+export async function fetchHostKey(target: SSHTarget, expectedFingerprint: string): Promise<string> {
+  const presented = await presentedHostKey(target.host, target.port);
+  if (presented.fingerprint !== expectedFingerprint) {
+    throw new CliError(hostKeyChangedMessage(target.machine ?? target.host, expectedFingerprint, presented.fingerprint));
+  }
+  return presented.key;
 }
 
 /** `type base64` of an OpenSSH public key line (`ssh-ed25519 AAAA… comment`), as known_hosts wants it. */
@@ -96,22 +151,21 @@ export function trustHint(name: string, fingerprint: string | undefined): string
     : `if you know why it changed (e.g. the machine was rebuilt), check ${fingerprint} out of band (the provider's console) and run "machine trust-host-key ${name} --fingerprint ${fingerprint}"`;
 }
 
+/** The one line for a refused host key: what changed and exactly how to accept the new key. */
+export function hostKeyChangedMessage(name: string, recorded: string | undefined, presented: string | undefined): string {
+  return `the SSH host key of machine "${name}" changed${recorded === undefined ? '' : ` (recorded ${recorded}, presented ${presented})`}: refusing to connect, someone may be intercepting the connection; ${trustHint(name, presented)}`;
+}
+
 /**
- * A host key mismatch (driver-core's SSHError `host-key`) as the CLI's one line: what changed and
- * exactly how to accept the new key. Any other error is returned unchanged.
+ * A host key mismatch (driver-core's SSHError `host-key`) as the CLI's one line (see
+ * {@link hostKeyChangedMessage}). Any other error is returned unchanged.
  */
 export function explainHostKeyError(error: unknown, name: string): unknown {
   const failure = (error as { failure?: unknown; code?: unknown } | null)?.failure;
   if (failure !== 'host-key') return error;
   const detail = String((error as { detail?: unknown }).detail ?? (error as Error).message);
   const match = /expected (\S+), got (\S+)/.exec(detail);
-  const expected = match?.[1];
-  const presented = match?.[2];
-  return new CliError(
-    `the SSH host key of machine "${name}" changed${expected === undefined ? '' : ` (recorded ${expected}, presented ${presented})`}: refusing to connect, someone may be intercepting the connection; ${trustHint(name, presented)}`,
-    1,
-    { cause: error },
-  );
+  return new CliError(hostKeyChangedMessage(name, match?.[1], match?.[2]), 1, { cause: error });
 }
 
 /** Writes the machine's known_hosts file: one line for its alias. */

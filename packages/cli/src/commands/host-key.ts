@@ -1,49 +1,11 @@
-import { sha256Fingerprint } from '@machine/driver-core/keys';
-import ssh2 from 'ssh2';
 import { CliError, ExitCode } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { writeLine } from '../io.ts';
 import { lockMachine } from '../lock.ts';
 import { openMachine } from '../machine-host.ts';
-import { writeKnownHosts } from '../ssh-target.ts';
+import { presentedHostKey, writeKnownHosts } from '../ssh-target.ts';
 
-/** The host key a server presents: `type base64` and its `SHA256:…` fingerprint. */
-export interface PresentedHostKey {
-  key: string;
-  fingerprint: string;
-}
-
-/**
- * Reads the host key `host:port` presents, without logging in: the handshake is dropped right after
- * the key exchange, so no credential is offered to a server that may be an impostor.
- */
-export function presentedHostKey(host: string, port: number, timeoutMs = 10_000): Promise<PresentedHostKey> {
-  return new Promise((resolve, reject) => {
-    const client = new ssh2.Client();
-    let seen: PresentedHostKey | undefined;
-    const done = (error?: Error) => {
-      client.removeAllListeners();
-      client.on('error', () => {});
-      client.end();
-      if (seen !== undefined) resolve(seen);
-      else reject(error ?? new Error('the server sent no host key'));
-    };
-    client.on('error', (error) => done(error));
-    client.on('close', () => done());
-    client.on('ready', () => done());
-    client.connect({
-      host,
-      port,
-      username: 'machine-host-key-probe',
-      readyTimeout: timeoutMs,
-      hostVerifier: (key: Buffer) => {
-        const length = key.readUInt32BE(0);
-        seen = { key: `${key.subarray(4, 4 + length).toString('latin1')} ${key.toString('base64')}`, fingerprint: sha256Fingerprint(key) };
-        return false; // stop here: never authenticate to an unverified server
-      },
-    });
-  });
-}
+export { type PresentedHostKey, presentedHostKey } from '../ssh-target.ts';
 
 /**
  * `machine trust-host-key NAME [--fingerprint SHA256:…] [--yes]`: shows the SSH host key the machine

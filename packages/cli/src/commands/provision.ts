@@ -9,7 +9,7 @@ import { lockMachine } from '../lock.ts';
 import { type OpenMachine, openMachine } from '../machine-host.ts';
 import { progressPrinter } from '../progress.ts';
 import { certsDir, copyClientFiles, engineOf, installNewServerCertificate, issueFor, provisionRecord } from '../provisioning.ts';
-import { explainHostKeyError, fetchHostKey, machineSSH, writeKnownHosts } from '../ssh-target.ts';
+import { explainHostKeyError, machineSSH } from '../ssh-target.ts';
 import type { MachineRecord } from '../store.ts';
 import { ask, forEachMachine } from './lifecycle.ts';
 
@@ -78,13 +78,10 @@ export async function pinnedSSH(ctx: CommandContext, machine: OpenMachine): Prom
   const fingerprint = await waitForSSH(target, { timeout: 120_000, ...operation(ctx) }).catch((error: unknown) => {
     throw explainHostKeyError(error, record.name);
   });
-  if (target.hostKeyFingerprint === undefined && record.ssh !== undefined) {
-    // A record without a pinned key: trust on first use, recorded so any later change is refused.
-    const hostKey = await fetchHostKey(target, fingerprint);
-    await writeKnownHosts(ctx.store.machineDir(record.name), `machine-${record.name}`, hostKey);
-    record.ssh = { ...record.ssh, hostKeyFingerprint: fingerprint, hostKey };
+  if (target.presentedKey !== undefined && record.ssh !== undefined) {
+    // A record without a stored key: the one machineSSH pinned (trust on first use) is recorded, so any later change is refused.
+    record.ssh = { ...record.ssh, hostKeyFingerprint: fingerprint, hostKey: target.presentedKey };
     await ctx.store.write(record);
-    target.hostKeyFingerprint = fingerprint;
   }
   return target;
 }

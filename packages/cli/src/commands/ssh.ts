@@ -5,7 +5,7 @@ import { withSSHClient } from '@machine/driver-core/ssh';
 import { CliError, ExitCode } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { openMachine } from '../machine-host.ts';
-import { type MachineSSH, explainHostKeyError, machineSSH, trustHint } from '../ssh-target.ts';
+import { type MachineSSH, explainHostKeyError, hostKeyChangedMessage, machineSSH, presentedHostKey } from '../ssh-target.ts';
 
 /** The path of an executable on PATH, or undefined. */
 export function findExecutable(name: string, pathVariable: string | undefined): string | undefined {
@@ -39,9 +39,9 @@ export function openSSHOptions(target: MachineSSH): string[] {
     // With a key file, only that key; with an agent (empty key path), OpenSSH asks SSH_AUTH_SOCK.
     ...(target.keyPath === '' ? [] : ['-o', 'IdentitiesOnly=yes', '-i', target.keyPath]),
     '-p', String(target.port),
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', `UserKnownHostsFile=${target.knownHostsPath}`,
   ];
-  if (target.knownHostsPath !== undefined) options.push('-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${target.knownHostsPath}`);
-  else options.push('-o', 'StrictHostKeyChecking=accept-new');
   return options;
 }
 
@@ -76,12 +76,9 @@ export async function sshCommand(ctx: CommandContext, args: readonly string[]): 
 /** After OpenSSH failed: when the machine now presents another host key than the recorded one, says so and how to accept it. */
 async function reportChangedHostKey(ctx: CommandContext, target: MachineSSH): Promise<void> {
   try {
-    const { presentedHostKey } = await import('./host-key.ts');
     const presented = await presentedHostKey(target.host, target.port, 5000);
     if (presented.fingerprint === target.hostKeyFingerprint) return;
-    ctx.io.stderr.write(
-      `the SSH host key of machine "${target.machine}" changed (recorded ${target.hostKeyFingerprint}, presented ${presented.fingerprint}): refusing to connect, someone may be intercepting the connection; ${trustHint(target.machine ?? '', presented.fingerprint)}\n`,
-    );
+    ctx.io.stderr.write(`${hostKeyChangedMessage(target.machine ?? '', target.hostKeyFingerprint, presented.fingerprint)}\n`);
   } catch {
     // The machine did not answer: OpenSSH's exit code says enough.
   }
