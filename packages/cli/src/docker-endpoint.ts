@@ -1,15 +1,33 @@
+import { isIP } from 'node:net';
 import { CliError } from './cli-error.ts';
 import type { MachineRecord } from './store.ts';
 
-/** `tcp://host:port`, with an IPv6 address in brackets. */
+/**
+ * `tcp://host:port`, with an IPv6 address in brackets (like `@machine/provision`'s dockerUrl, which
+ * this avoids loading for `ls`, `url` and `env`).
+ */
 export function dockerUrlOf(host: string, port: number): string {
-  return `tcp://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const bare = unbracket(host);
+  return `tcp://${isIP(bare) === 6 ? `[${bare}]` : bare}:${port}`;
 }
 
-/** Whether a certificate with these SANs is valid for `host` (an IP, or a DNS name: case-insensitive). */
+/**
+ * Whether a certificate with these SANs is valid for `host`: DNS names case-insensitively, IPv6
+ * addresses in any spelling (`2001:DB8:0::1` is `2001:db8::1`, the form the SANs are stored in).
+ */
 export function sansInclude(sans: readonly string[], host: string): boolean {
-  const wanted = host.toLowerCase();
-  return sans.some((san) => san.toLowerCase() === wanted);
+  const wanted = comparableName(host);
+  return sans.some((san) => comparableName(san) === wanted);
+}
+
+function unbracket(host: string): string {
+  return host.trim().replace(/^\[(.*)\]$/, '$1');
+}
+
+function comparableName(name: string): string {
+  const bare = unbracket(name);
+  if (isIP(bare) === 6) return new URL(`http://[${bare}]`).hostname;
+  return bare.toLowerCase();
 }
 
 /** The hint every "no usable engine" message ends with. */
