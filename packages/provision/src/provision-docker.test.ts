@@ -51,6 +51,15 @@ async function provisionError(promise: Promise<unknown>): Promise<ProvisionError
 }
 
 describe('provisionDocker over SSH', () => {
+  it('a failed install into /etc leaves no uploaded server key in /tmp/machine-provision', async () => {
+    const { guest: machine, engine } = await guest({ cloudInit: 'done', dockerInstalled: true, installIntoEtcFails: true });
+    const error = await provisionError(installServerCertificate({ ssh: machine.ssh, dockerHost: '127.0.0.1' }, { engine, client, server }));
+    expect(error.step).toBe('upload-certificates');
+    expect(error.message).toContain('Read-only file system');
+    expect(machine.fs.exists('/tmp/machine-provision')).toBe(false);
+    expect(machine.commands.at(-1)).toBe('rm -rf /tmp/machine-provision');
+  });
+
   it('cloud-init machine: waits for cloud-init, uploads the certificates, restarts dockerd and returns the engine version', async () => {
     const { guest: machine, engine } = await guest({ cloudInit: 'done', dockerInstalled: true });
     const events: ProgressEvent[] = [];

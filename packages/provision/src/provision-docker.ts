@@ -254,16 +254,6 @@ async function uploadFiles(session: Session, options: ProvisionOptions, writeCon
   ];
   if (writeConfig) files.push(['daemon.json', daemonJson(options.engine), 0o644], ['10-machine.conf', systemdDropIn(options.engine), 0o644]);
   await checked(session, 'upload-certificates', `rm -rf ${dir}`);
-  const sftp = await session.sftp();
-  try {
-    // mkdir fails when the directory exists: nobody else can have prepared it for us.
-    await sftpCall<void>((done) => sftp.mkdir(dir, { mode: 0o700 }, done));
-    for (const [name, content, mode] of files) {
-      await sftpCall<void>((done) => sftp.writeFile(`${dir}/${name}`, content, { mode }, done));
-    }
-  } finally {
-    sftp.end();
-  }
   const sudo = session.sudo;
   const commands = [
     `${sudo}mkdir -p /etc/docker /etc/systemd/system/docker.service.d`,
@@ -274,7 +264,23 @@ async function uploadFiles(session: Session, options: ProvisionOptions, writeCon
     commands.push(`${sudo}install -m 0644 ${dir}/daemon.json /etc/docker/`, `${sudo}install -m 0644 ${dir}/10-machine.conf /etc/systemd/system/docker.service.d/`);
   }
   commands.push(`rm -rf ${dir}`);
-  await checked(session, 'upload-certificates', commands.join(' && '));
+  try {
+    const sftp = await session.sftp();
+    try {
+      // mkdir fails when the directory exists: nobody else can have prepared it for us.
+      await sftpCall<void>((done) => sftp.mkdir(dir, { mode: 0o700 }, done));
+      for (const [name, content, mode] of files) {
+        await sftpCall<void>((done) => sftp.writeFile(`${dir}/${name}`, content, { mode }, done));
+      }
+    } finally {
+      sftp.end();
+    }
+    await checked(session, 'upload-certificates', commands.join(' && '));
+  } catch (error) {
+    // The server key must not stay in /tmp when a step after the upload failed.
+    await session.exec(`rm -rf ${dir}`).catch(() => undefined);
+    throw error;
+  }
 }
 
 /** `systemctl daemon-reload && systemctl restart docker`, once more after `reset-failed` when systemd rate-limited the unit. */

@@ -21,6 +21,8 @@ export interface FakeGuestOptions {
   installFails?: boolean;
   /** The SSH server goes down (connections dropped) during the first `cloud-init status --wait`, and is back 200 ms later. */
   dropConnectionDuringCloudInit?: boolean;
+  /** `install` into /etc fails (read-only file system). */
+  installIntoEtcFails?: boolean;
   /** `systemctl restart docker` is rate-limited once (start-limit-hit). */
   restartRateLimited?: boolean;
   username?: string;
@@ -193,6 +195,10 @@ export async function startFakeGuest(options: FakeGuestOptions = {}): Promise<Fa
       const mode = Number.parseInt(words[2] ?? '', 8);
       const paths = words.slice(3);
       const destination = paths.pop() ?? '';
+      if (options.installIntoEtcFails && destination.startsWith('/etc/')) {
+        io.stderr(`install: cannot create regular file '${destination}': Read-only file system\n`);
+        return 1;
+      }
       for (const source of paths) {
         const target = destination.endsWith('/') ? posix.join(destination, posix.basename(source)) : destination;
         fs.writeFile(target, fs.readFile(source), { mode });
