@@ -1,4 +1,5 @@
 import { SSHError } from '@machine/driver-core';
+import { ProvisionError } from '@machine/provision';
 import { startSSHServer } from '@machine/driver-core/testing';
 import { describe, expect, it } from 'vitest';
 import { CliError } from './cli-error.ts';
@@ -14,6 +15,9 @@ describe('host key helpers', () => {
       'the SSH host key of machine "web1" changed (recorded SHA256:old, presented SHA256:new): refusing to connect, someone may be intercepting the connection; ' +
         'if you know why it changed (e.g. the machine was rebuilt), check SHA256:new out of band (the provider\'s console) and run "machine trust-host-key web1 --fingerprint SHA256:new"',
     );
+    // provisionDocker reports a key that changed between the SSH wait and its own connection as a ProvisionError at `connect`.
+    const wrapped = new ProvisionError(mismatch.detail, { machine: 'web1', step: 'connect', cause: mismatch });
+    expect((explainHostKeyError(wrapped, 'web1') as Error).message).toBe((explained as CliError).message);
     const auth = new SSHError('root@10.0.0.5:22 refused the key', { failure: 'auth' });
     expect(explainHostKeyError(auth, 'web1')).toBe(auth);
   });

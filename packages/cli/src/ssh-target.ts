@@ -161,9 +161,12 @@ export function hostKeyChangedMessage(name: string, recorded: string | undefined
  * {@link hostKeyChangedMessage}). Any other error is returned unchanged.
  */
 export function explainHostKeyError(error: unknown, name: string): unknown {
-  const failure = (error as { failure?: unknown; code?: unknown } | null)?.failure;
-  if (failure !== 'host-key') return error;
-  const detail = String((error as { detail?: unknown }).detail ?? (error as Error).message);
+  // provisionDocker wraps a refused connection in a ProvisionError (step `connect`) whose cause is the SSHError.
+  const refusal = [error, (error as { cause?: unknown } | null)?.cause].find(
+    (candidate) => (candidate as { failure?: unknown } | null | undefined)?.failure === 'host-key',
+  );
+  if (refusal === undefined) return error;
+  const detail = String((refusal as { detail?: unknown }).detail ?? (refusal as Error).message);
   const match = /expected (\S+), got (\S+)/.exec(detail);
   return new CliError(hostKeyChangedMessage(name, match?.[1], match?.[2]), 1, { cause: error });
 }
