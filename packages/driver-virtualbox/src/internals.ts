@@ -18,6 +18,7 @@ export {
 } from './host-network.ts';
 export { buildIsoImage, type IsoFile, type IsoImageOptions } from './iso9660.ts';
 export {
+  defaultVBoxManageTimeouts,
   execFileRunner,
   locateVBoxManage,
   parseBlocks,
@@ -26,7 +27,9 @@ export {
   parseVmList,
   type VBoxManageOutput,
   type VBoxManageRunner,
+  type VBoxManageTimeouts,
   VBoxManageError,
+  vboxManageTimeout,
 } from './vboxmanage.ts';
 export { currentHost, defaultTimings, hostOnlyTag, minimumVersion, ResourceKind, VirtualBoxDriver, type VirtualBoxDriverOptions } from './virtualbox-driver.ts';
 export { mapVBoxManageError, virtualBoxErrorMapper } from './virtualbox-errors.ts';

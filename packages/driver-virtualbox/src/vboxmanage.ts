@@ -26,9 +26,14 @@ export class VBoxManageError extends Error {
   readonly exitCode: number | undefined;
   /** The OS error code when VBoxManage could not be started (ENOENT, EACCES). */
   readonly spawnCode: string | undefined;
+  /** Set when the run was killed for taking longer than this many ms. */
+  readonly timedOutMs: number | undefined;
 
-  constructor(args: readonly string[], output: { stdout: string; stderr: string; exitCode?: number; spawnCode?: string }) {
-    const detail = firstErrorLine(output.stderr) ?? (output.spawnCode === undefined ? `exit code ${output.exitCode ?? '?'}` : output.spawnCode);
+  constructor(args: readonly string[], output: { stdout: string; stderr: string; exitCode?: number; spawnCode?: string; timedOutMs?: number }) {
+    const detail =
+      output.timedOutMs !== undefined
+        ? `did not finish within ${output.timedOutMs / 1000} s`
+        : (firstErrorLine(output.stderr) ?? (output.spawnCode === undefined ? `exit code ${output.exitCode ?? '?'}` : output.spawnCode));
     super(`VBoxManage ${args[0] ?? ''} failed: ${detail}`);
     this.name = 'VBoxManageError';
     this.args = args;
@@ -36,7 +41,26 @@ export class VBoxManageError extends Error {
     this.stderr = output.stderr;
     this.exitCode = output.exitCode;
     this.spawnCode = output.spawnCode;
+    this.timedOutMs = output.timedOutMs;
   }
+}
+
+/** How long one VBoxManage run may take before it is killed, ms: a hung VBoxSVC must not hang machine. */
+export interface VBoxManageTimeouts {
+  /** Disk commands (clonemedium, modifymedium, closemedium, unregistervm) copy or delete gigabytes. */
+  media: number;
+  /** Every other command (they answer in seconds). */
+  other: number;
+}
+
+/** Production limits: an hour for disk commands, five minutes for the rest. */
+export const defaultVBoxManageTimeouts: VBoxManageTimeouts = { media: 60 * 60_000, other: 5 * 60_000 };
+
+const mediaCommands = new Set(['clonemedium', 'clonehd', 'modifymedium', 'modifyhd', 'closemedium', 'unregistervm']);
+
+/** The time limit of one VBoxManage run. */
+export function vboxManageTimeout(args: readonly string[], timeouts: VBoxManageTimeouts = defaultVBoxManageTimeouts): number {
+  return mediaCommands.has(args[0] ?? '') ? timeouts.media : timeouts.other;
 }
 
 /** The first `VBoxManage: error:` line without its prefix (the useful one), else the first line. */
@@ -50,23 +74,29 @@ export function firstErrorLine(stderr: string): string | undefined {
   return chosen?.replace(/^VBoxManage(?:\.exe)?: error:\s*/, '');
 }
 
-/** The runner used in production: `execFile(path, args)` with a generous output buffer. */
-export function execFileRunner(path: string): VBoxManageRunner {
+/**
+ * The runner used in production: `execFile(path, args)` with a generous output buffer, killed
+ * (SIGKILL: a client stuck in a call to VBoxSVC may not heed SIGTERM) after its time limit.
+ */
+export function execFileRunner(path: string, timeouts: VBoxManageTimeouts = defaultVBoxManageTimeouts): VBoxManageRunner {
   return {
     run: (args) =>
       new Promise((resolve, reject) => {
-        execFile(path, [...args], { maxBuffer: 16 * 1024 * 1024, windowsHide: true, encoding: 'utf8' }, (error, stdout, stderr) => {
+        const timeout = vboxManageTimeout(args, timeouts);
+        execFile(path, [...args], { maxBuffer: 16 * 1024 * 1024, windowsHide: true, encoding: 'utf8', timeout, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
           if (error === null) {
             resolve({ stdout, stderr });
             return;
           }
           const code = (error as NodeJS.ErrnoException).code;
+          const killedForTime = (error as { killed?: boolean }).killed === true;
           reject(
             new VBoxManageError(args, {
               stdout: stdout ?? '',
               stderr: stderr ?? '',
               ...(typeof code === 'number' ? { exitCode: code } : {}),
               ...(typeof code === 'string' ? { spawnCode: code } : {}),
+              ...(killedForTime ? { timedOutMs: timeout } : {}),
             }),
           );
         });

@@ -439,6 +439,23 @@ describe('operations', () => {
     await driver.remove();
   });
 
+  it('a VBoxManage that hangs (VBoxSVC stuck) is killed after its time limit and reported as a TimeoutError', async () => {
+    const hung = join(fake.dir, 'hung-VBoxManage');
+    await writeFile(hung, '#!/bin/sh\nexec sleep 30\n', { mode: 0o755 });
+    const context = createMemoryContext('hung', join(root, 'machines', 'hung'));
+    await context.journal.record({ kind: 'vm', id: '0fbbb6a4-7a4d-4f3f-8a5b-1d7a3e4b9c21' });
+    const config = parseFlags(virtualBoxFlags, { 'virtualbox-vboxmanage-path': hung }, { env: {} });
+    const options = host.descriptorOptions;
+    const descriptor = createVirtualBoxDescriptor({ ...options, timings: { ...options.timings, vboxManage: { media: 300, other: 300 } } });
+    const started = Date.now();
+    const error = await rejection(descriptor.createDriver({ config, context }).getState());
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error.message).toBe(
+      'machine "hung": getState: VBoxManage showvminfo did not finish within 0.3 s and was stopped (VirtualBox (VBoxSVC) may be hung: if `VBoxManage list vms` hangs too, restart VirtualBox)',
+    );
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
   it('stop powers off a guest that ignores the ACPI button after --virtualbox-stop-timeout', async () => {
     const { driver } = machine({ 'virtualbox-stop-timeout': 1 });
     await driver.create();

@@ -28,6 +28,7 @@ import type { SSHTarget } from '@machine/driver-core/ssh';
 import { randomVirtualBoxMac, writeSeedIso } from './cloud-init-seed.ts';
 import { cidrContains, collidingRoutes, dhcpRange, type HostCidr, parseHostCidr, type RouteSource, readHostRoutes } from './host-network.ts';
 import {
+  defaultVBoxManageTimeouts,
   execFileRunner,
   locateVBoxManage,
   parseBlocks,
@@ -35,6 +36,7 @@ import {
   parseVBoxVersion,
   parseVmList,
   type VBoxManageRunner,
+  type VBoxManageTimeouts,
   VBoxManageError,
 } from './vboxmanage.ts';
 import { isSessionLocked, mapVBoxManageError, mentionsVtxUnavailable } from './virtualbox-errors.ts';
@@ -75,6 +77,8 @@ export interface VirtualBoxTimings {
   /** Retries of a call that met a locked session. */
   lockRetries: number;
   lockRetryDelay: number;
+  /** Time limits of one VBoxManage run (the execFile runner kills it after them). */
+  vboxManage: VBoxManageTimeouts;
 }
 
 /** Production timing. */
@@ -84,6 +88,7 @@ export const defaultTimings: VirtualBoxTimings = {
   ipTimeout: 120_000,
   lockRetries: 5,
   lockRetryDelay: 500,
+  vboxManage: defaultVBoxManageTimeouts,
 };
 
 /** Facts about the host the driver reads; injectable so tests do not depend on the machine they run on. */
@@ -156,7 +161,7 @@ export class VirtualBoxDriver implements Driver {
   #getRunner(): Promise<VBoxManageRunner> {
     if (this.#injected !== undefined) return Promise.resolve(this.#injected);
     this.#runner ??= locateVBoxManage({ explicitPath: this.#config.vboxManagePath, env: this.#host.env, platform: this.#host.platform }).then(
-      (path) => execFileRunner(path),
+      (path) => execFileRunner(path, this.#timings.vboxManage),
     );
     const runner = this.#runner;
     runner.catch(() => {

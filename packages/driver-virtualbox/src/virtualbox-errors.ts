@@ -6,6 +6,7 @@ import {
   NotSupportedError,
   ProviderError,
   QuotaError,
+  TimeoutError,
 } from '@machine/driver-core';
 import { firstErrorLine, VBoxManageError } from './vboxmanage.ts';
 
@@ -62,6 +63,12 @@ export function mapVBoxManageError(error: unknown, where: ErrorWhere = {}): Mach
   const line = firstErrorLine(stderr) ?? `exit code ${error.exitCode ?? '?'}`;
   const command = `VBoxManage ${error.args[0] ?? ''}`.trim();
   const code = vboxResultCode(stderr);
+  if (error.timedOutMs !== undefined) {
+    return new TimeoutError(`${command} did not finish within ${error.timedOutMs / 1000} s and was stopped`, {
+      ...context,
+      hint: 'VirtualBox (VBoxSVC) may be hung: if `VBoxManage list vms` hangs too, restart VirtualBox',
+    });
+  }
   if (error.spawnCode === 'ENOENT' || error.spawnCode === 'EACCES') {
     return new InvalidConfigError(
       [{ flag: 'virtualbox-vboxmanage-path', message: `could not run VBoxManage (${error.spawnCode}); install VirtualBox 6.1 or newer or fix the path` }],
