@@ -3,8 +3,7 @@ import { ProvisionError } from '@machine/provision';
 import { startSSHServer } from '@machine/driver-core/testing';
 import { describe, expect, it } from 'vitest';
 import { CliError } from './cli-error.ts';
-import { presentedHostKey } from './commands/host-key.ts';
-import { explainHostKeyError, knownHostsKey } from './ssh-target.ts';
+import { explainHostKeyError, knownHostsKey, presentedHostKey } from './ssh-target.ts';
 
 describe('host key helpers', () => {
   it('turns a host-key SSHError into one line that says how to accept the new key; other errors pass through', () => {

@@ -145,7 +145,7 @@ export function knownHostsKey(publicKeyLine: string): string {
 }
 
 /** The command that accepts a machine's new host key, printed wherever a changed key is refused. */
-export function trustHint(name: string, fingerprint: string | undefined): string {
+function trustHint(name: string, fingerprint: string | undefined): string {
   return fingerprint === undefined
     ? `"machine trust-host-key ${name}" shows the key the machine presents and how to accept it`
     : `if you know why it changed (e.g. the machine was rebuilt), check ${fingerprint} out of band (the provider's console) and run "machine trust-host-key ${name} --fingerprint ${fingerprint}"`;

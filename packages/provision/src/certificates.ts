@@ -314,7 +314,7 @@ async function tightenKey(path: string): Promise<void> {
 }
 
 /** Writes `path` through a temporary file in the same directory and a rename, with `mode`. */
-export async function writeAtomic(path: string, content: string, mode: number): Promise<void> {
+async function writeAtomic(path: string, content: string, mode: number): Promise<void> {
   const temporary = `${path}.tmp${randomBytes(4).toString('hex')}`;
   try {
     await writeFile(temporary, content, { mode, flag: 'wx' });

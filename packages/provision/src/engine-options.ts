@@ -166,7 +166,7 @@ export function engineOptionsFrom(values: Record<string, unknown>): EngineOption
  * The flag parser splits list values on commas; a piece that cannot stand alone (no `=`, and for
  * `--engine-opt` not a bare boolean option) belongs to the previous one: `NO_PROXY=a,b` stays whole.
  */
-export function joinContinuations(values: readonly string[], standsAlone: (value: string) => boolean = (value) => value.includes('=')): string[] {
+function joinContinuations(values: readonly string[], standsAlone: (value: string) => boolean = (value) => value.includes('=')): string[] {
   const joined: string[] = [];
   for (const value of values) {
     const previous = joined.at(-1);

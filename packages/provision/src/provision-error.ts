@@ -44,6 +44,6 @@ export class ProvisionError extends MachineError {
 }
 
 /** Joins a multi-line text into one line. */
-export function oneLine(text: string): string {
+function oneLine(text: string): string {
   return text.trim().replace(/\s*\n\s*/g, '; ');
 }

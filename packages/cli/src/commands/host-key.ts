@@ -5,8 +5,6 @@ import { lockMachine } from '../lock.ts';
 import { openMachine } from '../machine-host.ts';
 import { presentedHostKey, writeKnownHosts } from '../ssh-target.ts';
 
-export { type PresentedHostKey, presentedHostKey } from '../ssh-target.ts';
-
 /**
  * `machine trust-host-key NAME [--fingerprint SHA256:…] [--yes]`: shows the SSH host key the machine
  * presents next to the recorded one, and records it (config.json and the machine's known_hosts) only
