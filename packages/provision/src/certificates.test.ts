@@ -100,7 +100,7 @@ describe('ensureClientCertificates', () => {
       () => undefined,
       (caught: unknown) => caught as Error,
     );
-    expect(error?.message).toBe(`tls-ca-key: ${certs.caKeyPath} is not the key of ${certs.caCertPath}; run "machine regenerate-certs --client-certs"`);
+    expect(error?.message).toBe(`tls-ca-key: ${certs.caKeyPath} is not the key of ${certs.caCertPath}; run "machine regenerate-certs --client-certs NAME…" for a new CA (the machines named get new certificates; the others need the same later)`);
   });
 
   it('parallel callers (concurrent creates) end with one CA and a client certificate it issued', async () => {

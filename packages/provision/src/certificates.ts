@@ -228,6 +228,9 @@ async function issueLeaf(
   return { certPem: `${certificate.toString('pem')}\n`, keyPem: await privateKeyPem(keys.privateKey) };
 }
 
+/** What to run when the CA cannot be used: the command needs the machines to install new certificates on. */
+const newCaHint = 'run "machine regenerate-certs --client-certs NAME…" for a new CA (the machines named get new certificates; the others need the same later)';
+
 /** Reads the CA certificate and key; accepts the ECDSA keys made here and RSA CAs of the reference. */
 async function loadAuthority(paths: Pick<ClientCertificates, 'caCertPath' | 'caKeyPath'>): Promise<SigningAuthority> {
   let certPem: string;
@@ -236,7 +239,7 @@ async function loadAuthority(paths: Pick<ClientCertificates, 'caCertPath' | 'caK
     [certPem, keyPem] = await Promise.all([readFile(paths.caCertPath, 'utf8'), readFile(paths.caKeyPath, 'utf8')]);
   } catch (error) {
     throw new InvalidConfigError(
-      [{ flag: 'tls-ca-cert', kind: 'input', message: `cannot read the CA (${(error as NodeJS.ErrnoException).code ?? String(error)}); run "machine regenerate-certs --client-certs"` }],
+      [{ flag: 'tls-ca-cert', kind: 'input', message: `cannot read the CA (${(error as NodeJS.ErrnoException).code ?? String(error)}); ${newCaHint}` }],
       { cause: error },
     );
   }
@@ -245,7 +248,7 @@ async function loadAuthority(paths: Pick<ClientCertificates, 'caCertPath' | 'caK
   const certificateKey = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
   if (!certificateKey.equals(createPublicKey(key).export({ type: 'spki', format: 'der' }))) {
     throw new InvalidConfigError([
-      { flag: 'tls-ca-key', kind: 'input', message: `${paths.caKeyPath} is not the key of ${paths.caCertPath}; run "machine regenerate-certs --client-certs"` },
+      { flag: 'tls-ca-key', kind: 'input', message: `${paths.caKeyPath} is not the key of ${paths.caCertPath}; ${newCaHint}` },
     ]);
   }
   if (key.asymmetricKeyType === 'ec') {
