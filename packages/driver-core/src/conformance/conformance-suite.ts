@@ -8,6 +8,7 @@ import { CancelledError } from '../errors/cancelled-error.ts';
 import { InvalidConfigError } from '../errors/invalid-config-error.ts';
 import { MachineError } from '../errors/machine-error.ts';
 import { NotFoundError } from '../errors/not-found-error.ts';
+import { SSHError } from '../errors/ssh-error.ts';
 import { parseFlags, type RawFlagValues } from '../flags.ts';
 import { runSSH } from '../ssh.ts';
 import { State } from '../state.ts';
@@ -128,6 +129,8 @@ export function runConformanceSuite<Config, Client>(
         );
         expect(ssh.code).toBe(0);
         expect(context.journal.entries().length).toBeGreaterThan(0);
+        // The host key seen at create is kept for later connections (and is the one SSH presents).
+        expect(context.data.read().hostKeyFingerprint).toBe(ssh.hostKeyFingerprint);
       }
 
       if (can.stop) {
@@ -181,6 +184,19 @@ export function runConformanceSuite<Config, Client>(
         expect(MachineError.isInstance(error), `${operation} must reject with a MachineError`).toBe(true);
         expect((error as MachineError).code, operation).toBe('NOT_FOUND');
       }
+    });
+
+    it.runIf(can.ssh)('create verifies the host key it is told to expect: another key fails create with an SSHError and leaves nothing', async () => {
+      const { driver, context } = newMachine();
+      const expected = `SHA256:${'A'.repeat(43)}`; // a well-formed fingerprint no machine presents
+      const error = await driver.create({ boot: { hostKeyFingerprint: expected } }).then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+      expect(SSHError.isInstance(error), `create must reject with an SSHError, got ${String(error)}`).toBe(true);
+      expect((error as SSHError).failure).toBe('host-key');
+      expect(context.journal.entries()).toEqual([]);
+      await expectNoLeaks();
     });
 
     it.runIf(can.deleteOutside)('reports a machine deleted outside the tool as not found, and remove still succeeds', async () => {

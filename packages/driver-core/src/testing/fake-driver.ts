@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { cleanupJournal, createWithCleanup, type ResourceDeleter } from '../cleanup.ts';
-import type { Driver, DriverContext, DriverDescriptor, OperationOptions } from '../driver.ts';
+import type { CreateOptions, Driver, DriverContext, DriverDescriptor, OperationOptions } from '../driver.ts';
 import { defineDriver } from '../driver.ts';
 import { NotFoundError } from '../errors/not-found-error.ts';
 import { guardDriver } from '../guard-driver.ts';
@@ -59,9 +59,11 @@ export class FakeDriver implements Driver {
     machineFirewallRules({ openPorts: this.#config.openPorts, allowedCidrs: this.#config.allowedCidrs, openPortFlag: 'fake-open-port' });
   }
 
-  async create(options: OperationOptions = {}): Promise<void> {
+  async create(options: CreateOptions = {}): Promise<void> {
     const { journal } = this.#context;
     const signal = options.signal;
+    // The host key the boot user data installs (the host made it): any other key is refused.
+    const expectedHostKey = options.boot?.hostKeyFingerprint;
     const rules = machineFirewallRules({ openPorts: this.#config.openPorts, allowedCidrs: this.#config.allowedCidrs });
     await createWithCleanup(
       journal,
@@ -78,7 +80,8 @@ export class FakeDriver implements Driver {
         const instance = await this.#cloud.runInstance({ name: this.machineName, keyId, firewallId });
         await journal.record({ kind: 'instance', id: instance.id, region: this.#config.region });
         await this.#waitForStatus('running', signal);
-        const fingerprint = await waitForSSH(await this.#sshTarget(), { timeout: this.#config.waitTimeout * 1000, ...(signal ? { signal } : {}) });
+        const target = { ...(await this.#sshTarget()), ...(expectedHostKey === undefined ? {} : { hostKeyFingerprint: expectedHostKey }) };
+        const fingerprint = await waitForSSH(target, { timeout: this.#config.waitTimeout * 1000, ...(signal ? { signal } : {}) });
         await this.#context.data.write({ hostKeyFingerprint: fingerprint });
       },
       { deleters: this.#deleters(), machine: this.machineName, operation: 'create' },
