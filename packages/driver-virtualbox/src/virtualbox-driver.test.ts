@@ -629,6 +629,29 @@ describe('host-only interfaces that are not ours, or still in use', () => {
     expect(await strayFiles(host.cacheDir)).toEqual([]);
   });
 
+  it('a slow holder keeps the host-only lock past the stale limit: concurrent creates still share one interface', async () => {
+    // hostonlyif create can take a minute on Windows; the lock must not look abandoned meanwhile.
+    const slow: VBoxManageRunner = {
+      run: async (args) => {
+        if (args[0] === 'hostonlyif' && args[1] === 'create') await new Promise((resolve) => setTimeout(resolve, 800));
+        return fake.runner.run(args);
+      },
+    };
+    const quickStale = { ...host.descriptorOptions, timings: { ...host.descriptorOptions.timings, lockStaleAfter: 200 } };
+    const machines = [0, 1].map((index) => {
+      const name = `slow-lock-${counter}-${index}`;
+      const context = createMemoryContext(name, join(root, 'machines', name));
+      const config = parseFlags(virtualBoxFlags, { 'virtualbox-image-path': host.imagePath, 'virtualbox-boot-timeout': 10 }, { env: {} });
+      return { context, machineDir: join(root, 'machines', name), driver: createVirtualBoxDescriptor(quickStale).createDriver({ config, context, client: slow }) };
+    });
+    await Promise.all(machines.map(({ driver }) => driver.create()));
+    const state = await fake.read();
+    expect(Object.keys(state.hostonlyifs)).toEqual(['vboxnet0']);
+    await Promise.all(machines.map(({ driver }) => driver.remove()));
+    for (const { context, machineDir } of machines) await expectNothingLeft(context, machineDir);
+    expect(await strayFiles(host.cacheDir)).toEqual([]);
+  });
+
   it('a create racing the remove of the last VM on the interface still gets a working interface', async () => {
     const first = machine();
     const second = machine();

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -79,6 +79,8 @@ export interface VirtualBoxTimings {
   lockRetryDelay: number;
   /** Time limits of one VBoxManage run (the execFile runner kills it after them). */
   vboxManage: VBoxManageTimeouts;
+  /** A host-only lock file not refreshed for this long is left over from a killed process, ms. */
+  lockStaleAfter: number;
 }
 
 /** Production timing. */
@@ -89,6 +91,7 @@ export const defaultTimings: VirtualBoxTimings = {
   lockRetries: 5,
   lockRetryDelay: 500,
   vboxManage: defaultVBoxManageTimeouts,
+  lockStaleAfter: 60_000,
 };
 
 /** Facts about the host the driver reads; injectable so tests do not depend on the machine they run on. */
@@ -811,31 +814,41 @@ export class VirtualBoxDriver implements Driver {
 
   /**
    * Runs `body` holding `<cache>/hostonly.lock` (an exclusive-create file), so two machines created
-   * at once do not both make a host-only interface for the same range. A lock older than a minute
-   * is taken to be left over from a killed process.
+   * at once do not both make a host-only interface for the same range. The holder touches the file
+   * while it works (a Windows `hostonlyif create`, or an in-use check over many VMs, can take longer
+   * than the stale limit), so only a lock nobody refreshed for `lockStaleAfter` is taken to be left
+   * over from a killed process; and the holder deletes the file only while it is still its own.
    */
   async #withHostOnlyLock<T>(signal: AbortSignal | undefined, body: () => Promise<T>): Promise<T> {
     const dir = this.#cacheDir();
     await mkdir(dir, { recursive: true });
     const lock = join(dir, 'hostonly.lock');
+    const token = `${process.pid} ${this.machineName} ${randomUUID()}\n`;
+    const staleAfter = this.#timings.lockStaleAfter;
     const deadline = Date.now() + 120_000;
     for (;;) {
       throwIfAborted(signal);
       try {
-        await writeFile(lock, `${process.pid} ${this.machineName}\n`, { flag: 'wx' });
+        await writeFile(lock, token, { flag: 'wx' });
         break;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         const age = Date.now() - ((await stat(lock).catch(() => undefined))?.mtimeMs ?? Date.now());
-        if (age > 60_000) await rm(lock, { force: true });
+        if (age > staleAfter) await rm(lock, { force: true });
         else if (Date.now() > deadline) throw new TimeoutError(`${lock} is still held by another machine process`, { machine: this.machineName, hint: `delete ${lock} if no machine command is running` });
         else await sleep(50 + Math.random() * 100);
       }
     }
+    const heartbeat = setInterval(() => {
+      const now = new Date();
+      utimes(lock, now, now).catch(() => {});
+    }, staleAfter / 4);
+    heartbeat.unref();
     try {
       return await body();
     } finally {
-      await rm(lock, { force: true });
+      clearInterval(heartbeat);
+      if ((await readFile(lock, 'utf8').catch(() => undefined)) === token) await rm(lock, { force: true });
     }
   }
 
