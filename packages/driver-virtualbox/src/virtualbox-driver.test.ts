@@ -560,6 +560,37 @@ describe('operations', () => {
     }
   });
 
+  it('start of a saved VM moves the SSH forward when its port was taken while it was saved', async () => {
+    const { driver, context } = machine();
+    await driver.create();
+    const uuid = findEntry(context.journal, 'vm')?.id ?? '';
+    const oldPort = await driver.getSSHPort();
+    await fake.update((state) => {
+      const vm = state.vms[uuid];
+      if (vm !== undefined) vm.state = 'saved';
+    });
+    const squatter: Server = createServer((socket) => socket.destroy());
+    for (let attempt = 0; ; attempt++) {
+      const bound = await new Promise<boolean>((resolve) => {
+        squatter.once('error', () => resolve(false));
+        squatter.listen(oldPort, '127.0.0.1', () => resolve(true));
+      });
+      if (bound) break;
+      if (attempt > 100) throw new Error(`port ${oldPort} stayed busy`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    try {
+      await driver.start();
+    } finally {
+      await new Promise<void>((resolve) => squatter.close(() => resolve()));
+    }
+    const newPort = await driver.getSSHPort();
+    expect(newPort).not.toBe(oldPort);
+    expect((await fake.read()).vms[uuid]?.natpf['1']?.[0]?.hostport).toBe(newPort);
+    expect(await driver.getState()).toBe(State.Running);
+    await driver.remove();
+  });
+
   it('kill discards the saved state of a saved VM', async () => {
     const { driver, context } = machine();
     await driver.create();

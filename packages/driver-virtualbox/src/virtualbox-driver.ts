@@ -441,10 +441,10 @@ export class VirtualBoxDriver implements Driver {
     if (state === State.Paused) {
       await this.#vbox(['controlvm', uuid, 'resume'], 'start');
     } else {
-      if (state === State.Stopped) {
-        await this.#ensureSshForward(uuid, 'start');
-        await this.#ensureHostOnlyAttached(uuid, info, options.signal);
-      }
+      // NAT rules may change while a VM is saved (not its adapters): a saved VM restores with the
+      // forward it has, so a port taken meanwhile is moved as for a powered-off one.
+      if (state === State.Stopped || state === State.Saved) await this.#ensureSshForward(uuid, 'start');
+      if (state === State.Stopped) await this.#ensureHostOnlyAttached(uuid, info, options.signal);
       await this.#startVm(uuid, 'start');
     }
     await this.#waitReady(uuid, options.signal, 'start');
