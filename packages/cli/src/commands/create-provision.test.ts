@@ -1,5 +1,6 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { BootConfig, CreateOptions, DriverDescriptor } from '@machine/driver-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type CliHarness, cliHarness } from '../test-support/run-cli.ts';
 
@@ -72,6 +73,45 @@ describe('create: Docker Engine flags', () => {
     expect(record.provision).toMatchObject({ state: 'skipped', dockerPort: 2376 });
     await expect(stat(join(cli.storage, 'certs', 'ca.pem'))).rejects.toThrow();
     expect((await cli.run(['env', '--shell', 'bash', 'bare'])).stderr).toContain('"machine provision bare" installs one');
+  });
+});
+
+describe('create: --no-provision on a driver that takes cloud-init user data', () => {
+  it('still boots the machine with a host key made by the CLI and pins it from the first connection', async () => {
+    const boots: (BootConfig | undefined)[] = [];
+    const base = cli.drivers.fake as DriverDescriptor;
+    const withUserData: DriverDescriptor = {
+      ...base,
+      capabilities: { userData: true },
+      createDriver: (args) => {
+        const inner = base.createDriver(args);
+        return new Proxy(inner, {
+          get(target, property) {
+            if (property === 'create') {
+              return (options?: CreateOptions) => {
+                boots.push(options?.boot);
+                return target.create(options);
+              };
+            }
+            const value: unknown = Reflect.get(target, property, target);
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+      },
+    };
+    cli.drivers.fake = withUserData;
+    const result = await cli.run(['create', '-d', 'fake', '--no-provision', 'bare']);
+    const boot = boots[0];
+    expect(boot?.hostKeyFingerprint).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
+    expect(boot?.userData).toMatch(/^#cloud-config\n/);
+    expect(boot?.userData).toContain('ed25519_private: |');
+    expect(boot?.userData).not.toContain('runcmd');
+    // The fake cloud's sshd does not apply cloud-init, so it presents another key: the pinned first connection refuses it.
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`changed: expected ${boot?.hostKeyFingerprint}, got SHA256:`);
+    // The driver cleaned up what it made, so nothing is recorded or left at the provider.
+    expect((await cli.run(['ls', '-q'])).stdout).toBe('');
+    expect(cli.cloud.leaks()).toEqual([]);
   });
 });
 

@@ -180,13 +180,12 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
     let hostKey: MachineHostKey | undefined;
     let boot: BootConfig | undefined;
     try {
-      if (client !== undefined) {
-        await copyClientFiles(client, machineDir);
-        if (cloudInit) {
-          // The machine boots with a host key made here, so the first SSH connection verifies it.
-          hostKey = provisionModule.generateHostKey(`machine-${name}`);
-          boot = { userData: provisionModule.buildCloudConfig({ engine, hostKey }), hostKeyFingerprint: hostKey.fingerprint };
-        }
+      if (client !== undefined) await copyClientFiles(client, machineDir);
+      if (sshCapable && cloudInit) {
+        // The machine boots with a host key made here, so the first SSH connection verifies it
+        // (with --no-provision too: the cloud-config then only sets the host key).
+        hostKey = provisionModule.generateHostKey(`machine-${name}`);
+        boot = { userData: provisionModule.buildCloudConfig({ engine, hostKey }), hostKeyFingerprint: hostKey.fingerprint };
       }
     } catch (error) {
       await store.remove(name); // nothing was made yet: no half-made record either
