@@ -187,7 +187,14 @@ describe('machine ssh', () => {
       expect(refused.code, argv.join(' ')).toBe(1);
       expect(refused.stdout).toBe('');
       expect(refused.stderr).toContain(`the SSH host key of machine "box" changed (recorded SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA, presented ${real})`);
+      expect(refused.stderr).toContain(`run "machine trust-host-key box --fingerprint ${real}"`);
     }
+    // The command the refusal names works for such a record too.
+    const trusted = await cli.run(['trust-host-key', 'box', '--fingerprint', real]);
+    expect(trusted).toMatchObject({ code: 0, stderr: '' });
+    expect(trusted.stdout).toContain('Recorded host key: SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.');
+    expect(await cli.run(['--native-ssh', 'ssh', 'box', '--', 'echo', 'trusted'])).toMatchObject({ code: 0, stdout: 'trusted\n' });
+    expect(JSON.parse(await readFile(configPath, 'utf8')).data.hostKeyFingerprint).toBe(real);
     // Nothing pinned at all: the first key seen is written to the machine's known_hosts and checked from then on.
     delete record.data.hostKeyFingerprint;
     await writeFile(configPath, JSON.stringify(record));

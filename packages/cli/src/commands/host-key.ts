@@ -21,7 +21,8 @@ export async function trustHostKeyCommand(ctx: CommandContext, name: string, opt
     const host = await driver.getSSHHostname(signal);
     const port = record.ssh?.port ?? (await driver.getSSHPort(signal));
     const presented = await presentedHostKey(host, port);
-    const recorded = record.ssh?.hostKeyFingerprint;
+    // A record that stopped before SSH was recorded keeps the key the driver saw in its data.
+    const recorded = record.ssh?.hostKeyFingerprint ?? (typeof record.data.hostKeyFingerprint === 'string' ? record.data.hostKeyFingerprint : undefined);
     writeLine(ctx.io.stdout, `Machine "${name}" (${host}:${port}) presents the host key ${presented.fingerprint} (${presented.key.split(' ')[0]}).`);
     writeLine(ctx.io.stdout, `Recorded host key: ${recorded ?? 'none'}.`);
     if (recorded === presented.fingerprint) {
@@ -38,9 +39,10 @@ export async function trustHostKeyCommand(ctx: CommandContext, name: string, opt
       );
       return ExitCode.error;
     }
-    if (record.ssh === undefined) throw new CliError(`machine "${name}" has no SSH record; \`machine rm ${name}\` and create it again`);
-    record.ssh.hostKeyFingerprint = presented.fingerprint;
-    record.ssh.hostKey = presented.key;
+    if (record.ssh !== undefined) {
+      record.ssh.hostKeyFingerprint = presented.fingerprint;
+      record.ssh.hostKey = presented.key;
+    }
     record.data = { ...record.data, hostKeyFingerprint: presented.fingerprint };
     await writeKnownHosts(ctx.store.machineDir(name), `machine-${name}`, presented.key);
     await ctx.store.write(record);
