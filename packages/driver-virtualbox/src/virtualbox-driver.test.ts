@@ -456,6 +456,16 @@ describe('operations', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  it('remove retries unregistervm while the VM it just powered off still holds its session', async () => {
+    const { driver, context, machineDir } = machine();
+    await driver.create();
+    await fake.behave({ unlockDelayMs: 15 });
+    await driver.remove();
+    const unregisters = (await fake.calls()).filter((args) => args[0] === 'unregistervm');
+    expect(unregisters.length).toBeGreaterThan(1);
+    await expectNothingLeft(context, machineDir);
+  });
+
   it('stop powers off a guest that ignores the ACPI button after --virtualbox-stop-timeout', async () => {
     const { driver } = machine({ 'virtualbox-stop-timeout': 1 });
     await driver.create();

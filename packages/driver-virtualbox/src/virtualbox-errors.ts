@@ -33,9 +33,16 @@ export function mentionsVtxUnavailable(text: string): boolean {
   return vtxMarkers.some((marker) => marker.test(text));
 }
 
-/** True for VirtualBox's "the session is locked" errors (another VBoxManage or the GUI holds the VM). */
+/**
+ * True for VirtualBox's "the session is locked" errors: another VBoxManage or the GUI holds the VM,
+ * or a VM just powered off has not released its session yet (`unregistervm` right after
+ * `controlvm poweroff` says "Cannot unregister the machine '…' while it is locked").
+ */
 export function isSessionLocked(error: unknown): boolean {
-  return error instanceof VBoxManageError && /is already locked (?:by|for) a session|is being (?:locked|unlocked)/i.test(error.stderr);
+  return (
+    error instanceof VBoxManageError &&
+    /is already locked (?:by|for) a session|is being (?:locked|unlocked)|Cannot unregister the machine .* while it is locked/i.test(error.stderr)
+  );
 }
 
 /** The VirtualBox result code from `Details: code VBOX_E_OBJECT_NOT_FOUND (0x80bb0001)`. */

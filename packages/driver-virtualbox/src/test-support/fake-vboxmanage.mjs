@@ -392,6 +392,7 @@ function execute(args, statePath, io) {
       requireRunning(vm);
       if (action === 'poweroff') {
         setState(vm, 'poweroff');
+        if (state.behaviour.unlockDelayMs !== undefined) vm.unlockAt = Date.now() + state.behaviour.unlockDelayMs;
         out('0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%');
       } else if (action === 'acpipowerbutton') {
         if (vm.state === 'running' && state.behaviour.ignoreAcpi !== true) vm.pending = { state: 'poweroff', at: Date.now() + (state.behaviour.acpiDelayMs ?? 50) };
@@ -415,7 +416,8 @@ function execute(args, statePath, io) {
     }
     case 'unregistervm': {
       const vm = findVm(rest[0]);
-      if (['running', 'paused', 'starting', 'gurumeditation'].includes(vm.state)) {
+      // A VM powered off a moment ago still holds its session for a while (behaviour.unlockDelayMs).
+      if (['running', 'paused', 'starting', 'gurumeditation'].includes(vm.state) || (vm.unlockAt ?? 0) > Date.now()) {
         fail([
           `Cannot unregister the machine '${vm.name}' while it is locked`,
           'Details: code VBOX_E_INVALID_OBJECT_STATE (0x80bb0007), component MachineWrap, interface IMachine',

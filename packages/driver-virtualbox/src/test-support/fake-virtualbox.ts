@@ -47,6 +47,8 @@ export interface FakeBehaviour {
   sshDisabled?: boolean;
   /** `hostonlyif create` also makes a default DHCP server, as some VirtualBox versions do. */
   defaultDhcp?: boolean;
+  /** After `controlvm poweroff` the VM keeps its session this long: `unregistervm` meanwhile says it is locked. */
+  unlockDelayMs?: number;
 }
 
 export interface FakeState {
