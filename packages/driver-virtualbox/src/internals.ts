@@ -32,6 +32,6 @@ export {
   vboxManageTimeout,
 } from './vboxmanage.ts';
 export { currentHost, defaultTimings, hostOnlyTag, minimumVersion, ResourceKind, VirtualBoxDriver, type VirtualBoxDriverOptions } from './virtualbox-driver.ts';
-export { mapVBoxManageError, virtualBoxErrorMapper } from './virtualbox-errors.ts';
+export { mapVBoxManageError } from './virtualbox-errors.ts';
 export { checksumFromSums, imageFileName, resolveImage, sha256File } from './virtualbox-image.ts';
 export { stateOfVmState } from './virtualbox-state.ts';

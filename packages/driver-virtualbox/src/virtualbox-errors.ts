@@ -1,5 +1,4 @@
 import {
-  type ErrorMapper,
   InvalidConfigError,
   MachineError,
   NotFoundError,
@@ -138,6 +137,3 @@ export function mapVBoxManageError(error: unknown, where: ErrorWhere = {}): Mach
     retryable: false,
   });
 }
-
-/** The descriptor's error mapper (guardDriver): anything not yet typed goes through {@link mapVBoxManageError}. */
-export const virtualBoxErrorMapper: ErrorMapper = (error, where) => mapVBoxManageError(error, where);
