@@ -724,6 +724,18 @@ describe('host-only interfaces that are not ours, or still in use', () => {
     expect((await fake.read()).hostonlyifs).toEqual({});
   });
 
+  it('a remove whose VM delete fails keeps the host-only interface in the journal, so the next remove deletes it', async () => {
+    const { driver, context, machineDir } = machine();
+    await driver.create();
+    await fake.fail({ command: 'unregistervm', times: 1, stderr: 'VBoxManage: error: injected failure of unregistervm\nVBoxManage: error: Details: code E_FAIL (0x80004005)' });
+    const error = await rejection(driver.remove());
+    expect(error.code).toBe('CLEANUP');
+    expect(context.journal.entries().map((entry) => entry.kind).sort()).toEqual(['disk', 'hostonly-if', 'seed-iso', 'vm']);
+    await driver.remove();
+    await expectNothingLeft(context, machineDir);
+    expect((await fake.read()).hostonlyifs).toEqual({});
+  });
+
   it('a VM deleted outside the tool reports NotFoundError everywhere and remove still finishes', async () => {
     const { driver, context, machineDir } = machine();
     await driver.create();

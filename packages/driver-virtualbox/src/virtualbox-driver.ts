@@ -925,11 +925,10 @@ export class VirtualBoxDriver implements Driver {
     return ip;
   }
 
-  /** True when a VM other than `exceptUuid` has a host-only adapter on `name`. */
-  async #interfaceInUse(name: string, exceptUuid: string | undefined, operation: string): Promise<boolean> {
-    const vms = parseVmList(await this.#vbox(['list', 'vms'], operation));
-    for (const vm of vms) {
-      if (vm.uuid === exceptUuid) continue;
+  /** The UUIDs of the VMs with a host-only adapter on `name`. */
+  async #interfaceUsers(name: string, operation: string): Promise<string[]> {
+    const users: string[] = [];
+    for (const vm of parseVmList(await this.#vbox(['list', 'vms'], operation))) {
       let info: Map<string, string>;
       try {
         info = await this.#info(vm.uuid, operation);
@@ -937,9 +936,29 @@ export class VirtualBoxDriver implements Driver {
         if (NotFoundError.isInstance(error)) continue;
         throw error;
       }
-      for (const [key, value] of info) if (/^(?:hostonlyadapter|hostonly-network)\d+$/.test(key) && value === name) return true;
+      for (const [key, value] of info) {
+        if (/^(?:hostonlyadapter|hostonly-network)\d+$/.test(key) && value === name) {
+          users.push(vm.uuid);
+          break;
+        }
+      }
     }
-    return false;
+    return users;
+  }
+
+  /**
+   * Whether remove must leave a host-only interface/network (or its DHCP server) alone: true while
+   * other VMs use it (the last machine on it deletes it). While this machine's own VM still uses it
+   * (its delete failed just before), it throws instead, so the journal keeps the entry and the next
+   * remove deletes it; forgetting it then would leak it for good.
+   */
+  async #keepHostOnly(name: string, operation: string): Promise<boolean> {
+    const users = await this.#interfaceUsers(name, operation);
+    const ownVm = findEntry(this.#context.journal, ResourceKind.vm)?.id;
+    if (ownVm !== undefined && users.includes(ownVm)) {
+      throw new ProviderError(`${name} was not deleted: this machine's VM still uses it`, { machine: this.machineName, operation, hint: 'run remove again once the VM is deleted' });
+    }
+    return users.length > 0;
   }
 
   #deleters(): Record<string, ResourceDeleter> {
@@ -971,20 +990,20 @@ export class VirtualBoxDriver implements Driver {
       // concurrent removes deletes the interface and a concurrent create cannot lose it.
       [ResourceKind.hostOnlyInterface]: (entry: JournalEntry) =>
         this.#withHostOnlyLock(undefined, async () => {
-          if (await this.#interfaceInUse(entry.id, undefined, operation)) return;
+          if (await this.#keepHostOnly(entry.id, operation)) return;
           await this.#vbox(['dhcpserver', 'remove', '--interface', entry.id], operation).catch(ignoreMissing);
           await this.#vbox(['hostonlyif', 'remove', entry.id], operation);
           await this.#vbox(['setextradata', 'global', hostOnlyTag(entry.id)], operation);
         }),
       [ResourceKind.hostOnlyNetwork]: (entry: JournalEntry) =>
         this.#withHostOnlyLock(undefined, async () => {
-          if (await this.#interfaceInUse(entry.id, undefined, operation)) return;
+          if (await this.#keepHostOnly(entry.id, operation)) return;
           await this.#vbox(['hostonlynet', 'remove', '--name', entry.id], operation);
           await this.#vbox(['setextradata', 'global', hostOnlyTag(entry.id, 'net')], operation);
         }),
       [ResourceKind.dhcpServer]: (entry: JournalEntry) =>
         this.#withHostOnlyLock(undefined, async () => {
-          if (await this.#interfaceInUse(entry.id, undefined, operation)) return;
+          if (await this.#keepHostOnly(entry.id, operation)) return;
           await this.#vbox(['dhcpserver', 'remove', '--interface', entry.id], operation);
         }),
     };
