@@ -55,7 +55,7 @@ describe('provisionDocker over SSH', () => {
     const { guest: machine, engine } = await guest({ cloudInit: 'done', dockerInstalled: true, installIntoEtcFails: true });
     const error = await provisionError(installServerCertificate({ ssh: machine.ssh, dockerHost: '127.0.0.1' }, { engine, client, server }));
     expect(error.step).toBe('upload-certificates');
-    expect(error.message).toContain('Read-only file system');
+    expect(error.message).toMatch(/^provisioning \S+ failed at upload-certificates: `sudo install` of the uploaded files into \/etc exited with 1: install: cannot create regular file '\/etc\/docker\/': Read-only file system$/);
     expect(machine.fs.exists('/tmp/machine-provision')).toBe(false);
     expect(machine.commands.at(-1)).toBe('rm -rf /tmp/machine-provision');
   });

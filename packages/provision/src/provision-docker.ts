@@ -253,7 +253,7 @@ async function uploadFiles(session: Session, options: ProvisionOptions, writeCon
     ['server-key.pem', options.server.keyPem, 0o600],
   ];
   if (writeConfig) files.push(['daemon.json', daemonJson(options.engine), 0o644], ['10-machine.conf', systemdDropIn(options.engine), 0o644]);
-  await checked(session, 'upload-certificates', `rm -rf ${dir}`);
+  await checked(session, 'upload-certificates', `rm -rf ${dir}`, `removing an old ${dir}`);
   const sudo = session.sudo;
   const commands = [
     `${sudo}mkdir -p /etc/docker /etc/systemd/system/docker.service.d`,
@@ -275,7 +275,7 @@ async function uploadFiles(session: Session, options: ProvisionOptions, writeCon
     } finally {
       sftp.end();
     }
-    await checked(session, 'upload-certificates', commands.join(' && '));
+    await checked(session, 'upload-certificates', commands.join(' && '), '`sudo install` of the uploaded files into /etc');
   } catch (error) {
     // The server key must not stay in /tmp when a step after the upload failed.
     await session.exec(`rm -rf ${dir}`).catch(() => undefined);
@@ -336,11 +336,12 @@ async function waitForDocker(session: Session, client: ClientCertificates): Prom
   }
 }
 
-async function checked(session: Session, step: ProvisionStep, command: string): Promise<CommandOutput> {
+/** Runs `command`; a non-zero exit is a ProvisionError saying `what` failed (a chain's first command may not be the one). */
+async function checked(session: Session, step: ProvisionStep, command: string, what: string): Promise<CommandOutput> {
   const result = await session.exec(command);
   if (result.code !== 0) {
     const logTail = lastLines(result.output);
-    throw new ProvisionError(`\`${command.split(' && ')[0]}…\` exited with ${result.code}${reason(logTail)}`, { machine: session.machine, step, logTail });
+    throw new ProvisionError(`${what} exited with ${result.code}${reason(logTail)}`, { machine: session.machine, step, logTail });
   }
   return result;
 }
