@@ -761,6 +761,10 @@ describe('VirtualBox 7 on macOS: host-only networks', () => {
     expect(state.hostonlynets?.['machine-192.168.59.0-24']).toMatchObject({ netmask: '255.255.255.0', lower: '192.168.59.100', upper: '192.168.59.254', enabled: true });
     const vm = state.vms[findEntry(context.journal, 'vm')?.id ?? ''];
     expect(vm?.nics['2']).toMatchObject({ type: 'hostonlynet', network: 'machine-192.168.59.0-24' });
+    // What VBoxManage 7 prints for such an adapter.
+    const info = (await fake.run(['showvminfo', vm?.uuid ?? '', '--machinereadable'])).stdout;
+    expect(info).toContain('nic2="hostonlynetwork"\n');
+    expect(info).toContain('hostonly-network2="machine-192.168.59.0-24"\n');
     expect(await driver.getIP()).toBe('192.168.59.100');
     await driver.remove();
     await expectNothingLeft(context, machineDir);

@@ -151,7 +151,8 @@ function execute(args, statePath, io) {
       if (nic.type === 'hostonly' && nic.adapter !== undefined) lines.push(`hostonlyadapter${index}="${nic.adapter}"`);
       if (nic.type === 'hostonlynet' && nic.network !== undefined) lines.push(`hostonly-network${index}="${nic.network}"`);
       if (nic.mac !== undefined) lines.push(`macaddress${index}="${nic.mac}"`);
-      lines.push(`cableconnected${index}="${nic.cable ?? 'on'}"`, `nic${index}="${nic.type}"`);
+      // VBoxManage names a host-only network attachment "hostonlynetwork" (modifyvm takes "hostonlynet").
+      lines.push(`cableconnected${index}="${nic.cable ?? 'on'}"`, `nic${index}="${nic.type === 'hostonlynet' ? 'hostonlynetwork' : nic.type}"`);
       if (nic.nictype !== undefined) lines.push(`nictype${index}="${nic.nictype}"`);
       if (nic.promisc !== undefined) lines.push(`nicpromisc${index}="${nic.promisc}"`);
       (vm.natpf?.[index] ?? []).forEach((rule, ruleIndex) => {
