@@ -11,7 +11,7 @@ import type { VBoxManageRunner } from './vboxmanage.ts';
 import type { VirtualBoxHost, VirtualBoxTimings } from './virtualbox-driver.ts';
 import { type VirtualBoxConfig, virtualBoxFlags } from './virtualbox-flags.ts';
 
-export type { VBoxManageOutput, VBoxManageRunner } from './vboxmanage.ts';
+export type { VBoxManageOutput, VBoxManageRunner, VBoxManageTimeouts } from './vboxmanage.ts';
 export type { VirtualBoxHost, VirtualBoxTimings } from './virtualbox-driver.ts';
 export { defaultHostOnlyCidr, defaultImageUrl, type VirtualBoxConfig, virtualBoxFlags } from './virtualbox-flags.ts';
 
