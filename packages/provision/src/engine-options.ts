@@ -185,8 +185,13 @@ function firstProblem(values: readonly string[], check: (value: string) => strin
 }
 
 function installUrlProblem(value: string): string | undefined {
-  if (!/^https?:\/\/[^\s'"\\`$]+$/.test(value)) return `"${value}" is not an http(s) URL without quotes or spaces`;
+  if (!/^https?:\/\/[^\s'"\\`$]+$/.test(value)) return `"${withoutCredentials(value)}" is not an http(s) URL without quotes or spaces`;
   return undefined;
+}
+
+/** A URL for messages: `user:password@` (a private mirror's credentials) shown as `***@`. */
+export function withoutCredentials(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#\s]*@/i, '$1***@');
 }
 
 /** Problems with an `--engine-env` entry: it becomes a systemd `Environment="KEY=VALUE"` line. */

@@ -129,6 +129,22 @@ describe('provisionDocker over SSH', () => {
     expect(error.logTail).toContain('E: Unable to locate package docker-ce');
   });
 
+  it('credentials in --engine-install-url (a private mirror) appear in no message or progress event', async () => {
+    const secretUrl = 'https://deploy:s3cret-token@mirror.example/install.sh';
+    const { guest: machine, engine } = await guest({ cloudInit: 'absent', installFails: true }, { engineInstallUrl: secretUrl });
+    const events: ProgressEvent[] = [];
+    const error = await provisionError(
+      provisionDocker({ ssh: machine.ssh, dockerHost: '127.0.0.1' }, { engine, client, server, cloudInit: false, onProgress: (event) => events.push(event) }),
+    );
+    // The machine still downloads from the real URL.
+    expect(machine.commands.some((command) => command.startsWith(`curl -fsSL '${secretUrl}' -o /tmp/install-docker.sh && `))).toBe(true);
+    expect(error.message).toContain('check --engine-install-url (https://***@mirror.example/install.sh)');
+    const shown = [error.message, ...events.map((event) => event.message)].join('\n');
+    expect(shown).toContain('installing Docker Engine from https://***@mirror.example/install.sh');
+    expect(shown).not.toContain('s3cret-token');
+    expect(() => engineOptionsFrom({ engineInstallUrl: 'https://deploy:s3cret-token@mirror.example/a b.sh' })).toThrow('"https://***@mirror.example/a b.sh" is not an http(s) URL');
+  });
+
   it('an image without cloud-init falls back to the SSH install', async () => {
     const { guest: machine, engine } = await guest({ cloudInit: 'absent' });
     const events: ProgressEvent[] = [];

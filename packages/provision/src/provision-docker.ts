@@ -8,7 +8,7 @@ import { installCommand } from './cloud-config.ts';
 import { daemonJson, guestPaths, systemdDropIn } from './daemon-config.ts';
 import { dockerApi, dockerUrl, dockerVersion } from './docker-api.ts';
 import { DockerApiError } from './docker-api-error.ts';
-import type { EngineOptions } from './engine-options.ts';
+import { type EngineOptions, withoutCredentials } from './engine-options.ts';
 import { ProvisionError, type ProvisionStep } from './provision-error.ts';
 
 /** The machine to provision: SSH (with the pinned host key) and the address the engine is reached at. */
@@ -61,10 +61,10 @@ export async function provisionDocker(target: ProvisionTarget, options: Provisio
       if (!hasCloudInit) {
         session.info('install-engine', 'the image has no cloud-init; installing Docker Engine over SSH');
         writeConfig = true;
-        await session.step('install-engine', `installing Docker Engine from ${options.engine.installUrl}`, () => installEngine(session, options.engine));
+        await session.step('install-engine', `installing Docker Engine from ${withoutCredentials(options.engine.installUrl)}`, () => installEngine(session, options.engine));
       }
     } else {
-      await session.step('install-engine', `installing Docker Engine from ${options.engine.installUrl}`, () => installEngine(session, options.engine));
+      await session.step('install-engine', `installing Docker Engine from ${withoutCredentials(options.engine.installUrl)}`, () => installEngine(session, options.engine));
     }
     await session.step('upload-certificates', 'uploading the engine certificates', () => uploadFiles(session, options, writeConfig));
     await session.step('restart-docker', 'restarting the Docker engine with TLS', () => restartDocker(session));
@@ -219,7 +219,7 @@ async function waitForCloudInit(session: Session, options: ProvisionOptions): Pr
       machine: session.machine,
       step: 'cloud-init',
       logTail,
-      hint: `see ${guestPaths.cloudInitLog} on the machine; check --engine-install-url (${options.engine.installUrl})`,
+      hint: `see ${guestPaths.cloudInitLog} on the machine; check --engine-install-url (${withoutCredentials(options.engine.installUrl)})`,
     });
   }
 }
@@ -238,7 +238,7 @@ async function installEngine(session: Session, engine: EngineOptions): Promise<v
       machine: session.machine,
       step: 'install-engine',
       logTail,
-      hint: `check --engine-install-url (${engine.installUrl}) and that the machine can reach it`,
+      hint: `check --engine-install-url (${withoutCredentials(engine.installUrl)}) and that the machine can reach it`,
     });
   }
 }
