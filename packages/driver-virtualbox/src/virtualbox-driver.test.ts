@@ -84,6 +84,28 @@ async function expectNothingLeft(context: ReturnType<typeof machine>['context'],
   expect(await strayFiles(machineDir)).toEqual([]);
 }
 
+/**
+ * Runs `body` while a server that speaks no SSH holds 127.0.0.1:`port` (the harness frees a stopped
+ * VM's SSH port within a tick or two, so binding is retried for a while).
+ */
+async function whileSquatting(port: number, body: () => Promise<void>): Promise<void> {
+  const squatter: Server = createServer((socket) => socket.destroy());
+  for (let attempt = 0; ; attempt++) {
+    const bound = await new Promise<boolean>((resolve) => {
+      squatter.once('error', () => resolve(false));
+      squatter.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (bound) break;
+    if (attempt > 100) throw new Error(`port ${port} stayed busy`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  try {
+    await body();
+  } finally {
+    await new Promise<void>((resolve) => squatter.close(() => resolve()));
+  }
+}
+
 const commands = async () => (await fake.calls()).map((args) => args.slice(0, 2).join(' '));
 
 describe('create', () => {
@@ -494,22 +516,7 @@ describe('operations', () => {
     await driver.create();
     await driver.stop();
     const oldPort = await driver.getSSHPort();
-    // The harness closes the stopped VM's SSH server within a tick or two; then take its port.
-    const squatter: Server = createServer();
-    for (let attempt = 0; ; attempt++) {
-      const bound = await new Promise<boolean>((resolve) => {
-        squatter.once('error', () => resolve(false));
-        squatter.listen(oldPort, '127.0.0.1', () => resolve(true));
-      });
-      if (bound) break;
-      if (attempt > 100) throw new Error(`port ${oldPort} stayed busy`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    try {
-      await driver.start();
-    } finally {
-      await new Promise<void>((resolve) => squatter.close(() => resolve()));
-    }
+    await whileSquatting(oldPort, () => driver.start());
     const newPort = await driver.getSSHPort();
     expect(newPort).not.toBe(oldPort);
     const uuid = findEntry(context.journal, 'vm')?.id ?? '';
@@ -579,21 +586,7 @@ describe('operations', () => {
       const vm = state.vms[uuid];
       if (vm !== undefined) vm.state = 'saved';
     });
-    const squatter: Server = createServer((socket) => socket.destroy());
-    for (let attempt = 0; ; attempt++) {
-      const bound = await new Promise<boolean>((resolve) => {
-        squatter.once('error', () => resolve(false));
-        squatter.listen(oldPort, '127.0.0.1', () => resolve(true));
-      });
-      if (bound) break;
-      if (attempt > 100) throw new Error(`port ${oldPort} stayed busy`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    try {
-      await driver.start();
-    } finally {
-      await new Promise<void>((resolve) => squatter.close(() => resolve()));
-    }
+    await whileSquatting(oldPort, () => driver.start());
     const newPort = await driver.getSSHPort();
     expect(newPort).not.toBe(oldPort);
     expect((await fake.read()).vms[uuid]?.natpf['1']?.[0]?.hostport).toBe(newPort);
