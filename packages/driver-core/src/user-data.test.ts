@@ -29,7 +29,9 @@ describe('combineUserData', () => {
     expect(sections).toHaveLength(4);
     expect(sections[1]).toContain('Content-Type: text/cloud-config');
     expect(sections[1]).toContain('\n\n#cloud-config\nruncmd: [x]\n');
+    expect(sections[1]).toContain('Merge-Type: list(append)+dict(no_replace,recurse_list)+str()');
     expect(sections[2]).toContain('Content-Type: text/x-shellscript');
+    expect(sections[2]).not.toContain('Merge-Type');
     expect(sections[2]).toContain('\n\n#!/bin/bash\necho user\n');
     expect(sections[3]).toBe('--\n');
   });

@@ -7,6 +7,13 @@ import { randomBytes } from 'node:crypto';
  * content type its first line implies.
  */
 
+/**
+ * How each combined `#cloud-config` part merges into the parts before it: lists append and existing
+ * keys are kept. cloud-init's default would keep only one part's `runcmd`/`write_files` (the
+ * provisioning install or the user's own commands would silently vanish).
+ */
+export const CLOUD_CONFIG_MERGE_TYPE = 'list(append)+dict(no_replace,recurse_list)+str()';
+
 /** The MIME type cloud-init gives user data by its first line (`#cloud-config`, `#!`, …). */
 export function userDataContentType(content: string): string {
   const firstLine = content.trimStart().split('\n', 1)[0]?.trim() ?? '';
@@ -26,7 +33,7 @@ export function userDataContentType(content: string): string {
 /**
  * Combines user data pieces for cloud-init. Empty pieces are dropped; one piece is returned as is;
  * several become one `multipart/mixed` archive (a piece that is itself MIME is embedded with its
- * own headers). Returns `undefined` when there is nothing.
+ * own headers; cloud-config parts carry {@link CLOUD_CONFIG_MERGE_TYPE}, so every part's lists count). Returns `undefined` when there is nothing.
  */
 export function combineUserData(pieces: readonly (string | undefined)[]): string | undefined {
   const parts = pieces.filter((piece): piece is string => piece !== undefined && piece.trim() !== '');
@@ -40,9 +47,11 @@ export function combineUserData(pieces: readonly (string | undefined)[]): string
       lines.push(part.replace(/\r\n/g, '\n').replace(/\n+$/, ''));
       return;
     }
+    const type = userDataContentType(part);
     lines.push(
-      `Content-Type: ${userDataContentType(part)}; charset="utf-8"`,
+      `Content-Type: ${type}; charset="utf-8"`,
       'MIME-Version: 1.0',
+      ...(type === 'text/cloud-config' ? [`Merge-Type: ${CLOUD_CONFIG_MERGE_TYPE}`] : []),
       'Content-Transfer-Encoding: 8bit',
       `Content-Disposition: attachment; filename="part-${index + 1}"`,
       '',

@@ -59,6 +59,26 @@ describe('planBoot', () => {
     expect(plan.scripts).toEqual([{ name: 'part-3', content: '#!/bin/sh\ntrue' }]); // the newline before a MIME delimiter belongs to it
   });
 
+  it("without a merge type a later part's lists replace earlier ones whole, as cloud-init's dict(replace)+list()+str() default does", () => {
+    const part = (body: string, headers: string[] = []) => ['--b', 'Content-Type: text/cloud-config', ...headers, '', body].join('\n');
+    const archive = (...parts: string[]) => ['Content-Type: multipart/mixed; boundary="b"', '', ...parts, '--b--', ''].join('\n');
+    const first = '#cloud-config\nssh_keys:\n  ed25519_private: FIRST\nruncmd:\n  - echo install-engine\n';
+    const second = '#cloud-config\nssh_keys:\n  ed25519_private: SECOND\nruncmd:\n  - echo users-own\n';
+    const replaced = planBoot(archive(part(first), part(second)));
+    expect(replaced.runcmd).toEqual(['echo users-own']);
+    expect(replaced.sshKeys).toEqual({ ed25519_private: 'SECOND' });
+    const appended = planBoot(archive(part(first), part(second, ['Merge-Type: list(append)+dict(no_replace,recurse_list)+str()'])));
+    expect(appended.runcmd).toEqual(['echo install-engine', 'echo users-own']);
+    expect(appended.sshKeys).toEqual({ ed25519_private: 'FIRST' });
+    const viaBody = planBoot(archive(part(first), part(`${second}merge_how:\n  - name: list\n    settings: [append]\n`)));
+    expect(viaBody.runcmd).toEqual(['echo install-engine', 'echo users-own']);
+  });
+
+  it("driver-core's combineUserData keeps both the provisioning runcmd and the user's own", () => {
+    const plan = planBoot(combineUserData(['#cloud-config\nruncmd:\n  - echo install-engine\n', '#cloud-config\nruncmd:\n  - echo users-own\n']));
+    expect(plan.runcmd).toEqual(['echo install-engine', 'echo users-own']);
+  });
+
   it('reports what cloud-init would refuse, and nothing for empty user data', () => {
     expect(planBoot(undefined)).toMatchObject({ errors: [], runcmd: [], writeFiles: [] });
     expect(planBoot('#cloud-config\nruncmd: [unclosed\n').errors[0]).toMatch(/^Failed loading yaml blob/);

@@ -32,17 +32,21 @@ export interface BootPlan {
 /**
  * Plans what cloud-init does with `userData`: every `#cloud-config` part (plain or in a MIME
  * multipart, nested ones too) is parsed as YAML 1.1 like PyYAML does (so `0644` is octal) and merged
- * the way cloud-init's default merger does for the keys used here: `write_files` and `runcmd` lists
- * append, `ssh_keys` maps merge, other keys are ignored.
+ * into the parts before it the way cloud-init's cloud-config handler does, for the keys used here.
+ * Its default, `dict(replace)+list()+str()`, lets a later part's `runcmd`/`write_files` list replace
+ * an earlier one whole; a part whose `Merge-Type` header (or `merge_how`) says `list(append)` adds
+ * its entries instead, and `dict(no_replace)` keeps values an earlier part set. Other keys are
+ * ignored.
  */
 export function planBoot(userData: string | undefined): BootPlan {
   const plan: BootPlan = { sshKeys: {}, sshDeleteKeys: true, writeFiles: [], runcmd: [], scripts: [], errors: [], skipped: [] };
   if (userData === undefined || userData.trim() === '') return plan;
   let scriptIndex = 0;
+  const seen = new Set<string>();
   for (const part of splitUserData(userData)) {
     switch (part.contentType) {
       case 'text/cloud-config':
-        applyCloudConfig(plan, part.content);
+        applyCloudConfig(plan, part.content, part.mergeType, seen);
         break;
       case 'text/x-shellscript':
         plan.scripts.push({ name: part.filename ?? `part-${String(++scriptIndex).padStart(3, '0')}`, content: part.content });
@@ -54,7 +58,31 @@ export function planBoot(userData: string | undefined): BootPlan {
   return plan;
 }
 
-function applyCloudConfig(plan: BootPlan, text: string): void {
+/** How one part merges into the parts before it (from `Merge-Type`/`merge_how`). */
+interface MergeRules {
+  /** `list(append)` (or prepend): list values add to the existing list. */
+  appendLists: boolean;
+  /** `dict(no_replace)`: a value an earlier part set is kept. */
+  keepExisting: boolean;
+}
+
+/** Reads a merge spec: `list(append)+dict(no_replace,recurse_list)+str()` or `merge_how` as a list of mergers. */
+function mergeRules(spec: unknown): MergeRules {
+  const settingsOf = (name: string): string[] => {
+    if (typeof spec === 'string') {
+      const match = new RegExp(`(?:^|\\+)\\s*${name}\\(([^)]*)\\)`).exec(spec);
+      return match?.[1]?.split(',').map((setting) => setting.trim()) ?? [];
+    }
+    if (!Array.isArray(spec)) return [];
+    const merger = spec.find((entry) => (entry as { name?: unknown })?.name === name) as { settings?: unknown } | undefined;
+    return Array.isArray(merger?.settings) ? merger.settings.map(String) : [];
+  };
+  const list = settingsOf('list');
+  const dict = settingsOf('dict');
+  return { appendLists: list.includes('append') || list.includes('prepend'), keepExisting: dict.includes('no_replace') };
+}
+
+function applyCloudConfig(plan: BootPlan, text: string, mergeType: string | undefined, seen: Set<string>): void {
   let config: unknown;
   try {
     config = parseYaml(text, { version: '1.1' });
@@ -68,18 +96,40 @@ function applyCloudConfig(plan: BootPlan, text: string): void {
     return;
   }
   const record = config as Record<string, unknown>;
-  if (typeof record.ssh_deletekeys === 'boolean') plan.sshDeleteKeys = record.ssh_deletekeys;
+  const rules = mergeRules(mergeType ?? record.merge_how);
+  // What this part does to a key an earlier part set: add to it, keep it, or replace it.
+  const action = (key: string): 'set' | 'append' | 'keep' => {
+    const earlier = seen.has(key);
+    seen.add(key);
+    if (!earlier) return 'set';
+    if (rules.appendLists) return 'append';
+    return rules.keepExisting ? 'keep' : 'set';
+  };
+  if (typeof record.ssh_deletekeys === 'boolean' && !(seen.has('ssh_deletekeys') && rules.keepExisting)) {
+    seen.add('ssh_deletekeys');
+    plan.sshDeleteKeys = record.ssh_deletekeys;
+  }
   if (record.ssh_keys !== undefined) {
     if (typeof record.ssh_keys !== 'object' || record.ssh_keys === null) plan.errors.push('Invalid cloud-config provided: ssh_keys: is not of type object');
-    else for (const [key, value] of Object.entries(record.ssh_keys)) if (typeof value === 'string') plan.sshKeys[key] = value;
+    else {
+      for (const [key, value] of Object.entries(record.ssh_keys)) {
+        if (typeof value === 'string' && !(plan.sshKeys[key] !== undefined && rules.keepExisting)) plan.sshKeys[key] = value;
+      }
+    }
   }
   if (record.write_files !== undefined) {
+    const how = action('write_files');
     if (!Array.isArray(record.write_files)) plan.errors.push('Invalid cloud-config provided: write_files: is not of type array');
-    else for (const [index, entry] of record.write_files.entries()) addWriteFile(plan, entry, index);
+    else if (how !== 'keep') {
+      if (how === 'set') plan.writeFiles = [];
+      for (const [index, entry] of record.write_files.entries()) addWriteFile(plan, entry, index);
+    }
   }
   if (record.runcmd !== undefined) {
+    const how = action('runcmd');
     if (!Array.isArray(record.runcmd)) plan.errors.push('Invalid cloud-config provided: runcmd: is not of type array');
-    else {
+    else if (how !== 'keep') {
+      if (how === 'set') plan.runcmd = [];
       for (const entry of record.runcmd) {
         if (typeof entry === 'string') plan.runcmd.push(entry);
         else if (Array.isArray(entry)) plan.runcmd.push(entry.map(String));

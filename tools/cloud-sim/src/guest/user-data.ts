@@ -13,6 +13,8 @@ export interface UserDataPart {
   content: string;
   /** `Content-Disposition` filename, when given. */
   filename?: string;
+  /** The part's `Merge-Type` (or `X-Merge-Type`) header: how cloud-init merges it into earlier parts. */
+  mergeType?: string;
 }
 
 /** The cloud-init type of a plain (non-MIME) piece, by its first line. */
@@ -86,7 +88,15 @@ function splitEntity(text: string, depth: number): UserDataPart[] {
   const disposition = parseHeaderValue(headers.get('content-disposition') ?? '');
   // cloud-init types untyped or text/plain parts by their first line, as for plain user data.
   const type = contentType.type === '' || contentType.type === 'text/plain' || contentType.type === 'text/x-not-multipart' ? contentTypeOf(decoded) : contentType.type;
-  return [{ contentType: type, content: decoded, ...(disposition.params.filename === undefined ? {} : { filename: disposition.params.filename }) }];
+  const mergeType = headers.get('merge-type') ?? headers.get('x-merge-type');
+  return [
+    {
+      contentType: type,
+      content: decoded,
+      ...(disposition.params.filename === undefined ? {} : { filename: disposition.params.filename }),
+      ...(mergeType === undefined ? {} : { mergeType }),
+    },
+  ];
 }
 
 /** The bodies between `--boundary` delimiter lines (the newline before each delimiter belongs to it). */
