@@ -143,8 +143,8 @@ describe('the built machine binary', () => {
     await writeFile(join(work, 'store', 'machines', 'mangled', 'config.json'), 'not json');
     const result = await machine(['ls']);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/fine\s+memo\s+Running/);
-    expect(result.stdout).toMatch(/mangled\s+not found\s+Error\s+Unknown\s+config\.json of machine "mangled" is corrupt/);
+    expect(result.stdout).toMatch(/fine\s+-\s+memo\s+Running/);
+    expect(result.stdout).toMatch(/mangled\s+-\s+not found\s+Error\s+Unknown\s+config\.json of machine "mangled" is corrupt/);
     await machine(['rm', '-f', 'fine', 'mangled']);
     expect((await machine(['ls', '-q'])).stdout).toBe('');
   });

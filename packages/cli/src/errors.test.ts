@@ -95,7 +95,7 @@ describe('bad input gets one clear line and a non-zero exit code, before any API
     expect(without.code).toBe(1);
     expect(oneLine(without.stderr)).toContain('--fake-token: is required');
     const ls = await cli.run(['ls']);
-    expect(ls.stdout).toMatch(/m1\s+fakeauth\s+Error\s+Unknown\s+--fake-token: is required/);
+    expect(ls.stdout).toMatch(/m1\s+-\s+fakeauth\s+Error\s+Unknown\s+--fake-token: is required/);
     expect((await cli.run(['rm', '-y', 'm1'], { env: { FAKE_TOKEN: 'abcd-1234' } })).code).toBe(0);
     expect(cli.cloud.leaks()).toEqual([]);
   });
@@ -114,8 +114,8 @@ describe('bad input gets one clear line and a non-zero exit code, before any API
     await writeFile(join(cli.storage, 'machines', 'broken', 'config.json'), '{"driver": "fake", "conf');
     const ls = await cli.run(['ls']);
     expect(ls.code).toBe(0);
-    expect(ls.stdout).toMatch(/broken\s+not found\s+Error\s+Unknown\s+config\.json of machine "broken" is corrupt/);
-    expect(ls.stdout).toMatch(/good\s+fake\s+Running/);
+    expect(ls.stdout).toMatch(/broken\s+-\s+not found\s+Error\s+Unknown\s+config\.json of machine "broken" is corrupt/);
+    expect(ls.stdout).toMatch(/good\s+-\s+fake\s+Running/);
     const inspect = await cli.run(['inspect', 'broken']);
     expect(inspect.code).toBe(1);
     expect(oneLine(inspect.stderr)).toMatch(/config\.json of machine "broken" is corrupt .*; `machine rm -f broken` drops it$/);
@@ -159,7 +159,7 @@ describe('create failures', () => {
     expect(oneLine(result.stderr)).toMatch(/^Error creating machine: .*no capacity; still recorded: key key-\w+\. `machine rm half` deletes it$/);
     expect(cli.cloud.leaks()).toHaveLength(1);
     const ls = await cli.run(['ls']);
-    expect(ls.stdout).toMatch(/half\s+fake\s+Error\s+Unknown\s+create failed: .*no capacity; `machine rm half` deletes what it made/);
+    expect(ls.stdout).toMatch(/half\s+-\s+fake\s+Error\s+Unknown\s+create failed: .*no capacity; `machine rm half` deletes what it made/);
     expect((await cli.run(['rm', '-y', 'half'])).code).toBe(0);
     expect(cli.cloud.leaks()).toEqual([]);
   });
@@ -194,7 +194,7 @@ describe('create failures', () => {
     });
     await cli.writeLock('killed', 999999);
     const ls = await cli.run(['ls']);
-    expect(ls.stdout).toMatch(/killed\s+fake\s+Error\s+Unknown\s+create was interrupted; `machine rm killed` deletes what it made/);
+    expect(ls.stdout).toMatch(/killed\s+-\s+fake\s+Error\s+Unknown\s+create was interrupted; `machine rm killed` deletes what it made/);
     expect(cli.cloud.leaks()).toHaveLength(2);
     const rm = await cli.run(['rm', '-y', 'killed']);
     expect(rm.code).toBe(0);
@@ -206,7 +206,7 @@ describe('create failures', () => {
     await cli.storeRecord({ name: 'inflight', status: 'creating' });
     await cli.writeLock('inflight', process.ppid);
     const ls = await cli.run(['ls']);
-    expect(ls.stdout).toMatch(new RegExp(`inflight\\s+fake\\s+Starting\\s+Unknown\\s+being created by process ${process.ppid}`));
+    expect(ls.stdout).toMatch(new RegExp(`inflight\\s+-\\s+fake\\s+Starting\\s+Unknown\\s+being created by process ${process.ppid}`));
     expect((await cli.run(['rm', '-y', 'inflight'])).stderr).toContain('machine "inflight" is busy');
   });
 

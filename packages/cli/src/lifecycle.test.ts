@@ -33,8 +33,8 @@ describe('machine lifecycle on the fake cloud', () => {
     const ls = await cli.run(['ls']);
     expect(ls.code).toBe(0);
     const [header, row] = ls.stdout.trimEnd().split('\n');
-    expect(header).toMatch(/^NAME\s+DRIVER\s+STATE\s+URL\s+DOCKER\s+ERRORS$/);
-    expect(row).toMatch(/^web1\s+fake\s+Running\s+tcp:\/\/127\.0\.0\.1:2376\s+Unknown$/);
+    expect(header).toMatch(/^NAME\s+ACTIVE\s+DRIVER\s+STATE\s+URL\s+DOCKER\s+ERRORS$/);
+    expect(row).toMatch(/^web1\s+-\s+fake\s+Running\s+tcp:\/\/127\.0\.0\.1:2376\s+Unknown$/);
 
     expect((await cli.run(['status', 'web1'])).stdout).toBe('Running\n');
     expect((await cli.run(['ip', 'web1'])).stdout).toBe('127.0.0.1\n');

@@ -142,8 +142,10 @@ describe('machine create provisions a Docker host on the simulator (digitalocean
     expect((await machine(['url', 'web'])).stdout).toBe(`${host}\n`);
     expect((await machine(['config', 'web'])).stdout).toBe(`--tlsverify\n--tlscacert="${dir}/ca.pem"\n--tlscert="${dir}/cert.pem"\n--tlskey="${dir}/key.pem"\n-H=${host}\n`);
     const ls = await machine(['ls']);
-    expect(ls.stdout).toMatch(/^NAME\s+DRIVER\s+STATE\s+URL\s+DOCKER\s+ERRORS\n/);
-    expect(ls.stdout).toMatch(new RegExp(`\\nweb\\s+digitalocean\\s+Running\\s+${host.replace(/\./g, '\\.')}\\s+v27\\.3\\.1\\n`));
+    expect(ls.stdout).toMatch(/^NAME\s+ACTIVE\s+DRIVER\s+STATE\s+URL\s+DOCKER\s+ERRORS\n/);
+    expect(ls.stdout).toMatch(new RegExp(`\\nweb\\s+-\\s+digitalocean\\s+Running\\s+${host.replace(/\./g, '\\.')}\\s+v27\\.3\\.1\\n`));
+    // After `eval $(machine env web)`, ls marks it active.
+    expect((await machine(['ls'], { DOCKER_HOST: host })).stdout).toMatch(/\nweb\s+\*\s+digitalocean\s+Running\s/);
     expect((await machine(['ls', '--format', '{{.Name}} {{.DockerVersion}}'])).stdout).toBe('web v27.3.1\n');
     expect((await machine(['active'], { DOCKER_HOST: host })).stdout).toBe('web\n');
 
@@ -264,7 +266,7 @@ describe('machine create provisions a Docker host on the simulator (digitalocean
     expect(created.stderr).toContain('Unable to locate package docker-ce');
     expect(created.stderr).toContain('The machine "broken" is kept: run "machine provision broken" to retry, or "machine rm broken"');
     const ls = await machine(['ls']);
-    expect(ls.stdout).toMatch(/broken\s+digitalocean\s+Error\s+Unknown\s+provisioning broken failed at cloud-init: .*; run "machine provision broken" to retry, or "machine rm broken"\n/);
+    expect(ls.stdout).toMatch(/broken\s+-\s+digitalocean\s+Error\s+Unknown\s+provisioning broken failed at cloud-init: .*; run "machine provision broken" to retry, or "machine rm broken"\n/);
     expect((await machine(['env', '--shell', 'bash', 'broken'])).code).toBe(1);
     const removed = await machine(['rm', '-y', 'broken']);
     expect(removed.code, removed.stderr).toBe(0);

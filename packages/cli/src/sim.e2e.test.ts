@@ -58,7 +58,7 @@ describe('machine --sim (digitalocean on the cloud simulator)', () => {
     expect(config).not.toContain(state.env.DIGITALOCEAN_ACCESS_TOKEN);
 
     const ls = await machine(['ls']);
-    expect(ls.stdout).toMatch(new RegExp(`demo\\s+digitalocean\\s+Running\\s+tcp://127\\.1\\.\\d+\\.\\d+:${state.dockerPort}\\s+v27\\.3\\.1`));
+    expect(ls.stdout).toMatch(new RegExp(`demo\\s+-\\s+digitalocean\\s+Running\\s+tcp://127\\.1\\.\\d+\\.\\d+:${state.dockerPort}\\s+v27\\.3\\.1`));
 
     const uname = await machine(['ssh', 'demo', '--', 'uname', '-a']);
     expect(uname.code, uname.stderr).toBe(0);

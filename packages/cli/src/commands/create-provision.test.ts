@@ -142,7 +142,7 @@ describe('create: a provisioning failure keeps the machine', () => {
     expect(record.status).toBe('ready');
     expect(record.provision).toMatchObject({ state: 'failed', serverCertSans: expect.arrayContaining(['127.0.0.1', 'localhost']) });
     const ls = await cli.run(['ls']);
-    expect(ls.stdout).toMatch(/web1\s+fake\s+Error\s+Unknown\s+provisioning web1 failed at .*; run "machine provision web1" to retry, or "machine rm web1"\n/);
+    expect(ls.stdout).toMatch(/web1\s+-\s+fake\s+Error\s+Unknown\s+provisioning web1 failed at .*; run "machine provision web1" to retry, or "machine rm web1"\n/);
     const env = await cli.run(['env', '--shell', 'bash', 'web1']);
     expect(env.code).toBe(1);
     expect(env.stderr).toContain('run "machine provision web1" to retry, or "machine rm web1"');

@@ -17,19 +17,16 @@ async function storeMachine(harness: CliHarness, name: string, driver = 'fake'):
 }
 
 describe('machine ls', () => {
-  it('answers for 100 stored machines well under a second', async () => {
+  it('lists 100 stored machines, natural-sorted (its speed is measured by pnpm bench, not here)', async () => {
     cli = await cliHarness({ cloud: createFakeCloud({ instancesNeverRun: true }) });
     for (let index = 1; index <= 100; index++) await storeMachine(cli, `m${index}`);
-    const started = performance.now();
     const result = await cli.run(['ls']);
-    const elapsed = performance.now() - started;
     expect(result.code).toBe(0);
     const rows = result.stdout.trimEnd().split('\n').slice(1);
     expect(rows).toHaveLength(100);
-    expect(rows[0]).toMatch(/^m1\s+fake\s+Starting/);
-    expect(rows[1]).toMatch(/^m2\s+fake/); // natural sort: m2 before m10
+    expect(rows[0]).toMatch(/^m1\s+-\s+fake\s+Starting/);
+    expect(rows[1]).toMatch(/^m2\s+-\s+fake/); // natural sort: m2 before m10
     expect(rows[99]).toMatch(/^m100\s/);
-    expect(elapsed).toBeLessThan(1000);
   });
 
   it('asks a driver with a batch getStates once for all its machines', async () => {
@@ -102,6 +99,6 @@ describe('machine ls', () => {
     await storeMachine(cli, 'orphan', 'uninstalled');
     const result = await cli.run(['ls']);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/orphan\s+uninstalled\s+Error\s+Unknown\s+Driver "uninstalled" not found/);
+    expect(result.stdout).toMatch(/orphan\s+-\s+uninstalled\s+Error\s+Unknown\s+Driver "uninstalled" not found/);
   });
 });

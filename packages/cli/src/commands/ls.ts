@@ -30,7 +30,7 @@ export interface ListOptions {
   format?: string;
 }
 
-const defaultFormat = 'table {{.Name}}\t{{.DriverName}}\t{{.State}}\t{{.URL}}\t{{.DockerVersion}}\t{{.Error}}';
+const defaultFormat = 'table {{.Name}}\t{{.Active}}\t{{.DriverName}}\t{{.State}}\t{{.URL}}\t{{.DockerVersion}}\t{{.Error}}';
 const headers: Record<string, string> = {
   Name: 'NAME',
   Active: 'ACTIVE',
