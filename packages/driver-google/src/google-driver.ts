@@ -107,6 +107,23 @@ export type ClientSource = () => Promise<ComputeClients>;
  * The Compute Engine driver: a thin mapping of the Driver operations onto the Compute v1 API
  * through `@google-cloud/compute` (REST transport). Instance name = machine name.
  */
+/**
+ * Compute Engine's guest agent makes new SSH host keys on an instance's first boot
+ * (`[InstanceSetup] set_host_keys`), which would replace the host key the host pinned through
+ * cloud-init. This part switches that off; cloud-init writes it (write_files) before its ssh module
+ * installs the pinned key, in the same boot stage.
+ */
+export const keepPinnedHostKeyCloudConfig = [
+  '#cloud-config',
+  'write_files:',
+  '  - path: /etc/default/instance_configs.cfg',
+  "    permissions: '0644'",
+  '    content: |',
+  '      [InstanceSetup]',
+  '      set_host_keys = false',
+  '',
+].join('\n');
+
 export class GoogleDriver implements Driver {
   readonly driverName = 'google';
   readonly #config: GoogleConfig;
@@ -304,7 +321,6 @@ export class GoogleDriver implements Driver {
 
   // ---- steps ----
 
-  /** Validates what flags cannot check alone; returns the firewall rules. No API call. */
   /**
    * The `user-data` metadata value: the host's boot user data and --google-userdata combined.
    * Checked before any API call.
@@ -319,7 +335,8 @@ export class GoogleDriver implements Driver {
         throw new InvalidConfigError([{ flag: 'google-userdata', message: `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` }]);
       }
     }
-    const userData = combineUserData([boot?.userData, own]);
+    const pinned = boot?.hostKeyFingerprint === undefined ? undefined : keepPinnedHostKeyCloudConfig;
+    const userData = combineUserData([boot?.userData, pinned, own]);
     if (userData === undefined) return undefined;
     if (this.#config.useExisting) {
       // cloud-init reads user data on an instance's first boot only: an adopted instance would never run it.

@@ -349,6 +349,8 @@ describe('google driver against the simulator (real client library)', () => {
       const [instance] = await clients.instances.get({ project, zone: 'us-central1-a', instance: name });
       expect(instance.metadata?.items?.find((item) => item.key === 'user-data')?.value).toBe(userData);
       expect(context.data.read().hostKeyFingerprint).toBe(hostKey.sha256Fingerprint);
+      // The guest agent is told not to make new host keys on first boot (they would replace the pinned one).
+      expect(simInstance?.filesystem.readFile('/etc/default/instance_configs.cfg').toString()).toBe('[InstanceSetup]\nset_host_keys = false\n');
       await driver.remove();
       expect(leaks()).toEqual([]);
     });
