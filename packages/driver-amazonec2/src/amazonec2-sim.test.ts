@@ -28,7 +28,8 @@ import {
   State,
   TimeoutError,
 } from '@machine/driver-core';
-import { generateSSHKeyPair, type SSHKeyPair } from '@machine/driver-core/keys';
+import { generateSSHKeyPair } from '@machine/driver-core/keys';
+import { hostKeyCloudConfig } from '@machine/driver-core/testing';
 import { ConfiguredRetryStrategy } from '@smithy/util-retry';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { amazonEC2Flags, createAmazonEC2Descriptor } from './index.ts';
@@ -537,16 +538,6 @@ describe('amazonec2 provisioning boot data (the simulator applies the cloud-conf
     expect(leaks()).toEqual([]);
   });
 });
-
-/** What the provisioner sends: a cloud-config that installs `hostKey` as the machine's SSH host key. */
-function hostKeyCloudConfig(hostKey: SSHKeyPair): string {
-  const privateKey = hostKey.privateKey
-    .trimEnd()
-    .split('\n')
-    .map((line) => `    ${line}`)
-    .join('\n');
-  return `#cloud-config\nssh_deletekeys: true\nssh_keys:\n  ed25519_private: |\n${privateKey}\n  ed25519_public: ${hostKey.publicKey}\n`;
-}
 
 async function defaultVpc(): Promise<string> {
   const { Vpcs } = await ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: 'is-default', Values: ['true'] }] }));

@@ -18,7 +18,8 @@ import {
   State,
   TimeoutError,
 } from '@machine/driver-core';
-import { generateSSHKeyPair, type SSHKeyPair } from '@machine/driver-core/keys';
+import { generateSSHKeyPair } from '@machine/driver-core/keys';
+import { hostKeyCloudConfig } from '@machine/driver-core/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClients } from './azure-clients.ts';
 import azure, { azureFlags } from './index.ts';
@@ -409,12 +410,3 @@ describe('azure provisioning boot data (the simulator applies the cloud-config h
   });
 });
 
-/** What the provisioner sends: a cloud-config that installs `hostKey` as the machine's SSH host key. */
-function hostKeyCloudConfig(hostKey: SSHKeyPair): string {
-  const privateKey = hostKey.privateKey
-    .trimEnd()
-    .split('\n')
-    .map((line) => `    ${line}`)
-    .join('\n');
-  return `#cloud-config\nssh_deletekeys: true\nssh_keys:\n  ed25519_private: |\n${privateKey}\n  ed25519_public: ${hostKey.publicKey}\n`;
-}

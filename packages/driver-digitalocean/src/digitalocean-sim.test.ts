@@ -2,7 +2,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Sim } from '@machine/cloud-sim';
 import { AuthError, MachineError, NotFoundError, ProviderError, QuotaError, SSHError, State, TimeoutError } from '@machine/driver-core';
-import { generateSSHKeyPair, type SSHKeyPair } from '@machine/driver-core/keys';
+import { generateSSHKeyPair } from '@machine/driver-core/keys';
+import { hostKeyCloudConfig } from '@machine/driver-core/testing';
 import { runSSH } from '@machine/driver-core/ssh';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DigitalOceanConfig } from './digitalocean-flags.ts';
@@ -255,12 +256,3 @@ describe('digitalocean driver against cloud-sim', () => {
   });
 });
 
-/** What the provisioner sends: a cloud-config that installs `hostKey` as the machine's SSH host key. */
-function hostKeyCloudConfig(hostKey: SSHKeyPair): string {
-  const privateKey = hostKey.privateKey
-    .trimEnd()
-    .split('\n')
-    .map((line) => `    ${line}`)
-    .join('\n');
-  return `#cloud-config\nssh_deletekeys: true\nssh_keys:\n  ed25519_private: |\n${privateKey}\n  ed25519_public: ${hostKey.publicKey}\n`;
-}

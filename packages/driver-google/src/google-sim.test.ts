@@ -15,7 +15,8 @@ import {
   TimeoutError,
 } from '@machine/driver-core';
 import { runConformanceSuite } from '@machine/driver-core/conformance';
-import { generateSSHKeyPair, type SSHKeyPair } from '@machine/driver-core/keys';
+import { generateSSHKeyPair } from '@machine/driver-core/keys';
+import { hostKeyCloudConfig } from '@machine/driver-core/testing';
 import { OAuth2Client } from 'google-auth-library';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type ComputeClients, createComputeClients } from './google-clients.ts';
@@ -369,12 +370,3 @@ describe('google driver against the simulator (real client library)', () => {
   });
 });
 
-/** What the provisioner sends: a cloud-config that installs `hostKey` as the machine's SSH host key. */
-function hostKeyCloudConfig(hostKey: SSHKeyPair): string {
-  const privateKey = hostKey.privateKey
-    .trimEnd()
-    .split('\n')
-    .map((line) => `    ${line}`)
-    .join('\n');
-  return `#cloud-config\nssh_deletekeys: true\nssh_keys:\n  ed25519_private: |\n${privateKey}\n  ed25519_public: ${hostKey.publicKey}\n`;
-}

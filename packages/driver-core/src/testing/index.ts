@@ -7,3 +7,4 @@ export * from './fake-driver.ts';
 export * from './openssh-server.ts';
 export * from './ssh-server.ts';
 export * from './import-cost.ts';
+export * from './host-key-cloud-config.ts';
