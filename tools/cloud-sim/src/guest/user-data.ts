@@ -6,6 +6,8 @@
  * decoded. Deliberately small: cloud-init's own user data never needs more of MIME than this.
  */
 
+import { userDataContentType } from '@machine/driver-core';
+
 /** One part of the user data, with its body decoded to text. */
 export interface UserDataPart {
   /** `text/cloud-config`, `text/x-shellscript`, `text/cloud-boothook`, `text/plain`… */
@@ -17,25 +19,11 @@ export interface UserDataPart {
   mergeType?: string;
 }
 
-/** The cloud-init type of a plain (non-MIME) piece, by its first line. */
-export function contentTypeOf(content: string): string {
-  const firstLine = content.trimStart().split('\n', 1)[0]?.trim() ?? '';
-  const lower = firstLine.toLowerCase();
-  if (lower.startsWith('#cloud-config-archive')) return 'text/cloud-config-archive';
-  if (lower.startsWith('#cloud-config')) return 'text/cloud-config';
-  if (lower.startsWith('#cloud-boothook')) return 'text/cloud-boothook';
-  if (lower.startsWith('#include')) return 'text/x-include-url';
-  if (lower.startsWith('#part-handler')) return 'text/part-handler';
-  if (lower.startsWith('## template: jinja')) return 'text/jinja2';
-  if (firstLine.startsWith('#!')) return 'text/x-shellscript';
-  if (/^(content-type|mime-version):/i.test(firstLine)) return 'multipart/mixed';
-  return 'text/plain';
-}
-
 /** Every leaf part of `userData`, in order. */
 export function splitUserData(userData: string): UserDataPart[] {
   const text = userData.replace(/\r\n/g, '\n');
-  if (contentTypeOf(text) !== 'multipart/mixed') return [{ contentType: contentTypeOf(text), content: text }];
+  const type = userDataContentType(text);
+  if (type !== 'multipart/mixed') return [{ contentType: type, content: text }];
   return splitEntity(text, 0);
 }
 
@@ -87,7 +75,7 @@ function splitEntity(text: string, depth: number): UserDataPart[] {
   const decoded = decodeBody(body, headers.get('content-transfer-encoding'));
   const disposition = parseHeaderValue(headers.get('content-disposition') ?? '');
   // cloud-init types untyped or text/plain parts by their first line, as for plain user data.
-  const type = contentType.type === '' || contentType.type === 'text/plain' || contentType.type === 'text/x-not-multipart' ? contentTypeOf(decoded) : contentType.type;
+  const type = contentType.type === '' || contentType.type === 'text/plain' || contentType.type === 'text/x-not-multipart' ? userDataContentType(decoded) : contentType.type;
   const mergeType = headers.get('merge-type') ?? headers.get('x-merge-type');
   return [
     {
