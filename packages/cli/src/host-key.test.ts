@@ -3,7 +3,7 @@ import { ProvisionError } from '@machine/provision';
 import { startSSHServer } from '@machine/driver-core/testing';
 import { describe, expect, it } from 'vitest';
 import { CliError } from './cli-error.ts';
-import { explainHostKeyError, knownHostsKey, presentedHostKey } from './ssh-target.ts';
+import { explainHostKeyError, presentedHostKey } from './ssh-target.ts';
 
 describe('host key helpers', () => {
   it('turns a host-key SSHError into one line that says how to accept the new key; other errors pass through', () => {
@@ -19,10 +19,6 @@ describe('host key helpers', () => {
     expect((explainHostKeyError(wrapped, 'web1') as Error).message).toBe((explained as CliError).message);
     const auth = new SSHError('root@10.0.0.5:22 refused the key', { failure: 'auth' });
     expect(explainHostKeyError(auth, 'web1')).toBe(auth);
-  });
-
-  it('keeps type and key of a public key line for known_hosts', () => {
-    expect(knownHostsKey('ssh-ed25519 AAAAC3Nza machine-web1\n')).toBe('ssh-ed25519 AAAAC3Nza');
   });
 
   it('reads the host key a server presents without logging in', async () => {

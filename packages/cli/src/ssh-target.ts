@@ -127,23 +127,6 @@ export function presentedHostKey(host: string, port: number, timeoutMs = 10_000)
   });
 }
 
-/**
- * The host key (`type base64`) of `target`, checked against the fingerprint `waitForSSH` saw (no
- * login: see {@link presentedHostKey}).
- */
-export async function fetchHostKey(target: SSHTarget, expectedFingerprint: string): Promise<string> {
-  const presented = await presentedHostKey(target.host, target.port);
-  if (presented.fingerprint !== expectedFingerprint) {
-    throw new CliError(hostKeyChangedMessage(target.machine ?? target.host, expectedFingerprint, presented.fingerprint));
-  }
-  return presented.key;
-}
-
-/** `type base64` of an OpenSSH public key line (`ssh-ed25519 AAAA… comment`), as known_hosts wants it. */
-export function knownHostsKey(publicKeyLine: string): string {
-  return publicKeyLine.trim().split(/\s+/).slice(0, 2).join(' ');
-}
-
 /** The command that accepts a machine's new host key, printed wherever a changed key is refused. */
 function trustHint(name: string, fingerprint: string | undefined): string {
   return fingerprint === undefined

@@ -4,7 +4,7 @@ import { CancelledError } from './errors/cancelled-error.ts';
 import { SSHError } from './errors/ssh-error.ts';
 import { TimeoutError } from './errors/timeout-error.ts';
 import { generateSSHKeyPair } from './keys.ts';
-import { probeTcp, runSSH, waitForSSH } from './ssh.ts';
+import { probeTcp, runSSH, waitForSSH, waitForSSHHostKey } from './ssh.ts';
 import { type RunningSSHServer, startSSHServer } from './testing/ssh-server.ts';
 
 const key = generateSSHKeyPair();
@@ -84,6 +84,17 @@ describe('waitForSSH', () => {
     const fingerprint = await waitForSSH(target(), { onProgress: (event) => events.push(event.phase) });
     expect(fingerprint).toBe(server.hostKeyFingerprint);
     expect(events).toEqual(['start', 'done']);
+  });
+
+  it('waitForSSHHostKey also gives the key itself as `type base64`, the one the fingerprint names', async () => {
+    const hostKey = generateSSHKeyPair({ comment: 'host' });
+    const pinnedServer = await startSSHServer({ authorizedKeys: [key.publicKey], username: 'ubuntu', hostKey: hostKey.privateKey });
+    try {
+      const seen = await waitForSSHHostKey({ ...target(), port: pinnedServer.port });
+      expect(seen).toEqual({ fingerprint: hostKey.sha256Fingerprint, hostKey: hostKey.publicKey.split(' ').slice(0, 2).join(' ') });
+    } finally {
+      await pinnedServer.close();
+    }
   });
 
   it('keeps trying while the port is closed, and succeeds once a server appears', async () => {

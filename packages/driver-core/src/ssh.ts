@@ -31,6 +31,8 @@ export interface SSHCommandResult {
   stderr: string;
   /** The server's host key fingerprint. */
   hostKeyFingerprint: string;
+  /** The server's host key as `type base64`, as known_hosts lists it. */
+  hostKey: string;
 }
 
 /** Options for {@link runSSH}. */
@@ -45,7 +47,7 @@ export interface RunSSHOptions {
 
 /** Runs one command over SSH with ssh2 and collects its output and exit code. */
 export function runSSH(target: SSHTarget, command: string, options: RunSSHOptions = {}): Promise<SSHCommandResult> {
-  return withSSHClient(target, options.signal, (client, fingerprint) =>
+  return withSSHClient(target, options.signal, (client, fingerprint, hostKey) =>
     new Promise<SSHCommandResult>((resolve, reject) => {
       client.exec(command, (error, channel) => {
         if (error) {
@@ -72,6 +74,7 @@ export function runSSH(target: SSHTarget, command: string, options: RunSSHOption
             stdout: Buffer.concat(stdout).toString('utf8'),
             stderr: Buffer.concat(stderr).toString('utf8'),
             hostKeyFingerprint: fingerprint(),
+            hostKey: hostKey(),
           });
         });
         if (options.stdin !== undefined) channel.end(options.stdin);
@@ -82,18 +85,20 @@ export function runSSH(target: SSHTarget, command: string, options: RunSSHOption
 }
 
 /**
- * Opens an ssh2 connection, runs `use`, and always closes. Connection failures become SSHError with
+ * Opens an ssh2 connection, runs `use` (given the host key's fingerprint and the key itself as
+ * `type base64`), and always closes. Connection failures become SSHError with
  * a `failure` of `refused`, `auth`, `host-key` or `handshake`.
  */
 export function withSSHClient<T>(
   target: SSHTarget,
   signal: AbortSignal | undefined,
-  use: (client: ssh2.Client, hostKeyFingerprint: () => string) => Promise<T>,
+  use: (client: ssh2.Client, hostKeyFingerprint: () => string, hostKey: () => string) => Promise<T>,
 ): Promise<T> {
   throwIfAborted(signal, target.machine === undefined ? {} : { machine: target.machine });
   return new Promise<T>((resolve, reject) => {
     const client = new ssh2.Client();
     let seenFingerprint = '';
+    let seenKey = '';
     let hostKeyMismatch = false;
     let settled = false;
     const finish = (action: () => void) => {
@@ -106,7 +111,11 @@ export function withSSHClient<T>(
     const onAbort = () => finish(() => reject(new CancelledError('the SSH connection was cancelled')));
     signal?.addEventListener('abort', onAbort, { once: true });
     client.on('ready', () => {
-      use(client, () => seenFingerprint).then(
+      use(
+        client,
+        () => seenFingerprint,
+        () => seenKey,
+      ).then(
         (value) => finish(() => resolve(value)),
         (error: unknown) => finish(() => reject(error)),
       );
@@ -127,6 +136,7 @@ export function withSSHClient<T>(
       keepaliveInterval: 0,
       hostVerifier: (key: Buffer) => {
         seenFingerprint = sha256Fingerprint(key);
+        seenKey = `${key.subarray(4, 4 + key.readUInt32BE(0)).toString('latin1')} ${key.toString('base64')}`;
         hostKeyMismatch = target.hostKeyFingerprint !== undefined && target.hostKeyFingerprint !== seenFingerprint;
         return !hostKeyMismatch;
       },
@@ -208,18 +218,19 @@ export interface WaitForSSHOptions extends Omit<WaitOptions, 'description'> {
 /**
  * Waits until the machine accepts SSH: first the TCP port, then a real ssh2 handshake with the
  * machine's key that runs `exit 0`. Exponential backoff with jitter, an overall deadline and abort.
- * Resolves with the host key fingerprint (pin it for later connections).
+ * Resolves with the host key: its fingerprint (pin it for later connections) and the key as
+ * `type base64` (for known_hosts).
  */
-export async function waitForSSH(target: SSHTarget, options: WaitForSSHOptions = {}): Promise<string> {
+export async function waitForSSHHostKey(target: SSHTarget, options: WaitForSSHOptions = {}): Promise<{ fingerprint: string; hostKey: string }> {
   const retryAuth = options.retryAuth ?? true;
   options.onProgress?.({ step: 'wait-ssh', phase: 'start', message: `waiting for SSH on ${target.host}:${target.port}` });
-  const fingerprint = await waitFor<string>(
+  const seen = await waitFor<{ fingerprint: string; hostKey: string }>(
     async (attempt) => {
       await probeTcp(target.host, target.port, 3000, options.signal);
       try {
         const result = await runSSH(target, 'exit 0', options.signal === undefined ? {} : { signal: options.signal });
         if (result.code !== 0) return { done: false, reason: `\`exit 0\` returned ${result.code}` };
-        return { done: true, value: result.hostKeyFingerprint };
+        return { done: true, value: { fingerprint: result.hostKeyFingerprint, hostKey: result.hostKey } };
       } catch (error) {
         if (retryAuth && error instanceof SSHError && error.failure === 'auth') {
           options.onProgress?.({ step: 'wait-ssh', phase: 'info', message: `attempt ${attempt}: key not accepted yet` });
@@ -239,5 +250,10 @@ export async function waitForSSH(target: SSHTarget, options: WaitForSSHOptions =
     },
   );
   options.onProgress?.({ step: 'wait-ssh', phase: 'done', message: `SSH is ready on ${target.host}:${target.port}` });
-  return fingerprint;
+  return seen;
+}
+
+/** {@link waitForSSHHostKey}, resolving with the host key fingerprint only. */
+export async function waitForSSH(target: SSHTarget, options: WaitForSSHOptions = {}): Promise<string> {
+  return (await waitForSSHHostKey(target, options)).fingerprint;
 }

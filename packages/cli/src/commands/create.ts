@@ -13,7 +13,7 @@ import {
   secretValues,
   withoutSecrets,
 } from '@machine/driver-core';
-import { waitForSSH } from '@machine/driver-core/ssh';
+import { waitForSSHHostKey } from '@machine/driver-core/ssh';
 import type { ClientCertificates, MachineHostKey } from '@machine/provision';
 import { CliError, ExitCode, errorLine, machineExists } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
@@ -23,7 +23,7 @@ import { lockMachine } from '../lock.ts';
 import { persistentContext } from '../machine-host.ts';
 import { progressPrinter } from '../progress.ts';
 import { certsDir, copyClientFiles, issueFor, provisionRecord } from '../provisioning.ts';
-import { explainHostKeyError, fetchHostKey, knownHostsKey, sshCredentials, writeKnownHosts } from '../ssh-target.ts';
+import { explainHostKeyError, sshCredentials, writeKnownHosts } from '../ssh-target.ts';
 import type { MachineRecord } from '../store.ts';
 import { type ProvisionPlan, reportProvisionFailure, runProvisioning } from './provision.ts';
 
@@ -234,11 +234,12 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
           ...(pinned === undefined ? {} : { hostKeyFingerprint: pinned }),
         };
         // Drivers usually wait for SSH themselves; this check is then one quick handshake, not shown again.
-        const fingerprint = await waitForSSH(target, { ...(driverWaitedForSSH ? {} : { onProgress }), ...operation }).catch((error: unknown) => {
-          throw explainHostKeyError(error, name);
-        });
-        // With a pinned key the public key is known already; otherwise one more handshake reads it.
-        const publicKey = hostKey !== undefined ? knownHostsKey(hostKey.publicKey) : await fetchHostKey(target, fingerprint);
+        // The same handshake gives the key itself for the machine's known_hosts.
+        const { fingerprint, hostKey: publicKey } = await waitForSSHHostKey(target, { ...(driverWaitedForSSH ? {} : { onProgress }), ...operation }).catch(
+          (error: unknown) => {
+            throw explainHostKeyError(error, name);
+          },
+        );
         await writeKnownHosts(machineDir, `machine-${name}`, publicKey);
         record.ssh = { user: target.username, port: target.port, keyPath, hostKeyFingerprint: fingerprint, hostKey: publicKey };
         if (provisioning && client !== undefined) {
