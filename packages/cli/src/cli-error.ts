@@ -4,6 +4,8 @@ export const ExitCode = {
   error: 1,
   /** `create`'s pre-create check failed (the reference's crashreport exit code 3). */
   preCreateCheck: 3,
+  /** `ssh` could not connect or refused the host key (OpenSSH's own failure code, for both clients). */
+  sshFailure: 255,
   /** Interrupted by Ctrl-C. */
   interrupted: 130,
 } as const;

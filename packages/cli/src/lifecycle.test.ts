@@ -47,12 +47,15 @@ describe('machine lifecycle on the fake cloud', () => {
     expect(stop.code).toBe(0);
     expect((await cli.run(['status', 'web1'])).stdout).toBe('Stopped\n');
     const again = await cli.run(['stop', 'web1']);
-    expect(again.stdout).toBe('Machine "web1" is already stopped.\n');
+    // The reference's ErrHostAlreadyInState: an error, exit 1.
+    expect(again).toMatchObject({ code: 1, stdout: '', stderr: 'Machine "web1" is already stopped.\n' });
+    expect(await cli.run(['kill', 'web1'])).toMatchObject({ code: 1, stderr: 'Machine "web1" is already stopped.\n' });
     const ipStopped = await cli.run(['ip', 'web1']);
     expect(ipStopped).toMatchObject({ code: 1, stderr: 'Host is not running\n' });
 
     expect((await cli.run(['start', 'web1'])).code).toBe(0);
     expect((await cli.run(['status', 'web1'])).stdout).toBe('Running\n');
+    expect(await cli.run(['start', 'web1'])).toMatchObject({ code: 1, stderr: 'Machine "web1" is already running.\n' });
     expect((await cli.run(['restart', 'web1'])).code).toBe(0);
     expect((await cli.run(['status', 'web1'])).stdout).toBe('Running\n');
     expect((await cli.run(['kill', 'web1'])).code).toBe(0);
@@ -65,6 +68,23 @@ describe('machine lifecycle on the fake cloud', () => {
     );
     expect(cli.cloud.leaks()).toEqual([]);
     expect((await cli.run(['ls', '-q'])).stdout).toBe('');
+  });
+
+  it('two concurrent creates of one name: the second gets the reference\'s "already exists", and one machine is made', async () => {
+    const [first, second] = await Promise.all([
+      cli.run(['create', '-d', 'fake', '--no-provision', 'twin']),
+      cli.run(['create', '-d', 'fake', '--no-provision', 'twin']),
+    ]);
+    const codes = [first?.code, second?.code].sort();
+    expect(codes).toEqual([0, 1]);
+    const loser = first?.code === 1 ? first : second;
+    expect(loser?.stderr).toBe('Docker machine "twin" already exists\n');
+    expect((await cli.run(['ls', '-q'])).stdout).toBe('twin\n');
+    expect(cli.cloud.leaks().filter((leak) => leak.startsWith('instance ')).length).toBe(1);
+    // Restart of a stopped machine starts it (the reference's Restart), exit 0.
+    expect((await cli.run(['kill', 'twin'])).code).toBe(0);
+    expect(await cli.run(['restart', 'twin'])).toMatchObject({ code: 0, stderr: '' });
+    expect((await cli.run(['status', 'twin'])).stdout).toBe('Running\n');
   });
 
   it('runs start/stop on several machines at once and reports each failure by name', async () => {
@@ -166,7 +186,7 @@ describe('machine ssh', () => {
     record.ssh.hostKeyFingerprint = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
     await writeFile(configPath, JSON.stringify(record));
     const native = await cli.run(['--native-ssh', 'ssh', 'box', '--', 'echo', 'should-not-run']);
-    expect(native.code).toBe(1);
+    expect(native.code).toBe(255); // OpenSSH's code for a refused host key, on both clients
     expect(native.stderr).toContain('the SSH host key of machine "box" changed (recorded SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA, presented SHA256:');
     expect(native.stderr).toMatch(/run "machine trust-host-key box --fingerprint SHA256:[A-Za-z0-9+/]{43}"\n$/);
   });
@@ -184,7 +204,7 @@ describe('machine ssh', () => {
     await writeFile(configPath, JSON.stringify(record));
     for (const argv of [['--native-ssh', 'ssh', 'box', '--', 'echo', 'should-not-run'], ['ssh', 'box', '--', 'echo', 'should-not-run'], ['scp', 'box:/etc/hostname', join(cli.storage, 'copied')]]) {
       const refused = await cli.run(argv);
-      expect(refused.code, argv.join(' ')).toBe(1);
+      expect(refused.code, argv.join(' ')).toBe(argv.includes('ssh') ? 255 : 1);
       expect(refused.stdout).toBe('');
       expect(refused.stderr).toContain(`the SSH host key of machine "box" changed (recorded SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA, presented ${real})`);
       expect(refused.stderr).toContain(`run "machine trust-host-key box --fingerprint ${real}"`);
@@ -203,7 +223,7 @@ describe('machine ssh', () => {
     const other = generateSSHKeyPair({ comment: 'impostor' }).publicKey.split(' ').slice(0, 2).join(' ');
     await writeFile(knownHosts, `machine-box ${other}\n`);
     const native = await cli.run(['--native-ssh', 'ssh', 'box', '--', 'echo', 'should-not-run']);
-    expect(native).toMatchObject({ code: 1, stdout: '' });
+    expect(native).toMatchObject({ code: 255, stdout: '' });
     expect(native.stderr).toContain(`presented ${real})`);
     expect((await cli.run(['ssh', 'box', '--', 'echo', 'should-not-run'])).stdout).toBe('');
   });
@@ -216,6 +236,11 @@ describe('machine ssh', () => {
     expect(noPath.code).toBe(1);
     const options = await cli.run(['ssh', 'box', '-L', '1:2:3'], { env: { PATH: '' } });
     expect(options.stderr).toContain('the built-in SSH client does not take ssh options (-L)');
+    // Like OpenSSH, options after the first word of the command belong to the remote command.
+    const df = await cli.run(['ssh', 'box', 'uname', '-a'], { env: { PATH: '' } });
+    expect(df).toMatchObject({ code: 0, stdout: 'Linux machine 6.8.0-generic #1 SMP x86_64 GNU/Linux\n' });
+    const dashed = await cli.run(['--native-ssh', 'ssh', 'box', 'echo', 'a', '-b', '--', 'c']);
+    expect(dashed).toMatchObject({ code: 0, stdout: 'a -b -- c\n' });
   });
 
   it('opens an interactive shell with the built-in client when no command is given', async () => {

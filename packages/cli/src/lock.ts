@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { assertValidMachineName } from '@machine/driver-core';
 import { CliError } from './cli-error.ts';
 
 /** A held lock; `release` removes the lock file. */
@@ -10,6 +11,7 @@ export interface MachineLock {
 
 /** The lock file of one machine: outside the machine folder, so `rm` can delete that folder while holding it. */
 export function lockPath(root: string, name: string): string {
+  assertValidMachineName(name); // a name never becomes a path before it is checked
   return join(root, 'locks', `${name}.lock`);
 }
 
@@ -43,7 +45,7 @@ const unwrittenLockGraceMs = 10_000;
  * without its pid and takes it for stale. A lock whose process is gone is stale and taken over; a
  * live one is an error naming the pid.
  */
-export async function lockMachine(root: string, name: string): Promise<MachineLock> {
+export async function lockMachine(root: string, name: string, options: { whenBusy?: (pid: number) => Error } = {}): Promise<MachineLock> {
   const path = lockPath(root, name);
   await mkdir(join(root, 'locks'), { recursive: true, mode: 0o700 });
   for (let attempt = 0; attempt < 50; attempt++) {
@@ -60,8 +62,9 @@ export async function lockMachine(root: string, name: string): Promise<MachineLo
     const content = await readFile(path, 'utf8').catch(() => undefined);
     if (content === undefined) continue; // released meanwhile
     const pid = /^\d+$/.test(content.trim()) ? Number(content.trim()) : undefined;
-    if (pid === process.pid) throw new CliError(`machine "${name}" is already locked by this process`);
-    if (pid !== undefined && processAlive(pid)) {
+    if (pid !== undefined && (pid === process.pid || processAlive(pid))) {
+      if (options.whenBusy !== undefined) throw options.whenBusy(pid);
+      if (pid === process.pid) throw new CliError(`machine "${name}" is already locked by this process`);
       throw new CliError(`machine "${name}" is busy: process ${pid} is working on it (lock ${path})`);
     }
     if (pid === undefined) {

@@ -163,9 +163,11 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
   program.command('drivers').description('List the installed drivers and their versions').action(run(async (c) => (await misc()).driversCommand(c)));
   program
     .command('version')
-    .description('Print the version')
+    .description('Print the version of machine, or with NAME the Docker Engine version of that machine')
+    .argument('[name]', 'machine name')
     .action(
-      run(async (c) => {
+      run(async (c, name: string | undefined) => {
+        if (name !== undefined) return (await info()).engineVersionCommand(c, name);
         writeLine(c.io.stdout, versionLine());
         return ExitCode.ok;
       }),

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { SSHTarget } from '@machine/driver-core/ssh';
 import { sha256Fingerprint } from '@machine/driver-core/keys';
 import ssh2 from 'ssh2';
-import { CliError } from './cli-error.ts';
+import { CliError, ExitCode } from './cli-error.ts';
 import type { OpenMachine } from './machine-host.ts';
 
 /** How the CLI reaches a machine over SSH, from its driver and its record. */
@@ -45,7 +45,7 @@ export async function machineSSH(machine: OpenMachine, machineDir: string, signa
     const expected = hostKeyFingerprint ?? saved;
     const presented = await presentedHostKey(host, port);
     if (expected !== undefined && presented.fingerprint !== expected) {
-      throw new CliError(hostKeyChangedMessage(record.name, expected, presented.fingerprint));
+      throw new HostKeyChangedError(hostKeyChangedMessage(record.name, expected, presented.fingerprint));
     }
     if (saved !== presented.fingerprint) await writeKnownHosts(machineDir, hostKeyAlias, presented.key);
     presentedKey = presented.key;
@@ -134,6 +134,14 @@ function trustHint(name: string, fingerprint: string | undefined): string {
     : `if you know why it changed (e.g. the machine was rebuilt), check ${fingerprint} out of band (the provider's console) and run "machine trust-host-key ${name} --fingerprint ${fingerprint}"`;
 }
 
+/** A refused host key, as the CLI reports it (exit 1; `ssh` makes it OpenSSH's 255). */
+export class HostKeyChangedError extends CliError {
+  constructor(message: string, exitCode: number = ExitCode.error, options: { cause?: unknown } = {}) {
+    super(message, exitCode, options);
+    this.name = 'HostKeyChangedError';
+  }
+}
+
 /** The one line for a refused host key: what changed and exactly how to accept the new key. */
 export function hostKeyChangedMessage(name: string, recorded: string | undefined, presented: string | undefined): string {
   return `the SSH host key of machine "${name}" changed${recorded === undefined ? '' : ` (recorded ${recorded}, presented ${presented})`}: refusing to connect, someone may be intercepting the connection; ${trustHint(name, presented)}`;
@@ -151,7 +159,7 @@ export function explainHostKeyError(error: unknown, name: string): unknown {
   if (refusal === undefined) return error;
   const detail = String((refusal as { detail?: unknown }).detail ?? (refusal as Error).message);
   const match = /expected (\S+), got (\S+)/.exec(detail);
-  return new CliError(hostKeyChangedMessage(name, match?.[1], match?.[2]), 1, { cause: error });
+  return new HostKeyChangedError(hostKeyChangedMessage(name, match?.[1], match?.[2]), ExitCode.error, { cause: error });
 }
 
 /** Writes the machine's known_hosts file: one line for its alias. */

@@ -54,10 +54,12 @@ describe('MachineStore', () => {
     expect((await readdir(root)).sort()).toEqual(['blocked', 'config.json']);
   });
 
-  it('lists machine folders naturally sorted, ignoring dot folders', async () => {
+  it('lists machine folders naturally sorted, ignoring dot folders and folders with invalid names', async () => {
     const store = new MachineStore(root);
-    for (const name of ['m10', 'm2', 'M1', '.trash']) await store.create(record(name));
-    expect(await store.list()).toEqual(['M1', 'm2', 'm10']);
+    for (const name of ['m10', 'm2', 'm1']) await store.create(record(name));
+    for (const planted of ['M1', '.trash', 'a.b']) await mkdir(join(store.machinesDir, planted));
+    await expect(store.create(record('.trash'))).rejects.toThrow('machine name: ".trash" may contain only a-z, 0-9 and "-"');
+    expect(await store.list()).toEqual(['m1', 'm2', 'm10']);
     expect(sortNames(['b', 'a10', 'a9'])).toEqual(['a9', 'a10', 'b']);
   });
 

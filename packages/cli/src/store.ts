@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { JournalEntry, JsonValue } from '@machine/driver-core';
+import { assertValidMachineName, type JournalEntry, type JsonValue, machineNameProblem } from '@machine/driver-core';
 import { CliError, machineNotFound } from './cli-error.ts';
 
 /** What `config.json` holds for one machine. Never a credential. */
@@ -91,7 +92,13 @@ export class MachineStore {
     return join(this.root, 'machines');
   }
 
+  /**
+   * The machine's folder. Every path of the store is built here from a name checked first, so a
+   * name like `..`, `/etc` or `a/b` never becomes a path: it is refused with the one-line error
+   * `create` gives (InvalidConfigError, input `machine name`).
+   */
   machineDir(name: string): string {
+    assertValidMachineName(name);
     return join(this.machinesDir, name);
   }
 
@@ -99,44 +106,72 @@ export class MachineStore {
     return join(this.machineDir(name), 'config.json');
   }
 
-  /** Names of the stored machines (sub-folders not starting with "."). */
+  /**
+   * The machine's folder when it is a real folder of the store; undefined when there is none.
+   * A symbolic link planted at `machines/NAME` (or anything but a folder) is refused, so nothing
+   * outside the store is read, written or deleted through it.
+   */
+  async #existingDir(name: string): Promise<string | undefined> {
+    const dir = this.machineDir(name);
+    let stats: Awaited<ReturnType<typeof lstat>>;
+    try {
+      stats = await lstat(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    if (!stats.isDirectory()) {
+      const what = stats.isSymbolicLink() ? 'a symbolic link' : 'not a folder';
+      throw new CliError(`${dir} is ${what}; machine "${name}" is refused (a machine folder must be a real folder inside the store: remove it by hand)`);
+    }
+    return dir;
+  }
+
+  /** Names of the stored machines: real sub-folders with a valid machine name (links are never followed). */
   async list(): Promise<string[]> {
     try {
       const entries = await readdir(this.machinesDir, { withFileTypes: true });
-      return sortNames(entries.filter((entry) => entry.isDirectory() && !entry.name.startsWith('.')).map((entry) => entry.name));
+      return sortNames(entries.filter((entry) => entry.isDirectory() && machineNameProblem(entry.name) === undefined).map((entry) => entry.name));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw error;
     }
   }
 
+  /** True when the machine's folder exists (a planted link or an invalid name throws instead). */
   async exists(name: string): Promise<boolean> {
-    try {
-      await readdir(this.machineDir(name));
-      return true;
-    } catch {
-      return false;
-    }
+    return (await this.#existingDir(name)) !== undefined;
   }
 
   /** Reads a machine; a missing machine or a config.json that does not parse is a CliError. */
   async read(name: string): Promise<MachineRecord> {
+    const dir = await this.#existingDir(name);
+    if (dir === undefined) throw machineNotFound(name);
+    const path = this.configPath(name);
     let text: string;
     try {
-      text = await readFile(this.configPath(name), 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        if (await this.exists(name)) throw new CliError(`machine "${name}" has no config.json in ${this.machineDir(name)}; \`machine rm -f ${name}\` drops it`);
-        throw machineNotFound(name);
+      // O_NOFOLLOW: a config.json planted as a link is not read through.
+      const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        text = await handle.readFile('utf8');
+      } finally {
+        await handle.close();
       }
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new CliError(`machine "${name}" has no config.json in ${dir}; \`machine rm -f ${name}\` drops it`);
+      if (code === 'ELOOP') throw new CliError(`${path} is a symbolic link; machine "${name}" is refused (remove it by hand)`);
       throw error;
     }
-    return parseRecord(name, text, this.configPath(name));
+    return parseRecord(name, text, path);
   }
 
-  /** Creates the machine's folder (0700) and writes its first record. */
+  /** Creates the machine's folder (0700, never through a link) and writes its first record. */
   async create(record: MachineRecord): Promise<void> {
-    await mkdir(this.machineDir(record.name), { recursive: true, mode: 0o700 });
+    if ((await this.#existingDir(record.name)) === undefined) {
+      await mkdir(this.machinesDir, { recursive: true, mode: 0o700 });
+      await mkdir(this.machineDir(record.name), { mode: 0o700 });
+    }
     await this.write(record);
   }
 
@@ -144,15 +179,21 @@ export class MachineStore {
   write(record: MachineRecord): Promise<void> {
     const text = `${JSON.stringify(record, null, 4)}\n`;
     const previous = this.#pending.get(record.name) ?? Promise.resolve();
-    const next = previous.catch(() => {}).then(() => atomicWrite(this.configPath(record.name), text));
+    const next = previous
+      .catch(() => {})
+      .then(async () => {
+        if ((await this.#existingDir(record.name)) === undefined) throw machineNotFound(record.name);
+        await atomicWrite(this.configPath(record.name), text);
+      });
     this.#pending.set(record.name, next);
     return next;
   }
 
-  /** Deletes the machine's folder and everything in it. */
+  /** Deletes the machine's folder and everything in it (a planted link is refused, never followed). */
   async remove(name: string): Promise<void> {
     await (this.#pending.get(name) ?? Promise.resolve()).catch(() => {});
-    await rm(this.machineDir(name), { recursive: true, force: true });
+    const dir = await this.#existingDir(name);
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   }
 }
 

@@ -157,7 +157,9 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
   // daemon.json is checked as a whole too (an --engine-opt that contradicts another flag), before any API call.
   if (provisioning) provisionModule.daemonConfig(engine);
 
-  const lock = await lockMachine(store.root, name);
+  // Another command holding the name's lock is a create of the same name (or a command on an
+  // existing machine): the reference's "already exists", not "busy".
+  const lock = await lockMachine(store.root, name, { whenBusy: () => machineExists(name) });
   let provisionTarget: ProvisionPlan | undefined;
   let provisioned = false;
   try {

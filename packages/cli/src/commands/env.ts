@@ -12,7 +12,7 @@ function operation(ctx: CommandContext): { signal?: AbortSignal } {
 }
 
 /** The checked Docker URL and IP of a running machine. */
-async function endpoint(ctx: CommandContext, machine: OpenMachine): Promise<{ url: string; ip: string }> {
+export async function endpoint(ctx: CommandContext, machine: OpenMachine): Promise<{ url: string; ip: string }> {
   const ip = await machine.driver.getIP(operation(ctx));
   const url = await checkedDockerUrl(machine.record, ip, () => machine.driver.getURL(operation(ctx)));
   return { url, ip };

@@ -25,6 +25,20 @@ export async function runningMachine(ctx: CommandContext, name: string): Promise
   return machine;
 }
 
+/**
+ * `machine version NAME`: the Docker Engine version of the machine, from its engine's `GET /version`
+ * over mutual TLS, like the reference (`Host is not running` when it is stopped).
+ */
+export async function engineVersionCommand(ctx: CommandContext, name: string): Promise<number> {
+  const machine = await runningMachine(ctx, name);
+  const { endpoint } = await import('./env.ts');
+  const { url } = await endpoint(ctx, machine);
+  const { certsDir, clientCertificatesIn } = await import('../provisioning.ts');
+  const { dockerVersion } = await import('@machine/provision');
+  writeLine(ctx.io.stdout, await dockerVersion(url, clientCertificatesIn(certsDir(ctx.store)), { machine: name, ...operation(ctx) }));
+  return ExitCode.ok;
+}
+
 /** `machine ip NAME…`. */
 export async function ipCommand(ctx: CommandContext, name: string): Promise<number> {
   const machine = await runningMachine(ctx, name);

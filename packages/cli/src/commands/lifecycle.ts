@@ -1,12 +1,16 @@
-import { type Driver, type State, redactSecrets } from '@machine/driver-core';
-import { ExitCode, errorLine } from '../cli-error.ts';
+import { assertValidMachineName, type Driver, type State, redactSecrets } from '@machine/driver-core';
+import { CliError, ExitCode, errorLine, machineNotFound } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { writeLine } from '../io.ts';
 import { lockMachine } from '../lock.ts';
 import { type OpenMachine, openMachine } from '../machine-host.ts';
 import { progressPrinter } from '../progress.ts';
 
-/** The state each action leaves a machine in; an action on a machine already there says so and succeeds. */
+/**
+ * The state each action leaves a machine in. Like the reference's `runActionForState`
+ * (ErrHostAlreadyInState), start on a running machine and stop/kill on a stopped one fail with
+ * `Machine "X" is already running.` (exit 1); restart starts a stopped machine.
+ */
 const actions = {
   start: { target: 'Running', verb: 'Starting', done: 'Started' },
   stop: { target: 'Stopped', verb: 'Stopping', done: 'Stopped' },
@@ -25,10 +29,7 @@ export async function lifecycleCommand(ctx: CommandContext, action: LifecycleAct
       const machine = await openMachine(ctx, name);
       const options = ctx.io.signal === undefined ? {} : { signal: ctx.io.signal };
       const state = await machine.driver.getState(options);
-      if (spec.target !== undefined && state === spec.target) {
-        writeLine(ctx.io.stdout, `Machine "${name}" is already ${state.toLowerCase()}.`);
-        return;
-      }
+      if (spec.target !== undefined && state === spec.target) throw new CliError(`Machine "${name}" is already ${state.toLowerCase()}.`);
       writeLine(ctx.io.stdout, `${spec.verb} "${name}"...`);
       await runAction(machine.driver, action, state, options);
       writeLine(ctx.io.stdout, `${spec.done} "${name}".`);
@@ -75,6 +76,7 @@ async function runAction(driver: Driver, action: LifecycleAction, state: State, 
 /** `machine rm [-f] [-y] NAME…`. */
 export async function removeCommand(ctx: CommandContext, names: readonly string[], options: { force?: boolean; yes?: boolean }): Promise<number> {
   const { io } = ctx;
+  assertMachineNames(names);
   for (const name of names) writeLine(io.stdout, `About to remove ${name}`);
   writeLine(io.stdout, 'WARNING: This action will delete both local reference and remote instance.');
   if (options.force !== true && options.yes !== true) {
@@ -88,7 +90,10 @@ export async function removeCommand(ctx: CommandContext, names: readonly string[
     const lock = await lockMachine(ctx.store.root, name);
     try {
       if (!(await ctx.store.exists(name))) {
-        await ctx.store.read(name); // the reference's "does not exist" error
+        // The reference's "does not exist" error; with -f only reported (nothing to remove).
+        if (options.force !== true) throw machineNotFound(name);
+        writeLine(io.stderr, machineNotFound(name).message);
+        return;
       }
       let machine: OpenMachine | undefined;
       try {
@@ -106,15 +111,22 @@ export async function removeCommand(ctx: CommandContext, names: readonly string[
       await lock.release();
     }
   });
-  // With -f errors are only reported, like the reference.
-  return failures === 0 || options.force === true ? ExitCode.ok : ExitCode.error;
+  // With -f the provider's errors are only reported, like the reference; a local record that could
+  // not be removed (a refused link, a busy machine) still fails the command.
+  return failures === 0 ? ExitCode.ok : ExitCode.error;
+}
+
+/** Checks every name before a command asks, prints or touches anything: one invalid name stops it all. */
+export function assertMachineNames(names: readonly string[]): void {
+  for (const name of names) assertValidMachineName(name);
 }
 
 /**
  * Runs `work` for every name concurrently; each failure is printed as one line naming the machine.
- * Returns how many failed.
+ * Returns how many failed. Throws, before any work, when a name is not a valid machine name.
  */
 export async function forEachMachine(ctx: CommandContext, names: readonly string[], work: (name: string) => Promise<void>): Promise<number> {
+  assertMachineNames(names);
   const results = await Promise.allSettled(names.map((name) => work(name)));
   let failures = 0;
   results.forEach((result, index) => {

@@ -11,7 +11,7 @@ import { progressPrinter } from '../progress.ts';
 import { certsDir, copyClientFiles, engineOf, installNewServerCertificate, issueFor, provisionRecord } from '../provisioning.ts';
 import { explainHostKeyError, machineSSH } from '../ssh-target.ts';
 import type { MachineRecord } from '../store.ts';
-import { ask, forEachMachine } from './lifecycle.ts';
+import { ask, assertMachineNames, forEachMachine } from './lifecycle.ts';
 
 /** What provisioning a machine needs once it answers SSH. */
 export interface ProvisionPlan {
@@ -131,6 +131,7 @@ export async function provisionCommand(ctx: CommandContext, names: readonly stri
  * certificate, which invalidates every other machine's certificates too.
  */
 export async function regenerateCertsCommand(ctx: CommandContext, names: readonly string[], options: { force?: boolean; clientCerts?: boolean }): Promise<number> {
+  assertMachineNames(names);
   if (options.force !== true) {
     const answer = await ask(ctx, 'Regenerate TLS machine certs?  Warning: this is irreversible. (y/n): ');
     if (!/^y(es)?$/i.test(answer.trim())) return ExitCode.ok;

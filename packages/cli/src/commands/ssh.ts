@@ -5,7 +5,7 @@ import { withSSHClient } from '@machine/driver-core/ssh';
 import { CliError, ExitCode } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { openMachine } from '../machine-host.ts';
-import { type MachineSSH, explainHostKeyError, hostKeyChangedMessage, machineSSH, presentedHostKey } from '../ssh-target.ts';
+import { explainHostKeyError, HostKeyChangedError, hostKeyChangedMessage, type MachineSSH, machineSSH, presentedHostKey } from '../ssh-target.ts';
 
 /** The path of an executable on PATH, or undefined. */
 export function findExecutable(name: string, pathVariable: string | undefined): string | undefined {
@@ -52,6 +52,17 @@ export function openSSHOptions(target: MachineSSH): string[] {
  */
 export async function sshCommand(ctx: CommandContext, args: readonly string[]): Promise<number> {
   const [name = 'default', ...rest] = args;
+  try {
+    return await sshInto(ctx, name, rest);
+  } catch (error) {
+    // A refused host key exits with OpenSSH's 255 whichever client refused it.
+    const explained = explainHostKeyError(error, name);
+    if (explained instanceof HostKeyChangedError) throw new HostKeyChangedError(explained.message, ExitCode.sshFailure, { cause: error });
+    throw explained;
+  }
+}
+
+async function sshInto(ctx: CommandContext, name: string, rest: readonly string[]): Promise<number> {
   const machine = await openMachine(ctx, name);
   const target = await machineSSH(machine, ctx.store.machineDir(name), ctx.io.signal);
   const ssh = ctx.nativeSsh ? undefined : findExecutable('ssh', ctx.io.env.PATH);
@@ -62,15 +73,29 @@ export async function sshCommand(ctx: CommandContext, args: readonly string[]): 
     if (code === 255 && target.hostKeyFingerprint !== undefined) await reportChangedHostKey(ctx, target);
     return code;
   }
-  const separator = rest.indexOf('--');
-  const options = separator === -1 ? rest.filter((arg) => arg.startsWith('-')) : rest.slice(0, separator).filter((arg) => arg.startsWith('-'));
+  const { options, command } = splitNativeArguments(rest);
   if (options.length > 0) throw new CliError(`the built-in SSH client does not take ssh options (${options.join(' ')}); install OpenSSH or leave them out`);
-  const command = (separator === -1 ? rest : rest.slice(separator + 1)).join(' ');
-  try {
-    return await (command === '' ? nativeShell(ctx, target) : nativeExec(ctx, target, command));
-  } catch (error) {
-    throw explainHostKeyError(error, name);
+  return command === '' ? nativeShell(ctx, target) : nativeExec(ctx, target, command);
+}
+
+/**
+ * The built-in client's reading of `[ssh options] [--] command…`, as OpenSSH reads it: options are
+ * the words before the first word that is not one (or before `--`); from there on, every word,
+ * `-h` of `df -h` included, belongs to the remote command.
+ */
+export function splitNativeArguments(args: readonly string[]): { options: string[]; command: string } {
+  const options: string[] = [];
+  let index = 0;
+  for (; index < args.length; index++) {
+    const arg = args[index] as string;
+    if (arg === '--') {
+      index++;
+      break;
+    }
+    if (!arg.startsWith('-')) break;
+    options.push(arg);
   }
+  return { options, command: args.slice(index).join(' ') };
 }
 
 /** After OpenSSH failed: when the machine now presents another host key than the recorded one, says so and how to accept it. */
