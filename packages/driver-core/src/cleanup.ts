@@ -1,7 +1,7 @@
-import { CleanupError } from './errors/cleanup-error.ts';
 import { MachineError } from './errors/machine-error.ts';
 import { NotFoundError } from './errors/not-found-error.ts';
 import type { JournalEntry, ResourceJournal } from './journal.ts';
+import { type KindOperations, removeEntries } from './resource-removal.ts';
 
 /** Deletes one resource of a kind; may throw NotFoundError when it is already gone (that counts as done). */
 export type ResourceDeleter = (entry: JournalEntry, signal?: AbortSignal) => Promise<void>;
@@ -21,39 +21,30 @@ export interface CleanupOptions {
  * Deletes every journaled resource that create made, newest first, forgetting each as it goes.
  * Pre-existing resources are only forgotten, never deleted. A resource already gone counts as
  * deleted. Keeps going past failures and throws one CleanupError listing what is left.
+ *
+ * The deleter-table form of {@link removeResources} (same engine), for drivers not yet on
+ * resource kinds: an intent in the journal is reported as left, since a deleter cannot look it up.
  */
 export async function cleanupJournal(journal: ResourceJournal, options: CleanupOptions): Promise<void> {
-  const remaining: JournalEntry[] = [];
-  const errors: unknown[] = [];
-  for (const entry of [...journal.entries()].reverse()) {
-    if (entry.preExisting) {
-      await journal.forget(entry.kind, entry.id);
-      continue;
-    }
-    const deleter = options.deleters[entry.kind];
-    if (deleter === undefined) {
-      remaining.push(entry);
-      errors.push(new Error(`no deleter for resource kind "${entry.kind}"`));
-      continue;
-    }
-    try {
-      await deleter(entry, options.signal);
-    } catch (error) {
-      if (!(error instanceof NotFoundError || (MachineError.isInstance(error) && error.code === 'NOT_FOUND'))) {
-        remaining.push(entry);
-        errors.push(error);
-        continue;
-      }
-    }
-    await journal.forget(entry.kind, entry.id);
-    options.onDeleted?.(entry);
-  }
-  if (remaining.length > 0) {
-    throw new CleanupError(remaining.reverse(), errors, {
-      ...(options.machine === undefined ? {} : { machine: options.machine }),
-      ...(options.operation === undefined ? {} : { operation: options.operation }),
-    });
-  }
+  const operations = new Map<string, KindOperations>(
+    Object.entries(options.deleters).map(([kind, deleter]) => [
+      kind,
+      {
+        kind,
+        label: kind,
+        gone: (error) => error instanceof NotFoundError || (MachineError.isInstance(error) && error.code === 'NOT_FOUND'),
+        inUse: () => false,
+        delete: (ref) => deleter(ref as JournalEntry, options.signal),
+      },
+    ]),
+  );
+  await removeEntries(journal, (kind) => operations.get(kind), {
+    machine: options.machine ?? '',
+    operation: options.operation ?? 'remove',
+    signal: options.signal ?? new AbortController().signal,
+    managedBy: 'machine',
+    ...(options.onDeleted === undefined ? {} : { onRemoved: options.onDeleted }),
+  });
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { FlagDefinition } from './flags.ts';
-import type { ResourceJournal } from './journal.ts';
+import type { JournalEntry, ResourceJournal } from './journal.ts';
+import type { SweepReport } from './resource-sweep.ts';
 import type { State } from './state.ts';
 
 /** The spec version a driver implements. */
@@ -89,6 +90,12 @@ export interface DriverContext {
   readonly data: MachineDataStore;
   /** Progress sink; may be absent. */
   readonly onProgress?: (event: ProgressEvent) => void;
+  /**
+   * The id of the host's store of machine records (lowercase letters and digits). Drivers on the
+   * resource model tag what they make `managed-by: machine-<storeId>` (see `managedByValue`), so
+   * `machine sweep` of one store never touches another store's resources on the same account.
+   */
+  readonly storeId?: string;
 }
 
 /**
@@ -146,6 +153,24 @@ export interface BatchStateRequest<Config> {
   readonly context: DriverContext;
 }
 
+/** What a host passes to a descriptor's `sweep`. */
+export interface SweepRequest<Config, Client = unknown> {
+  /** Parsed flags: credentials, region, API URL (the same flags as create). */
+  readonly config: Config;
+  /** An SDK client to use instead of building one. */
+  readonly client?: Client;
+  /** The host's store id: only resources tagged `managed-by: machine-<storeId>` are looked at. */
+  readonly storeId?: string;
+  /** The journal entries of every machine record in the store; what they claim is never swept. */
+  readonly claimed: readonly JournalEntry[];
+  /** Delete what is found (default: only list it). */
+  readonly delete?: boolean;
+  /** Leave resources younger than this (ms). */
+  readonly minAgeMs?: number;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (event: ProgressEvent) => void;
+}
+
 /**
  * A driver package's default export: plain data plus a factory. Importing it must not load the
  * provider's SDK.
@@ -164,6 +189,12 @@ export interface DriverDescriptor<Config = Record<string, unknown>, Client = unk
    * Returns a map by machine name; a value is a State or the error for that machine.
    */
   getStates?(machines: readonly BatchStateRequest<Config>[], options?: OperationOptions): Promise<Map<string, State | Error>>;
+  /**
+   * Optional: lists (and with `delete`, deletes) every resource at the provider that carries the
+   * store's managed-by tag and that no record claims. Drivers on resource kinds implement it with
+   * `sweepResources(model, request)`.
+   */
+  sweep?(request: SweepRequest<Config, Client>): Promise<SweepReport>;
 }
 
 /** Checks that an imported module is a valid driver descriptor; returns the problem or undefined. */

@@ -12,6 +12,8 @@ export * from './guard-driver.ts';
 export * from './journal.ts';
 export * from './machine-name.ts';
 export * from './redact.ts';
+export * from './resource-sweep.ts';
+export * from './resources.ts';
 export * from './state.ts';
 export * from './user-data.ts';
 export * from './wait.ts';

@@ -12,6 +12,14 @@ export interface JournalEntry {
   readonly recordedAt: string;
   /** Extra data cleanup needs (e.g. the name of a key pair). */
   readonly meta?: Readonly<Record<string, string>>;
+  /**
+   * `intended`: written before the create call, so a lost reply (a killed process, a dropped
+   * connection) still leaves a trace; `id` is then the intent's token and `meta` holds what finds
+   * the resource again without its id. `made` (or absent, for older records): `id` is the provider's.
+   */
+  readonly state?: 'intended' | 'made';
+  /** Another machine may use it too (adopted as shared): remove deletes it only when nothing else uses it. */
+  readonly shared?: boolean;
 }
 
 /** What a driver passes to {@link ResourceJournal.record}. */
@@ -30,9 +38,9 @@ export interface ResourceJournal {
   entries(): readonly JournalEntry[];
 }
 
-/** Finds the newest entry of a kind. */
+/** Finds the newest entry of a kind that has a provider id (intents not yet resolved are skipped). */
 export function findEntry(journal: ResourceJournal, kind: string): JournalEntry | undefined {
-  return journal.entries().findLast((entry) => entry.kind === kind);
+  return journal.entries().findLast((entry) => entry.kind === kind && entry.state !== 'intended');
 }
 
 /**

@@ -1,6 +1,7 @@
 export { AuthError } from './auth-error.ts';
 export { CancelledError } from './cancelled-error.ts';
-export { CleanupError } from './cleanup-error.ts';
+export { CapacityError } from './capacity-error.ts';
+export { CleanupError, type LeftResource } from './cleanup-error.ts';
 export { type ConfigIssue, InvalidConfigError } from './invalid-config-error.ts';
 export { MachineError, type MachineErrorOptions, type Operation } from './machine-error.ts';
 export { NotFoundError } from './not-found-error.ts';
