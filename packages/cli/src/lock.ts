@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { assertValidMachineName } from '@machine/driver-core';
 import { CliError } from './cli-error.ts';
 
@@ -40,15 +40,43 @@ export async function lockHolder(root: string, name: string): Promise<number | u
 const unwrittenLockGraceMs = 10_000;
 
 /**
- * Takes a machine's exclusive lock: a file holding our pid, made complete in a temporary file and
- * hard-linked into place (atomic, fails when it exists), so another process never reads a lock file
- * without its pid and takes it for stale. A lock whose process is gone is stale and taken over; a
- * live one is an error naming the pid.
+ * Takes a machine's exclusive lock (see {@link lockFile}); a live holder is an error naming the pid,
+ * or `whenBusy`'s error.
  */
 export async function lockMachine(root: string, name: string, options: { whenBusy?: (pid: number) => Error } = {}): Promise<MachineLock> {
   const path = lockPath(root, name);
-  await mkdir(join(root, 'locks'), { recursive: true, mode: 0o700 });
-  for (let attempt = 0; attempt < 50; attempt++) {
+  return lockFile(path, {
+    whenBusy: (pid) => {
+      if (options.whenBusy !== undefined) return options.whenBusy(pid);
+      if (pid === process.pid) return new CliError(`machine "${name}" is already locked by this process`);
+      return new CliError(`machine "${name}" is busy: process ${pid} is working on it (lock ${path})`);
+    },
+    stuck: () => new CliError(`could not lock machine "${name}": ${path} stays without a process id; remove it if no machine command is running`),
+  });
+}
+
+/** How {@link lockFile} treats a lock another live process holds. */
+export interface LockFileOptions {
+  /** The error when a live process (possibly this one) holds the lock and `waitMs` is over. */
+  whenBusy: (pid: number) => Error;
+  /** The error when the lock file stays without a process id. */
+  stuck: () => Error;
+  /** How long to wait for a live holder to release it before `whenBusy` (default 0: fail at once). */
+  waitMs?: number;
+}
+
+/**
+ * Takes an exclusive lock: a file holding our pid, made complete in a temporary file and
+ * hard-linked into place (atomic, fails when it exists), so another process never reads a lock file
+ * without its pid and takes it for stale. A lock whose process is gone is stale and taken over; a
+ * live one is waited for up to `waitMs`, then `whenBusy`'s error.
+ */
+export async function lockFile(path: string, options: LockFileOptions): Promise<MachineLock> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const deadline = Date.now() + (options.waitMs ?? 0);
+  // Tries that found a lock without a live holder (released meanwhile, being written, stale).
+  let unsettled = 0;
+  for (;;) {
     if (await createLockFile(path)) {
       let released = false;
       return {
@@ -60,13 +88,14 @@ export async function lockMachine(root: string, name: string, options: { whenBus
       };
     }
     const content = await readFile(path, 'utf8').catch(() => undefined);
-    if (content === undefined) continue; // released meanwhile
-    const pid = /^\d+$/.test(content.trim()) ? Number(content.trim()) : undefined;
+    const pid = content !== undefined && /^\d+$/.test(content.trim()) ? Number(content.trim()) : undefined;
     if (pid !== undefined && (pid === process.pid || processAlive(pid))) {
-      if (options.whenBusy !== undefined) throw options.whenBusy(pid);
-      if (pid === process.pid) throw new CliError(`machine "${name}" is already locked by this process`);
-      throw new CliError(`machine "${name}" is busy: process ${pid} is working on it (lock ${path})`);
+      if (Date.now() >= deadline) throw options.whenBusy(pid);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      continue;
     }
+    if (++unsettled > 50) throw options.stuck();
+    if (content === undefined) continue; // released meanwhile
     if (pid === undefined) {
       const age = await stat(path).then((info) => Date.now() - info.mtimeMs, () => 0);
       if (age < unwrittenLockGraceMs) {
@@ -76,7 +105,6 @@ export async function lockMachine(root: string, name: string, options: { whenBus
     }
     await removeStaleLock(path, content);
   }
-  throw new CliError(`could not lock machine "${name}": ${path} stays without a process id; remove it if no machine command is running`);
 }
 
 /** Creates the lock file with our pid in one step; false when it exists. */

@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
-import { mkdir, readFile, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DriverDescriptor } from '@machine/driver-core';
 import { sleep } from '@machine/driver-core';
 import { CliError } from './cli-error.ts';
 import type { CommandContext } from './context.ts';
-import { processAlive } from './lock.ts';
+import { lockFile, processAlive } from './lock.ts';
 
 /**
  * `--sim`: machines on the bundled cloud simulator (tools/cloud-sim), no account needed.
@@ -75,22 +75,45 @@ export async function simEnginePort(ctx: CommandContext): Promise<number | undef
   return typeof state.dockerPort === 'number' ? state.dockerPort : undefined;
 }
 
-/** Reuses the running simulator daemon or starts one, waiting for its state file. */
+/** How long a command waits for another one that is starting the simulator of the same storage path. */
+const simStartWaitMs = 60_000;
+
+/**
+ * Reuses the running simulator daemon or starts one, waiting for its state file. Starting takes the
+ * storage path's `sim/start.lock`, so however many commands start at once, one daemon runs per
+ * storage path: the others wait for it and reuse it.
+ */
 export async function ensureSim(ctx: CommandContext): Promise<SimState> {
   const root = ctx.store.root;
   const running = await readSimState(root);
   if (running !== undefined) return running;
   const statePath = simStatePath(root);
+  const lock = await lockFile(join(dirname(statePath), 'start.lock'), {
+    waitMs: simStartWaitMs,
+    whenBusy: (pid) => new CliError(`the cloud simulator is still being started by process ${pid}; try again, or see ${join(dirname(statePath), 'sim.log')}`),
+    stuck: () => new CliError(`could not take ${join(dirname(statePath), 'start.lock')}; remove it if no machine command is running`),
+  });
+  try {
+    // Another command may have started it while this one waited for the lock.
+    const started = await readSimState(root);
+    if (started !== undefined) return started;
+    return await startSim(ctx, statePath);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function startSim(ctx: CommandContext, statePath: string): Promise<SimState> {
   await mkdir(dirname(statePath), { recursive: true, mode: 0o700 });
   await unlink(statePath).catch(() => {});
   const [command, ...args] = simCommand(ctx, statePath);
   if (command === undefined) throw new CliError('cannot find the cloud simulator (tools/cloud-sim); set MACHINE_SIM_COMMAND');
   ctx.debugLog(`starting the cloud simulator: ${[command, ...args].join(' ')}`);
   const log = openSync(join(dirname(statePath), 'sim.log'), 'a', 0o600);
-  const child = spawn(command, args, { detached: true, stdio: ['ignore', log, log], env: { ...process.env, ...ctx.io.env } as NodeJS.ProcessEnv });
+  const child = spawn(command, args, { detached: true, stdio: ['ignore', log, log], env: simDaemonEnv({ ...process.env, ...ctx.io.env }) });
   child.unref();
   for (let waited = 0; waited < 30_000; waited += 100) {
-    const state = await readSimState(root);
+    const state = await readSimState(ctx.store.root);
     if (state !== undefined) return state;
     if (child.exitCode !== null) break;
     await sleep(100);
@@ -98,14 +121,59 @@ export async function ensureSim(ctx: CommandContext): Promise<SimState> {
   throw new CliError(`the cloud simulator did not start; see ${join(dirname(statePath), 'sim.log')}`);
 }
 
-/** Stops the simulator daemon of this storage path; false when none was running. */
+/** What the simulator daemon keeps of the environment: what runs Node and the simulator's own `CLOUD_SIM_*` knobs. */
+const simDaemonVariables = /^(PATH|HOME|USER|LOGNAME|SHELL|TMPDIR|TMP|TEMP|LANG|LC_[A-Z]+|TZ|NODE_OPTIONS|SYSTEMROOT|WINDIR|CLOUD_SIM_[A-Z0-9_]+)$/;
+
+/**
+ * The daemon's environment: an allow-list, so none of the user's cloud credentials
+ * (`DIGITALOCEAN_ACCESS_TOKEN`, `AWS_*`, `AZURE_*`, `GOOGLE_*`, …) lives on in a long-running process.
+ */
+export function simDaemonEnv(env: Readonly<Record<string, string | undefined>>): NodeJS.ProcessEnv {
+  const kept: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(env)) if (value !== undefined && simDaemonVariables.test(key)) kept[key] = value;
+  return kept;
+}
+
+/**
+ * Stops every simulator daemon of this storage path: the one in the state file and any other process
+ * serving the same state file (left by an older CLI or a lost state file); false when none was running.
+ */
 export async function stopSim(ctx: CommandContext): Promise<boolean> {
+  const statePath = simStatePath(ctx.store.root);
+  const pids = new Set(await daemonsServing(statePath));
   const state = await readSimState(ctx.store.root);
-  if (state === undefined) return false;
-  process.kill(state.pid, 'SIGTERM');
-  for (let waited = 0; waited < 5000 && processAlive(state.pid); waited += 50) await sleep(50);
-  await unlink(simStatePath(ctx.store.root)).catch(() => {});
-  return true;
+  if (state !== undefined) pids.add(state.pid);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      pids.delete(pid); // gone already
+    }
+  }
+  for (let waited = 0; waited < 5000 && [...pids].some(processAlive); waited += 50) await sleep(50);
+  await unlink(statePath).catch(() => {});
+  return pids.size > 0;
+}
+
+/** Pids of the processes whose command line serves `statePath` (`--state-file PATH`); Linux only (/proc), else none. */
+export async function daemonsServing(statePath: string): Promise<number[]> {
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return [];
+  }
+  const found: number[] = [];
+  await Promise.all(
+    entries
+      .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== process.pid)
+      .map(async (entry) => {
+        const argv = (await readFile(join('/proc', entry, 'cmdline'), 'utf8').catch(() => '')).split('\0');
+        const at = argv.indexOf('--state-file');
+        if (at !== -1 && argv[at + 1] === statePath) found.push(Number(entry));
+      }),
+  );
+  return found;
 }
 
 /**

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { daemonsServing } from './sim-mode.ts';
 
 /**
  * The offline main job, end to end: the built `machine` binary as a child process, `--sim`
@@ -15,9 +16,9 @@ const bin = join(packageDir, 'dist', 'bin.js');
 let work: string;
 let env: NodeJS.ProcessEnv;
 
-function machine(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function machine(args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { env, timeout: 120_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [bin, ...args], { env: { ...env, ...extraEnv }, timeout: 120_000 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
     });
   });
@@ -98,5 +99,40 @@ describe('machine --sim (digitalocean on the cloud simulator)', () => {
     const log = await readFile(join(work, 'store', 'sim', 'sim.log'), 'utf8');
     expect(log).toContain('cloud-sim: SIGTERM, stopping');
     expect(log).not.toContain('still alive at exit');
+  });
+
+  it('20 concurrent --sim creates on an empty store share one simulator daemon; rm leaves nothing; the daemon holds no user credential; sim stop stops every daemon of the store', { timeout: 300_000 }, async () => {
+    const storage = join(work, 'parallel');
+    const statePath = join(storage, 'sim', 'state.json');
+    const names = Array.from({ length: 20 }, (_, index) => `p${index + 1}`);
+    const credentials = { DIGITALOCEAN_ACCESS_TOKEN: 'user-do-token-not-for-the-sim', AWS_SECRET_ACCESS_KEY: 'user-aws-secret', AZURE_CLIENT_SECRET: 'user-azure-secret', GOOGLE_APPLICATION_CREDENTIALS: '/user/google.json' };
+    const created = await Promise.all(names.map((name) => machine(['-s', storage, 'create', '-d', 'digitalocean', '--sim', '--no-provision', name], credentials)));
+    created.forEach((result, index) => expect(result.code, `${names[index]}: ${result.stderr}`).toBe(0));
+    const daemons = await daemonsServing(statePath);
+    expect(daemons).toHaveLength(1);
+
+    // The daemon's environment keeps none of the user's cloud credentials.
+    const environ = await readFile(`/proc/${daemons[0]}/environ`, 'utf8');
+    for (const [key, value] of Object.entries(credentials)) {
+      expect(environ, key).not.toContain(value);
+      expect(environ.split('\0').some((entry) => entry.startsWith(`${key}=`)), key).toBe(false);
+    }
+
+    const ls = await machine(['-s', storage, 'ls', '--format', '{{.Name}} {{.State}}']);
+    expect(ls.stdout.trim().split('\n').sort()).toEqual(names.map((name) => `${name} Running`).sort());
+    const state = JSON.parse(await readFile(statePath, 'utf8'));
+    const removed = await machine(['-s', storage, 'rm', '-y', ...names]);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(await leaks(state)).toEqual([]);
+
+    // A stray daemon serving the same state file (an older CLI's) is stopped too.
+    const { spawn } = await import('node:child_process');
+    const { simCommand } = await import('./sim-mode.ts');
+    const [command, ...args] = simCommand({ io: { env: {} } as never }, statePath);
+    const stray = spawn(command as string, args, { detached: true, stdio: 'ignore' });
+    stray.unref();
+    await expect.poll(async () => (await daemonsServing(statePath)).length, { timeout: 20_000 }).toBe(2);
+    expect((await machine(['-s', storage, 'sim', 'stop'])).stdout).toBe('Stopped the cloud simulator.\n');
+    expect(await daemonsServing(statePath)).toEqual([]);
   });
 });
