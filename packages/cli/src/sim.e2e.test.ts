@@ -107,7 +107,7 @@ describe('machine --sim (digitalocean on the cloud simulator)', () => {
     const names = Array.from({ length: 20 }, (_, index) => `p${index + 1}`);
     const credentials = { DIGITALOCEAN_ACCESS_TOKEN: 'user-do-token-not-for-the-sim', AWS_SECRET_ACCESS_KEY: 'user-aws-secret', AZURE_CLIENT_SECRET: 'user-azure-secret', GOOGLE_APPLICATION_CREDENTIALS: '/user/google.json' };
     const created = await Promise.all(names.map((name) => machine(['-s', storage, 'create', '-d', 'digitalocean', '--sim', '--no-provision', name], credentials)));
-    created.forEach((result, index) => expect(result.code, `${names[index]}: ${result.stderr}`).toBe(0));
+    for (const [index, result] of created.entries()) expect(result.code, `${names[index]}: ${result.stderr}`).toBe(0);
     const daemons = await daemonsServing(statePath);
     expect(daemons).toHaveLength(1);
 
