@@ -30,6 +30,16 @@ describe('FaultInjector', () => {
     expect(faults.decide('p', 'x').error).toBeUndefined();
   });
 
+  it('a reply rule fires once by default, parses from JSON and refuses unknown kinds', () => {
+    const faults = new FaultInjector();
+    faults.addAll(parseFaultSpecs('[{"operation":"droplets.create","reply":"drop"},{"operation":"keys.create","nth":2,"reply":"hold","latencyMs":5}]'));
+    expect(faults.decide('digitalocean', 'droplets.create')).toEqual({ latencyMs: 0, reply: 'drop' });
+    expect(faults.decide('digitalocean', 'droplets.create')).toEqual({ latencyMs: 0 });
+    expect(faults.decide('digitalocean', 'keys.create')).toEqual({ latencyMs: 0 });
+    expect(faults.decide('digitalocean', 'keys.create')).toEqual({ latencyMs: 5, reply: 'hold' });
+    expect(() => parseFaultSpecs('{"reply":"lose"}')).toThrow(/reply must be one of drop, hold/);
+  });
+
   it('applies instance faults to matching new instances, `times` at most', () => {
     const faults = new FaultInjector();
     faults.sshRejectsKey({ provider: 'digitalocean', times: 1 });
@@ -47,7 +57,7 @@ describe('FaultInjector', () => {
     expect(faults.decide('digitalocean', 'droplets.create').error).toBe('auth');
     expect([...faults.instanceFaultsFor('digitalocean', 'x')]).toEqual(['sshNeverOpens']);
     expect(() => parseFaultSpecs('{"error":"boom"}')).toThrow(/error must be one of/);
-    expect(() => parseFaultSpecs('[{"operation":"x"}]')).toThrow(/needs error, throttle or latencyMs/);
+    expect(() => parseFaultSpecs('[{"operation":"x"}]')).toThrow(/needs error, throttle, reply or latencyMs/);
     expect(() => parseFaultSpecs('nope')).toThrow(/not valid JSON/);
   });
 

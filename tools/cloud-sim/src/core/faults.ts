@@ -22,9 +22,20 @@ export interface ThrottleSpec {
 }
 
 /**
+ * What happens to the answer of a call the provider carried out (`reply` rules): `drop` closes the
+ * connection without an answer, `hold` never answers (until the client gives up or the simulator
+ * closes). Either way the change is committed: a lost reply, as a killed process or a network
+ * failure after the provider acted sees it.
+ */
+export type LostReply = 'drop' | 'hold';
+
+/** The lost-reply kinds, for validation. */
+export const LOST_REPLY_KINDS: readonly LostReply[] = ['drop', 'hold'];
+
+/**
  * An API fault rule. Matching calls are counted from when the rule is added; the rule fires on
- * calls number `nth` … `nth + times - 1`. Exactly one of `error`, `throttle`, `latencyMs` is
- * expected (latency may be combined with an error).
+ * calls number `nth` … `nth + times - 1`. Exactly one of `error`, `throttle`, `reply`, `latencyMs`
+ * is expected (latency may be combined with an error or a reply).
  */
 export interface ApiFaultRule {
   /** Provider name (default: any). */
@@ -43,6 +54,8 @@ export interface ApiFaultRule {
   throttle?: ThrottleSpec;
   /** Delay the answer by this many milliseconds. */
   latencyMs?: number;
+  /** Carry out the call, then lose its answer: `drop` the connection or `hold` it forever. */
+  reply?: LostReply;
 }
 
 /** Instance-level fault kinds. */
@@ -76,6 +89,8 @@ export interface FaultDecision {
   /** `retry-after` to add to the error answer. */
   retryAfterSeconds?: number;
   throttle?: Required<ThrottleSpec>;
+  /** Run the call, then lose its answer this way. */
+  reply?: LostReply;
 }
 
 interface ActiveApiRule {
@@ -157,11 +172,12 @@ export class FaultInjector {
       if (rule.operation !== undefined && rule.operation !== '*' && rule.operation !== operation) continue;
       active.seen++;
       const nth = rule.nth ?? 1;
-      const isLatencyOnly = rule.error === undefined && rule.throttle === undefined;
+      const isLatencyOnly = rule.error === undefined && rule.throttle === undefined && rule.reply === undefined;
       const times = rule.times ?? rule.throttle?.times ?? (isLatencyOnly ? Number.POSITIVE_INFINITY : 1);
       if (active.seen < nth || active.fired >= times) continue;
       active.fired++;
       decision.latencyMs += rule.latencyMs ?? 0;
+      if (rule.reply !== undefined && rule.error === undefined && rule.throttle === undefined) decision.reply ??= rule.reply;
       if (decision.error !== undefined || decision.throttle !== undefined) continue;
       if (rule.error !== undefined) {
         decision.error = rule.error;
@@ -228,8 +244,11 @@ function validateApiRule(rule: ApiFaultRule, where = 'fault rule'): void {
   if (rule.error !== undefined && !FAULT_ERROR_KINDS.includes(rule.error)) {
     throw new Error(`${where}: error must be one of ${FAULT_ERROR_KINDS.join(', ')}`);
   }
-  if (rule.error === undefined && rule.throttle === undefined && rule.latencyMs === undefined) {
-    throw new Error(`${where}: needs error, throttle or latencyMs`);
+  if (rule.reply !== undefined && !LOST_REPLY_KINDS.includes(rule.reply)) {
+    throw new Error(`${where}: reply must be one of ${LOST_REPLY_KINDS.join(', ')}`);
+  }
+  if (rule.error === undefined && rule.throttle === undefined && rule.latencyMs === undefined && rule.reply === undefined) {
+    throw new Error(`${where}: needs error, throttle, reply or latencyMs`);
   }
   if (rule.nth !== undefined && (!Number.isInteger(rule.nth) || rule.nth < 1)) {
     throw new Error(`${where}: nth must be an integer >= 1`);

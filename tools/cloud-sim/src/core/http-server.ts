@@ -68,6 +68,7 @@ async function handle(frontEnd: ProviderFrontEnd, services: HttpServerServices, 
   if (decision.latencyMs > 0) await delay(decision.latencyMs);
 
   let response: SimResponse;
+  let handled = false;
   const authError = frontEnd.authenticate?.(request);
   if (authError !== undefined) response = frontEnd.renderError(authError, request);
   else if (decision.throttle !== undefined) response = frontEnd.throttleResponse(decision.throttle, request);
@@ -77,6 +78,7 @@ async function handle(frontEnd: ProviderFrontEnd, services: HttpServerServices, 
   }
   else if (route === undefined) response = frontEnd.renderError(frontEnd.faultError('not_found', operation), request);
   else {
+    handled = true;
     try {
       response = await route.handle();
     } catch (error) {
@@ -87,7 +89,10 @@ async function handle(frontEnd: ProviderFrontEnd, services: HttpServerServices, 
     }
   }
   frontEnd.decorate?.(response, request);
-  send(res, response);
+  // A lost reply: the call was carried out (committed), its answer never arrives. A held one stays
+  // open until the client gives up or the server closes (closeAllConnections).
+  if (decision.reply === 'drop' && handled) res.destroy();
+  else if (decision.reply === undefined || !handled) send(res, response);
   services.requestLog.record({
     provider: frontEnd.name,
     operation,

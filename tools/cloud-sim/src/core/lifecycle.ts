@@ -1,6 +1,6 @@
 import type { InstanceGuests } from '../guest/guest.ts';
 import { createUbuntuFileSystem } from '../shell/ubuntu-image.ts';
-import type { FaultInjector } from './faults.ts';
+import type { FaultInjector, InstanceFaultKind } from './faults.ts';
 import type { InstanceSSHServers } from './instance-ssh.ts';
 import type { LoopbackIpAllocator } from './loopback-ips.ts';
 import type { InstanceState, SimInstance, SimStore } from './store.ts';
@@ -37,6 +37,8 @@ export interface LaunchSpec {
    * written to /var/lib/cloud/instance/user-data.txt, and applied at first boot.
    */
   userData?: string;
+  /** Instance faults the front end adds itself (e.g. `ipChangesOnStart` for clouds whose ephemeral IPs change). */
+  faults?: readonly InstanceFaultKind[];
 }
 
 interface Pending {
@@ -102,7 +104,7 @@ export class InstanceLifecycle {
       authorizedKeys: [...spec.authorizedKeys],
       tags: [...(spec.tags ?? [])],
       filesystem: createUbuntuFileSystem({ hostname: spec.name, authorizedKeys: spec.authorizedKeys }),
-      faults: this.#faults.instanceFaultsFor(spec.provider, spec.name),
+      faults: new Set([...this.#faults.instanceFaultsFor(spec.provider, spec.name), ...(spec.faults ?? [])]),
       attributes: { ...spec.attributes },
     };
     if (spec.userData !== undefined) {

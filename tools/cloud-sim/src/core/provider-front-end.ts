@@ -3,6 +3,7 @@ import type { FaultErrorKind, FaultInjector, ThrottleSpec } from './faults.ts';
 import type { IdGenerator } from './ids.ts';
 import type { InstanceSSHServers } from './instance-ssh.ts';
 import type { InstanceLifecycle } from './lifecycle.ts';
+import type { RealismOptions } from './realism.ts';
 import type { RequestLog } from './request-log.ts';
 import type { SimStore } from './store.ts';
 
@@ -56,6 +57,8 @@ export interface ProviderContext {
   readonly sshPort: number;
   /** This front end's base URL (`http://127.0.0.1:PORT`), known once its server listens. */
   endpoint(): string;
+  /** The simulator-wide realism (`startSim({ profile, timeScale })`); front ends resolve it with `realismOf`. */
+  readonly realism?: RealismOptions;
 }
 
 /**

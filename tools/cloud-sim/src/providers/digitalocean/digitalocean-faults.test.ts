@@ -42,6 +42,34 @@ describe('DigitalOcean fault injection through @digitalocean/dots', () => {
     expect(sim.requestLog.count('droplets.create')).toBe(2);
   });
 
+  it('reply drop: the droplet is made, the dots client gets a dropped connection instead of the answer', async () => {
+    sim.faults.add({ provider: 'digitalocean', operation: 'droplets.create', reply: 'drop' });
+    const failure = await client.v2.droplets.post({ ...dropletRequest, name: 'lost-drop' }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeDefined();
+    expect(sim.leaks().map((leak) => leak.name)).toEqual(['lost-drop']);
+    expect(sim.requestLog.count('droplets.create')).toBe(1);
+    // The next call is answered as usual.
+    expect((await client.v2.droplets.get({ queryParameters: { name: 'lost-drop' } }))?.droplets).toHaveLength(1);
+  });
+
+  it('reply hold: the droplet is made and the answer never comes (the client gives up)', async () => {
+    sim.faults.add({ provider: 'digitalocean', operation: 'droplets.create', reply: 'hold' });
+    const failure = await fetch(`${sim.endpoints.digitalocean}/v2/droplets`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer test-token', 'content-type': 'application/json' },
+      body: JSON.stringify({ ...dropletRequest, name: 'lost-hold' }),
+      signal: AbortSignal.timeout(300),
+    }).then(
+      (response) => `answered ${response.status}`,
+      (error: unknown) => (error as Error).name,
+    );
+    expect(failure).toBe('TimeoutError');
+    expect(sim.leaks().map((leak) => leak.name)).toEqual(['lost-hold']);
+  });
+
   it('enforces the configured droplet limit with the same message', async () => {
     await sim.close();
     sim = await startSim({ providers: ['digitalocean'], digitalocean: { dropletLimit: 1 } });
