@@ -332,7 +332,11 @@ describe.skipIf(unavailable !== undefined)('generic driver status, power command
       const impostor = await startOpenSSHServer({ port: host.port, authorizedKeys: [host.clientKey?.publicKey ?? ''] });
       try {
         expect(impostor.hostKeyFingerprint).not.toBe(pinned);
-        expect(await driver.getState()).toBe(State.Error);
+        // The host is up but presents another key: status says so (not Stopped, not a bare Error).
+        const state = await failure(driver.getState());
+        expect(state).toBeInstanceOf(SSHError);
+        expect((state as SSHError).failure).toBe('host-key');
+        expect((state as Error).message).toContain(`expected ${pinned}, got ${impostor.hostKeyFingerprint}`);
         const error = await failure(driver.restart());
         expect(error).toBeInstanceOf(SSHError);
         expect((error as SSHError).failure).toBe('host-key');
@@ -348,6 +352,29 @@ describe.skipIf(unavailable !== undefined)('generic driver status, power command
         expect(await impostor.powerEvents()).toEqual([]);
       } finally {
         await impostor.close();
+      }
+      await host.start();
+      expect(await driver.getState()).toBe(State.Running);
+    } finally {
+      await host.close();
+    }
+  });
+});
+
+describe.skipIf(unavailable !== undefined)('generic driver status when the login is refused', () => {
+  it('rejects with the auth SSHError once the machine key is no longer authorized, and is Running again when it is', async () => {
+    const host = await startOpenSSHServer();
+    try {
+      const { driver } = newMachine(flagsFor(host, await keyFile(host, 'revoked_key')));
+      await driver.create();
+      await host.stop();
+      const locked = await startOpenSSHServer({ port: host.port, hostKey: host.hostKey, authorizedKeys: [] });
+      try {
+        const error = await failure(driver.getState());
+        expect(error).toBeInstanceOf(SSHError);
+        expect((error as SSHError).failure).toBe('auth');
+      } finally {
+        await locked.close();
       }
       await host.start();
       expect(await driver.getState()).toBe(State.Running);

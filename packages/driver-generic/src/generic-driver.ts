@@ -183,8 +183,10 @@ export class GenericDriver implements Driver {
 
   /**
    * Running when an SSH handshake with the pinned host key succeeds and `exit 0` returns 0; Stopped
-   * when the SSH port does not accept TCP (refused, unreachable, no answer); Error otherwise (the
-   * port answers but SSH fails: not SSH, wrong key or user, changed host key).
+   * when the SSH port does not accept TCP (refused, unreachable, no answer). A changed host key or a
+   * refused login rejects with that SSHError (`host-key`, `auth`): the host is up, and only the user
+   * can fix it (`machine trust-host-key`, the authorized key), so it must not read as Stopped or a
+   * bare Error. Error otherwise (the port answers but it is not SSH, `exit 0` fails).
    */
   async getState(options: OperationOptions = {}): Promise<State> {
     const data = this.#recorded('getState');
@@ -279,6 +281,7 @@ export class GenericDriver implements Driver {
     } catch (error) {
       if (error instanceof CancelledError) throw error;
       if (error instanceof SSHError && error.failure === 'refused') return State.Stopped;
+      if (error instanceof SSHError && (error.failure === 'host-key' || error.failure === 'auth')) throw error;
       if (error instanceof InvalidConfigError) throw error; // the key copy is gone or unreadable: say so
       return this.#errorState(error instanceof Error ? error.message : String(error));
     }

@@ -17,7 +17,12 @@ export async function trustHostKeyCommand(ctx: CommandContext, name: string, opt
     const machine = await openMachine(ctx, name);
     const { driver, record } = machine;
     const signal = ctx.io.signal === undefined ? {} : { signal: ctx.io.signal };
-    if ((await driver.getState(signal)) !== 'Running') throw new CliError(`Host "${name}" is not running: \`machine start ${name}\` first`);
+    // A driver whose state comes from SSH (generic) rejects with the host-key refusal: the host is up.
+    const state = await driver.getState(signal).catch((error: unknown) => {
+      if ((error as { failure?: unknown } | null)?.failure === 'host-key') return 'Running';
+      throw error;
+    });
+    if (state !== 'Running') throw new CliError(`Host "${name}" is not running: \`machine start ${name}\` first`);
     const host = await driver.getSSHHostname(signal);
     const port = record.ssh?.port ?? (await driver.getSSHPort(signal));
     const presented = await presentedHostKey(host, port);

@@ -225,7 +225,7 @@ async function queryGroup(ctx: CommandContext, descriptor: DriverDescriptor, gro
       const deadline = entry.started + timeoutMs;
       const state = batch !== undefined ? (batch.get(name) ?? new Error('the driver returned no state')) : await withTimeout(driver.getState({ signal: controller.signal }), timeoutMs, controller);
       if (state === 'timeout' || state === 'Timeout') return { ...row(name, descriptor.name, 'Timeout', ''), ResponseTime: Date.now() - entry.started };
-      if (state instanceof Error) return { ...row(name, descriptor.name, 'Error', redactSecrets(errorLine(state), entry.secrets)), ResponseTime: Date.now() - entry.started };
+      if (state instanceof Error) return { ...row(name, descriptor.name, 'Error', redactSecrets(errorLine(await explainStateError(state, name)), entry.secrets)), ResponseTime: Date.now() - entry.started };
       let url = '';
       let error = '';
       let dockerVersion = 'Unknown';
@@ -264,6 +264,13 @@ async function queryGroup(ctx: CommandContext, descriptor: DriverDescriptor, gro
     }),
   );
   return [...results, ...queried];
+}
+
+/** A refused host key in a state answer (generic's state comes from SSH) as the CLI's line with the trust-host-key command. */
+async function explainStateError(error: Error, name: string): Promise<unknown> {
+  if ((error as { failure?: unknown }).failure !== 'host-key') return error;
+  const { explainHostKeyError } = await import('../ssh-target.ts');
+  return explainHostKeyError(error, name);
 }
 
 function row(name: string, driver: string, state: string, error: string): ListRow {
