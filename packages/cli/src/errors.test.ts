@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DriverDescriptor } from '@machine/driver-core';
+import { type DriverDescriptor, throwIfAborted } from '@machine/driver-core';
 import { fakeDriverFlags } from '@machine/driver-core/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type CliHarness, cliHarness } from './test-support/run-cli.ts';
@@ -177,6 +177,29 @@ describe('create failures', () => {
     expect(result.stderr).toContain('create of "intr" was interrupted; nothing is left behind');
     expect(cli.cloud.leaks()).toEqual([]);
     expect(existsSync(join(cli.storage, 'machines', 'intr'))).toBe(false);
+  });
+
+  it('Ctrl-C during the pre-create check exits 130 with the interrupted message, not the check failure (3)', async () => {
+    const controller = new AbortController();
+    const fake = cli.drivers.fake as DriverDescriptor;
+    const slowCheck: DriverDescriptor = {
+      ...fake,
+      name: 'slowcheck',
+      createDriver: (options) => {
+        const driver = fake.createDriver(options);
+        return Object.assign(Object.create(driver) as typeof driver, {
+          preCreateCheck: async (operation: { signal?: AbortSignal } = {}) => {
+            controller.abort();
+            throwIfAborted(operation.signal);
+          },
+        });
+      },
+    };
+    cli.drivers.slowcheck = slowCheck;
+    const result = await cli.run(['create', '-d', 'slowcheck', '--no-provision', 'early'], { signal: controller.signal });
+    expect(result).toMatchObject({ code: 130, stderr: 'create of "early" was interrupted; nothing is left behind\n' });
+    expect(cli.cloud.leaks()).toEqual([]);
+    expect(existsSync(join(cli.storage, 'machines', 'early'))).toBe(false);
   });
 
   it('a create whose process was killed shows as Error in ls, and rm deletes what its journal lists', async () => {

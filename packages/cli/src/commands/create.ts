@@ -209,6 +209,10 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       await driver.preCreateCheck(operation);
     } catch (error) {
       await store.remove(name);
+      // Ctrl-C during the check is an interruption like anywhere else in create (130), not a failed check (3).
+      if ((MachineError.isInstance(error) && error.code === 'CANCELLED') || signal?.aborted === true) {
+        throw new CliError(`create of "${name}" was interrupted; nothing is left behind`, ExitCode.interrupted, { cause: error });
+      }
       throw new CliError(`Error with pre-create check: "${messageOf(error, secrets)}"`, ExitCode.preCreateCheck, { cause: error });
     }
     onProgress({ step: 'pre-create-check', phase: 'done', message: 'Pre-create checks passed' });
