@@ -60,14 +60,24 @@ export async function sweepResources<Client>(model: ResourceModel<Client>, optio
     if (token !== undefined) claimedTokens.add(token);
   }
   const client = await model.client();
+  const settings: RemoveSettings = {
+    machine: 'sweep',
+    operation: 'sweep',
+    signal,
+    managedBy,
+    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+    ...(model.poll === undefined ? {} : { poll: model.poll }),
+  };
+  const lazy = () => Promise.resolve(client);
+  const byKind = new Map(model.kinds.map((kind) => [kind.kind, bindKind(model, kind, lazy, settings)]));
   const now = Date.now();
   const found: SweptResource[] = [];
   const minAge = options.minAgeMs ?? 0;
   for (const kind of model.kinds) {
-    if (kind.find === undefined) continue;
+    const find = byKind.get(kind.kind)?.find;
+    if (find === undefined) continue;
     throwIfAborted(signal);
-    const call = { machineName: '', signal, token: '', managedBy };
-    for (const resource of await kind.find(client, { managedBy }, call)) {
+    for (const resource of await find({ managedBy }, { machineName: '', signal, token: '', managedBy })) {
       if (claimedIds.has(`${kind.kind}\n${resource.id}`)) continue;
       if (resource.token !== undefined && claimedTokens.has(resource.token)) continue;
       const ageMs = resource.createdAt === undefined ? undefined : now - resource.createdAt.getTime();
@@ -102,16 +112,6 @@ export async function sweepResources<Client>(model: ResourceModel<Client>, optio
       ...(resource.name === undefined ? {} : { meta: { name: resource.name } }),
     })),
   );
-  const settings: RemoveSettings = {
-    machine: 'sweep',
-    operation: 'sweep',
-    signal,
-    managedBy,
-    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-    ...(model.poll === undefined ? {} : { poll: model.poll }),
-  };
-  const lazy = () => Promise.resolve(client);
-  const byKind = new Map(model.kinds.map((kind) => [kind.kind, bindKind(model, kind, lazy, settings)]));
   const failures = new Map<string, string>();
   await removeEntries(journal, (kind) => byKind.get(kind), settings).catch((error: unknown) => {
     const left = (error as { left?: readonly { kind: string; id: string; reason: string }[] }).left;

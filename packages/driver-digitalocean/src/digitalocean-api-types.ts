@@ -25,6 +25,7 @@ export interface DotsDroplet {
   locked?: boolean | null;
   createdAt?: Date | null;
   tags?: string[] | null;
+  region?: { slug?: string | null } | null;
   networks?: { v4?: DotsNetwork[] | null; v6?: DotsNetwork[] | null } | null;
 }
 
@@ -64,6 +65,7 @@ export interface DotsFirewall {
   id?: string | null;
   name?: string | null;
   status?: string | null;
+  createdAt?: Date | null;
   dropletIds?: number[] | null;
   inboundRules?: { protocol?: string | null; ports?: string | null; sources?: DotsFirewallTarget | null }[] | null;
   outboundRules?: { protocol?: string | null; ports?: string | null; destinations?: DotsFirewallTarget | null }[] | null;

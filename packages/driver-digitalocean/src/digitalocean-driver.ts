@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { access, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -6,41 +5,36 @@ import {
   assertValidMachineName,
   type BootConfig,
   type CreateOptions,
-  cleanupJournal,
   combineUserData,
-  createWithCleanup,
+  createResources,
   type Driver,
   type DriverContext,
   type FirewallRule,
   findEntry,
   InvalidConfigError,
-  type JournalEntry,
   machineFirewallRules,
   NotFoundError,
   type OperationOptions,
   ProviderError,
-  type ResourceDeleter,
+  type ResourceModel,
+  type ResourceRunner,
+  removeResources,
   type State,
   TimeoutError,
   throwIfAborted,
   waitFor,
 } from '@machine/driver-core';
 import type { LoadedSSHKey } from '@machine/driver-core/keys';
-import type { DigitalOceanClient, DotsDroplet } from './digitalocean-api-types.ts';
+import type { DigitalOceanClient, DotsDroplet, DotsDropletCreate } from './digitalocean-api-types.ts';
 import type { RetryPolicy } from './digitalocean-client.ts';
 import { resolveAccessToken } from './digitalocean-credentials.ts';
 import { mapDigitalOceanError } from './digitalocean-errors.ts';
 import type { DigitalOceanConfig } from './digitalocean-flags.ts';
+import { digitalOceanKinds, dropletKind, firewallKind, ResourceKind, sshKeyKind } from './digitalocean-resources.ts';
 import { stateOfDropletStatus, stateWithPendingAction } from './digitalocean-state.ts';
-
-/** Resource kinds this driver records in the machine's journal. */
-export const ResourceKind = { sshKey: 'ssh-key', droplet: 'droplet', firewall: 'firewall' } as const;
 
 /** DigitalOcean's user-data limit (64 KiB, the raw text). */
 export const userDataLimitBytes = 64 * 1024;
-
-/** Tag on every droplet this driver makes, so leaked ones can be found (`doctl compute droplet list --tag-name machine`). */
-export const machineTag = 'machine';
 
 /** Poll and fallback timing; the defaults suit the real API, tests shrink them. */
 export interface DigitalOceanTimings {
@@ -116,12 +110,20 @@ export class DigitalOceanDriver implements Driver {
   readonly #injected: DigitalOceanClient | undefined;
   #client: Promise<DigitalOceanClient> | undefined;
   #token: string | undefined;
+  /** What create makes and remove deletes: ssh key, droplet, firewall (see digitalocean-resources.ts). */
+  readonly #model: ResourceModel<DigitalOceanClient>;
 
   constructor(options: DigitalOceanDriverOptions) {
     this.#config = options.config;
     this.#context = options.context;
     this.#timings = { ...defaultTimings, ...options.timings };
     this.#injected = options.client;
+    this.#model = {
+      kinds: digitalOceanKinds,
+      client: () => this.#dots(),
+      poll: { interval: this.#timings.pollIntervalMs, maxInterval: this.#timings.maxPollIntervalMs },
+      mapError: (error, where) => mapDigitalOceanError(error, where, this.secrets()),
+    };
   }
 
   get machineName(): string {
@@ -174,52 +176,40 @@ export class DigitalOceanDriver implements Driver {
       ]);
     }
     const inputs = await this.#localInputs(boot);
-    const client = await this.#dots();
-    const { journal, data } = this.#context;
-    await createWithCleanup(
-      journal,
-      async () => {
-        throwIfAborted(signal);
-        const { keyReference, privateKey } = await this.#prepareKey(client, inputs, signal);
-        throwIfAborted(signal);
-        const droplet = await this.#createDroplet(client, inputs, keyReference);
-        const dropletId = droplet.id as number;
-        throwIfAborted(signal);
-        if (this.#config.firewall) await this.#createFirewall(client, dropletId, inputs.rules);
-        const { ip, ipv6 } = await this.#waitForActive(dropletId, signal);
-        await data.write({ dropletId, ip, ipv6: ipv6 ?? null });
-        throwIfAborted(signal);
-        const { waitForSSH } = await import('@machine/driver-core/ssh');
-        const hostKeyFingerprint = await waitForSSH(
-          {
-            host: ip,
-            port: this.#config.sshPort,
-            username: this.#config.sshUser,
-            privateKey,
-            machine: this.machineName,
-            // The host key the boot user data installs: any other key is refused.
-            ...(boot?.hostKeyFingerprint === undefined ? {} : { hostKeyFingerprint: boot.hostKeyFingerprint }),
-          },
-          {
-            timeout: this.#config.waitTimeout * 1000,
-            operation: 'create',
-            ...(signal === undefined ? {} : { signal }),
-            ...(this.#context.onProgress === undefined ? {} : { onProgress: this.#context.onProgress }),
-          },
-        );
-        await data.write({ hostKeyFingerprint });
-      },
-      { deleters: this.#deleters(), machine: this.machineName, operation: 'create' },
-    );
+    const { data } = this.#context;
+    await createResources(this.#model, this.#context, options, async (run) => {
+      const { keyReference, privateKey } = await this.#prepareKey(run, inputs);
+      const droplet = await run.make(dropletKind, this.#dropletSpec(inputs, keyReference));
+      const dropletId = Number(droplet.id);
+      await data.write({ dropletId });
+      if (this.#config.firewall) await run.make(firewallKind, { dropletId, rules: inputs.rules });
+      const { ip, ipv6 } = await this.#waitForActive(dropletId, signal);
+      await data.write({ dropletId, ip, ipv6: ipv6 ?? null });
+      throwIfAborted(signal);
+      const { waitForSSH } = await import('@machine/driver-core/ssh');
+      const hostKeyFingerprint = await waitForSSH(
+        {
+          host: ip,
+          port: this.#config.sshPort,
+          username: this.#config.sshUser,
+          privateKey,
+          machine: this.machineName,
+          // The host key the boot user data installs: any other key is refused.
+          ...(boot?.hostKeyFingerprint === undefined ? {} : { hostKeyFingerprint: boot.hostKeyFingerprint }),
+        },
+        {
+          timeout: this.#config.waitTimeout * 1000,
+          operation: 'create',
+          ...(signal === undefined ? {} : { signal }),
+          ...(this.#context.onProgress === undefined ? {} : { onProgress: this.#context.onProgress }),
+        },
+      );
+      await data.write({ hostKeyFingerprint });
+    });
   }
 
   async remove(options: OperationOptions = {}): Promise<void> {
-    await cleanupJournal(this.#context.journal, {
-      deleters: this.#deleters(),
-      machine: this.machineName,
-      operation: 'remove',
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
+    await removeResources(this.#model, this.#context, options);
     await this.#context.data.write({ dropletId: null, ip: null, ipv6: null, pendingAction: null, hostKeyFingerprint: null });
   }
 
@@ -425,140 +415,38 @@ export class DigitalOceanDriver implements Driver {
     }
   }
 
-  async #prepareKey(client: DigitalOceanClient, inputs: LocalInputs, signal: AbortSignal | undefined) {
-    const { journal, data } = this.#context;
+  async #prepareKey(run: ResourceRunner<DigitalOceanClient>, inputs: LocalInputs) {
+    const { data } = this.#context;
     if (inputs.userKey !== undefined) {
-      const key = await this.#existingKey(client, 'create');
-      await journal.record({ kind: ResourceKind.sshKey, id: String(key.id), preExisting: true, meta: { fingerprint: key.fingerprint ?? '' } });
+      const key = await this.#existingKey(run.client, 'create');
+      await run.adopt(sshKeyKind, { id: String(key.id), meta: { fingerprint: key.fingerprint ?? '' } });
       await data.write({ sshKeyPath: inputs.userKey.path });
       return { keyReference: String(key.id), privateKey: inputs.userKey.privateKey };
     }
-    this.#progress('upload-key', 'start', 'generating and uploading an ed25519 SSH key');
     const { generateSSHKeyPair, writeSSHKeyPair } = await import('@machine/driver-core/keys');
     const keyPair = generateSSHKeyPair({ comment: `machine-${this.machineName}` });
     const keyPath = await writeSSHKeyPair(this.#context.machineDir, keyPair, 'id_ed25519');
     await data.write({ sshKeyPath: keyPath });
-    throwIfAborted(signal);
-    // A random suffix: a key left behind by an older run never blocks re-creating this name.
-    const name = `machine-${this.machineName}-${randomBytes(3).toString('hex')}`;
-    let response: Awaited<ReturnType<DigitalOceanClient['v2']['account']['keys']['post']>>;
-    try {
-      response = await this.#api('create', `ssh key ${name}`, () => client.v2.account.keys.post({ name, publicKey: keyPair.publicKey }));
-    } catch (error) {
-      // The name is unique (random suffix): if the answer was lost, find the key by it so cleanup deletes it.
-      if (isAmbiguous(error)) {
-        await this.#adopt(ResourceKind.sshKey, { name }, async (page) => {
-          const keys = (await client.v2.account.keys.get({ queryParameters: { page, perPage: 200 } }))?.sshKeys ?? [];
-          const ids = keys.filter((key) => key.name === name && typeof key.id === 'number').map((key) => String(key.id));
-          return { ids, more: keys.length === 200 };
-        });
-      }
-      throw error;
-    }
-    const id = response?.sshKey?.id;
-    if (typeof id !== 'number') throw new ProviderError(`DigitalOcean did not return the id of key ${name}`, { operation: 'create' });
-    await journal.record({ kind: ResourceKind.sshKey, id: String(id), meta: { name, fingerprint: keyPair.md5Fingerprint } });
-    this.#progress('upload-key', 'done', `uploaded key ${name} (${id})`);
-    return { keyReference: String(id), privateKey: keyPair.privateKey };
+    const key = await run.make(sshKeyKind, { publicKey: keyPair.publicKey, fingerprint: keyPair.md5Fingerprint });
+    return { keyReference: key.id, privateKey: keyPair.privateKey };
   }
 
-  async #createDroplet(client: DigitalOceanClient, inputs: LocalInputs, keyReference: string): Promise<DropletValue> {
+  #dropletSpec(inputs: LocalInputs, keyReference: string): DotsDropletCreate {
     const { image, region, size, ipv6, privateNetworking, backups, monitoring, vpcUuid, tags } = this.#config;
-    const allTags = [...new Set([machineTag, `${machineTag}-${this.machineName}`, ...tags])];
-    this.#progress('create-instance', 'start', `creating droplet ${this.machineName} (${size}, ${image}) in ${region}`);
-    const startedAt = Date.now();
-    let droplet: DropletValue | null | undefined;
-    try {
-      const response = await this.#api('create', `droplet ${this.machineName}`, () =>
-        client.v2.droplets.post({
-          name: this.machineName,
-          region,
-          size,
-          image: /^\d+$/.test(image) ? Number(image) : image,
-          sshKeys: [keyReference],
-          ipv6,
-          privateNetworking,
-          backups,
-          monitoring,
-          tags: allTags,
-          ...(inputs.userData === undefined ? {} : { userData: inputs.userData }),
-          ...(vpcUuid === undefined ? {} : { vpcUuid }),
-        }),
-      );
-      droplet = response !== undefined && 'droplet' in response ? response.droplet : undefined;
-    } catch (error) {
-      // A 5xx or a dropped connection may hide a droplet that was made: find it so cleanup deletes it.
-      if (isAmbiguous(error)) await this.#adoptUnrecordedDroplets(client, startedAt);
-      throw error;
-    }
-    if (typeof droplet?.id !== 'number') throw new ProviderError('DigitalOcean did not return the new droplet’s id', { operation: 'create' });
-    await this.#context.journal.record({ kind: ResourceKind.droplet, id: String(droplet.id), region });
-    await this.#context.data.write({ dropletId: droplet.id });
-    this.#progress('create-instance', 'done', `droplet ${droplet.id} is being built`);
-    return droplet;
-  }
-
-  async #adoptUnrecordedDroplets(client: DigitalOceanClient, since: number): Promise<void> {
-    try {
-      const response = await client.v2.droplets.get({ queryParameters: { tagName: `${machineTag}-${this.machineName}`, perPage: 200 } });
-      for (const droplet of response?.droplets ?? []) {
-        const created = droplet.createdAt instanceof Date ? droplet.createdAt.getTime() : Number.NaN;
-        if (droplet.name === this.machineName && typeof droplet.id === 'number' && !(created < since - 120_000)) {
-          await this.#context.journal.record({ kind: ResourceKind.droplet, id: String(droplet.id), region: this.#config.region });
-        }
-      }
-    } catch {
-      // Best effort: the original error is what the user needs to see.
-    }
-  }
-
-  /** Records resources a lost answer may have hidden (`find` lists one page of 200), so cleanup deletes them. */
-  async #adopt(kind: string, meta: Record<string, string>, find: (page: number) => Promise<{ ids: string[]; more: boolean }>): Promise<void> {
-    try {
-      for (let page = 1; page <= 20; page++) {
-        const { ids, more } = await find(page);
-        for (const id of ids) await this.#context.journal.record({ kind, id, meta });
-        if (ids.length > 0 || !more) return;
-      }
-    } catch {
-      // Best effort: the original error is what the user needs to see.
-    }
-  }
-
-  async #createFirewall(client: DigitalOceanClient, dropletId: number, rules: readonly FirewallRule[]): Promise<void> {
-    const name = `machine-${this.machineName}-${randomBytes(3).toString('hex')}`;
-    this.#progress('create-firewall', 'start', `creating cloud firewall ${name}`);
-    const everywhere = { addresses: ['0.0.0.0/0', '::/0'] };
-    const adoptFirewall = () =>
-      this.#adopt(ResourceKind.firewall, { name }, async (page) => {
-        const firewalls = (await client.v2.firewalls.get({ queryParameters: { page, perPage: 200 } }))?.firewalls ?? [];
-        const ids = firewalls.filter((firewall) => firewall.name === name && typeof firewall.id === 'string').map((firewall) => String(firewall.id));
-        return { ids, more: firewalls.length === 200 };
-      });
-    const response = await this.#api('create', `firewall ${name}`, () =>
-      client.v2.firewalls.post({
-        name,
-        dropletIds: [dropletId],
-        inboundRules: rules.map((rule) => ({
-          protocol: rule.protocol,
-          ports: rule.fromPort === rule.toPort ? String(rule.fromPort) : `${rule.fromPort}-${rule.toPort}`,
-          sources: { addresses: [...rule.sources] },
-        })),
-        // A DigitalOcean firewall drops whatever it does not allow, outbound too: allow all outbound.
-        outboundRules: [
-          { protocol: 'tcp', ports: '0', destinations: everywhere },
-          { protocol: 'udp', ports: '0', destinations: everywhere },
-          { protocol: 'icmp', destinations: everywhere },
-        ],
-      }),
-    ).catch(async (error: unknown) => {
-      if (isAmbiguous(error)) await adoptFirewall();
-      throw error;
-    });
-    const id = response?.firewall?.id;
-    if (typeof id !== 'string' || id === '') throw new ProviderError(`DigitalOcean did not return the id of firewall ${name}`, { operation: 'create' });
-    await this.#context.journal.record({ kind: ResourceKind.firewall, id, meta: { name } });
-    this.#progress('create-firewall', 'done', `firewall ${name} (${id}) allows ${rules.map((rule) => rule.fromPort).join(', ')}`);
+    return {
+      name: this.machineName,
+      region,
+      size,
+      image: /^\d+$/.test(image) ? Number(image) : image,
+      sshKeys: [keyReference],
+      ipv6,
+      privateNetworking,
+      backups,
+      monitoring,
+      tags: [...tags],
+      ...(inputs.userData === undefined ? {} : { userData: inputs.userData }),
+      ...(vpcUuid === undefined ? {} : { vpcUuid }),
+    };
   }
 
   async #waitForActive(dropletId: number, signal: AbortSignal | undefined): Promise<{ ip: string; ipv6: string | undefined }> {
@@ -715,30 +603,9 @@ export class DigitalOceanDriver implements Driver {
     };
   }
 
-  #deleters(): Record<string, ResourceDeleter> {
-    const remove = (what: string, call: (client: DigitalOceanClient, entry: JournalEntry) => Promise<unknown>): ResourceDeleter => {
-      return async (entry) => {
-        const client = await this.#dots();
-        this.#progress('remove', 'info', `deleting ${what} ${entry.id}`);
-        await this.#api('remove', `${what} ${entry.id}`, () => call(client, entry));
-      };
-    };
-    return {
-      [ResourceKind.firewall]: remove('firewall', (client, entry) => client.v2.firewalls.byFirewall_id(entry.id).delete()),
-      [ResourceKind.droplet]: remove('droplet', (client, entry) => client.v2.droplets.byDroplet_id(Number(entry.id)).delete()),
-      [ResourceKind.sshKey]: remove('ssh key', (client, entry) => client.v2.account.keys.bySsh_key_identifier(Number(entry.id)).delete()),
-    };
-  }
-
   #progress(step: string, phase: 'start' | 'done' | 'info', message: string): void {
     this.#context.onProgress?.({ step, phase, message });
   }
-}
-
-/** True when a failed POST may still have made its resource: a 5xx, a timeout or a dropped connection. */
-function isAmbiguous(error: unknown): boolean {
-  if (!(error instanceof ProviderError)) return false;
-  return error.statusCode === undefined || error.statusCode >= 500;
 }
 
 /** The State of a droplet in a list response (used by the batch state query). */

@@ -41,17 +41,19 @@ describe('digitalocean driver against cloud-sim', () => {
     expect(create).toMatchObject({ 'keys.create': 1, 'droplets.create': 1, 'firewalls.create': 1 });
     expect(create['droplets.get']).toBeGreaterThanOrEqual(1);
     expect(Object.values(create).reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(12);
-    expect(remove).toEqual({ 'firewalls.delete': 1, 'droplets.delete': 1, 'keys.delete': 1 });
+    // The droplet's delete is asynchronous at DigitalOcean: remove reads it until it answers 404.
+    expect(remove).toEqual({ 'firewalls.delete': 1, 'droplets.delete': 1, 'droplets.get': 1, 'keys.delete': 1 });
     expect(context.journal.entries()).toEqual([]);
   });
 
-  it('tags the droplet machine and machine-<name>, names the key after the machine with a random suffix', async () => {
+  it('tags the droplet machine, machine-<name> and managed-by, names the key <managed-by>.<machine>.<token>', async () => {
     const { driver, context } = simMachine(sim, root.path, { 'digitalocean-tags': 'team-a, env:dev' });
     await driver.create();
     const [droplet] = sim.store.listInstances('digitalocean');
-    expect(droplet?.tags).toEqual(expect.arrayContaining(['machine', `machine-${context.machineName}`, 'team-a', 'env:dev']));
+    expect(droplet?.tags).toEqual(expect.arrayContaining(['machine', `machine-${context.machineName}`, 'managed-by:machine', 'team-a', 'env:dev']));
     const key = context.journal.entries().find((entry) => entry.kind === 'ssh-key');
-    expect(key?.meta?.name).toMatch(new RegExp(`^machine-${context.machineName}-[0-9a-f]{6}$`));
+    expect(key?.meta?.name).toMatch(new RegExp(`^machine\\.${context.machineName}\\.[0-9a-f]{8}$`));
+    expect(key?.meta?.token).toBe(key?.meta?.name?.split('.')[2]);
     await driver.remove();
   });
 

@@ -11,6 +11,9 @@ import {
   NotFoundError,
   type OperationOptions,
   type State,
+  type SweepReport,
+  type SweepRequest,
+  sweepResources,
   throwIfAborted,
 } from '@machine/driver-core';
 import type { DigitalOceanClient } from './digitalocean-api-types.ts';
@@ -20,17 +23,17 @@ import {
   type DigitalOceanTimings,
   defaultTimings,
   loadClientModule,
-  machineTag,
-  ResourceKind,
   stateOfDroplet,
 } from './digitalocean-driver.ts';
 import { digitalOceanErrorMapper, mapDigitalOceanError } from './digitalocean-errors.ts';
+import { digitalOceanKinds, machineTag, ResourceKind } from './digitalocean-resources.ts';
 import { type DigitalOceanConfig, digitalOceanFlags } from './digitalocean-flags.ts';
 
 export type { DigitalOceanClient } from './digitalocean-api-types.ts';
 export type { DotsClientOptions, RetryPolicy } from './digitalocean-client.ts';
 export { doctlConfigPath, readDoctlToken, resolveAccessToken } from './digitalocean-credentials.ts';
-export { DigitalOceanDriver, type DigitalOceanTimings, defaultTimings, machineTag, ResourceKind, userDataLimitBytes } from './digitalocean-driver.ts';
+export { DigitalOceanDriver, type DigitalOceanTimings, defaultTimings, userDataLimitBytes } from './digitalocean-driver.ts';
+export { digitalOceanKinds, dropletKind, firewallKind, machineTag, managedByTag, managedName, parseManagedName, ResourceKind, sshKeyKind } from './digitalocean-resources.ts';
 export { isDigitalOceanApiError, mapDigitalOceanError } from './digitalocean-errors.ts';
 export { type DigitalOceanConfig, defaultApiUrl, defaultImage, digitalOceanFlags } from './digitalocean-flags.ts';
 export { stateOfDropletStatus } from './digitalocean-state.ts';
@@ -64,7 +67,32 @@ export function createDigitalOceanDescriptor(options: DigitalOceanDescriptorOpti
       return guardDriver(driver, digitalOceanErrorMapper(() => driver.secrets()));
     },
     getStates: (machines, operationOptions) => getStates(machines, timings, options.client, operationOptions),
+    sweep: (request) => sweep(request, timings, options.client),
   });
+}
+
+/**
+ * Lists (and with `delete`, deletes) the droplets tagged `managed-by:<value>` and the keys and
+ * firewalls named `<value>.<machine>.<token>` that no record of the store claims.
+ */
+async function sweep(request: SweepRequest<DigitalOceanConfig, DigitalOceanClient>, timings: DigitalOceanTimings, injected: DigitalOceanClient | undefined): Promise<SweepReport> {
+  const secrets: string[] = [];
+  const client = async (): Promise<DigitalOceanClient> => {
+    const given = request.client ?? injected;
+    if (given !== undefined) return given;
+    const { token } = await resolveAccessToken({ flagValue: request.config.accessToken });
+    secrets.push(token);
+    return createDigitalOceanClient({ token, apiUrl: request.config.apiUrl, retry: timings.retry });
+  };
+  return sweepResources(
+    {
+      kinds: digitalOceanKinds,
+      client,
+      poll: { interval: timings.pollIntervalMs, maxInterval: timings.maxPollIntervalMs },
+      mapError: (error, where) => mapDigitalOceanError(error, where, secrets),
+    },
+    request,
+  );
 }
 
 /**
