@@ -15,6 +15,10 @@ runConformanceSuite('digitalocean (cloud-sim)', async () => {
     invalidFlags: { 'digitalocean-size': 'S 1VCPU', 'digitalocean-ssh-port': 70000, 'digitalocean-open-port': '80-70' },
     leaks,
     apiCalls: () => sim.requestLog.total,
+    loseNextReply: (operation, reply) => {
+      sim.faults.add({ provider: 'digitalocean', operation, reply });
+    },
+    callCount: (operation) => sim.requestLog.count(operation),
     // The firewall is the last resource create makes: by then a key and a droplet exist.
     failNextCreate: () => {
       sim.faults.add({ provider: 'digitalocean', operation: 'firewalls.create', error: 'server' });
@@ -30,4 +34,4 @@ runConformanceSuite('digitalocean (cloud-sim)', async () => {
     },
     close: () => sim.close(),
   };
-});
+}, { killPoints: ['keys.create', 'droplets.create', 'firewalls.create'] });
