@@ -42,6 +42,7 @@ export function persistentContext(store: MachineStore, record: MachineRecord, on
     machineDir: store.machineDir(record.name),
     journal,
     data,
+    ...(record.storeId === undefined ? {} : { storeId: record.storeId }),
     ...(onProgress === undefined ? {} : { onProgress }),
   };
 }

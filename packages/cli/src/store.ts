@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { assertValidMachineName, type JournalEntry, type JsonValue, machineNameProblem } from '@machine/driver-core';
@@ -39,6 +39,11 @@ export interface MachineRecord {
   error?: string;
   /** The Docker engine the CLI provisioned on the machine (absent for drivers without SSH, like `none`). */
   provision?: ProvisionRecord;
+  /**
+   * The store id the machine was made under (drivers tag what they make `managed-by: machine-<id>`):
+   * kept with the machine so its resources are found by the same tag for its whole life.
+   */
+  storeId?: string;
 }
 
 /** What `config.json` keeps about the machine's Docker engine. */
@@ -127,6 +132,38 @@ export class MachineStore {
     return dir;
   }
 
+  /**
+   * This store's id: 12 random lowercase letters and digits in `ROOT/store-id`, made on first use
+   * (the first writer wins when several commands make it at once). Drivers tag what they make with
+   * it, so `machine sweep` of one store never touches another store's resources on one account.
+   */
+  async storeId(): Promise<string> {
+    const path = join(this.root, 'store-id');
+    const existing = await readStoreId(path);
+    if (existing !== undefined) return existing;
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    const fresh = Array.from(randomBytes(12), (byte) => storeIdAlphabet[byte % storeIdAlphabet.length]).join('');
+    try {
+      const handle = await open(path, 'wx', 0o600);
+      try {
+        await handle.writeFile(`${fresh}\n`, 'utf8');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      return fresh;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    // Another command made it first; it may still be writing it.
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const written = await readStoreId(path);
+      if (written !== undefined) return written;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new CliError(`${path} is not a store id (12 lowercase letters and digits); remove it to make a new one`);
+  }
+
   /** Names of the stored machines: real sub-folders with a valid machine name (links are never followed). */
   async list(): Promise<string[]> {
     try {
@@ -197,6 +234,18 @@ export class MachineStore {
   }
 }
 
+const storeIdAlphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+
+async function readStoreId(path: string): Promise<string | undefined> {
+  try {
+    const text = (await readFile(path, 'utf8')).trim();
+    return /^[a-z0-9]{1,32}$/.test(text) ? text : undefined;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
 /** Writes `text` to `path` through a temp file and a rename, mode 0600. */
 export async function atomicWrite(path: string, text: string): Promise<void> {
   const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -239,5 +288,6 @@ function parseRecord(name: string, text: string, path: string): MachineRecord {
     ...(record.sim === true ? { sim: true } : {}),
     ...(record.error === undefined ? {} : { error: record.error }),
     ...(record.provision === undefined ? {} : { provision: record.provision }),
+    ...(typeof record.storeId === 'string' ? { storeId: record.storeId } : {}),
   };
 }

@@ -174,6 +174,7 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       journal: [],
       data: {},
       ...(options.sim ? { sim: true } : {}),
+      storeId: await store.storeId(),
     };
     // Like the reference, the CA and client certificate come first (made once per store).
     const client: ClientCertificates | undefined = provisioning ? await provisionModule.ensureClientCertificates(certsDir(store)) : undefined;

@@ -100,10 +100,21 @@ export async function removeCommand(ctx: CommandContext, names: readonly string[
         machine = await openMachine(ctx, name);
         await machine.driver.remove(io.signal === undefined ? {} : { signal: io.signal });
       } catch (error) {
-        if (options.force !== true) throw error;
-        const message = machine === undefined ? errorLine(error) : redactSecrets(errorLine(error), machine.secrets);
-        writeLine(io.stderr, `Error removing machine "${name}" at the provider: ${message}`);
-        writeLine(io.stderr, `Removing the local record of "${name}" anyway (--force); resources it made may be left at the provider.`);
+        const secrets = machine?.secrets ?? [];
+        const left = resourcesLeft(error);
+        if (left === undefined) {
+          if (options.force !== true) throw error;
+          writeLine(io.stderr, `Error removing machine "${name}" at the provider: ${redactSecrets(errorLine(error), secrets)}`);
+        } else {
+          // Never "Successfully removed" while something is alive: one line per resource left.
+          writeLine(io.stderr, `Error removing machine "${name}": ${left.length} resource(s) still at the provider:`);
+          for (const resource of left) writeLine(io.stderr, `  ${redactSecrets(resource, secrets)}`);
+          if (options.force !== true) {
+            writeLine(io.stderr, `The record of "${name}" is kept: run "machine rm ${name}" again to retry.`);
+            throw new CliError('');
+          }
+        }
+        writeLine(io.stderr, `Removing the local record of "${name}" anyway (--force); resources it made may be left at the provider (\`machine sweep\` finds them).`);
       }
       await ctx.store.remove(name);
       writeLine(io.stdout, `Successfully removed ${name}`);
@@ -114,6 +125,19 @@ export async function removeCommand(ctx: CommandContext, names: readonly string[
   // With -f the provider's errors are only reported, like the reference; a local record that could
   // not be removed (a refused link, a busy machine) still fails the command.
   return failures === 0 ? ExitCode.ok : ExitCode.error;
+}
+
+/**
+ * The resources a failed remove left, one line each (`kind id (name): why`), when the error is
+ * driver-core's CleanupError; undefined for any other error.
+ */
+function resourcesLeft(error: unknown): string[] | undefined {
+  const left = (error as { left?: unknown } | null)?.left;
+  if (!Array.isArray(left) || left.length === 0) return undefined;
+  return left.map((resource: { kind?: unknown; id?: unknown; name?: unknown; reason?: unknown }) => {
+    const named = resource.name === undefined ? '' : ` (${String(resource.name)})`;
+    return `${String(resource.kind)} ${String(resource.id)}${named}: ${String(resource.reason)}`;
+  });
 }
 
 /** Checks every name before a command asks, prints or touches anything: one invalid name stops it all. */
