@@ -18,6 +18,7 @@ runConformanceSuite('amazonec2 (cloud-sim, AWS SDK v3)', async () => {
       waiterDelays: { minDelay: 0.02, maxDelay: 0.1 },
       sshPoll: { interval: 20, maxInterval: 100 },
       dependencyTimeout: 2000,
+      visibilityTimeout: 500,
     }),
     validFlags: {
       'amazonec2-endpoint': endpoint,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { EC2Client, Instance, RunInstancesCommandInput, SecurityGroup } from '@aws-sdk/client-ec2';
 import {
   type BootConfig,
+  CapacityError,
   type CreateOptions,
   cleanupJournal,
   combineUserData,
@@ -21,6 +22,7 @@ import {
   ProviderError,
   type ResourceDeleter,
   type State,
+  sleep,
   throwIfAborted,
   waitFor,
 } from '@machine/driver-core';
@@ -50,14 +52,27 @@ export interface AmazonEC2Tuning {
   waiterDelays?: { minDelay: number; maxDelay: number };
   /** First and largest delay between SSH tries, ms. */
   sshPoll?: { interval: number; maxInterval: number };
-  /** How long DeleteSecurityGroup retries `DependencyViolation` while the instance's interface goes away, ms (default 120 000). */
+  /**
+   * How long DeleteSecurityGroup retries `DependencyViolation` / `InvalidGroup.InUse` while a
+   * terminating instance's interface lets go of the group, ms (default 300 000: EC2 takes minutes).
+   */
   dependencyTimeout?: number;
+  /**
+   * How long after an instance (or a RunInstances intent) was recorded a `NotFound` — or an empty
+   * client-token lookup — may still mean "not visible yet" rather than "gone", ms (default 180 000).
+   * EC2 is eventually consistent: AWS says to back off from seconds up to minutes.
+   */
+  visibilityTimeout?: number;
 }
 
 /** EC2's user-data limit: 16 KiB of raw text (before base64). */
 export const userDataLimitBytes = 16 * 1024;
 
 const liveStates = ['pending', 'running', 'stopping', 'stopped', 'shutting-down'];
+/** States of an instance that still holds its security groups and is not on its way out. */
+const usingStates = ['pending', 'running', 'stopping', 'stopped'];
+/** RunInstances refusals that certainly made no instance: the client-token intent can go at once. */
+const refusedLaunchCodes = new Set(['InsufficientInstanceCapacity', 'InsufficientCapacity', 'InsufficientHostCapacity', 'RequestLimitExceeded']);
 const privateKeyFile = 'id_ed25519';
 const userKeyFile = 'id_user';
 
@@ -115,8 +130,7 @@ export class AmazonEC2Driver implements Driver {
         const groupIds = await this.#setUpSecurityGroups(plan.vpcId, rules, signal);
         throwIfAborted(signal);
         const instance = await this.#runInstance(plan, keyName, groupIds, userData, signal);
-        const running = await this.#waitForInstance('running', instance, signal);
-        const ip = this.#addressOf(running);
+        const ip = await this.#waitForAddress(await this.#waitForInstance('running', instance, signal), signal);
         await this.#context.data.write({ ip });
         // The host key the boot user data installs is pinned from the first connection.
         const fingerprint = await this.#waitForSSH(ip, signal, boot?.hostKeyFingerprint);
@@ -140,12 +154,21 @@ export class AmazonEC2Driver implements Driver {
 
   async start(options: OperationOptions = {}): Promise<void> {
     const id = this.#instanceId('start');
+    const { signal } = options;
     const { StartInstancesCommand } = await loadEC2Sdk();
-    await (await this.#ec2()).send(new StartInstancesCommand({ InstanceIds: [id] }), abortOptions(options.signal));
-    const running = await this.#waitForInstance('running', id, options.signal);
-    const ip = this.#addressOf(running);
+    const send = async () => (await this.#ec2()).send(new StartInstancesCommand({ InstanceIds: [id] }), abortOptions(signal));
+    try {
+      await send();
+    } catch (error) {
+      // Started right after a stop: EC2 refuses while the instance is still `stopping`. Wait for `stopped`, then start.
+      if ((error as { name?: string }).name !== 'IncorrectInstanceState' || (await this.#describe('start', signal)).State?.Name !== 'stopping') throw error;
+      this.#progress('start', 'info', `${id} is still stopping; starting it once it has stopped`);
+      await this.#waitForInstance('stopped', id, signal);
+      await send();
+    }
+    const ip = await this.#waitForAddress(await this.#waitForInstance('running', id, signal), signal);
     await this.#context.data.write({ ip });
-    await this.#waitForSSH(ip, options.signal);
+    await this.#waitForSSH(ip, signal);
   }
 
   async stop(options: OperationOptions = {}): Promise<void> {
@@ -161,7 +184,7 @@ export class AmazonEC2Driver implements Driver {
     const { RebootInstancesCommand } = await loadEC2Sdk();
     await (await this.#ec2()).send(new RebootInstancesCommand({ InstanceIds: [id] }), abortOptions(options.signal));
     const running = await this.#waitForInstance('running', id, options.signal);
-    await this.#waitForSSH(this.#addressOf(running), options.signal);
+    await this.#waitForSSH(await this.#waitForAddress(running, options.signal), options.signal);
   }
 
   async getState(options: OperationOptions = {}): Promise<State> {
@@ -415,8 +438,18 @@ export class AmazonEC2Driver implements Driver {
       groupId = created.GroupId;
     } catch (error) {
       if ((error as { name?: string }).name !== 'InvalidGroup.Duplicate') throw error;
-      const [raced] = await this.#describeGroups(vpcId, [name], signal);
+      // A concurrent create made it a moment ago: it may not be visible yet, by name or by id.
+      const since = new Date().toISOString();
+      let raced: SecurityGroup | undefined;
+      for (let delay = this.#pollInterval(); ; delay = Math.min(delay * 2, 5000)) {
+        [raced] = await this.#describeGroups(vpcId, [name], signal);
+        if (raced?.GroupId !== undefined || !this.#mayBeInvisible(since)) break;
+        await sleep(delay, signal);
+      }
       if (raced?.GroupId === undefined) throw error;
+      const racedId = raced.GroupId;
+      const params = await this.#waiterParams(signal, 60);
+      await this.#wait(() => sdk.waitUntilSecurityGroupExists(params, { GroupIds: [racedId] }), `security group ${racedId} to exist`, 60);
       await this.#adoptGroup(raced, name);
       return raced;
     }
@@ -498,7 +531,13 @@ export class AmazonEC2Driver implements Driver {
         : {}),
     };
     this.#progress('create-instance', 'start', `launching a ${config.instanceType}${config.requestSpotInstance ? ' spot' : ''} instance`);
-    const reply = await (await this.#ec2()).send(new RunInstancesCommand(input), abortOptions(signal));
+    const reply = await (await this.#ec2()).send(new RunInstancesCommand(input), abortOptions(signal)).catch(async (error: unknown) => {
+      // A refusal (4xx, or no capacity) made nothing: the intent goes. A lost reply or a 5xx keeps it for remove.
+      const aws = error as { name?: string; $fault?: string; $metadata?: { httpStatusCode?: number } };
+      const status = aws.$metadata?.httpStatusCode;
+      if ((aws.$fault === 'client' && status !== undefined && status < 500) || refusedLaunchCodes.has(aws.name ?? '')) await journal.forget(resourceKinds.runRequest, clientToken);
+      throw error;
+    });
     const instance = reply.Instances?.[0];
     if (instance?.InstanceId === undefined) throw new ProviderError('RunInstances returned no instance');
     if (instance.SpotInstanceRequestId !== undefined) {
@@ -542,21 +581,78 @@ export class AmazonEC2Driver implements Driver {
     await this.#waitForInstance('stopped', id, signal);
   }
 
-  /** Waits with the SDK's waiter; returns the instance as the last poll saw it. */
-  async #waitForInstance(wanted: 'running' | 'stopped' | 'terminated', instanceId: string, signal?: AbortSignal): Promise<Instance> {
+  /**
+   * Waits with the SDK's waiter; returns the instance as the last poll saw it. When the instance
+   * reaches a state it cannot leave (a launch that went `pending → terminated`), the error says
+   * why, from the instance's `StateReason`.
+   */
+  async #waitForInstance(wanted: 'running' | 'stopped', instanceId: string, signal?: AbortSignal): Promise<Instance> {
     const sdk = await loadEC2Sdk();
-    const waiter =
-      wanted === 'running' ? sdk.waitUntilInstanceRunning : wanted === 'stopped' ? sdk.waitUntilInstanceStopped : sdk.waitUntilInstanceTerminated;
+    const waiter = wanted === 'running' ? sdk.waitUntilInstanceRunning : sdk.waitUntilInstanceStopped;
     const timeout = this.#config.waitTimeout;
     this.#progress(`wait-${wanted}`, 'start', `waiting for ${instanceId} to be ${wanted}`);
     const result = await this.#wait(
       async () => waiter(await this.#waiterParams(signal, timeout), { InstanceIds: [instanceId] }),
       `instance ${instanceId} to be ${wanted}`,
       timeout,
-    );
+    ).catch(async (error: unknown) => {
+      if (!ProviderError.isInstance(error)) throw error;
+      throw (await this.#stateReasonError(instanceId, wanted, signal)) ?? error;
+    });
     this.#progress(`wait-${wanted}`, 'done', `${instanceId} is ${wanted}`);
     const instances = (result.final?.Reservations ?? []).flatMap((reservation) => reservation.Instances ?? []);
     return instances.find((instance) => instance.InstanceId === instanceId) ?? { InstanceId: instanceId };
+  }
+
+  /** The typed error for an instance that died on the way to `wanted`, from its `StateReason`; undefined if it has none. */
+  async #stateReasonError(instanceId: string, wanted: string, signal?: AbortSignal): Promise<Error | undefined> {
+    const instance = await this.#describe('wait', signal).catch(() => undefined);
+    const reason = instance?.StateReason;
+    if (reason?.Code === undefined) return undefined;
+    const detail = `instance ${instanceId} went ${instance?.State?.Name ?? 'away'} instead of ${wanted}: ${reason.Message ?? reason.Code}`;
+    const where = { machine: this.machineName, operation: 'wait', providerCode: reason.Code };
+    if (/InsufficientInstanceCapacity|InsufficientCapacity/.test(reason.Code)) {
+      return new CapacityError(detail, { ...where, hint: 'EC2 had no capacity for this instance type in this zone: try another zone (--amazonec2-zone) or instance type, or later' });
+    }
+    return new ProviderError(detail, where);
+  }
+
+  /**
+   * The address of a running instance. EC2 may report `running` before the public IP is
+   * assigned: then the instance is polled until it has one (up to the wait timeout).
+   */
+  async #waitForAddress(instance: Instance, signal?: AbortSignal): Promise<string> {
+    if (this.#config.privateAddressOnly || this.#config.usePrivateAddress || (instance.PublicIpAddress ?? '') !== '') return this.#addressOf(instance);
+    const id = instance.InstanceId ?? '';
+    this.#progress('wait-ip', 'start', `waiting for ${id} to get its public IP`);
+    const ip = await waitFor(
+      async () => {
+        const current = await this.#describe('wait', signal);
+        if ((current.PublicIpAddress ?? '') !== '') return { done: true, value: current.PublicIpAddress ?? '' };
+        if (current.State?.Name !== 'running') return { done: true, value: this.#addressOf(current) };
+        return { done: false, reason: 'running without a public IP yet' };
+      },
+      {
+        interval: this.#pollInterval(),
+        maxInterval: 5000,
+        timeout: this.#config.waitTimeout * 1000,
+        description: `instance ${id} to get a public IP (the subnet may not assign public addresses; use --amazonec2-use-private-address from inside the VPC)`,
+        machine: this.machineName,
+        ...(signal === undefined ? {} : { signal }),
+      },
+    );
+    this.#progress('wait-ip', 'done', `${id} has public IP ${ip}`);
+    return ip;
+  }
+
+  /** First delay of the driver's own polls, ms: the waiters' `minDelay`, at most half a second. */
+  #pollInterval(): number {
+    return Math.min((this.#tuning.waiterDelays?.minDelay ?? 5) * 1000, 500);
+  }
+
+  /** True while a NotFound for something recorded at `recordedAt` may still mean "not visible yet". */
+  #mayBeInvisible(recordedAt: string): boolean {
+    return Date.now() < Date.parse(recordedAt) + (this.#tuning.visibilityTimeout ?? 180_000);
   }
 
   async #waiterParams(signal: AbortSignal | undefined, maxWaitTime: number) {
@@ -627,7 +723,7 @@ export class AmazonEC2Driver implements Driver {
 
   #deleters(): Record<string, ResourceDeleter> {
     return {
-      [resourceKinds.instance]: (entry) => this.#terminate([entry.id]),
+      [resourceKinds.instance]: (entry) => this.#terminate([entry.id], entry.recordedAt),
       [resourceKinds.runRequest]: (entry) => this.#terminateByClientToken(entry),
       [resourceKinds.spotRequest]: (entry) => this.#cancelSpotRequest(entry.id),
       [resourceKinds.securityGroup]: (entry) => this.#deleteSecurityGroup(entry),
@@ -635,31 +731,74 @@ export class AmazonEC2Driver implements Driver {
     };
   }
 
-  async #terminate(ids: string[]): Promise<void> {
+  /**
+   * Terminates and waits for `terminated`. A NotFound for an instance recorded less than the
+   * visibility window ago means "not visible yet" (EC2 is eventually consistent; the instance
+   * exists and runs): it is retried, never taken as gone, or rollback would leak it.
+   */
+  async #terminate(ids: string[], recordedAt: string): Promise<void> {
     const sdk = await loadEC2Sdk();
-    try {
-      await (await this.#ec2()).send(new sdk.TerminateInstancesCommand({ InstanceIds: ids }));
-    } catch (error) {
-      if ((error as { name?: string }).name === 'InvalidInstanceID.NotFound') throw new NotFoundError(`instance ${ids.join(', ')} is gone`);
-      throw error;
+    const what = `instance ${ids.join(', ')}`;
+    for (let delay = this.#pollInterval(); ; delay = Math.min(delay * 2, 5000)) {
+      try {
+        await (await this.#ec2()).send(new sdk.TerminateInstancesCommand({ InstanceIds: ids }));
+        break;
+      } catch (error) {
+        if ((error as { name?: string }).name !== 'InvalidInstanceID.NotFound') throw error;
+        if (!this.#mayBeInvisible(recordedAt)) throw new NotFoundError(`${what} is gone`);
+        this.#progress('terminate', 'info', `${what} is not visible yet (EC2 is eventually consistent); trying again`);
+        await sleep(delay);
+      }
     }
     this.#progress('terminate', 'info', `terminating ${ids.join(', ')}`);
-    const timeout = this.#config.waitTimeout;
-    await this.#wait(async () => sdk.waitUntilInstanceTerminated(await this.#waiterParams(undefined, timeout), { InstanceIds: ids }), `instance ${ids.join(', ')} to terminate`, timeout);
+    await waitFor(
+      async () => {
+        try {
+          const { Reservations = [] } = await (await this.#ec2()).send(new sdk.DescribeInstancesCommand({ InstanceIds: ids }));
+          const states = Reservations.flatMap((r) => r.Instances ?? []).map((i) => i.State?.Name);
+          if (states.length > 0 && states.every((state) => state === 'terminated')) return { done: true, value: undefined };
+          return { done: false, reason: `state ${states.join(', ')}` };
+        } catch (error) {
+          // Terminated long ago (no longer listed) is gone; inside the visibility window it may just not show yet.
+          if ((error as { name?: string }).name === 'InvalidInstanceID.NotFound' && !this.#mayBeInvisible(recordedAt)) return { done: true, value: undefined };
+          if ((error as { name?: string }).name === 'InvalidInstanceID.NotFound') return { done: false, reason: 'not visible yet' };
+          throw error;
+        }
+      },
+      {
+        interval: this.#pollInterval(),
+        maxInterval: (this.#tuning.waiterDelays?.maxDelay ?? 30) * 1000,
+        timeout: this.#config.waitTimeout * 1000,
+        description: `${what} to terminate`,
+        machine: this.machineName,
+      },
+    );
   }
 
+  /**
+   * Finds what a RunInstances whose reply was lost made, by its client token. An empty answer
+   * inside the visibility window is not trusted: the instance may exist without showing yet.
+   */
   async #terminateByClientToken(entry: JournalEntry): Promise<void> {
     const { DescribeInstancesCommand } = await loadEC2Sdk();
-    const { Reservations = [] } = await (await this.#ec2()).send(
-      new DescribeInstancesCommand({
-        Filters: [
-          { Name: 'client-token', Values: [entry.id] },
-          { Name: 'instance-state-name', Values: liveStates },
-        ],
-      }),);
-    const instances = Reservations.flatMap((r) => r.Instances ?? []);
+    const lookup = async () => {
+      const { Reservations = [] } = await (await this.#ec2()).send(
+        new DescribeInstancesCommand({
+          Filters: [
+            { Name: 'client-token', Values: [entry.id] },
+            { Name: 'instance-state-name', Values: liveStates },
+          ],
+        }),
+      );
+      return Reservations.flatMap((r) => r.Instances ?? []);
+    };
+    let instances = await lookup();
+    for (let delay = this.#pollInterval(); instances.length === 0 && this.#mayBeInvisible(entry.recordedAt); delay = Math.min(delay * 2, 5000)) {
+      await sleep(delay);
+      instances = await lookup();
+    }
     const ids = instances.map((i) => i.InstanceId).filter((id): id is string => id !== undefined);
-    if (ids.length > 0) await this.#terminate(ids);
+    if (ids.length > 0) await this.#terminate(ids, entry.recordedAt);
     for (const spot of instances.map((i) => i.SpotInstanceRequestId).filter((id): id is string => id !== undefined)) {
       await this.#cancelSpotRequest(spot).catch((error: unknown) => {
         if (!(error instanceof NotFoundError)) throw error;
@@ -677,14 +816,18 @@ export class AmazonEC2Driver implements Driver {
     }
   }
 
-  /** Deletes a group this machine made, unless another instance still uses it; retries while the ENI lets go. */
+  /**
+   * Deletes a group this machine made, unless an instance still uses it. Instances on their way out
+   * (`shutting-down`, `terminated`) do not count: EC2 refuses with `InvalidGroup.InUse` or
+   * `DependencyViolation` until their interfaces let go, which can take minutes; both are retried.
+   */
   async #deleteSecurityGroup(entry: JournalEntry): Promise<void> {
     const { DeleteSecurityGroupCommand, DescribeInstancesCommand } = await loadEC2Sdk();
     const { Reservations = [] } = await (await this.#ec2()).send(
       new DescribeInstancesCommand({
         Filters: [
           { Name: 'instance.group-id', Values: [entry.id] },
-          { Name: 'instance-state-name', Values: liveStates },
+          { Name: 'instance-state-name', Values: usingStates },
         ],
       }),);
     const users = Reservations.flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId);
@@ -700,14 +843,14 @@ export class AmazonEC2Driver implements Driver {
         } catch (error) {
           const name = (error as { name?: string }).name;
           if (name === 'InvalidGroup.NotFound') throw new NotFoundError(`security group ${entry.id} is gone`);
-          if (name === 'DependencyViolation') return { done: false, reason: 'the group is still attached to a network interface' };
+          if (name === 'DependencyViolation' || name === 'InvalidGroup.InUse') return { done: false, reason: `${name}: a terminating instance still holds the group` };
           throw error;
         }
       },
       {
-        interval: 200,
+        interval: this.#pollInterval(),
         maxInterval: 5000,
-        timeout: this.#tuning.dependencyTimeout ?? 120_000,
+        timeout: this.#tuning.dependencyTimeout ?? 300_000,
         description: `security group ${entry.id} to be deletable`,
         machine: this.machineName,
       },

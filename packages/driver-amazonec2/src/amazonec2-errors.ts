@@ -1,6 +1,7 @@
 import {
   AuthError,
   CancelledError,
+  CapacityError,
   type ErrorMapper,
   MachineError,
   NotFoundError,
@@ -45,9 +46,11 @@ const quotaCodes = new Set([
   'VolumeLimitExceeded',
   'AddressLimitExceeded',
   'KeyPairLimitExceeded',
-  'InsufficientInstanceCapacity',
   'SpotMaxPriceTooLow',
 ]);
+
+/** EC2 has no capacity right now: not a quota (raising a limit does not help); another zone, type or time may. */
+const capacityCodes = new Set(['InsufficientInstanceCapacity', 'InsufficientCapacity', 'InsufficientHostCapacity', 'InsufficientReservedInstanceCapacity']);
 
 const throttlingCodes = new Set(['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'TooManyRequestsException']);
 
@@ -92,12 +95,14 @@ export function mapAmazonEC2Error(
       hint: code === 'UnauthorizedOperation' ? 'the IAM identity lacks an EC2 permission named in the message' : 'check the access key, the profile or the session token expiry',
     });
   }
-  if (quotaCodes.has(code)) {
-    return new QuotaError(`AWS limit reached: ${tagged}`, {
+  if (capacityCodes.has(code)) {
+    return new CapacityError(`EC2 has no capacity for the request: ${tagged}`, {
       ...base,
-      ...(code === 'InsufficientInstanceCapacity' ? { hint: 'try another zone (--amazonec2-zone) or instance type' } : {}),
+      providerCode: code,
+      hint: 'try another zone (--amazonec2-zone) or instance type (--amazonec2-instance-type), or later',
     });
   }
+  if (quotaCodes.has(code)) return new QuotaError(`AWS limit reached: ${tagged}`, base);
   if (code.endsWith('.NotFound') || code === 'ParameterNotFound') {
     const resource = code.replace(/\.NotFound$/, '');
     const userInput = resource !== 'InvalidInstanceID' && (where.operation === 'create' || where.operation === 'preCreateCheck');

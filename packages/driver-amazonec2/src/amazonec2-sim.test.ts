@@ -10,12 +10,15 @@ import {
   EC2Client,
   ImportKeyPairCommand,
   RunInstancesCommand,
+  StopInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import { type Sim, type SimInstance, startSim } from '@machine/cloud-sim';
+import { type AmazonEC2Realism, type Sim, type SimInstance, startSim } from '@machine/cloud-sim';
 import {
   AuthError,
   CancelledError,
+  CapacityError,
+  CleanupError,
   createMemoryContext,
   findEntry,
   InvalidConfigError,
@@ -41,16 +44,20 @@ const fast = {
   waiterDelays: { minDelay: 0.02, maxDelay: 0.1 },
   sshPoll: { interval: 20, maxInterval: 100 },
   dependencyTimeout: 2000,
+  // The simulator hides new resources for 20 ms (2 s real × 0.01): a NotFound is trusted after 500 ms.
+  visibilityTimeout: 500,
 };
 const descriptor = createAmazonEC2Descriptor(fast);
 
 let sim: Sim;
+/** The simulator's EC2 knobs (real-cloud durations, × 0.01), read on every call: tests turn them and afterEach resets them. */
+const knobs: AmazonEC2Realism = {};
 let root: string;
 let ec2: EC2Client;
 let counter = 0;
 
 beforeAll(async () => {
-  sim = await startSim({ providers: ['amazonec2'] });
+  sim = await startSim({ providers: ['amazonec2'], providerOptions: { amazonec2: knobs } });
   root = await mkdtemp(join(tmpdir(), 'amazonec2-sim-'));
   ec2 = new EC2Client({ region, endpoint: sim.endpoints.amazonec2, credentials, maxAttempts: 1 });
 });
@@ -63,6 +70,8 @@ afterAll(async () => {
 
 afterEach(() => {
   sim.faults.clear();
+  for (const key of Object.keys(knobs)) delete knobs[key as keyof AmazonEC2Realism];
+  sim.lifecycle.delays.stoppingMs = 30;
   // A failed test must not make the next ones fail on its leftovers: each test checks its own leaks.
   for (const leak of sim.leaks()) {
     const instance = sim.store.getInstance(leak.provider, leak.id);
@@ -104,6 +113,22 @@ function attributes(instance: SimInstance): Record<string, unknown> & { tags: { 
   return instance.attributes as Record<string, unknown> & { tags: { key: string; value: string }[] };
 }
 
+/**
+ * Retries a raw SDK call through the simulator's real-cloud windows, as a careful script would: a
+ * group made a moment ago is not visible yet, and one a terminated instance used is in use a while.
+ */
+async function eventually<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      const name = (error as { name?: string }).name ?? '';
+      if (attempt >= 100 || !/\.NotFound$|^DependencyViolation$|^InvalidGroup\.InUse$/.test(name)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
 async function rejection(promise: Promise<unknown>): Promise<MachineError> {
   const error = await promise.then(
     () => undefined,
@@ -128,13 +153,16 @@ describe('amazonec2 against the simulator', () => {
       'ssm:GetParameter': 1,
       DescribeImages: 1,
       ImportKeyPair: 1,
-      DescribeSecurityGroups: 2, // the lookup and the SDK's securityGroupExists waiter
       CreateSecurityGroup: 1,
       AuthorizeSecurityGroupIngress: 1,
       RunInstances: 1,
     });
+    // The lookup, then the SDK's securityGroupExists waiter until the new group shows (EC2 is eventually consistent).
+    expect(create.DescribeSecurityGroups).toBeGreaterThanOrEqual(2);
     expect(create.DescribeInstances).toBeGreaterThanOrEqual(1);
-    expect(remove).toMatchObject({ TerminateInstances: 1, DeleteSecurityGroup: 1, DeleteKeyPair: 1 });
+    expect(remove).toMatchObject({ TerminateInstances: 1, DeleteKeyPair: 1 });
+    // Retried while the terminated instance's interface still holds the group (DependencyViolation).
+    expect(remove.DeleteSecurityGroup).toBeGreaterThanOrEqual(1);
     expect(remove.RunInstances).toBeUndefined();
     console.info(`amazonec2 create: ${JSON.stringify(create)}\namazonec2 remove: ${JSON.stringify(remove)}`);
     expect(leaks()).toEqual([]);
@@ -212,11 +240,13 @@ describe('amazonec2 against the simulator', () => {
 
   it('reuses an existing group, adds only the missing rules, and never deletes it', async () => {
     const { GroupId } = await ec2.send(new CreateSecurityGroupCommand({ GroupName: 'shared-web', Description: 'mine', VpcId: await defaultVpc() }));
-    await ec2.send(
+    await eventually(() =>
+      ec2.send(
       new AuthorizeSecurityGroupIngressCommand({
         GroupId,
         IpPermissions: [{ IpProtocol: 'tcp', FromPort: sim.sshPort, ToPort: sim.sshPort, IpRanges: [{ CidrIp: '0.0.0.0/0' }] }],
       }),
+      ),
     );
     const { driver, context } = machine({ 'amazonec2-security-group': ['shared-web'] });
     await driver.create();
@@ -234,7 +264,7 @@ describe('amazonec2 against the simulator', () => {
     await readonly.driver.create();
     expect(sim.requestLog.count('AuthorizeSecurityGroupIngress')).toBe(0);
     await readonly.driver.remove();
-    await ec2.send(new DeleteSecurityGroupCommand({ GroupId }));
+    await eventually(() => ec2.send(new DeleteSecurityGroupCommand({ GroupId })));
 
     const missing = machine({ 'amazonec2-security-group': ['no-such-group'], 'amazonec2-security-group-readonly': true });
     expect(await rejection(missing.driver.create())).toBeInstanceOf(InvalidConfigError);
@@ -333,7 +363,9 @@ describe('amazonec2 against the simulator', () => {
     expect(leaks()).toEqual([]);
   });
 
-  it('finds and terminates an instance whose RunInstances reply was lost, by its client token', async () => {
+  it('finds and terminates an instance whose RunInstances reply was lost, by its client token, also while EC2 does not list it yet', async () => {
+    // 200 ms in which the new instance is missing from the client-token lookup (read-after-create): an empty answer is not "gone".
+    knobs.visibilityLagMs = 20_000;
     const { driver, context } = machine();
     const token = '3b2e5b1c-9d7a-4c7e-8a55-0f3c0c1d2e3f';
     await context.journal.record({ kind: 'run-request', id: token, region });
@@ -369,6 +401,75 @@ describe('amazonec2 against the simulator', () => {
     const config = parseFlags(amazonEC2Flags, flags({ 'amazonec2-access-key': 'invalidAKID000000002' }), { env: {} });
     const states = await descriptor.getStates!([{ config, context }]);
     expect(states.get(context.machineName)).toBeInstanceOf(AuthError);
+  });
+});
+
+describe('amazonec2 and the real clouds’ windows (realistic simulator)', () => {
+  it('rollback terminates an instance EC2 does not show yet: TerminateInstances NotFound inside the visibility window is retried, not taken as gone', async () => {
+    knobs.visibilityLagMs = 20_000; // 200 ms
+    const { driver, context } = machine();
+    const { Instances = [] } = await ec2.send(new RunInstancesCommand({ ImageId: 'ami-0a1b2c3d4e5f60718', InstanceType: 't3.micro', MinCount: 1, MaxCount: 1 }));
+    await context.journal.record({ kind: 'instance', id: Instances[0]?.InstanceId ?? '', region });
+    await driver.remove();
+    expect(leaks()).toEqual([]);
+    expect(context.journal.entries()).toEqual([]);
+  });
+
+  it('a running instance without a public IP yet: create waits for the IP instead of failing', async () => {
+    knobs.publicIpLagMs = 30_000; // the IP shows 300 ms after `running`
+    const { driver, context } = machine();
+    await driver.create();
+    expect(context.data.read().ip).toBe(instanceOf(context).publicIp);
+    await driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+
+  it('no capacity is a CapacityError, not a quota: synchronous InsufficientInstanceCapacity, and a launch that dies with its StateReason', async () => {
+    knobs.insufficientCapacity = { name: 'cap-run' };
+    const refused = machine({}, 'cap-run');
+    const error = await rejection(refused.driver.create());
+    expect(error).toBeInstanceOf(CapacityError);
+    expect(error.message).toContain('InsufficientInstanceCapacity');
+    expect(error.message).toContain('try another zone');
+    expect(refused.context.journal.entries()).toEqual([]);
+
+    knobs.launchFailure = { name: 'cap-die' };
+    const dying = machine({}, 'cap-die');
+    const died = await rejection(dying.driver.create());
+    expect(died).toBeInstanceOf(CapacityError);
+    expect(died.message).toContain('Server.InsufficientInstanceCapacity: Insufficient capacity to satisfy instance request');
+    expect(dying.context.journal.entries()).toEqual([]);
+    expect(leaks()).toEqual([]);
+  });
+
+  it('start while the instance is still stopping waits for stopped, then starts it (IncorrectInstanceState); the public IP changes', async () => {
+    const { driver, context } = machine();
+    await driver.create();
+    const before = context.data.read().ip;
+    sim.lifecycle.delays.stoppingMs = 300;
+    await ec2.send(new StopInstancesCommand({ InstanceIds: [findEntry(context.journal, 'instance')?.id ?? ''] }));
+    await driver.start();
+    expect(await driver.getState()).toBe(State.Running);
+    // EC2 gives a new public IPv4 on each start after a stop (no Elastic IP).
+    expect(context.data.read().ip).not.toBe(before);
+    expect(await driver.getIP()).toBe(instanceOf(context).publicIp);
+    await driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+
+  it('the security group is deleted although this machine’s instance is still shutting down (InvalidGroup.InUse, then DependencyViolation, retried)', async () => {
+    const { driver, context } = machine({ 'amazonec2-wait-timeout': 1 });
+    await driver.create();
+    const groupId = findEntry(context.journal, 'security-group')?.id ?? '';
+    knobs.shuttingDownMs = 150_000; // 1.5 s of shutting-down: longer than the 1 s the remove waits for `terminated`
+    const first = await rejection(driver.remove());
+    expect(first).toBeInstanceOf(CleanupError);
+    // The group was not forgotten as "still used": it is gone, and only the instance is left to confirm.
+    expect(sim.store.getResource('amazonec2', 'security_group', groupId)).toBeUndefined();
+    expect(context.journal.entries().map((entry) => entry.kind)).toEqual(['instance']);
+    await driver.remove();
+    expect(context.journal.entries()).toEqual([]);
+    expect(leaks()).toEqual([]);
   });
 });
 

@@ -9,6 +9,7 @@ import type { SSMClient } from '@aws-sdk/client-ssm';
 import {
   AuthError,
   CancelledError,
+  CapacityError,
   createMemoryContext,
   type FlagDefinition,
   InvalidConfigError,
@@ -184,16 +185,10 @@ describe('launch plan helpers', () => {
     expect(ssmEndpoint('https://ec2-fips.us-gov-west-1.amazonaws.com')).toBeUndefined();
   });
 
-  it('maps every EC2 state; terminated means gone', () => {
-    expect(['pending', 'running', 'stopping', 'shutting-down', 'stopped', 'weird'].map(toMachineState)).toEqual([
-      State.Starting,
-      State.Running,
-      State.Stopping,
-      State.Stopping,
-      State.Stopped,
-      State.Error,
-    ]);
+  it('maps every EC2 state; shutting-down and terminated mean gone', () => {
+    expect(['pending', 'running', 'stopping', 'stopped', 'weird'].map(toMachineState)).toEqual([State.Starting, State.Running, State.Stopping, State.Stopped, State.Error]);
     expect(toMachineState('terminated')).toBeUndefined();
+    expect(toMachineState('shutting-down')).toBeUndefined();
   });
 });
 
@@ -211,6 +206,10 @@ describe('error mapping', () => {
     expect(mapAmazonEC2Error(awsError('UnauthorizedOperation', 403), where)).toBeInstanceOf(AuthError);
     expect(mapAmazonEC2Error(awsError('VcpuLimitExceeded'), where)).toBeInstanceOf(QuotaError);
     expect(mapAmazonEC2Error(awsError('InstanceLimitExceeded'), where)).toBeInstanceOf(QuotaError);
+    // No capacity is not a quota: another zone, type or time may work, a higher limit does not.
+    const capacity = mapAmazonEC2Error(awsError('InsufficientInstanceCapacity', 500), where);
+    expect(capacity).toBeInstanceOf(CapacityError);
+    expect(capacity.message).toContain('try another zone');
     expect(mapAmazonEC2Error(awsError('InvalidInstanceID.NotFound'), where)).toBeInstanceOf(NotFoundError);
     expect(mapAmazonEC2Error(Object.assign(new Error('aborted'), { name: 'AbortError' }), where)).toBeInstanceOf(CancelledError);
     const throttled = mapAmazonEC2Error(awsError('RequestLimitExceeded', 503), where) as ProviderError;
@@ -295,7 +294,7 @@ describe('create with a mocked SDK client', () => {
       }),
     );
     const { driver, context } = driverWith(clients, { 'amazonec2-request-spot-instance': true, 'amazonec2-iam-instance-profile': 'arn:aws:iam::1:instance-profile/p' });
-    await expect(driver.create()).rejects.toBeInstanceOf(QuotaError);
+    await expect(driver.create()).rejects.toBeInstanceOf(CapacityError);
     expect(runInput?.ClientToken).toMatch(/^[0-9a-f-]{36}$/);
     expect(runInput?.MetadataOptions).toEqual({ HttpEndpoint: 'enabled', HttpTokens: 'required', HttpPutResponseHopLimit: 2 });
     expect(runInput?.InstanceMarketOptions).toEqual({ MarketType: 'spot', SpotOptions: { SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'terminate' } });
@@ -305,7 +304,8 @@ describe('create with a mocked SDK client', () => {
     expect(runInput?.BlockDeviceMappings).toEqual([{ DeviceName: '/dev/sda1', Ebs: { VolumeSize: 16, VolumeType: 'gp3', DeleteOnTermination: true } }]);
     // The existing `docker-machine` group has no machine tag: it is not ours, so cleanup leaves it.
     const after = calls.slice(calls.findIndex((call) => call.command === 'RunInstances') + 1).map((call) => call.command);
-    expect(after).toEqual(['DescribeInstances', 'DeleteKeyPair']);
+    // No capacity means nothing was launched: the client-token intent goes at once, without a lookup.
+    expect(after).toEqual(['DeleteKeyPair']);
     expect(calls.find((call) => call.command === 'DeleteKeyPair')?.input).toEqual({ KeyPairId: 'key-0123456789abcdef0' });
     expect(context.journal.entries()).toEqual([]);
   });
@@ -323,7 +323,7 @@ describe('create with a mocked SDK client', () => {
         }),
       );
       const { driver } = driverWith(clients, values);
-      await expect(driver.create(boot === undefined ? {} : { boot })).rejects.toBeInstanceOf(QuotaError);
+      await expect(driver.create(boot === undefined ? {} : { boot })).rejects.toBeInstanceOf(CapacityError);
       expect(runInput).toBeDefined();
       return runInput?.UserData === undefined ? undefined : Buffer.from(runInput.UserData, 'base64').toString('utf8');
     }
@@ -361,7 +361,7 @@ describe('create with a mocked SDK client', () => {
         }),
       );
       const { driver } = driverWith(clients, { 'amazonec2-userdata': path });
-      await expect(driver.create()).rejects.toBeInstanceOf(QuotaError);
+      await expect(driver.create()).rejects.toBeInstanceOf(CapacityError);
       expect(Buffer.from(runInput?.UserData ?? '', 'base64')).toEqual(gzipped);
     });
 

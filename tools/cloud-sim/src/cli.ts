@@ -9,6 +9,7 @@
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parseFaultSpecs } from './core/faults.ts';
+import type { RealismProfile } from './core/realism.ts';
 import { startSim } from './sim.ts';
 
 async function main(): Promise<void> {
@@ -48,6 +49,9 @@ async function main(): Promise<void> {
     },
     faults: process.env.CLOUD_SIM_FAULTS ? parseFaultSpecs(process.env.CLOUD_SIM_FAULTS) : [],
     ...(process.env.CLOUD_SIM_DOWNLOADS ? { downloads: parseDownloads(process.env.CLOUD_SIM_DOWNLOADS) } : {}),
+    // `kind` turns the real clouds' timing windows off; createRealism rejects other names.
+    ...(process.env.CLOUD_SIM_PROFILE ? { profile: process.env.CLOUD_SIM_PROFILE as RealismProfile } : {}),
+    ...(process.env.CLOUD_SIM_TIME_SCALE ? { timeScale: Number(process.env.CLOUD_SIM_TIME_SCALE) } : {}),
   });
   const env = sim.env();
   const lines = [`cloud-sim ready in ${Math.round(performance.now() - started)} ms (pid ${process.pid})`];

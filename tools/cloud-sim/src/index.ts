@@ -42,3 +42,14 @@ export { type FileSystemNode, MemoryFileSystem } from './shell/memory-filesystem
 export { serveSftp } from './shell/sftp-handler.ts';
 export { createUbuntuFileSystem, type ImageSeed } from './shell/ubuntu-image.ts';
 export { type Sim, type SimOptions, startSim } from './sim.ts';
+export {
+  type CountedSelector,
+  createRealism,
+  DEFAULT_TIME_SCALE,
+  type Realism,
+  type RealismOptions,
+  type RealismProfile,
+  REALISM_PROFILES,
+  realismOf,
+} from './core/realism.ts';
+export type { AmazonEC2Options, AmazonEC2Realism } from './providers/amazonec2/index.ts';

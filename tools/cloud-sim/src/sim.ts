@@ -6,6 +6,7 @@ import { InstanceSSHServers } from './core/instance-ssh.ts';
 import { DEFAULT_DELAYS, InstanceLifecycle, type LifecycleDelays } from './core/lifecycle.ts';
 import { LoopbackIpAllocator } from './core/loopback-ips.ts';
 import type { ProviderContext, ProviderFrontEnd } from './core/provider-front-end.ts';
+import { createRealism, type RealismProfile } from './core/realism.ts';
 import { RequestLog } from './core/request-log.ts';
 import { type LeakedResource, SimStore } from './core/store.ts';
 import { InstanceGuests } from './guest/guest.ts';
@@ -37,6 +38,13 @@ export interface SimOptions {
   digitalocean?: DigitalOceanOptions;
   /** Options for other front ends, by provider name. */
   providerOptions?: Readonly<Record<string, unknown>>;
+  /**
+   * `realistic` (default): the real clouds' timing windows (read-after-create NotFound, late IPs,
+   * in-use windows…) scaled by `timeScale`; `kind`: every call answered at once, on the happy path.
+   */
+  profile?: RealismProfile;
+  /** Multiplier for real-cloud durations under the `realistic` profile (default 0.01: 3 s become 30 ms). */
+  timeScale?: number;
 }
 
 /** A running simulator. */
@@ -91,6 +99,7 @@ export async function startSim(options: SimOptions = {}): Promise<Sim> {
   const dockerReservation = options.dockerPort === undefined ? await reservePort(host) : undefined;
   const dockerPort = options.dockerPort ?? dockerReservation!.port;
   const delays: LifecycleDelays = { ...DEFAULT_DELAYS, ...options.delays };
+  const realism = createRealism({ ...(options.profile === undefined ? {} : { profile: options.profile }), ...(options.timeScale === undefined ? {} : { timeScale: options.timeScale }) });
   const store = new SimStore();
   const faults = new FaultInjector();
   faults.addAll(options.faults ?? []);
@@ -115,6 +124,7 @@ export async function startSim(options: SimOptions = {}): Promise<Sim> {
         ssh,
         sshPort,
         endpoint: () => endpoints[name] ?? '',
+        realism: { profile: realism.profile, timeScale: realism.timeScale },
       };
       const providerOptions = (name === 'digitalocean' ? options.digitalocean : undefined) ?? options.providerOptions?.[name];
       const frontEnd = definition.create(context, providerOptions);

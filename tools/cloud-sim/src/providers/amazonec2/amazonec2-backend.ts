@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { ProviderContext, SimRequest } from '../../core/provider-front-end.ts';
+import { type Realism, realismOf, TokenBucket } from '../../core/realism.ts';
 import type { InstanceState, SimInstance, SimResource } from '../../core/store.ts';
 import { clientError } from './amazonec2-errors.ts';
+import { type AmazonEC2Realism, EC2_REALISTIC_DEFAULTS } from './amazonec2-realism.ts';
 import { sigV4Scope, type XmlValue } from './amazonec2-wire.ts';
 
 /** Provider name in the store, the request log and fault rules. */
@@ -16,8 +18,11 @@ export const EC2_KINDS = {
   spotRequest: 'spot_request',
 } as const;
 
-/** Options of the EC2 front end (`startSim({ amazonec2: {...} })`). */
-export interface AmazonEC2Options {
+/**
+ * Options of the EC2 front end (`startSim({ providerOptions: { amazonec2: {...} } })`): the
+ * account, plus the real-cloud behaviours and knobs of {@link AmazonEC2Realism}.
+ */
+export interface AmazonEC2Options extends AmazonEC2Realism {
   /** Live instances allowed in the account; RunInstances beyond it gets `VcpuLimitExceeded` (default 100). */
   instanceLimit?: number;
   /** Access key ids starting with this get 401 `AuthFailure` (default `invalid`). */
@@ -68,6 +73,12 @@ export interface Ec2InstanceAttributes {
   userData?: string;
   /** True while a reboot runs: EC2 keeps reporting `running`. */
   rebooting?: boolean;
+  /** Epoch ms from which the public IP shows (realistic profile: a while after the instance runs). */
+  publicIpAfter?: number;
+  /** Why the instance last stopped or terminated (`StateReason.Code`). */
+  stateReason?: string;
+  /** The request parameters of the launching `RunInstances`, to answer `IdempotentParameterMismatch`. */
+  requestFingerprint?: string;
   diskGb: number;
 }
 
@@ -76,7 +87,11 @@ const stateCodes: Record<string, number> = { pending: 0, running: 16, 'shutting-
 /** Shared state and helpers of one EC2 front end. */
 export class AmazonEC2Backend {
   readonly context: ProviderContext;
-  readonly options: Required<AmazonEC2Options>;
+  readonly options: Required<Pick<AmazonEC2Options, 'instanceLimit' | 'invalidAccessKeyPrefix' | 'regionsWithoutDefaultVpc'>>;
+  /** The options object as given: read on every call, so tests may turn knobs between calls. */
+  readonly knobs: AmazonEC2Options;
+  readonly realism: Realism;
+  readonly #buckets = new Map<string, TokenBucket>();
   readonly ownerId = '123456789012';
   readonly #networks = new Map<string, RegionNetwork | null>();
   readonly images: SimImage[];
@@ -85,6 +100,8 @@ export class AmazonEC2Backend {
 
   constructor(context: ProviderContext, options: AmazonEC2Options = {}) {
     this.context = context;
+    this.knobs = options;
+    this.realism = realismOf(context.realism, options);
     this.options = {
       instanceLimit: options.instanceLimit ?? 100,
       invalidAccessKeyPrefix: options.invalidAccessKeyPrefix ?? 'invalid',
@@ -142,19 +159,72 @@ export class AmazonEC2Backend {
     return [...this.#networks.values()].filter((network): network is RegionNetwork => network !== null);
   }
 
-  /** A live or terminated instance of the region; `InvalidInstanceID.NotFound` otherwise. */
+  /** A real-cloud duration of the realistic profile, scaled (0 under the `kind` profile). */
+  scaled(knob: keyof typeof EC2_REALISTIC_DEFAULTS): number {
+    return this.realism.scaled(this.knobs[knob] ?? EC2_REALISTIC_DEFAULTS[knob]);
+  }
+
+  /**
+   * A visible instance of the region; `InvalidInstanceID.NotFound` otherwise — also right after
+   * launch (read-after-create) and once a terminated instance's time in the listings is over.
+   */
   instance(id: string, region: string): SimInstance {
     if (!/^i-[0-9a-f]{8,17}$/.test(id)) throw clientError('InvalidInstanceID.Malformed', `Invalid id: "${id}"`);
     const instance = this.context.store.getInstance(AMAZONEC2, id);
-    if (instance === undefined || ec2Attributes(instance).region !== region) {
+    if (instance === undefined || ec2Attributes(instance).region !== region || !this.visible(instance)) {
       throw clientError('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
     }
     return instance;
   }
 
-  /** The region's instances, terminated ones included (EC2 lists them for a while). */
+  /** The region's visible instances, terminated ones included (EC2 lists them for a while). */
   instances(region: string): SimInstance[] {
+    return this.allInstances(region).filter((instance) => this.visible(instance));
+  }
+
+  /** Every instance of the region the account has, visible to the API or not (idempotency, in-use checks). */
+  allInstances(region: string): SimInstance[] {
     return this.context.store.listInstances(AMAZONEC2, { includeTerminated: true }).filter((instance) => ec2Attributes(instance).region === region);
+  }
+
+  /** False during the read-after-create window and after a terminated instance's TTL. */
+  visible(instance: SimInstance | SimResource): boolean {
+    const now = Date.now();
+    if (now - instance.createdAt.getTime() < this.scaled('visibilityLagMs')) return false;
+    if ('state' in instance && instance.state === 'terminated' && this.realism.realistic) {
+      return now - instance.stateChangedAt.getTime() < this.scaled('terminatedTtlMs');
+    }
+    return true;
+  }
+
+  /** True when the instance shows its public IP: it runs (or reboots) and, when realistic, its IP lag is over. */
+  showsPublicIp(instance: SimInstance): boolean {
+    const a = ec2Attributes(instance);
+    const state = this.stateName(instance);
+    if (!a.associatePublicIp || state === 'terminated' || state === 'shutting-down' || state === 'stopped' || state === 'stopping') return false;
+    if (!this.realism.realistic) return true;
+    return state === 'running' && Date.now() >= (a.publicIpAfter ?? 0);
+  }
+
+  /** Hides the public IP until `running` resolves, then for the IP lag (realistic profile). */
+  assignPublicIpLater(instance: SimInstance, running: Promise<boolean>): void {
+    const attributes = ec2Attributes(instance);
+    attributes.publicIpAfter = Number.POSITIVE_INFINITY;
+    void running.then((reached) => {
+      if (reached) attributes.publicIpAfter = Date.now() + this.scaled('publicIpLagMs');
+    });
+  }
+
+  /** Takes a token of the action's request bucket (knob `requestBuckets`); false when throttled. */
+  takeRequestToken(action: string): boolean {
+    const knob = this.knobs.requestBuckets;
+    if (knob === undefined || (knob.actions !== undefined && !knob.actions.includes(action))) return true;
+    let bucket = this.#buckets.get(action);
+    if (bucket === undefined) {
+      bucket = new TokenBucket(knob.size, knob.refillPerSecond);
+      this.#buckets.set(action, bucket);
+    }
+    return bucket.take();
   }
 
   /** A region's resources of a kind. */
@@ -167,15 +237,20 @@ export class AmazonEC2Backend {
     return `${prefix}-${this.context.ids.hex(length)}`;
   }
 
-  /** The EC2 state name of an instance (`running` while it reboots, as EC2 reports). */
+  /**
+   * The EC2 state name of an instance: `running` while it reboots (EC2 shows no transient state),
+   * `shutting-down` for a while after terminate (realistic profile).
+   */
   stateName(instance: SimInstance): string {
     if (ec2Attributes(instance).rebooting === true && instance.state !== 'terminated') return 'running';
+    if (instance.state === 'terminated' && Date.now() - instance.stateChangedAt.getTime() < this.scaled('shuttingDownMs')) return 'shutting-down';
     return instance.state;
   }
 
-  /** `<instanceState>` / `<currentState>` value. */
+  /** `<instanceState>` / `<currentState>` value; realistic codes carry EC2's internal high byte (running = 272). */
   stateXml(state: InstanceState | string): Record<string, XmlValue> {
-    return { code: stateCodes[state] ?? 0, name: state };
+    const highByte = this.realism.realistic && this.knobs.stateCodeHighByte !== false ? 256 : 0;
+    return { code: (stateCodes[state] ?? 0) + highByte, name: state };
   }
 
   #stableHex(seed: string, length: number): string {

@@ -1,7 +1,9 @@
-import type { SimRequest, SimResponse } from '../../core/provider-front-end.ts';
+import { ApiError, type SimRequest, type SimResponse } from '../../core/provider-front-end.ts';
+import { consume } from '../../core/realism.ts';
 import type { SimInstance } from '../../core/store.ts';
 import { AMAZONEC2, type AmazonEC2Backend, EC2_KINDS, type Ec2InstanceAttributes, ec2Attributes, matchesFilters, tagFilter, tagSet, tagsFor } from './amazonec2-backend.ts';
 import { clientError, invalidParameter, missingParameter } from './amazonec2-errors.ts';
+import { STATE_REASONS } from './amazonec2-realism.ts';
 import { securityGroup, tagSpecifications } from './amazonec2-resources.ts';
 import { boolParam, ec2Response, filters, intParam, param, parseQuery, stringMembers, struct, structMembers, type XmlValue } from './amazonec2-wire.ts';
 
@@ -11,14 +13,16 @@ function instanceXml(backend: AmazonEC2Backend, instance: SimInstance): Record<s
   const a = ec2Attributes(instance);
   const state = backend.stateName(instance);
   const live = state !== 'terminated';
-  const hasPublicIp = live && state !== 'stopped' && state !== 'stopping' && a.associatePublicIp;
+  const hasPublicIp = backend.showsPublicIp(instance);
+  const reasonCode = a.stateReason as keyof typeof STATE_REASONS | undefined;
   return {
     instanceId: instance.id,
     imageId: a.imageId,
     instanceState: backend.stateXml(state),
     privateDnsName: live ? `ip-${instance.privateIp.replace(/\./g, '-')}.${a.region}.compute.internal` : '',
     dnsName: hasPublicIp ? `ec2-${instance.publicIp.replace(/\./g, '-')}.compute-1.amazonaws.com` : '',
-    reason: state === 'terminated' ? 'User initiated' : '',
+    reason: reasonCode === 'Client.UserInitiatedShutdown' ? `User initiated (${instance.stateChangedAt.toISOString().replace('T', ' ').slice(0, 19)} GMT)` : '',
+    stateReason: reasonCode === undefined ? undefined : { code: reasonCode, message: STATE_REASONS[reasonCode] ?? reasonCode },
     keyName: a.keyName,
     amiLaunchIndex: 0,
     instanceType: a.instanceType,
@@ -60,10 +64,17 @@ export function runInstances(backend: AmazonEC2Backend, request: SimRequest): Si
   const query = parseQuery(request);
   const region = backend.region(request);
   const clientToken = param(query, 'ClientToken');
+  const requestFingerprint = fingerprintOf(request);
   if (clientToken !== undefined) {
-    const previous = backend.instances(region).filter((instance) => ec2Attributes(instance).clientToken === clientToken);
+    // Idempotency sees every instance, visible to reads yet or not.
+    const previous = backend.allInstances(region).filter((instance) => ec2Attributes(instance).clientToken === clientToken);
     const first = previous[0];
-    if (first !== undefined) return ec2Response('RunInstances', request, reservationXml(backend, ec2Attributes(first).reservationId, previous));
+    if (first !== undefined) {
+      if (ec2Attributes(first).requestFingerprint !== requestFingerprint) {
+        throw clientError('IdempotentParameterMismatch', 'Arguments on this idempotent request are inconsistent with arguments used in previous request(s).');
+      }
+      return ec2Response('RunInstances', request, reservationXml(backend, ec2Attributes(first).reservationId, previous));
+    }
   }
   const imageId = param(query, 'ImageId');
   if (imageId === undefined) throw missingParameter('ImageId');
@@ -112,6 +123,9 @@ export function runInstances(backend: AmazonEC2Backend, request: SimRequest): Si
   const spot = param(market, 'MarketType') === 'spot';
   const maxPrice = param(market, 'SpotOptions', 'MaxPrice');
   if (maxPrice !== undefined && !/^\d+(\.\d+)?$/.test(maxPrice)) throw invalidParameter(`The value '${maxPrice}' is invalid for parameter MaxPrice.`);
+  const capacityName = tagsFor(specs, 'instance').find((tag) => tag.key === 'Name')?.value ?? '';
+  const capacity = backend.knobs.insufficientCapacity;
+  if ((capacity?.operations ?? ['RunInstances']).includes('RunInstances') && consume(capacity, capacityName)) throw insufficientCapacity(instanceType, subnet.zone);
   const userDataBase64 = param(query, 'UserData');
   const userData = userDataBase64 === undefined ? undefined : Buffer.from(userDataBase64, 'base64').toString('utf8');
   const profile = struct(query, 'IamInstanceProfile');
@@ -181,6 +195,7 @@ export function runInstances(backend: AmazonEC2Backend, request: SimRequest): Si
       availabilityZone: subnet.zone,
       groupIds,
       ...(clientToken === undefined ? {} : { clientToken }),
+      requestFingerprint,
       tags,
       blockDevices,
       rootDeviceName: image.rootDeviceName,
@@ -199,7 +214,7 @@ export function runInstances(backend: AmazonEC2Backend, request: SimRequest): Si
       diskGb,
     };
     const name = tags.find((tag) => tag.key === 'Name')?.value ?? id;
-    const { instance } = backend.context.lifecycle.launch({
+    const { instance, running } = backend.context.lifecycle.launch({
       provider: AMAZONEC2,
       kind: EC2_KINDS.instance,
       id,
@@ -208,7 +223,18 @@ export function runInstances(backend: AmazonEC2Backend, request: SimRequest): Si
       tags: tags.map((tag) => `${tag.key}=${tag.value}`),
       attributes: attributes as unknown as Record<string, unknown>,
       ...(userData === undefined ? {} : { userData }),
+      // Without an Elastic IP, EC2 releases the public IPv4 on stop and assigns a new one on start.
+      ...(backend.realism.realistic && backend.knobs.ipChangesOnStart !== false ? { faults: ['ipChangesOnStart'] } : {}),
     });
+    backend.assignPublicIpLater(instance, running);
+    const launchFailure = backend.knobs.launchFailure;
+    if (consume(launchFailure, name)) {
+      // Accepted, then dies while pending (pending → shutting-down → terminated) with a StateReason.
+      const code = launchFailure?.stateReason ?? 'Server.InsufficientInstanceCapacity';
+      setTimeout(() => {
+        if (instance.state === 'pending') terminate(backend, instance, code);
+      }, backend.context.lifecycle.delays.pendingMs / 2).unref();
+    }
     instances.push(instance);
   }
   return ec2Response('RunInstances', request, reservationXml(backend, reservationId, instances));
@@ -291,18 +317,41 @@ export function startInstances(backend: AmazonEC2Backend, request: SimRequest): 
   return lifecycleCall(backend, request, 'StartInstances', (instance, previous) => {
     if (previous === 'running' || previous === 'pending') return;
     if (previous !== 'stopped') throw clientError('IncorrectInstanceState', `The instance '${instance.id}' is not in a state from which it can be started.`);
-    void backend.context.lifecycle.start(instance);
+    const capacity = backend.knobs.insufficientCapacity;
+    const a = ec2Attributes(instance);
+    if (capacity?.operations?.includes('StartInstances') === true && consume(capacity, instance.name)) throw insufficientCapacity(a.instanceType, a.availabilityZone);
+    delete a.stateReason;
+    backend.assignPublicIpLater(instance, backend.context.lifecycle.start(instance));
   });
+}
+
+/** EC2's 500 for a zone without capacity for the type (also on StartInstances). */
+function insufficientCapacity(instanceType: string, zone: string): ApiError {
+  return new ApiError(
+    500,
+    'InsufficientInstanceCapacity',
+    `We currently do not have sufficient ${instanceType} capacity in the Availability Zone you requested (${zone}). Our system will be working on provisioning additional capacity. You can currently get ${instanceType} capacity by not specifying an Availability Zone in your request or choosing a different Availability Zone.`,
+  );
+}
+
+/** The launch parameters without the token and protocol fields: a repeat with other parameters is a mismatch. */
+function fingerprintOf(request: SimRequest): string {
+  const entries = [...new URLSearchParams(request.body.toString('utf8'))].filter(([key]) => !['Action', 'Version', 'ClientToken'].includes(key));
+  return entries
+    .map(([key, value]) => `${key}=${value}`)
+    .sort()
+    .join('&');
 }
 
 export function stopInstances(backend: AmazonEC2Backend, request: SimRequest): SimResponse {
   const force = boolParam(parseQuery(request), 'Force') ?? false;
   return lifecycleCall(backend, request, 'StopInstances', (instance, previous) => {
     if (previous === 'stopped' || previous === 'stopping') return;
-    if (previous === 'terminated') throw clientError('IncorrectInstanceState', `This instance '${instance.id}' is not in a state from which it can be stopped.`);
+    if (previous === 'terminated' || previous === 'shutting-down') throw clientError('IncorrectInstanceState', `This instance '${instance.id}' is not in a state from which it can be stopped.`);
     if (ec2Attributes(instance).spotInstanceRequestId !== undefined) {
       throw clientError('UnsupportedOperation', `You can't stop the Spot Instance '${instance.id}' because it is associated with a one-time Spot Instance request.`);
     }
+    ec2Attributes(instance).stateReason = 'Client.UserInitiatedShutdown';
     void backend.context.lifecycle.stop(instance, { force });
   });
 }
@@ -326,9 +375,10 @@ export function terminateInstances(backend: AmazonEC2Backend, request: SimReques
 }
 
 /** Terminates an instance the way EC2 does (also used by tests that delete "outside" the driver). */
-export function terminate(backend: AmazonEC2Backend, instance: SimInstance): void {
+export function terminate(backend: AmazonEC2Backend, instance: SimInstance, stateReason: keyof typeof STATE_REASONS = 'Client.UserInitiatedShutdown'): void {
   const attributes = ec2Attributes(instance);
   attributes.rebooting = false;
+  if (instance.state !== 'terminated') attributes.stateReason = stateReason;
   void backend.context.lifecycle.terminate(instance);
   for (const device of attributes.blockDevices) {
     const volume = backend.context.store.getResource(AMAZONEC2, EC2_KINDS.volume, device.volumeId);

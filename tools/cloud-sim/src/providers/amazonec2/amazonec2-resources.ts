@@ -141,7 +141,7 @@ export function importKeyPair(backend: AmazonEC2Backend, request: SimRequest): S
   if (name === undefined || name === '') throw missingParameter('KeyName');
   if (material === undefined) throw missingParameter('PublicKeyMaterial');
   if (backend.resources(EC2_KINDS.keyPair, region).some((key) => key.name === name)) {
-    throw clientError('InvalidKeyPair.Duplicate', `The keypair already exists`);
+    throw clientError('InvalidKeyPair.Duplicate', `The keypair '${name}' already exists.`);
   }
   const publicKey = Buffer.from(material, 'base64').toString('utf8').trim();
   let parsed: { type: string; blob: Buffer };
@@ -233,10 +233,10 @@ function groupXml(backend: AmazonEC2Backend, group: SimResource): Record<string,
   };
 }
 
-/** A group of the region by id; `InvalidGroup.NotFound` otherwise. */
+/** A group of the region by id; `InvalidGroup.NotFound` otherwise (also right after it was made: read-after-create). */
 export function securityGroup(backend: AmazonEC2Backend, region: string, id: string): SimResource {
   const group = backend.context.store.getResource(AMAZONEC2, EC2_KINDS.securityGroup, id);
-  if (group === undefined || group.attributes.region !== region) throw clientError('InvalidGroup.NotFound', `The security group '${id}' does not exist`);
+  if (group === undefined || group.attributes.region !== region || !backend.visible(group)) throw clientError('InvalidGroup.NotFound', `The security group '${id}' does not exist`);
   return group;
 }
 
@@ -270,7 +270,8 @@ export function describeSecurityGroups(backend: AmazonEC2Backend, request: SimRe
   const region = backend.region(request);
   const ids = stringMembers(query, 'GroupId');
   const names = stringMembers(query, 'GroupName');
-  const groups = backend.resources(EC2_KINDS.securityGroup, region);
+  // A group made a moment ago is not visible yet, by id or in lists (read-after-create).
+  const groups = backend.resources(EC2_KINDS.securityGroup, region).filter((group) => backend.visible(group));
   for (const id of ids) securityGroup(backend, region, id);
   for (const name of names) {
     if (!groups.some((group) => group.name === name)) throw clientError('InvalidGroup.NotFound', `The security group '${name}' does not exist in default VPC`);
@@ -341,8 +342,15 @@ export function deleteSecurityGroup(backend: AmazonEC2Backend, request: SimReque
   const id = param(query, 'GroupId');
   if (id === undefined) throw missingParameter('GroupId');
   const group = securityGroup(backend, region, id);
-  const users = backend.instances(region).filter((instance) => instance.state !== 'terminated' && ec2Attributes(instance).groupIds.includes(group.id));
-  if (users.length > 0) throw clientError('DependencyViolation', `resource ${group.id} has a dependent object`);
+  // An instance's network interface holds its groups until some time after it is terminated.
+  const interfaceKept = backend.scaled('shuttingDownMs') + backend.scaled('interfaceReleaseMs');
+  for (const instance of backend.allInstances(region).filter((candidate) => ec2Attributes(candidate).groupIds.includes(group.id))) {
+    const state = backend.stateName(instance);
+    if (state === 'shutting-down') throw clientError('InvalidGroup.InUse', `There are active instances using security group '${group.name}'`);
+    if (state !== 'terminated' || Date.now() - instance.stateChangedAt.getTime() < interfaceKept) {
+      throw clientError('DependencyViolation', `resource ${group.id} has a dependent object`);
+    }
+  }
   backend.context.store.deleteResource(AMAZONEC2, EC2_KINDS.securityGroup, group.id);
   return ec2Response('DeleteSecurityGroup', request, { return: true, groupId: group.id });
 }

@@ -20,6 +20,7 @@ import {
 import { sigV4Scope } from './amazonec2-wire.ts';
 
 export { AMAZONEC2, AmazonEC2Backend, type AmazonEC2Options, EC2_KINDS, ec2Attributes } from './amazonec2-backend.ts';
+export { type AmazonEC2Realism, EC2_REALISTIC_DEFAULTS, STATE_REASONS } from './amazonec2-realism.ts';
 export { terminate as terminateEc2Instance } from './amazonec2-instances.ts';
 
 type Handler = (backend: AmazonEC2Backend, request: SimRequest) => SimResponse;
@@ -95,7 +96,13 @@ export function createAmazonEC2FrontEnd(context: ProviderContext, options: Amazo
       if (action === null) return undefined;
       const handler = actions[action];
       if (handler === undefined) return { operation: action, handle: () => { throw clientError('InvalidAction', `The action ${action} is not valid for this web service.`); } };
-      return { operation: action, handle: () => handler(backend, request) };
+      return {
+        operation: action,
+        handle: () => {
+          if (!backend.takeRequestToken(action)) throw new ApiError(503, 'RequestLimitExceeded', 'Request limit exceeded.');
+          return handler(backend, request);
+        },
+      };
     },
     authenticate(request: SimRequest): ApiError | undefined {
       const scope = sigV4Scope(request);
