@@ -30,7 +30,7 @@ import type { RetryPolicy } from './digitalocean-client.ts';
 import { resolveAccessToken } from './digitalocean-credentials.ts';
 import { mapDigitalOceanError } from './digitalocean-errors.ts';
 import type { DigitalOceanConfig } from './digitalocean-flags.ts';
-import { digitalOceanKinds, dropletKind, firewallKind, ResourceKind, sshKeyKind } from './digitalocean-resources.ts';
+import { dropletKind, firewallKind, ResourceKind, sshKeyKind, withDeleteTimeout } from './digitalocean-resources.ts';
 import { stateOfDropletStatus, stateWithPendingAction } from './digitalocean-state.ts';
 
 /** DigitalOcean's user-data limit (64 KiB, the raw text). */
@@ -48,6 +48,8 @@ export interface DigitalOceanTimings {
   rebootTimeoutMs: number;
   /** Retry policy of the client the driver builds (not of an injected one). */
   retry: Partial<RetryPolicy>;
+  /** How long remove waits for a deleted droplet to be gone (404), ms (default 300 000). */
+  deleteTimeoutMs?: number;
 }
 
 /** Production timings. */
@@ -119,7 +121,7 @@ export class DigitalOceanDriver implements Driver {
     this.#timings = { ...defaultTimings, ...options.timings };
     this.#injected = options.client;
     this.#model = {
-      kinds: digitalOceanKinds,
+      kinds: withDeleteTimeout(this.#timings.deleteTimeoutMs),
       client: () => this.#dots(),
       poll: { interval: this.#timings.pollIntervalMs, maxInterval: this.#timings.maxPollIntervalMs },
       mapError: (error, where) => mapDigitalOceanError(error, where, this.secrets()),

@@ -1,4 +1,4 @@
-import type { FirewallRule, FoundResource, ResourceCall, ResourceKind as Kind } from '@machine/driver-core';
+import type { AnyResourceKind, FirewallRule, FoundResource, ResourceCall, ResourceKind as Kind } from '@machine/driver-core';
 import type { DigitalOceanClient, DotsDropletCreate } from './digitalocean-api-types.ts';
 import { statusOf } from './digitalocean-errors.ts';
 
@@ -169,3 +169,9 @@ export const firewallKind: Kind<DigitalOceanClient, { dropletId: number; rules: 
 
 /** The kinds in create order. */
 export const digitalOceanKinds = [sshKeyKind, dropletKind, firewallKind] as const;
+
+/** The kinds, with the droplet's wait for gone set to `deleteTimeoutMs` when given. */
+export function withDeleteTimeout(deleteTimeoutMs: number | undefined): readonly AnyResourceKind<DigitalOceanClient>[] {
+  if (deleteTimeoutMs === undefined) return digitalOceanKinds;
+  return [sshKeyKind, { ...dropletKind, timeouts: { delete: deleteTimeoutMs } }, firewallKind];
+}

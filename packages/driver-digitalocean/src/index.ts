@@ -26,7 +26,7 @@ import {
   stateOfDroplet,
 } from './digitalocean-driver.ts';
 import { digitalOceanErrorMapper, mapDigitalOceanError } from './digitalocean-errors.ts';
-import { digitalOceanKinds, machineTag, ResourceKind } from './digitalocean-resources.ts';
+import { machineTag, ResourceKind, withDeleteTimeout } from './digitalocean-resources.ts';
 import { type DigitalOceanConfig, digitalOceanFlags } from './digitalocean-flags.ts';
 
 export type { DigitalOceanClient } from './digitalocean-api-types.ts';
@@ -86,7 +86,7 @@ async function sweep(request: SweepRequest<DigitalOceanConfig, DigitalOceanClien
   };
   return sweepResources(
     {
-      kinds: digitalOceanKinds,
+      kinds: withDeleteTimeout(timings.deleteTimeoutMs),
       client,
       poll: { interval: timings.pollIntervalMs, maxInterval: timings.maxPollIntervalMs },
       mapError: (error, where) => mapDigitalOceanError(error, where, secrets),

@@ -13,6 +13,11 @@ export interface DigitalOceanOptions {
   invalidTokenPrefix?: string;
   /** `ratelimit-limit` reported on every answer (default 5000). */
   rateLimit?: number;
+  /**
+   * How long a deleted droplet stays readable and listed before it is gone (default 0). At
+   * DigitalOcean, DELETE answers 204 at once and the droplet goes a little later.
+   */
+  dropletDeleteMs?: number;
 }
 
 /** A droplet action (`/v2/actions/{id}`). Not a leakable resource. */
@@ -46,6 +51,7 @@ export class DigitalOceanBackend {
   readonly dropletLimit: number;
   readonly invalidTokenPrefix: string;
   readonly rateLimit: number;
+  readonly dropletDeleteMs: number;
   readonly actions = new Map<number, DigitalOceanAction>();
   readonly vpcUuid: string;
   readonly accountUuid: string;
@@ -56,6 +62,7 @@ export class DigitalOceanBackend {
     this.dropletLimit = options.dropletLimit ?? 1000;
     this.invalidTokenPrefix = options.invalidTokenPrefix ?? 'invalid';
     this.rateLimit = options.rateLimit ?? 5000;
+    this.dropletDeleteMs = options.dropletDeleteMs ?? 0;
     this.vpcUuid = context.ids.uuid();
     this.accountUuid = context.ids.uuid();
     this.teamUuid = context.ids.uuid();

@@ -69,9 +69,14 @@ export function getDroplet(backend: DigitalOceanBackend, id: string): SimRespons
   return { status: 200, body: { droplet: dropletJson(backend.droplet(id)) } };
 }
 
-/** DELETE /v2/droplets/{id}: SSH torn down, address released, removed from firewalls. */
+/**
+ * DELETE /v2/droplets/{id}: SSH torn down, address released, removed from firewalls; after
+ * `dropletDeleteMs` when set (the droplet stays readable meanwhile, as at DigitalOcean).
+ */
 export function deleteDroplet(backend: DigitalOceanBackend, id: string): SimResponse {
-  destroy(backend, backend.droplet(id));
+  const droplet = backend.droplet(id);
+  if (backend.dropletDeleteMs > 0) setTimeout(() => destroy(backend, droplet), backend.dropletDeleteMs).unref();
+  else destroy(backend, droplet);
   return { status: 204 };
 }
 
