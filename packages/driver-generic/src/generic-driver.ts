@@ -1,24 +1,22 @@
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
 import {
   CancelledError,
   type CreateOptions,
-  cleanupJournal,
-  createWithCleanup,
+  createResources,
   type Driver,
   type DriverContext,
   InvalidConfigError,
   NotFoundError,
   NotSupportedError,
   type OperationOptions,
-  type ResourceDeleter,
+  removeResources,
   SSHError,
   State,
   throwIfAborted,
   waitFor,
 } from '@machine/driver-core';
 import type { GenericDriverConfig } from './generic-flags.ts';
+import { genericResources, keyCopyKind } from './generic-key-copy.ts';
 import { type SSHAccess, type SSHEndpoint, sshAccess } from './generic-ssh-access.ts';
 import { type CredentialSources, resolveSSHCredentials, type SSHCredentials } from './generic-ssh-credentials.ts';
 
@@ -54,8 +52,6 @@ interface GenericMachineData {
   hostKeyFingerprint: string;
 }
 
-const keyCopyKind = 'ssh-key-copy';
-
 /**
  * The generic driver: turns an existing host reachable over SSH into a machine. It has no power
  * control: Stop and Kill run `sudo poweroff`, Restart runs `sudo reboot`, Start cannot power a
@@ -90,16 +86,14 @@ export class GenericDriver implements Driver {
    */
   async create(options: CreateOptions = {}): Promise<void> {
     const { signal, boot } = options;
-    const { journal, onProgress } = this.#context;
-    await createWithCleanup(
-      journal,
-      async () => {
+    const { onProgress } = this.#context;
+    await createResources(genericResources, this.#context, options, async ({ make }) => {
         const credentials = await resolveSSHCredentials(this.#config.sshKey, this.#sources);
         throwIfAborted(signal, this.#where('create'));
         let sshKeyPath: string | null = null;
         if (credentials.kind === 'key') {
-          sshKeyPath = await this.#copyKey(credentials);
-          onProgress?.({ step: 'copy-key', phase: 'done', message: `copied ${credentials.key.path} to ${sshKeyPath}` });
+          const spec = { dir: this.#context.machineDir, fileName: keyFileName(credentials.key.publicKey), credentials };
+          sshKeyPath = (await make(keyCopyKind, spec)).id;
         }
         throwIfAborted(signal, this.#where('create'));
         const access = await sshAccess(this.#endpoint(this.#config.ipAddress, this.#config.sshPort, boot?.hostKeyFingerprint), credentials);
@@ -124,18 +118,11 @@ export class GenericDriver implements Driver {
           hostKeyFingerprint: fingerprint,
         };
         await this.#context.data.write({ ...data });
-      },
-      { deleters: this.#deleters(), machine: this.machineName, operation: 'create' },
-    );
+    });
   }
 
   async remove(options: OperationOptions = {}): Promise<void> {
-    await cleanupJournal(this.#context.journal, {
-      deleters: this.#deleters(),
-      machine: this.machineName,
-      operation: 'remove',
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
+    await removeResources(genericResources, this.#context, options);
     await this.#context.data.write({ ipAddress: null, sshPort: null, sshUser: null, sshKeyPath: null, hostKeyFingerprint: null });
   }
 
@@ -316,26 +303,6 @@ export class GenericDriver implements Driver {
       readyTimeout: this.#timeouts.sshReadyTimeout,
       machine: this.machineName,
       ...(hostKeyFingerprint === undefined ? {} : { hostKeyFingerprint }),
-    };
-  }
-
-  async #copyKey(credentials: Extract<SSHCredentials, { kind: 'key' }>): Promise<string> {
-    const dir = this.#context.machineDir;
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const path = join(dir, keyFileName(credentials.key.publicKey));
-    await this.#context.journal.record({ kind: keyCopyKind, id: path, preExisting: false, meta: { source: credentials.key.path } });
-    await writeFile(path, credentials.key.privateKey, { mode: 0o600 });
-    await chmod(path, 0o600); // the file may have existed with wider permissions
-    await writeFile(`${path}.pub`, `${credentials.key.publicKey}\n`, { mode: 0o644 });
-    return path;
-  }
-
-  #deleters(): Record<string, ResourceDeleter> {
-    return {
-      [keyCopyKind]: async (entry) => {
-        await rm(entry.id, { force: true });
-        await rm(`${entry.id}.pub`, { force: true });
-      },
     };
   }
 
