@@ -88,36 +88,36 @@ export class GenericDriver implements Driver {
     const { signal, boot } = options;
     const { onProgress } = this.#context;
     await createResources(genericResources, this.#context, options, async ({ make }) => {
-        const credentials = await resolveSSHCredentials(this.#config.sshKey, this.#sources);
-        throwIfAborted(signal, this.#where('create'));
-        let sshKeyPath: string | null = null;
-        if (credentials.kind === 'key') {
-          const spec = { dir: this.#context.machineDir, fileName: keyFileName(credentials.key.publicKey), credentials };
-          sshKeyPath = (await make(keyCopyKind, spec)).id;
-        }
-        throwIfAborted(signal, this.#where('create'));
-        const access = await sshAccess(this.#endpoint(this.#config.ipAddress, this.#config.sshPort, boot?.hostKeyFingerprint), credentials);
-        let fingerprint: string;
-        try {
-          fingerprint = await access.waitUntilReady({
-            timeout: this.#timeouts.waitTimeout,
-            interval: this.#timeouts.pollInterval,
-            retryAuth: false, // an existing host: a refused key will not start working by itself
-            operation: 'create',
-            ...(signal === undefined ? {} : { signal }),
-            ...(onProgress === undefined ? {} : { onProgress }),
-          });
-        } catch (error) {
-          throw this.#explainAuth(error, credentials, 'create');
-        }
-        const data: GenericMachineData = {
-          ipAddress: this.#config.ipAddress,
-          sshPort: this.#config.sshPort,
-          sshUser: this.#config.sshUser,
-          sshKeyPath,
-          hostKeyFingerprint: fingerprint,
-        };
-        await this.#context.data.write({ ...data });
+      const credentials = await resolveSSHCredentials(this.#config.sshKey, this.#sources);
+      throwIfAborted(signal, this.#where('create'));
+      let sshKeyPath: string | null = null;
+      if (credentials.kind === 'key') {
+        const spec = { dir: this.#context.machineDir, fileName: keyFileName(credentials.key.publicKey), credentials };
+        sshKeyPath = (await make(keyCopyKind, spec)).id;
+      }
+      throwIfAborted(signal, this.#where('create'));
+      const access = await sshAccess(this.#endpoint(this.#config.ipAddress, this.#config.sshPort, boot?.hostKeyFingerprint), credentials);
+      let fingerprint: string;
+      try {
+        fingerprint = await access.waitUntilReady({
+          timeout: this.#timeouts.waitTimeout,
+          interval: this.#timeouts.pollInterval,
+          retryAuth: false, // an existing host: a refused key will not start working by itself
+          operation: 'create',
+          ...(signal === undefined ? {} : { signal }),
+          ...(onProgress === undefined ? {} : { onProgress }),
+        });
+      } catch (error) {
+        throw this.#explainAuth(error, credentials, 'create');
+      }
+      const data: GenericMachineData = {
+        ipAddress: this.#config.ipAddress,
+        sshPort: this.#config.sshPort,
+        sshUser: this.#config.sshUser,
+        sshKeyPath,
+        hostKeyFingerprint: fingerprint,
+      };
+      await this.#context.data.write({ ...data });
     });
   }
 
