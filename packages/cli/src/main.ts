@@ -81,6 +81,17 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     .argument('<names...>', 'machine names')
     .action(run(async (c, names: string[], options: { force?: boolean; y?: boolean }) => (await import('./commands/lifecycle.ts')).removeCommand(c, names, { force: options.force === true, yes: options.y === true })));
 
+  program
+    .command('sweep')
+    .description('List (and with -y delete) resources at the provider that carry this store\'s tag and that no machine record claims')
+    .usage('[-d DRIVER] [--region REGION] [--sim] [--min-age SECONDS] [-y] [driver flags]')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .passThroughOptions()
+    .argument('[args...]')
+    .action(run(async (c, args: string[]) => (await import('./commands/sweep.ts')).sweepCommand(c, args)));
+
   const info = async () => import('./commands/info.ts');
   program.command('status').description('Get the status of a machine').argument('[name]', 'machine name', 'default').action(run(async (c, name: string) => (await info()).statusCommand(c, name)));
   program.command('ip').description('Get the IP address of a machine').argument('[name]', 'machine name', 'default').action(run(async (c, name: string) => (await info()).ipCommand(c, name)));
