@@ -1,18 +1,12 @@
-import { access, readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import {
   assertValidMachineName,
-  type BootConfig,
   type CreateOptions,
-  combineUserData,
   createResources,
   type Driver,
   type DriverContext,
-  type FirewallRule,
   findEntry,
   InvalidConfigError,
-  machineFirewallRules,
   NotFoundError,
   type OperationOptions,
   ProviderError,
@@ -24,44 +18,14 @@ import {
   throwIfAborted,
   waitFor,
 } from '@machine/driver-core';
-import type { LoadedSSHKey } from '@machine/driver-core/keys';
 import type { DigitalOceanClient, DotsDroplet, DotsDropletCreate } from './digitalocean-api-types.ts';
-import type { RetryPolicy } from './digitalocean-client.ts';
 import { resolveAccessToken } from './digitalocean-credentials.ts';
 import { mapDigitalOceanError } from './digitalocean-errors.ts';
 import type { DigitalOceanConfig } from './digitalocean-flags.ts';
+import { type LocalInputs, resolveLocalInputs } from './digitalocean-local-inputs.ts';
 import { dropletKind, firewallKind, ResourceKind, sshKeyKind, withDeleteTimeout } from './digitalocean-resources.ts';
 import { stateOfDropletStatus, stateWithPendingAction } from './digitalocean-state.ts';
-
-/** DigitalOcean's user-data limit (64 KiB, the raw text). */
-export const userDataLimitBytes = 64 * 1024;
-
-/** Poll and fallback timing; the defaults suit the real API, tests shrink them. */
-export interface DigitalOceanTimings {
-  /** First delay between polls of a droplet or an action, ms (default 1000; backs off 1.5×). */
-  pollIntervalMs: number;
-  /** Longest delay between polls, ms (default 5000). */
-  maxPollIntervalMs: number;
-  /** How long a graceful `shutdown` may take before `power_off`, ms (default 60 000). */
-  shutdownTimeoutMs: number;
-  /** How long a `reboot` may take before `power_cycle`, ms (default 120 000). */
-  rebootTimeoutMs: number;
-  /** Retry policy of the client the driver builds (not of an injected one). */
-  retry: Partial<RetryPolicy>;
-  /** How long remove waits for a deleted droplet to be gone (404), ms (default 300 000). */
-  deleteTimeoutMs?: number;
-}
-
-/** Production timings. */
-export const defaultTimings: DigitalOceanTimings = {
-  pollIntervalMs: 1000,
-  maxPollIntervalMs: 5000,
-  shutdownTimeoutMs: 60_000,
-  rebootTimeoutMs: 120_000,
-  retry: {},
-};
-
-type DropletValue = DotsDroplet;
+import { type DigitalOceanTimings, defaultTimings } from './digitalocean-timings.ts';
 
 // ssh2 (behind driver-core's keys and ssh helpers) loads only when create needs it, to keep the import cheap.
 type PowerAction = 'shutdown' | 'power_off' | 'power_on' | 'reboot' | 'power_cycle';
@@ -78,7 +42,7 @@ export function loadClientModule(): Promise<typeof import('./digitalocean-client
 }
 
 /** The droplet's public IPv4 address, if it has one yet. */
-export function publicIPv4(droplet: DropletValue | null | undefined): string | undefined {
+export function publicIPv4(droplet: DotsDroplet | null | undefined): string | undefined {
   return droplet?.networks?.v4?.find((network) => network.type === 'public' && typeof network.ipAddress === 'string')?.ipAddress ?? undefined;
 }
 
@@ -91,18 +55,11 @@ export interface DigitalOceanDriverOptions {
   timings?: Partial<DigitalOceanTimings>;
 }
 
-/** Inputs checked on the local machine before any API call. */
-interface LocalInputs {
-  userData: string | undefined;
-  /** The user's key when --digitalocean-ssh-key-fingerprint is set. */
-  userKey: LoadedSSHKey | undefined;
-  rules: FirewallRule[];
-}
-
 /**
  * The DigitalOcean droplet driver: a thin mapping of the Driver operations onto the dots client.
- * Every resource is journaled as soon as the API returns it; power operations wait on the
- * droplet action's own status.
+ * What create makes is declared as resource kinds (digitalocean-resources.ts): driver-core
+ * journals an intent before each create call and runs rollback and remove; power operations wait
+ * on the droplet action's own status.
  */
 export class DigitalOceanDriver implements Driver {
   readonly driverName = 'digitalocean';
@@ -138,7 +95,7 @@ export class DigitalOceanDriver implements Driver {
   }
 
   async preCreateCheck(options: OperationOptions = {}): Promise<void> {
-    await this.#localInputs();
+    await resolveLocalInputs(this.#config);
     const client = await this.#dots();
     throwIfAborted(options.signal);
     const { region, size, image } = this.#config;
@@ -177,7 +134,7 @@ export class DigitalOceanDriver implements Driver {
         { flag: 'machine name', kind: 'input', message: `"${this.machineName}" already has droplet ${existing.id}; remove it first` },
       ]);
     }
-    const inputs = await this.#localInputs(boot);
+    const inputs = await resolveLocalInputs(this.#config, boot);
     const { data } = this.#context;
     await createResources(this.#model, this.#context, options, async (run) => {
       const { keyReference, privateKey } = await this.#prepareKey(run, inputs);
@@ -324,81 +281,6 @@ export class DigitalOceanDriver implements Driver {
 
   // ---- create steps ----
 
-  async #localInputs(boot?: BootConfig): Promise<LocalInputs> {
-    const { userdata, sshKeyFingerprint, sshKeyPath } = this.#config;
-    let ownUserData: string | undefined;
-    if (userdata !== undefined && userdata !== '') {
-      try {
-        ownUserData = await readFile(userdata, 'utf8');
-      } catch (error) {
-        throw new InvalidConfigError([
-          { flag: 'digitalocean-userdata', message: `cannot read ${userdata}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` },
-        ]);
-      }
-    }
-    const userData = combineUserData([boot?.userData, ownUserData]);
-    const size = userData === undefined ? 0 : Buffer.byteLength(userData);
-    if (size > userDataLimitBytes) {
-      throw new InvalidConfigError([
-        boot?.userData === undefined
-          ? { flag: 'digitalocean-userdata', message: `${userdata} is ${size} bytes, over DigitalOcean's 64 KiB user-data limit` }
-          : {
-              flag: 'user data',
-              kind: 'input',
-              message: `${ownUserData === undefined ? 'the provisioning cloud-config' : `the provisioning cloud-config plus ${userdata}`} is ${size} bytes, over DigitalOcean's 64 KiB user-data limit`,
-            },
-      ]);
-    }
-    if (sshKeyPath !== undefined && sshKeyFingerprint === undefined) {
-      throw new InvalidConfigError([
-        {
-          flag: 'digitalocean-ssh-key-path',
-          message: 'needs --digitalocean-ssh-key-fingerprint (the key already in your DigitalOcean account); without both, machine makes its own key',
-        },
-      ]);
-    }
-    const userKey = sshKeyFingerprint === undefined ? undefined : await this.#loadUserKey(sshKeyFingerprint, sshKeyPath);
-    const rules = machineFirewallRules({
-      sshPort: this.#config.sshPort,
-      openPorts: this.#config.openPorts,
-      allowedCidrs: this.#config.allowedCidrs,
-      openPortFlag: 'digitalocean-open-port',
-      allowedCidrFlag: 'digitalocean-allowed-cidr',
-    });
-    return { userData, userKey, rules };
-  }
-
-  /** Loads the private key of an existing account key and checks it is that key (by MD5 fingerprint). */
-  async #loadUserKey(fingerprint: string, path: string | undefined): Promise<LoadedSSHKey> {
-    const { loadSSHPrivateKey } = await import('@machine/driver-core/keys');
-    const byId = /^\d+$/.test(fingerprint);
-    if (path !== undefined) {
-      const key = await loadSSHPrivateKey(path, 'digitalocean-ssh-key-path');
-      if (!byId && key.md5Fingerprint !== fingerprint.toLowerCase()) {
-        throw new InvalidConfigError([
-          { flag: 'digitalocean-ssh-key-path', message: `${path} has fingerprint ${key.md5Fingerprint}, not ${fingerprint}` },
-        ]);
-      }
-      return key;
-    }
-    const candidates = ['id_ed25519', 'id_rsa', 'id_ecdsa'].map((name) => join(homedir(), '.ssh', name));
-    for (const candidate of candidates) {
-      const exists = await access(candidate).then(
-        () => true,
-        () => false,
-      );
-      if (!exists) continue;
-      const key = await loadSSHPrivateKey(candidate, 'digitalocean-ssh-key-path').catch(() => undefined);
-      if (key !== undefined && (byId || key.md5Fingerprint === fingerprint.toLowerCase())) return key;
-    }
-    throw new InvalidConfigError([
-      {
-        flag: 'digitalocean-ssh-key-path',
-        message: `no private key for ${fingerprint} in ${candidates.join(', ')}; pass --digitalocean-ssh-key-path`,
-      },
-    ]);
-  }
-
   async #existingKey(client: DigitalOceanClient, operation: string) {
     const fingerprint = this.#config.sshKeyFingerprint as string;
     const identifier = /^\d+$/.test(fingerprint) ? Number(fingerprint) : fingerprint;
@@ -528,7 +410,7 @@ export class DigitalOceanDriver implements Driver {
    * the address it reads afterwards changed.
    */
   async #waitForStatus(dropletId: number, wanted: 'active' | 'off', operation: string, signal: AbortSignal | undefined): Promise<void> {
-    const droplet = await waitFor<DropletValue>(
+    const droplet = await waitFor<DotsDroplet>(
       async () => {
         const current = await this.#getDroplet(dropletId, operation);
         return current.status === wanted ? { done: true, value: current } : { done: false, reason: `status ${current.status ?? 'unknown'}` };
@@ -539,7 +421,7 @@ export class DigitalOceanDriver implements Driver {
     if (ip !== undefined && ip !== this.#context.data.read().ip) await this.#context.data.write({ ip });
   }
 
-  #refuseArchived(droplet: DropletValue, operation: string): void {
+  #refuseArchived(droplet: DotsDroplet, operation: string): void {
     if (droplet.status === 'archive') {
       throw new ProviderError(`droplet ${droplet.id} is archived by DigitalOcean and cannot be used`, {
         machine: this.machineName,
@@ -551,7 +433,7 @@ export class DigitalOceanDriver implements Driver {
 
   // ---- plumbing ----
 
-  async #getDroplet(dropletId: number, operation: string): Promise<DropletValue> {
+  async #getDroplet(dropletId: number, operation: string): Promise<DotsDroplet> {
     const client = await this.#dots();
     const response = await this.#api(operation, `droplet ${dropletId}`, () => client.v2.droplets.byDroplet_id(dropletId).get());
     const droplet = response?.droplet;
@@ -611,6 +493,6 @@ export class DigitalOceanDriver implements Driver {
 }
 
 /** The State of a droplet in a list response (used by the batch state query). */
-export function stateOfDroplet(droplet: DropletValue): State {
+export function stateOfDroplet(droplet: DotsDroplet): State {
   return stateOfDropletStatus(droplet.status);
 }

@@ -18,13 +18,8 @@ import {
 } from '@machine/driver-core';
 import type { DigitalOceanClient } from './digitalocean-api-types.ts';
 import { resolveAccessToken } from './digitalocean-credentials.ts';
-import {
-  DigitalOceanDriver,
-  type DigitalOceanTimings,
-  defaultTimings,
-  loadClientModule,
-  stateOfDroplet,
-} from './digitalocean-driver.ts';
+import { DigitalOceanDriver, loadClientModule, stateOfDroplet } from './digitalocean-driver.ts';
+import { type DigitalOceanTimings, defaultTimings } from './digitalocean-timings.ts';
 import { digitalOceanErrorMapper, mapDigitalOceanError } from './digitalocean-errors.ts';
 import { machineTag, ResourceKind, withDeleteTimeout } from './digitalocean-resources.ts';
 import { type DigitalOceanConfig, digitalOceanFlags } from './digitalocean-flags.ts';
@@ -32,7 +27,9 @@ import { type DigitalOceanConfig, digitalOceanFlags } from './digitalocean-flags
 export type { DigitalOceanClient } from './digitalocean-api-types.ts';
 export type { DotsClientOptions, RetryPolicy } from './digitalocean-client.ts';
 export { doctlConfigPath, readDoctlToken, resolveAccessToken } from './digitalocean-credentials.ts';
-export { DigitalOceanDriver, type DigitalOceanTimings, defaultTimings, userDataLimitBytes } from './digitalocean-driver.ts';
+export { DigitalOceanDriver } from './digitalocean-driver.ts';
+export { userDataLimitBytes } from './digitalocean-local-inputs.ts';
+export { type DigitalOceanTimings, defaultTimings } from './digitalocean-timings.ts';
 export { digitalOceanKinds, dropletKind, firewallKind, machineTag, managedByTag, managedName, parseManagedName, ResourceKind, sshKeyKind } from './digitalocean-resources.ts';
 export { isDigitalOceanApiError, mapDigitalOceanError } from './digitalocean-errors.ts';
 export { type DigitalOceanConfig, defaultApiUrl, defaultImage, digitalOceanFlags } from './digitalocean-flags.ts';

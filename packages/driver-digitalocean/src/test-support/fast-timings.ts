@@ -1,4 +1,4 @@
-import type { DigitalOceanTimings } from '../digitalocean-driver.ts';
+import type { DigitalOceanTimings } from '../digitalocean-timings.ts';
 
 /** Timings that keep tests fast: millisecond polls and retries. */
 export const fastTimings: DigitalOceanTimings = {
