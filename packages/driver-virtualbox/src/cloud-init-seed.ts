@@ -18,6 +18,11 @@ export interface SeedOptions {
   /** MAC addresses (`080027AABBCC`) of the NAT and host-only adapters, for the network config. */
   natMac: string;
   hostOnlyMac: string;
+  /**
+   * `--virtualbox-hostonly-no-dhcp`: the host-only adapter's static address with its prefix
+   * (`192.168.59.3/24`) instead of DHCP.
+   */
+  hostOnlyAddress?: string | undefined;
 }
 
 /** A VirtualBox MAC address (Oracle's 08:00:27 prefix), as `modifyvm --macaddressN` takes it. */
@@ -48,10 +53,16 @@ export function machineCloudConfig(options: Pick<SeedOptions, 'machineName' | 's
 }
 
 /**
- * Netplan v2 for both adapters, matched by MAC: DHCP on each, but only the NAT adapter may set the
- * default route and DNS (cloud-init's fallback config would bring up just the first NIC).
+ * Netplan v2 for both adapters, matched by MAC (cloud-init's fallback config would bring up just
+ * the first NIC). The NAT adapter uses DHCP and is the only one that may set the default route and
+ * DNS. The host-only adapter uses DHCP too, or, given `hostOnlyAddress` (`ip/prefix`), that static
+ * address: no DHCP, no gateway, no DNS, only the on-link route of its network.
  */
-export function networkConfig(natMac: string, hostOnlyMac: string): string {
+export function networkConfig(natMac: string, hostOnlyMac: string, hostOnlyAddress?: string): string {
+  const hostOnly =
+    hostOnlyAddress === undefined
+      ? ['    dhcp4: true', '    dhcp4-overrides:', '      use-routes: false', '      use-dns: false']
+      : ['    dhcp4: false', '    addresses:', `      - "${hostOnlyAddress}"`];
   return [
     'version: 2',
     'ethernets:',
@@ -62,10 +73,7 @@ export function networkConfig(natMac: string, hostOnlyMac: string): string {
     '  hostonly:',
     '    match:',
     `      macaddress: "${colonMac(hostOnlyMac)}"`,
-    '    dhcp4: true',
-    '    dhcp4-overrides:',
-    '      use-routes: false',
-    '      use-dns: false',
+    ...hostOnly,
     '',
   ].join('\n');
 }
@@ -77,7 +85,7 @@ export function seedFiles(options: SeedOptions): IsoFile[] {
   return [
     { name: 'user-data', content: userData },
     { name: 'meta-data', content: metaData },
-    { name: 'network-config', content: networkConfig(options.natMac, options.hostOnlyMac) },
+    { name: 'network-config', content: networkConfig(options.natMac, options.hostOnlyMac, options.hostOnlyAddress) },
   ];
 }
 

@@ -82,6 +82,44 @@ export function dhcpRange(cidr: HostCidr): { serverIp: string; lowerIp: string; 
   return { serverIp: numberToIp(server), lowerIp: numberToIp(lower), upperIp: numberToIp(upper) };
 }
 
+/** An inclusive IPv4 address range (a DHCP server's leases, or its own address as a one-address range). */
+export interface AddressRange {
+  lowerIp: string;
+  upperIp: string;
+}
+
+/**
+ * The address a guest without DHCP (`--virtualbox-hostonly-no-dhcp`) takes on the host-only
+ * network: the lowest address of the CIDR that is not the network or broadcast address, not the
+ * host's own, not one another VM has (`taken`), and not inside a DHCP server's address or lease
+ * range (`reserved`). The server address and lease range create gives a new DHCP server
+ * ({@link dhcpRange}) are always reserved too, so a machine with DHCP added later never leases a
+ * static guest's address. Undefined when no address is left.
+ */
+export function staticGuestAddress(cidr: HostCidr, taken: readonly string[], reserved: readonly AddressRange[] = []): string | undefined {
+  const network = ipToNumber(cidr.network) ?? 0;
+  const broadcast = ipToNumber(cidr.broadcast) ?? 0;
+  const host = ipToNumber(cidr.ip);
+  const used = new Set(taken.map(ipToNumber).filter((value) => value !== undefined));
+  const own = dhcpRange(cidr);
+  const ranges: [number, number][] = [];
+  for (const range of [...reserved, { lowerIp: own.serverIp, upperIp: own.serverIp }, { lowerIp: own.lowerIp, upperIp: own.upperIp }]) {
+    const lower = ipToNumber(range.lowerIp);
+    const upper = ipToNumber(range.upperIp);
+    if (lower !== undefined && upper !== undefined && lower <= upper) ranges.push([lower, upper]);
+  }
+  for (let value = network + 1; value < broadcast; value++) {
+    // Jump over a whole reserved range at once (a /8 has 16 million addresses).
+    const inside = ranges.find(([lower, upper]) => value >= lower && value <= upper);
+    if (inside !== undefined) {
+      value = inside[1];
+      continue;
+    }
+    if (value !== host && !used.has(value)) return numberToIp(value);
+  }
+  return undefined;
+}
+
 /** One IPv4 route of the host. */
 export interface HostRoute {
   iface: string;

@@ -7,6 +7,7 @@ export { machineCloudConfig, networkConfig, randomVirtualBoxMac, type SeedOption
 export {
   cidrContains,
   collidingRoutes,
+  type AddressRange,
   dhcpRange,
   type HostCidr,
   type HostRoute,
@@ -15,6 +16,7 @@ export {
   parseNetstatRoutes,
   parseProcNetRoute,
   readHostRoutes,
+  staticGuestAddress,
 } from './host-network.ts';
 export { buildIsoImage, type IsoFile, type IsoImageOptions } from './iso9660.ts';
 export {
@@ -31,7 +33,7 @@ export {
   VBoxManageError,
   vboxManageTimeout,
 } from './vboxmanage.ts';
-export { currentHost, defaultTimings, hostOnlyTag, minimumVersion, ResourceKind, VirtualBoxDriver, type VirtualBoxDriverOptions } from './virtualbox-driver.ts';
+export { currentHost, defaultTimings, hostOnlyIpKey, hostOnlyTag, minimumVersion, ResourceKind, VirtualBoxDriver, type VirtualBoxDriverOptions } from './virtualbox-driver.ts';
 export { mapVBoxManageError } from './virtualbox-errors.ts';
 export { checksumFromSums, imageFileName, resolveImage, sha256File } from './virtualbox-image.ts';
 export { stateOfVmState } from './virtualbox-state.ts';

@@ -21,7 +21,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createVirtualBoxDescriptor } from './index.ts';
 import { fakeHost } from './test-support/fake-host.ts';
 import { type FakeVirtualBox, startFakeVirtualBox, strayFiles } from './test-support/fake-virtualbox.ts';
-import type { VBoxManageRunner } from './vboxmanage.ts';
+import { type VBoxManageRunner, VBoxManageError } from './vboxmanage.ts';
 import { virtualBoxFlags } from './virtualbox-flags.ts';
 
 let fake: FakeVirtualBox;
@@ -200,6 +200,8 @@ describe('create', () => {
       'createvm',
       'list hostonlyifs',
       'getextradata global',
+      // An interface machine made may lack a DHCP server (its maker's guest had a static address).
+      'list dhcpservers',
       'modifyvm',
       'storagectl',
       'storageattach',
@@ -827,5 +829,268 @@ describe('start repairs what went missing while the VM was off', () => {
     expect((error as ProviderError).providerCode).toBe('NS_ERROR_FAILURE');
     await driver.remove();
     expect(context.journal.entries()).toEqual([]);
+  });
+});
+
+describe('--virtualbox-hostonly-no-dhcp: a static host-only address instead of DHCP', () => {
+  const noDhcp = { 'virtualbox-hostonly-no-dhcp': true };
+  const uuidOf = (context: ReturnType<typeof machine>['context']) => findEntry(context.journal, 'vm')?.id ?? '';
+  const dhcpCalls = async () => (await fake.calls()).filter((args) => args[0] === 'dhcpserver');
+  async function seedNetworkConfig(machineDir: string): Promise<string> {
+    const { execFileSync } = await import('node:child_process');
+    return execFileSync('isoinfo', ['-J', '-i', join(machineDir, 'seed.iso'), '-x', '/network-config'], { encoding: 'utf8' });
+  }
+
+  it('is accepted from the flag and from VIRTUALBOX_HOSTONLY_NO_DHCP, and is off by default', () => {
+    expect(parseFlags(virtualBoxFlags, { 'virtualbox-hostonly-no-dhcp': true }, { env: {} }).hostOnlyNoDhcp).toBe(true);
+    expect(parseFlags(virtualBoxFlags, {}, { env: { VIRTUALBOX_HOSTONLY_NO_DHCP: 'true' } }).hostOnlyNoDhcp).toBe(true);
+    expect(parseFlags(virtualBoxFlags, {}, { env: {} }).hostOnlyNoDhcp).toBe(false);
+  });
+
+  it('makes no DHCP server, puts the static address into the seed network-config, records it, and getIP answers it; remove leaves nothing', async () => {
+    const { driver, context, machineDir } = machine(noDhcp);
+    await driver.create();
+    const state = await fake.read();
+    const uuid = uuidOf(context);
+    const created = await fake.calls();
+    expect(created.map((args) => (args[0] === 'setextradata' ? args.slice(0, 3).join(' ') : args.slice(0, 2).join(' ')))).toEqual([
+      '--version',
+      'list hostonlyifs',
+      'clonemedium disk',
+      'closemedium disk',
+      'modifymedium disk',
+      'createvm --name',
+      'list hostonlyifs',
+      'hostonlyif create',
+      'setextradata global machine/hostonly-if/vboxnet0',
+      'hostonlyif ipconfig',
+      // Under the host-only lock: the other VMs' recorded addresses (none here), the network's DHCP servers.
+      'list vms',
+      'list dhcpservers',
+      `setextradata ${uuid} machine/hostonly-ip`,
+      `modifyvm ${uuid}`,
+      `storagectl ${uuid}`,
+      `storageattach ${uuid}`,
+      `storageattach ${uuid}`,
+      'sharedfolder add',
+      `startvm ${uuid}`,
+      `showvminfo ${uuid}`,
+    ]);
+    console.log(`VBoxManage calls: create with --virtualbox-hostonly-no-dhcp ${created.length}`);
+    expect(state.hostonlyifs.vboxnet0).toMatchObject({ ip: '192.168.59.1', netmask: '255.255.255.0' });
+    expect(state.dhcpservers).toEqual({});
+    expect(await dhcpCalls()).toEqual([]);
+    // The first free address: not .0 (network), .1 (host), .2 (where a DHCP server would sit).
+    expect(state.extradata?.[uuid]).toEqual({ 'machine/hostonly-ip': '192.168.59.3' });
+    const { natMac, hostOnlyMac } = context.data.read();
+    const colon = (mac: unknown) => (String(mac).toLowerCase().match(/../g) ?? []).join(':');
+    expect(await seedNetworkConfig(machineDir)).toBe(
+      [
+        'version: 2',
+        'ethernets:',
+        '  nat:',
+        '    match:',
+        `      macaddress: "${colon(natMac)}"`,
+        '    dhcp4: true',
+        '  hostonly:',
+        '    match:',
+        `      macaddress: "${colon(hostOnlyMac)}"`,
+        '    dhcp4: false',
+        '    addresses:',
+        '      - "192.168.59.3/24"',
+        '',
+      ].join('\n'),
+    );
+    expect(await driver.getIP()).toBe('192.168.59.3');
+    expect(await driver.getURL()).toBe('tcp://192.168.59.3:2376');
+    expect(await driver.getSSHHostname()).toBe('127.0.0.1');
+    expect(context.data.read()).toMatchObject({ ip: '192.168.59.3', hostOnlyStaticIp: '192.168.59.3' });
+    // The guest took the address from its seed (the fake's guest reads network-config), not from a lease.
+    expect(state.vms[uuid]).toMatchObject({ guestIp: '192.168.59.3', guestPrefix: 24 });
+    await driver.stop();
+    expect(await driver.getIP()).toBe('192.168.59.3');
+    await driver.start();
+    expect(await driver.getIP()).toBe('192.168.59.3');
+    await driver.remove();
+    await expectNothingLeft(context, machineDir);
+    expect((await fake.read()).hostonlyifs).toEqual({});
+    expect((await fake.read()).extradata?.[uuid]).toBeUndefined();
+  });
+
+  it('machines created at once get different addresses (chosen under the host-only lock); a freed address is taken again', async () => {
+    const machines = [machine(noDhcp), machine(noDhcp), machine(noDhcp)];
+    await Promise.all(machines.map(({ driver }) => driver.create()));
+    const ips = await Promise.all(machines.map(({ driver }) => driver.getIP()));
+    expect([...ips].sort()).toEqual(['192.168.59.3', '192.168.59.4', '192.168.59.5']);
+    const state = await fake.read();
+    expect(Object.keys(state.hostonlyifs)).toEqual(['vboxnet0']);
+    expect(state.dhcpservers).toEqual({});
+    // Each guest has the address its machine recorded.
+    for (const [index, { context }] of machines.entries()) expect(state.vms[uuidOf(context)]?.guestIp).toBe(ips[index]);
+    const holder = machines[ips.indexOf('192.168.59.4')];
+    await holder?.driver.remove();
+    const next = machine(noDhcp);
+    const before = (await fake.calls()).length;
+    await next.driver.create();
+    expect(await next.driver.getIP()).toBe('192.168.59.4');
+    // The create read the recorded address of each other VM.
+    const others = machines.filter((entry) => entry !== holder).map(({ context }) => uuidOf(context));
+    const read = (await fake.calls()).slice(before).filter((args) => args[0] === 'getextradata' && args[2] === 'machine/hostonly-ip');
+    expect(read.map((args) => args[1]).sort()).toEqual([...others].sort());
+    await Promise.all([...machines.filter((entry) => entry !== holder), next].map(({ driver }) => driver.remove()));
+    for (const { context, machineDir } of [...machines, next]) await expectNothingLeft(context, machineDir);
+    // Only the interface's removal asked for a DHCP server, and "Failed to find DHCP server" counted as done.
+    const calls = await dhcpCalls();
+    expect(calls.length).toBeGreaterThan(0);
+    expect(calls.every((args) => args[1] === 'remove')).toBe(true);
+  });
+
+  it('joins an interface another machine made with a DHCP server, leaves that server alone and stays out of its leases', async () => {
+    const first = machine();
+    await first.driver.create();
+    expect(await first.driver.getIP()).toBe('192.168.59.100');
+    const server = (await fake.read()).dhcpservers['HostInterfaceNetworking-vboxnet0'];
+    expect(server).toMatchObject({ enabled: true });
+    const before = (await dhcpCalls()).length;
+    const second = machine(noDhcp);
+    await second.driver.create();
+    expect(await second.driver.getIP()).toBe('192.168.59.3');
+    expect(second.context.data.read().hostOnlyInterface).toBe('vboxnet0');
+    await second.driver.remove();
+    expect(await dhcpCalls()).toHaveLength(before);
+    expect((await fake.read()).dhcpservers['HostInterfaceNetworking-vboxnet0']).toEqual(server);
+    expect(await first.driver.getState()).toBe(State.Running);
+    await first.driver.remove();
+    await expectNothingLeft(second.context, second.machineDir);
+    await expectNothingLeft(first.context, first.machineDir);
+  });
+
+  it("skips the range of the user's own DHCP server on the network and the addresses other VMs record", async () => {
+    await fake.update((state) => {
+      state.hostonlyifs.vboxnet2 = { guid: 'g', ip: '192.168.59.1', netmask: '255.255.255.0' };
+      state.dhcpservers['HostInterfaceNetworking-vboxnet2'] = { ip: '192.168.59.3', netmask: '255.255.255.0', lower: '192.168.59.4', upper: '192.168.59.20', enabled: true };
+    });
+    // VMs made outside this test's machines: one records an address in the CIDR, one outside it.
+    for (const [name, address] of [['inside', '192.168.59.21'], ['outside', '192.168.60.22']]) {
+      expect((await fake.run(['createvm', '--name', name ?? '', '--basefolder', fake.dir, '--register'])).code).toBe(0);
+      expect((await fake.run(['setextradata', name ?? '', 'machine/hostonly-ip', address ?? ''])).code).toBe(0);
+    }
+    const other = machine(noDhcp);
+    await other.driver.create();
+    expect(await other.driver.getIP()).toBe('192.168.59.22');
+    for (const name of ['inside', 'outside']) expect((await fake.run(['unregistervm', name, '--delete'])).code).toBe(0);
+    const state = await fake.read();
+    expect(state.dhcpservers['HostInterfaceNetworking-vboxnet2']).toMatchObject({ ip: '192.168.59.3', lower: '192.168.59.4', upper: '192.168.59.20', enabled: true });
+    await other.driver.remove();
+    expect(Object.keys((await fake.read()).hostonlyifs)).toEqual(['vboxnet2']);
+    expect(Object.keys((await fake.read()).dhcpservers)).toEqual(['HostInterfaceNetworking-vboxnet2']);
+    await expectNothingLeft(other.context, other.machineDir);
+  });
+
+  it('a machine with DHCP joining an interface a static machine made adds the server it needs; the last remove deletes both', async () => {
+    const first = machine(noDhcp);
+    await first.driver.create();
+    const second = machine();
+    await second.driver.create();
+    expect(await second.driver.getIP()).toBe('192.168.59.100');
+    expect((await fake.read()).dhcpservers['HostInterfaceNetworking-vboxnet0']).toMatchObject({ ip: '192.168.59.2', lower: '192.168.59.100', enabled: true });
+    expect(findEntry(second.context.journal, 'dhcp-server')).toMatchObject({ id: 'vboxnet0' });
+    await first.driver.remove();
+    expect(Object.keys((await fake.read()).dhcpservers)).toEqual(['HostInterfaceNetworking-vboxnet0']);
+    await second.driver.remove();
+    await expectNothingLeft(first.context, first.machineDir);
+    await expectNothingLeft(second.context, second.machineDir);
+    expect((await fake.read()).hostonlyifs).toEqual({});
+  });
+
+  it("leaves the disabled default DHCP server VirtualBox gives a new interface disabled; a DHCP machine later enables it", async () => {
+    await fake.behave({ defaultDhcp: true });
+    const first = machine(noDhcp);
+    await first.driver.create();
+    expect((await fake.read()).dhcpservers['HostInterfaceNetworking-vboxnet0']).toMatchObject({ ip: '192.168.56.100', enabled: false });
+    expect(await dhcpCalls()).toEqual([]);
+    expect(await first.driver.getIP()).toBe('192.168.59.3');
+    const second = machine();
+    await second.driver.create();
+    expect((await fake.read()).dhcpservers['HostInterfaceNetworking-vboxnet0']).toMatchObject({ ip: '192.168.59.2', lower: '192.168.59.100', enabled: true });
+    expect(await second.driver.getIP()).toBe('192.168.59.100');
+    await Promise.all([first.driver.remove(), second.driver.remove()]);
+    await expectNothingLeft(first.context, first.machineDir);
+    await expectNothingLeft(second.context, second.machineDir);
+  });
+
+  it('refuses a create when no static address is left in the CIDR, and leaves nothing behind', async () => {
+    // A /29 holds the host (.1), the DHCP server's place (.2), the lease range (.4-.6) and one static guest (.3).
+    const cidr = { ...noDhcp, 'virtualbox-hostonly-cidr': '10.0.0.1/29' };
+    const first = machine(cidr);
+    await first.driver.create();
+    expect(await first.driver.getIP()).toBe('10.0.0.3');
+    const second = machine(cidr);
+    const error = await rejection(second.driver.create());
+    expect(error).toBeInstanceOf(InvalidConfigError);
+    expect(error.message).toContain('--virtualbox-hostonly-cidr: no free static address left in 10.0.0.0/29 (other VMs have 1, the rest is the host\'s or DHCP\'s)');
+    expect(second.context.journal.entries()).toEqual([]);
+    expect(await strayFiles(second.machineDir)).toEqual([]);
+    expect(Object.keys((await fake.read()).vms)).toEqual([uuidOf(first.context)]);
+    await first.driver.remove();
+    await expectNothingLeft(first.context, first.machineDir);
+    await expectNothingLeft(second.context, second.machineDir);
+  });
+
+  const staticSteps: [string, (args: readonly string[]) => boolean][] = [
+    ['list vms', (args) => args[0] === 'list' && args[1] === 'vms'],
+    ['list dhcpservers', (args) => args[0] === 'list' && args[1] === 'dhcpservers'],
+    ['setextradata on the VM', (args) => args[0] === 'setextradata' && args[1] !== 'global'],
+    ['modifyvm', (args) => args[0] === 'modifyvm'],
+    ['storageattach of the seed', (args) => args[0] === 'storageattach' && args.includes('dvddrive')],
+    ['startvm', (args) => args[0] === 'startvm'],
+  ];
+  it.each(staticSteps)('a failure of %s leaves nothing behind', async (step, matches) => {
+    let failed = false;
+    const { driver, context, machineDir } = machine(noDhcp, {}, {
+      client: {
+        run: async (args) => {
+          if (!failed && matches(args)) {
+            failed = true;
+            throw new VBoxManageError(args, { stdout: '', stderr: `VBoxManage: error: injected failure of ${step}\nVBoxManage: error: Details: code E_FAIL (0x80004005)\n`, exitCode: 1 });
+          }
+          return fake.runner.run(args);
+        },
+      },
+    });
+    const error = await rejection(driver.create());
+    expect(failed).toBe(true);
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error.message).toContain(`injected failure of ${step}`);
+    expect((error as { cleanupError?: unknown }).cleanupError).toBeUndefined();
+    await expectNothingLeft(context, machineDir);
+  });
+
+  it('start re-creates a deleted interface without a DHCP server; the guest keeps its address', async () => {
+    const { driver, context, machineDir } = machine(noDhcp);
+    await driver.create();
+    await driver.stop();
+    await fake.run(['hostonlyif', 'remove', 'vboxnet0']);
+    await driver.start();
+    const state = await fake.read();
+    expect(state.hostonlyifs.vboxnet0).toMatchObject({ ip: '192.168.59.1' });
+    expect(state.dhcpservers).toEqual({});
+    expect(await driver.getIP()).toBe('192.168.59.3');
+    await driver.remove();
+    await expectNothingLeft(context, machineDir);
+  });
+
+  it('VirtualBox 7 on macOS: the address lies below the host-only network’s built-in DHCP range', async () => {
+    const mac = { platform: 'darwin' as const, routes: { read: async () => [] } };
+    await fake.update((state) => {
+      state.hostonlynets = { HostNetwork: { guid: 'g', netmask: '255.255.255.0', lower: '192.168.59.2', upper: '192.168.59.60', enabled: true } };
+    });
+    const { driver, context, machineDir } = machine(noDhcp, mac);
+    await driver.create();
+    expect(context.data.read().hostOnlyInterface).toBe('HostNetwork');
+    expect(await driver.getIP()).toBe('192.168.59.61');
+    await driver.remove();
+    await expectNothingLeft(context, machineDir);
+    expect(Object.keys((await fake.read()).hostonlynets ?? {})).toEqual(['HostNetwork']);
   });
 });

@@ -26,7 +26,17 @@ import {
 } from '@machine/driver-core';
 import type { SSHTarget } from '@machine/driver-core/ssh';
 import { randomVirtualBoxMac, writeSeedIso } from './cloud-init-seed.ts';
-import { cidrContains, collidingRoutes, dhcpRange, type HostCidr, parseHostCidr, type RouteSource, readHostRoutes } from './host-network.ts';
+import {
+  type AddressRange,
+  cidrContains,
+  collidingRoutes,
+  dhcpRange,
+  type HostCidr,
+  parseHostCidr,
+  type RouteSource,
+  readHostRoutes,
+  staticGuestAddress,
+} from './host-network.ts';
 import {
   defaultVBoxManageTimeouts,
   execFileRunner,
@@ -133,6 +143,8 @@ interface HostOnlyPlan {
   mode: 'if' | 'net';
   cidr: HostCidr;
   existing?: string;
+  /** `net` mode, an existing network: the range its built-in (vmnet) DHCP serves. */
+  leases?: AddressRange;
 }
 
 /** Local VirtualBox VMs from an Ubuntu cloud image, driven only through VBoxManage. */
@@ -271,7 +283,7 @@ export class VirtualBoxDriver implements Driver {
     const inside = networks.filter((block) => cidrContains(cidr, block.get('LowerIP') ?? ''));
     const match = inside.find((block) => block.get('NetworkMask') === cidr.netmask);
     const name = match?.get('Name');
-    if (name !== undefined) return { mode: 'net', cidr, existing: name };
+    if (name !== undefined) return { mode: 'net', cidr, existing: name, leases: { lowerIp: match?.get('LowerIP') ?? '', upperIp: match?.get('UpperIP') ?? '' } };
     const conflict = inside[0];
     if (conflict !== undefined) {
       throw new InvalidConfigError(
@@ -357,18 +369,8 @@ export class VirtualBoxDriver implements Driver {
         const natMac = randomVirtualBoxMac();
         const hostOnlyMac = randomVirtualBoxMac();
         const seedPath = join(machineDir, 'seed.iso');
+        // Recorded now, written once the host-only address is known (a static one is chosen under the lock).
         await journal.record({ kind: ResourceKind.seedIso, id: seedPath });
-        await writeSeedIso(seedPath, {
-          machineName: this.machineName,
-          instanceId: `${this.machineName}-${randomUUID()}`,
-          sshUser: this.#config.sshUser,
-          publicKey: keyPair.publicKey,
-          bootUserData: options.boot?.userData,
-          extraUserData,
-          natMac,
-          hostOnlyMac,
-        });
-        step();
 
         progress('create-disk', 'start', `cloning ${image.path} into the VM disk`);
         const diskPath = join(machineDir, 'disk.vdi');
@@ -388,15 +390,43 @@ export class VirtualBoxDriver implements Driver {
         // The host-only interface is found or made, and the VM attached to it, under a host-wide
         // lock: concurrent creates share one interface, and a concurrent remove cannot delete it
         // between the moment it is chosen and the moment this VM uses it.
-        const { plan, hostOnlyInterface } = await this.#withHostOnlyLock(signal, async () => {
+        // With --virtualbox-hostonly-no-dhcp the static address is chosen and recorded on the VM
+        // under the same lock, so two such creates never pick the same one.
+        const noDhcp = this.#config.hostOnlyNoDhcp;
+        const { plan, hostOnlyInterface, staticIp } = await this.#withHostOnlyLock(signal, async () => {
           const planned = await this.#planHostOnly('create');
-          const name = await this.#ensureHostOnly(planned, 'create');
+          const name = await this.#ensureHostOnly(planned, 'create', !noDhcp);
+          let address: string | undefined;
+          if (noDhcp) {
+            address = await this.#chooseStaticAddress(name, planned, uuid, 'create');
+            await this.#vbox(['setextradata', uuid, hostOnlyIpKey, address], 'create');
+          }
           await this.#vbox(this.#modifyVmArgs(uuid, { sshPort, natMac, hostOnlyMac, hostOnlyInterface: name, hostOnlyMode: planned.mode }), 'create');
-          return { plan: planned, hostOnlyInterface: name };
+          return { plan: planned, hostOnlyInterface: name, staticIp: address };
         });
         // The VM stays the newest journal entry, so remove deletes it before the interface it uses.
         await journal.record({ kind: ResourceKind.vm, id: uuid, meta: { name: this.machineName } });
-        await data.write({ sshPort, natMac, hostOnlyMac, hostOnlyInterface, hostOnlyMode: plan.mode, hostOnlyCidr: this.#config.hostOnlyCidr });
+        await data.write({
+          sshPort,
+          natMac,
+          hostOnlyMac,
+          hostOnlyInterface,
+          hostOnlyMode: plan.mode,
+          hostOnlyCidr: this.#config.hostOnlyCidr,
+          // A static address is the machine's IP from now on: getIP needs no DHCP lease for it.
+          ...(staticIp === undefined ? {} : { ip: staticIp, hostOnlyStaticIp: staticIp }),
+        });
+        await writeSeedIso(seedPath, {
+          machineName: this.machineName,
+          instanceId: `${this.machineName}-${randomUUID()}`,
+          sshUser: this.#config.sshUser,
+          publicKey: keyPair.publicKey,
+          bootUserData: options.boot?.userData,
+          extraUserData,
+          natMac,
+          hostOnlyMac,
+          hostOnlyAddress: staticIp === undefined ? undefined : `${staticIp}/${plan.cidr.prefix}`,
+        });
         step();
         await this.#vbox(['storagectl', uuid, '--name', 'SATA', '--add', 'sata', '--controller', 'IntelAhci', '--portcount', '2', '--hostiocache', 'on'], 'create');
         await this.#vbox(['storageattach', uuid, '--storagectl', 'SATA', '--port', '0', '--device', '0', '--type', 'hdd', '--medium', diskPath], 'create');
@@ -620,8 +650,12 @@ export class VirtualBoxDriver implements Driver {
     ];
   }
 
-  /** Reuses the planned interface (adding a DHCP server when it has none) or creates interface + DHCP server. */
-  async #ensureHostOnly(plan: HostOnlyPlan, operation = 'create'): Promise<string> {
+  /**
+   * Reuses the planned interface (adding a DHCP server when it has none) or creates interface + DHCP
+   * server. Without `dhcp` (a static guest) no DHCP server is added, enabled or changed: a server
+   * the network already has (another machine's, the user's) is left as it is.
+   */
+  async #ensureHostOnly(plan: HostOnlyPlan, operation = 'create', dhcp = true): Promise<string> {
     const { journal } = this.#context;
     const range = dhcpRange(plan.cidr);
     if (plan.mode === 'net') return this.#ensureHostOnlyNetwork(plan, range, operation);
@@ -647,11 +681,16 @@ export class VirtualBoxDriver implements Driver {
       const tag = await this.#vbox(['getextradata', 'global', hostOnlyTag(name)], operation);
       const madeByMachine = /^Value: ./.test(tag.trim());
       await journal.record({ kind: ResourceKind.hostOnlyInterface, id: name, preExisting: !madeByMachine });
-      if (madeByMachine) return name;
+      if (!dhcp) return name;
+      // Even an interface machine made may have no DHCP server: its maker's guest had a static address.
       const servers = parseBlocks(await this.#vbox(['list', 'dhcpservers'], operation));
-      if (!servers.some((server) => server.get('NetworkName') === `HostInterfaceNetworking-${name}`)) {
+      const server = servers.find((block) => block.get('NetworkName') === `HostInterfaceNetworking-${name}`);
+      if (server === undefined) {
         await journal.record({ kind: ResourceKind.dhcpServer, id: name });
         await this.#vbox(dhcpArgs(name), operation);
+      } else if (madeByMachine && server.get('Enabled') !== 'Yes') {
+        // The disabled default server VirtualBox gave the interface when a static guest's create made it.
+        await this.#vbox(['dhcpserver', 'modify', ...dhcpArgs(name).slice(2)], operation);
       }
       return name;
     }
@@ -666,12 +705,60 @@ export class VirtualBoxDriver implements Driver {
     await journal.record({ kind: ResourceKind.hostOnlyInterface, id: name });
     await this.#vbox(['setextradata', 'global', hostOnlyTag(name), this.machineName], operation);
     await this.#vbox(['hostonlyif', 'ipconfig', name, '--ip', plan.cidr.ip, '--netmask', plan.cidr.netmask], operation);
+    if (!dhcp) return name;
     // Some VirtualBox versions give a new interface a default DHCP server; configure that one then.
     await this.#vbox(dhcpArgs(name), operation).catch(async (error: unknown) => {
       if (!(ProviderError.isInstance(error) && /already exists/i.test(error.message))) throw error;
       await this.#vbox(['dhcpserver', 'modify', ...dhcpArgs(name).slice(2)], operation);
     });
     return name;
+  }
+
+  /**
+   * The static host-only address of a `--virtualbox-hostonly-no-dhcp` guest, chosen while the
+   * caller holds the host-only lock (and records it on the VM before letting go). Taken are the
+   * addresses every other VM records in its extra data ({@link hostOnlyIpKey}) inside the CIDR,
+   * whichever network it is attached to now; reserved are the address and lease range of each DHCP
+   * server of this network (on a macOS host-only network, its built-in DHCP range).
+   */
+  async #chooseStaticAddress(name: string, plan: HostOnlyPlan, ownUuid: string, operation: string): Promise<string> {
+    const taken: string[] = [];
+    for (const vm of parseVmList(await this.#vbox(['list', 'vms'], operation))) {
+      if (vm.uuid === ownUuid.toLowerCase()) continue;
+      let output: string;
+      try {
+        output = await this.#vbox(['getextradata', vm.uuid, hostOnlyIpKey], operation);
+      } catch (error) {
+        // Deleted since the list: its address is free again.
+        if (NotFoundError.isInstance(error)) continue;
+        throw error;
+      }
+      const address = /^Value: (\S+)/.exec(output.trim())?.[1];
+      if (address !== undefined && cidrContains(plan.cidr, address)) taken.push(address);
+    }
+    const reserved: AddressRange[] = [];
+    if (plan.mode === 'net') {
+      if (plan.leases !== undefined) reserved.push(plan.leases);
+    } else {
+      for (const server of parseBlocks(await this.#vbox(['list', 'dhcpservers'], operation))) {
+        if (server.get('NetworkName') !== `HostInterfaceNetworking-${name}`) continue;
+        const serverIp = server.get('Dhcpd IP') ?? '';
+        reserved.push({ lowerIp: serverIp, upperIp: serverIp }, { lowerIp: server.get('LowerIPAddress') ?? '', upperIp: server.get('UpperIPAddress') ?? '' });
+      }
+    }
+    const address = staticGuestAddress(plan.cidr, taken, reserved);
+    if (address === undefined) {
+      throw new InvalidConfigError(
+        [
+          {
+            flag: 'virtualbox-hostonly-cidr',
+            message: `no free static address left in ${plan.cidr.network}/${plan.cidr.prefix} (other VMs have ${taken.length}, the rest is the host's or DHCP's); remove a machine or pick a wider range`,
+          },
+        ],
+        { machine: this.machineName, operation },
+      );
+    }
+    return address;
   }
 
   /** VirtualBox 7 on macOS: reuse the matching host-only network or add one (vmnet gives the host the first address and serves DHCP itself). */
@@ -800,8 +887,10 @@ export class VirtualBoxDriver implements Driver {
       await journal.forget(kind, attached);
       await journal.forget(ResourceKind.dhcpServer, attached);
     }
+    // A guest with a static address keeps it (its seed's network-config): the new network gets no DHCP server for it.
+    const dhcp = typeof this.#context.data.read().hostOnlyStaticIp !== 'string';
     const name = await this.#withHostOnlyLock(signal, async () => {
-      const made = await this.#ensureHostOnly(await this.#planHostOnly('start'), 'start');
+      const made = await this.#ensureHostOnly(await this.#planHostOnly('start'), 'start', dhcp);
       await this.#vbox(['modifyvm', uuid, mode === 'net' ? '--host-only-net2' : '--hostonlyadapter2', made], 'start');
       return made;
     });
@@ -898,18 +987,26 @@ export class VirtualBoxDriver implements Driver {
     };
   }
 
-  /** Reads the guest's address on the host-only network over SSH (DHCP may take a moment) and stores it. */
+  /**
+   * Reads the guest's address on the host-only network over SSH (DHCP may take a moment) and
+   * stores it. A guest with a static address must show that one (else its network-config failed).
+   */
   async #refreshIp(signal: AbortSignal | undefined, operation: string): Promise<string> {
     const cidr = parseHostCidr(this.#config.hostOnlyCidr);
-    const pinned = this.#context.data.read().hostKeyFingerprint;
+    const { hostKeyFingerprint: pinned, hostOnlyStaticIp } = this.#context.data.read();
+    const fixed = typeof hostOnlyStaticIp === 'string' ? hostOnlyStaticIp : undefined;
     const target = await this.#sshTarget(typeof pinned === 'string' ? pinned : undefined);
     const [, { runSSH }] = await loadSsh();
     const ip = await waitFor(
       async () => {
         const result = await runSSH(target, 'ip -o -4 addr show', signal === undefined ? {} : { signal });
         const addresses = [...result.stdout.matchAll(/\binet (\d+\.\d+\.\d+\.\d+)\//g)].map((match) => match[1] ?? '');
+        const has = addresses.join(', ') || 'none';
+        if (fixed !== undefined) {
+          return addresses.includes(fixed) ? { done: true, value: fixed } : { done: false, reason: `the guest does not have its static address ${fixed} yet (has ${has})` };
+        }
         const found = addresses.find((address) => address !== cidr.ip && cidrContains(cidr, address));
-        return found === undefined ? { done: false, reason: `no address in ${cidr.network}/${cidr.prefix} yet (has ${addresses.join(', ') || 'none'})` } : { done: true, value: found };
+        return found === undefined ? { done: false, reason: `no address in ${cidr.network}/${cidr.prefix} yet (has ${has})` } : { done: true, value: found };
       },
       {
         interval: this.#timings.pollInterval,
@@ -1023,6 +1120,13 @@ export class VirtualBoxDriver implements Driver {
   }
 }
 
+/**
+ * The VM extra-data key that records a `--virtualbox-hostonly-no-dhcp` guest's static host-only
+ * address. It lives in the VM's settings, so it goes away with the VM (nothing to clean up), and
+ * the next static create reads it to skip that address.
+ */
+export const hostOnlyIpKey = 'machine/hostonly-ip';
+
 /** The global extra-data key that marks a host-only interface as made by machine (value: the machine that made it). */
 export function hostOnlyTag(name: string, mode: 'if' | 'net' = 'if'): string {
   return `machine/hostonly-${mode}/${name}`;
@@ -1034,7 +1138,8 @@ function isMissingMedium(stderr: string): boolean {
 
 function ignoreMissing(error: unknown): void {
   if (NotFoundError.isInstance(error)) return;
-  if (ProviderError.isInstance(error) && /does not exist|could not find|not found/i.test(error.message)) return;
+  // `dhcpserver remove` of a missing server says "Failed to find DHCP server for host-only interface '…'".
+  if (ProviderError.isInstance(error) && /does not exist|could not find|failed to find|not found/i.test(error.message)) return;
   throw error;
 }
 

@@ -138,6 +138,13 @@ export const virtualBoxFlags = defineFlags([
     description: 'Promiscuous mode of the host-only adapter',
   },
   {
+    name: 'virtualbox-hostonly-no-dhcp',
+    key: 'hostOnlyNoDhcp',
+    type: 'bool',
+    envVar: 'VIRTUALBOX_HOSTONLY_NO_DHCP',
+    description: 'Add no DHCP server to the host-only network: the guest gets a free static address in the CIDR from its cloud-init seed',
+  },
+  {
     name: 'virtualbox-ui-type',
     key: 'uiType',
     type: 'string',

@@ -12,6 +12,7 @@ import {
   parseIpRoute,
   parseNetstatRoutes,
   parseProcNetRoute,
+  staticGuestAddress,
 } from './host-network.ts';
 import { procNetRoute } from './test-support/fake-host.ts';
 import {
@@ -63,6 +64,35 @@ describe('host-only CIDR', () => {
     }
     expect(cidrContains(parseHostCidr('192.168.59.1/24'), '192.168.59.101')).toBe(true);
     expect(cidrContains(parseHostCidr('192.168.59.1/24'), '192.168.60.1')).toBe(false);
+  });
+});
+
+describe('static guest address (--virtualbox-hostonly-no-dhcp)', () => {
+  it('takes the lowest address that is not the network, the host, a DHCP server address or lease, or taken', () => {
+    const cidr = parseHostCidr('192.168.59.1/24');
+    // .0 network, .1 host, .2 the DHCP server create would add: .3.
+    expect(staticGuestAddress(cidr, [])).toBe('192.168.59.3');
+    expect(staticGuestAddress(cidr, ['192.168.59.3', '192.168.59.5'])).toBe('192.168.59.4');
+    // Addresses outside the CIDR do not count.
+    expect(staticGuestAddress(cidr, ['192.168.60.3', 'not-an-ip'])).toBe('192.168.59.3');
+    // Another DHCP server's address and leases on the network are skipped.
+    expect(staticGuestAddress(cidr, [], [{ lowerIp: '192.168.59.3', upperIp: '192.168.59.3' }, { lowerIp: '192.168.59.4', upperIp: '192.168.59.50' }])).toBe('192.168.59.51');
+    // With the host elsewhere the DHCP server's place is .1, so the first static address is .2 (or .3 past the host).
+    expect(staticGuestAddress(parseHostCidr('192.168.59.10/24'), [])).toBe('192.168.59.2');
+    expect(staticGuestAddress(parseHostCidr('192.168.59.2/24'), [])).toBe('192.168.59.3');
+  });
+
+  it('never gives the broadcast address, and is undefined when the network is full', () => {
+    // /29: .0 network, .1 host, .2 server, .4-.6 leases, .7 broadcast: only .3.
+    const small = parseHostCidr('10.0.0.1/29');
+    expect(staticGuestAddress(small, [])).toBe('10.0.0.3');
+    expect(staticGuestAddress(small, ['10.0.0.3'])).toBeUndefined();
+    // The whole lower part taken: never the leases (.100-.254) nor the broadcast (.255).
+    const cidr = parseHostCidr('192.168.59.1/24');
+    const lower = Array.from({ length: 97 }, (_, index) => `192.168.59.${index + 3}`);
+    expect(staticGuestAddress(cidr, lower)).toBeUndefined();
+    // A /8 skips a big reserved range at once.
+    expect(staticGuestAddress(parseHostCidr('10.0.0.1/8'), [], [{ lowerIp: '10.0.0.3', upperIp: '10.255.255.253' }])).toBeUndefined();
   });
 });
 
@@ -284,6 +314,14 @@ describe('cloud-init seed', () => {
     expect(config).toContain('macaddress: "08:00:27:aa:bb:cc"');
     expect(config).toContain('macaddress: "08:00:27:dd:ee:ff"');
     expect(config).toMatch(/hostonly:[\s\S]*use-routes: false/);
+  });
+
+  it('network-config gives the host-only adapter a static address without DHCP, gateway or DNS when asked', () => {
+    const config = networkConfig('080027AABBCC', '080027DDEEFF', '192.168.59.3/24');
+    const [nat, hostOnly] = config.split('  hostonly:\n');
+    expect(nat).toContain('dhcp4: true');
+    expect(hostOnly).toBe('    match:\n      macaddress: "08:00:27:dd:ee:ff"\n    dhcp4: false\n    addresses:\n      - "192.168.59.3/24"\n');
+    expect(seedFiles({ machineName: 'm', instanceId: 'i', sshUser: 'docker', publicKey: 'ssh-ed25519 AAAA k', natMac: '080027AABBCC', hostOnlyMac: '080027DDEEFF', hostOnlyAddress: '10.0.0.3/29' }).find((file) => file.name === 'network-config')?.content).toContain('      - "10.0.0.3/29"\n');
   });
 });
 

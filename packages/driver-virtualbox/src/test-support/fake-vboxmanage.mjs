@@ -5,10 +5,36 @@
 // command when the state's `faults` say so. State changes that take time on a real host (an ACPI
 // shutdown) are stored as `pending` and applied by whichever later call (or the test harness)
 // looks at the VM after their time has come.
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+
+/**
+ * What the guest's cloud-init makes of its NoCloud seed for the adapter with `mac`: the seed's
+ * `network-config` (read with isoinfo) gives that adapter a static address (`{ address, prefix }`)
+ * or DHCP (`{ dhcp: true }`). Undefined when the VM has no readable seed: the guest then asks DHCP.
+ */
+function guestNetworkOf(vm, mac) {
+  const seed = Object.values(vm.storage ?? {})
+    .flatMap((ports) => Object.values(ports))
+    .find((medium) => medium.endsWith('.iso'));
+  if (seed === undefined || mac === undefined || !existsSync(seed)) return undefined;
+  let text;
+  try {
+    text = execFileSync('isoinfo', ['-J', '-i', seed, '-x', '/network-config'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return undefined;
+  }
+  const colonMac = (mac.toLowerCase().match(/../g) ?? []).join(':');
+  // The netplan `ethernets:` entries are the two-space-indented keys.
+  const entry = text.split(/\n(?= {2}\S)/).find((block) => block.includes(`macaddress: "${colonMac}"`));
+  if (entry === undefined) return undefined;
+  const address = /addresses:\s*\n\s*-\s*"?(\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(entry);
+  if (address !== null) return { address: address[1], prefix: Number(address[2]) };
+  return { dhcp: /\bdhcp4:\s*true\b/.test(entry) };
+}
 
 class Exit extends Error {
   constructor(code) {
@@ -191,9 +217,16 @@ function execute(args, statePath, io) {
       writeFileSync(join(logDir, 'VBox.log'), `00:00:00.000000 VirtualBox VM starting\n${state.behaviour.startLog}\n`);
     }
     setState(vm, started);
-    if ((hostOnly !== undefined || hostOnlyNet !== undefined) && vm.guestIp === undefined) {
+    const hostOnlyNic = hostOnly ?? hostOnlyNet;
+    const guestNetwork = hostOnlyNic === undefined || vm.guestIp !== undefined ? undefined : guestNetworkOf(vm, hostOnlyNic.mac);
+    if (guestNetwork?.address !== undefined) {
+      // A static address from the seed: the guest asks no DHCP server.
+      vm.guestIp = guestNetwork.address;
+      vm.guestPrefix = guestNetwork.prefix;
+    } else if (hostOnlyNic !== undefined && vm.guestIp === undefined && guestNetwork?.dhcp !== false) {
       const server = hostOnly !== undefined ? state.dhcpservers[`HostInterfaceNetworking-${hostOnly.adapter}`] : state.hostonlynets[hostOnlyNet.network];
-      if (server !== undefined) {
+      // Only an enabled server answers (a host-only network's built-in DHCP is on while the network is).
+      if (server?.enabled) {
         state.leases = (state.leases ?? 0) + 1;
         const lower = server.lower.split('.').map(Number);
         lower[3] += state.leases - 1;
@@ -425,6 +458,8 @@ function execute(args, statePath, io) {
         ]);
       }
       delete state.vms[vm.uuid];
+      // A VM's extra data lives in its settings file: it goes with the VM.
+      if (state.extradata !== undefined) delete state.extradata[vm.uuid];
       if (rest.includes('--delete')) {
         for (const ports of Object.values(vm.storage ?? {})) {
           for (const medium of Object.values(ports)) {
@@ -560,7 +595,9 @@ function execute(args, statePath, io) {
         server.upper = option('--upper-ip') ?? server.upper;
         if (args.includes('--enable')) server.enabled = true;
       } else if (action === 'remove') {
-        if (state.dhcpservers[network] === undefined) fail(['DHCP server does not exist']);
+        if (state.dhcpservers[network] === undefined) {
+          fail([ifname === undefined ? `Failed to find DHCP server for network '${network}'` : `Failed to find DHCP server for host-only interface '${ifname}' (network '${network}')`]);
+        }
         delete state.dhcpservers[network];
       } else {
         fail([`Invalid parameter '${action}'`]);

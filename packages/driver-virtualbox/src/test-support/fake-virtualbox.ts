@@ -16,7 +16,10 @@ export interface FakeVm {
   basefolder: string;
   state: string;
   pending?: { state: string; at: number };
+  /** The guest's host-only address: a DHCP lease, or the static one its seed's network-config gives. */
   guestIp?: string;
+  /** The prefix of a static guestIp (DHCP leases are /24 in the fake). */
+  guestPrefix?: number;
   resets?: number;
   settings: Record<string, string | number>;
   nics: Record<string, { type: string; adapter?: string; network?: string; mac?: string; nictype?: string }>;
@@ -209,6 +212,7 @@ export async function startFakeVirtualBox(initial: Partial<FakeState> = {}): Pro
         if (hostKey === undefined) hostKey = generateSSHKeyPair({ comment: 'host' }).privateKey;
         hostKeys.set(uuid, hostKey);
         const guestIp = vm.guestIp;
+        const guestPrefix = vm.guestPrefix ?? 24;
         const server = await startSSHServer({
           host: '127.0.0.1',
           port,
@@ -219,7 +223,9 @@ export async function startFakeVirtualBox(initial: Partial<FakeState> = {}): Pro
               io.stdout('1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n');
               io.stdout('2: enp0s3    inet 10.0.2.15/24 metric 100 brd 10.0.2.255 scope global dynamic enp0s3\\       valid_lft 86313sec preferred_lft 86313sec\n');
               if (guestIp !== undefined) {
-                io.stdout(`3: enp0s8    inet ${guestIp}/24 metric 100 brd 192.168.59.255 scope global dynamic enp0s8\\       valid_lft 513sec preferred_lft 513sec\n`);
+                const lease = vm.guestPrefix === undefined ? ' metric 100' : '';
+                const lifetime = vm.guestPrefix === undefined ? 'dynamic enp0s8\\       valid_lft 513sec preferred_lft 513sec' : 'enp0s8\\       valid_lft forever preferred_lft forever';
+                io.stdout(`3: enp0s8    inet ${guestIp}/${guestPrefix}${lease} brd 192.168.59.255 scope global ${lifetime}\n`);
               }
               return 0;
             }
