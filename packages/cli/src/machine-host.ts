@@ -58,7 +58,9 @@ export function configFromRecord(
   env: Readonly<Record<string, string | undefined>>,
   simValues: Readonly<Record<string, unknown>> = {},
 ): Record<string, unknown> {
-  const values = { ...valuesByFlagName(descriptor.flags, record.config), ...(record.sim === true ? simValues : {}) };
+  // The simulator's values replace only the flags it filled at create (older records: all of them).
+  const fromSim = record.sim !== true ? {} : record.simFlags === undefined ? simValues : Object.fromEntries(Object.entries(simValues).filter(([flag]) => record.simFlags?.includes(flag)));
+  const values = { ...valuesByFlagName(descriptor.flags, record.config), ...fromSim };
   return parseFlags(descriptor.flags, values, { env }) as Record<string, unknown>;
 }
 

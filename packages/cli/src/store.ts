@@ -35,6 +35,12 @@ export interface MachineRecord {
   data: Record<string, JsonValue>;
   /** Created against the bundled cloud simulator (`--sim`). */
   sim?: boolean;
+  /**
+   * The driver flags the simulator filled at create (its API URL, fake token, SSH port): later
+   * commands take these from the running simulator again; every other recorded flag (one the user
+   * gave, like `--google-project`) stays as recorded.
+   */
+  simFlags?: string[];
   /** Why create failed, when it did. */
   error?: string;
   /** The Docker engine the CLI provisioned on the machine (absent for drivers without SSH, like `none`). */
@@ -286,6 +292,7 @@ function parseRecord(name: string, text: string, path: string): MachineRecord {
     data: record.data ?? {},
     ...(record.ssh === undefined ? {} : { ssh: record.ssh }),
     ...(record.sim === true ? { sim: true } : {}),
+    ...(Array.isArray(record.simFlags) ? { simFlags: record.simFlags.map(String) } : {}),
     ...(record.error === undefined ? {} : { error: record.error }),
     ...(record.provision === undefined ? {} : { provision: record.provision }),
     ...(typeof record.storeId === 'string' ? { storeId: record.storeId } : {}),

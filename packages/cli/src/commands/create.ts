@@ -120,10 +120,13 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
   const hostFlagNames = new Set<string>(provisionFlags.map((definition) => definition.name));
   let values = Object.fromEntries(Object.entries(parsed.values).filter(([flagName]) => !hostFlagNames.has(flagName)));
   const hostValues = Object.fromEntries(Object.entries(parsed.values).filter(([flagName]) => hostFlagNames.has(flagName)));
+  let simFlags: string[] = [];
   if (options.sim) {
     // The simulator's endpoint and fake credentials; what the user gave explicitly wins.
     const { simFlagValues, simEnginePort } = await import('../sim-mode.ts');
-    values = { ...(await simFlagValues(ctx, descriptor, { start: true })), ...values };
+    const fromSim = await simFlagValues(ctx, descriptor, { start: true });
+    simFlags = Object.keys(fromSim).filter((flag) => !(flag in values));
+    values = { ...fromSim, ...values };
     // Each simulator has its own docker port, so parallel simulators never collide on 2376.
     const port = await simEnginePort(ctx);
     if (port !== undefined && hostValues['engine-port'] === undefined) hostValues['engine-port'] = port;
@@ -173,7 +176,7 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       config: withoutSecrets(descriptor.flags, config) as Record<string, unknown>,
       journal: [],
       data: {},
-      ...(options.sim ? { sim: true } : {}),
+      ...(options.sim ? { sim: true, simFlags } : {}),
       storeId: await store.storeId(),
     };
     // Like the reference, the CA and client certificate come first (made once per store).

@@ -29,6 +29,22 @@ describe('machine ls', () => {
     expect(rows[99]).toMatch(/^m100\s/);
   });
 
+  it('ls -q and the name, driver and label filters with -q make no API call; a state filter asks', async () => {
+    cli = await cliHarness({ cloud: createFakeCloud({ instancesNeverRun: true }) });
+    for (const name of ['q1', 'q2', 'web3']) await storeMachine(cli, name);
+    const harness = cli;
+    const before = harness.cloud.totalCalls;
+    const quiet = async (...args: string[]) => (await harness.run(['ls', '-q', ...args])).stdout;
+    expect(await quiet()).toBe('q1\nq2\nweb3\n');
+    expect(await quiet('--filter', 'name=^q')).toBe('q1\nq2\n');
+    expect(await quiet('--filter', 'driver=fake')).toBe('q1\nq2\nweb3\n');
+    expect(await quiet('--filter', 'driver=other')).toBe('');
+    expect(await quiet('--filter', 'label=env=prod')).toBe('');
+    expect(harness.cloud.totalCalls).toBe(before);
+    expect(await quiet('--filter', 'state=starting')).toBe('q1\nq2\nweb3\n');
+    expect(harness.cloud.totalCalls).toBeGreaterThan(before);
+  });
+
   it('asks a driver with a batch getStates once for all its machines', async () => {
     cli = await cliHarness({ cloud: createFakeCloud({ instancesNeverRun: true }) });
     const base = cli.drivers.fake as DriverDescriptor;

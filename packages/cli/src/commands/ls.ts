@@ -89,16 +89,25 @@ export async function listCommand(ctx: CommandContext, options: ListOptions): Pr
 
   let names = await ctx.store.list();
   if (filters.name.length > 0) names = names.filter((name) => filters.name.some((pattern) => pattern.test(name)));
-  if (filters.label.length > 0) {
-    // Like the reference: a machine matches when one of its engine labels is `key=value` (or has that key).
-    const labelled = await Promise.all(
+  if (filters.label.length > 0 || (options.quiet === true && filters.driver.length > 0)) {
+    // Label and driver come from the records, not the provider. Like the reference, a machine matches
+    // a label filter when one of its engine labels is `key=value` (or has that key).
+    const kept = await Promise.all(
       names.map(async (name) => {
-        const labels = await ctx.store.read(name).then((record) => record.provision?.engine.labels, () => undefined);
+        const record = await ctx.store.read(name).catch(() => undefined);
+        if (filters.driver.length > 0 && !filters.driver.includes(record?.driver.toLowerCase() ?? '')) return undefined;
+        const labels = record?.provision?.engine.labels;
         const list = Array.isArray(labels) ? labels.map(String) : [];
-        return filters.label.some((wanted) => list.some((label) => label === wanted || label.split('=')[0] === wanted)) ? name : undefined;
+        if (filters.label.length > 0 && !filters.label.some((wanted) => list.some((label) => label === wanted || label.split('=')[0] === wanted))) return undefined;
+        return name;
       }),
     );
-    names = labelled.filter((name): name is string => name !== undefined);
+    names = kept.filter((name): name is string => name !== undefined);
+  }
+  if (options.quiet === true && filters.state.length === 0) {
+    // Names only (scripts, shell completion): nothing to ask the providers, like the reference.
+    for (const name of names) writeLine(ctx.io.stdout, name);
+    return ExitCode.ok;
   }
   const rows = await listRows(ctx, names, { timeoutMs: timeoutSeconds * 1000, drivers: filters.driver });
   const shown = rows.filter(
