@@ -64,6 +64,12 @@ export interface RetrySettings {
   initialDelayMs: number;
   /** Largest delay, ms (default 20 000). */
   maxDelayMs: number;
+  /**
+   * How long throttling (403/429 `rateLimitExceeded`) and `resourceNotReady` are retried, ms,
+   * whatever `attempts` says (default 120 000): Compute Engine's rate quotas are per minute and
+   * refill only at the next minute, operation polling included.
+   */
+  budgetMs: number;
 }
 
 /** The clients the driver needs; tests inject them (mocks, or real clients pointed at the simulator). */

@@ -187,12 +187,17 @@ describe('google driver with an in-memory Compute Engine', () => {
     expect(new Set(insertIds).size).toBe(1);
   });
 
-  it('gives up on throttling after the configured attempts with a retryable ProviderError', async () => {
-    compute.failNext('firewalls.get', googleError(429, 'Rate Limit Exceeded', 'google'), 3);
+  it('waits out throttling for the retry budget, not a few attempts (rate quotas are per minute), then gives up with a retryable ProviderError', async () => {
+    compute.failNext('firewalls.get', googleError(429, 'Rate Limit Exceeded', 'google'), 4);
+    const { driver } = machine();
+    await driver.create(); // four refusals: more than the 3 attempts, inside the budget
+    await driver.remove();
+    compute.failNext('firewalls.get', googleError(429, 'Rate Limit Exceeded', 'google'), 100_000);
     const error = (await machine().driver.create().catch((caught: unknown) => caught)) as ProviderError;
     expect(error).toBeInstanceOf(ProviderError);
     expect(error.statusCode).toBe(429);
     expect(error.isRetryable).toBe(true);
+    expect(compute.count('firewalls.get')).toBeGreaterThan(4 + 3);
   });
 
   it.each(['google', 'gaxios'] as const)('maps %s-shaped errors: 404 NotFound, 401 Auth, 403 quota, 403 permission', async (shape) => {

@@ -25,7 +25,7 @@ import {
   waitFor,
 } from '@machine/driver-core';
 import type { ComputeClients, ComputeInstance, ComputeOperation, RetrySettings, StartedOperation } from './google-clients.ts';
-import { googleErrorInfo, isAlreadyExists, isFingerprintConflict, isNotFound, isRetryableGoogleError, operationError } from './google-errors.ts';
+import { googleErrorInfo, isAlreadyExists, isFingerprintConflict, isNotFound, isRetryableGoogleError, isWaitOutError, operationError } from './google-errors.ts';
 import { firewallPatch, firewallRuleName, lastSegment, machineTag, managedMarker, newFirewall } from './google-firewall.ts';
 import { type GoogleConfig, imagePath, parseLabels } from './google-flags.ts';
 import { hasSSHKey, sshKeysLine, withoutSSHKey, withSSHKey } from './google-metadata.ts';
@@ -54,11 +54,13 @@ export function googleNameProblem(name: string): string | undefined {
 }
 
 const stateByStatus: Readonly<Record<string, State>> = {
+  PENDING: State.Starting,
   PROVISIONING: State.Starting,
   STAGING: State.Starting,
   RUNNING: State.Running,
   STOPPING: State.Stopping,
   PENDING_STOP: State.Stopping,
+  DEPROVISIONING: State.Stopping,
   SUSPENDING: State.Stopping,
   SUSPENDED: State.Saved,
   STOPPED: State.Stopped,
@@ -72,7 +74,10 @@ export function stateOfInstance(instance: ComputeInstance): State {
 }
 
 const operationDone = new Set(['DONE', '2104194']);
-const defaultRetry: RetrySettings = { attempts: 5, initialDelayMs: 1000, maxDelayMs: 20_000 };
+const defaultRetry: RetrySettings = { attempts: 5, initialDelayMs: 1000, maxDelayMs: 20_000, budgetMs: 120_000 };
+
+/** Statuses on the way to RUNNING (REPAIRING returns to RUNNING when the repair works). */
+const startingStatuses = new Set(['PENDING', 'PROVISIONING', 'STAGING', 'REPAIRING']);
 
 /**
  * Settles with `promise`, or rejects with CancelledError as soon as `signal` aborts (an operations
@@ -98,6 +103,12 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
       },
     );
   });
+}
+
+/** True when Compute Engine answered the call with a 4xx (it made nothing); lost connections and 5xx may have made something. */
+function isRefusal(error: unknown): boolean {
+  const status = googleErrorInfo(error).status;
+  return status !== undefined && status >= 400 && status < 500 && !isWaitOutError(error);
 }
 
 /** The SDK clients, built on first use. */
@@ -488,11 +499,16 @@ export class GoogleDriver implements Driver {
       scheduling,
     };
     this.#progress('create-instance', 'start', `creating instance ${this.machineName} (${this.#config.machineType}) in ${zone}`);
-    await this.#zoneCall('create', zone, signal, async (c, requestId) => {
-      const started = await c.instances.insert({ project, zone, instanceResource, requestId });
-      await this.#context.journal.record({ kind: ResourceKind.instance, id: this.machineName, region: zone });
-      return started;
-    });
+    // Recorded before the call (the name is the instance's identity): a lost reply still leaves a
+    // trace that rollback and remove delete by name. A refusal (an answered 4xx: another's
+    // instance of that name, a bad field) made nothing of ours, and the record goes again.
+    await this.#context.journal.record({ kind: ResourceKind.instance, id: this.machineName, region: zone });
+    await this.#zoneCall('create', zone, signal, (c, requestId) => c.instances.insert({ project, zone, instanceResource, requestId })).catch(
+      async (error: unknown) => {
+        if (isRefusal(error)) await this.#context.journal.forget(ResourceKind.instance, this.machineName);
+        throw error;
+      },
+    );
     this.#progress('create-instance', 'done', `instance ${this.machineName} created`);
   }
 
@@ -645,18 +661,27 @@ export class GoogleDriver implements Driver {
 
   // ---- API plumbing ----
 
-  /** One API call through the lazily built clients, retried on throttling and transient 5xx with backoff. */
+  /**
+   * One API call through the lazily built clients, retried with backoff: transient 5xx and lost
+   * connections up to `attempts` tries; throttling and `resourceNotReady` for `budgetMs` (rate
+   * quotas are per minute, so a few quick tries would give up before the next minute refills them).
+   */
   async #call<T>(signal: AbortSignal | undefined, run: (clients: ComputeClients) => Promise<T>, interruptible = true): Promise<T> {
     const clients = await this.#clients();
     const retry = { ...defaultRetry, ...clients.retry };
+    const deadline = Date.now() + retry.budgetMs;
     for (let attempt = 1; ; attempt++) {
       throwIfAborted(signal, { machine: this.machineName });
       try {
         return await (interruptible ? abortable(run(clients), signal) : run(clients));
       } catch (error) {
-        if (attempt >= retry.attempts || !isRetryableGoogleError(error)) throw error;
+        if (!isRetryableGoogleError(error)) throw error;
+        const waitOut = isWaitOutError(error);
+        if (waitOut ? Date.now() >= deadline : attempt >= retry.attempts) throw error;
         const cap = Math.min(retry.maxDelayMs, retry.initialDelayMs * 2 ** (attempt - 1));
-        await sleep(Math.random() * cap, signal);
+        // Waiting out a quota: at least half the cap, so the budget is spent waiting, not hammering.
+        const delay = waitOut ? cap / 2 + (Math.random() * cap) / 2 : Math.random() * cap;
+        await sleep(Math.min(delay, Math.max(0, deadline - Date.now()) + 1), signal);
       }
     }
   }
@@ -784,11 +809,8 @@ export class GoogleDriver implements Driver {
         const instance = await this.#getInstance('wait', signal);
         const status = String(instance.status);
         if (wanted.includes(status)) return { done: true, value: instance };
-        if (wanted.includes('RUNNING') && (status === 'TERMINATED' || status === 'STOPPED') && this.#isPreemptible(instance)) {
-          throw new ProviderError(`the instance stopped while starting (status ${status}); Compute Engine may have preempted it`, {
-            machine: this.machineName,
-          });
-        }
+        // Waiting for RUNNING, any status that does not lead there fails at once, with Compute Engine's reason.
+        if (wanted.includes('RUNNING') && !startingStatuses.has(status)) throw this.#notStarting(instance, status);
         return { done: false, reason: `status ${status}` };
       },
       {
@@ -800,6 +822,23 @@ export class GoogleDriver implements Driver {
         ...(signal === undefined ? {} : { signal }),
       },
     );
+  }
+
+  /** Why an instance that should be starting is not: stopped, preempted, or a status this driver does not know. */
+  #notStarting(instance: ComputeInstance, status: string): ProviderError {
+    const reason = instance.statusMessage ? `: ${instance.statusMessage}` : '';
+    const known = status in stateByStatus;
+    const detail =
+      (status === 'TERMINATED' || status === 'STOPPED') && this.#isPreemptible(instance)
+        ? `the instance stopped while starting (status ${status}); Compute Engine may have preempted it${reason}`
+        : known
+          ? `the instance is ${status} instead of starting${reason}`
+          : `the instance reports status ${status}, which this driver does not know, instead of RUNNING${reason}`;
+    return new ProviderError(detail, {
+      machine: this.machineName,
+      providerCode: status,
+      hint: known ? 'look at the instance in the Cloud console (serial port output), then `machine start` or re-create it' : 'upgrade the machine driver, or look at the instance in the Cloud console',
+    });
   }
 
   get #useInternal(): boolean {

@@ -1,5 +1,6 @@
 import {
   AuthError,
+  CapacityError,
   type ErrorMapper,
   type MachineError,
   type MachineErrorOptions,
@@ -54,22 +55,51 @@ export function googleErrorInfo(error: unknown): GoogleErrorInfo {
     numberOf(response.status) ??
     (grpcCode === undefined ? undefined : grpcToHttp[grpcCode]) ??
     (typeof record.code === 'string' && /^\d{3}$/.test(record.code) ? Number(record.code) : undefined);
-  const reason = typeof record.reason === 'string' ? record.reason : reasonFromBody(response.data) ?? reasonFromText(message);
+  const reason = typeof record.reason === 'string' ? record.reason : (reasonFromBody(response.data) ?? reasonFromText(message) ?? reasonFromCauses(record.cause));
   const credentialsMissing =
     /could not load the default credentials|unable to detect a project id|invalid_grant|invalid_rapt|reauth/i.test(message) ||
     (record.name === 'GaxiosError' && typeof response.config === 'object' && /oauth2\.googleapis\.com\/token/.test(String((response.config as Record<string, unknown>).url)));
   return { status, grpcCode, reason, message, credentialsMissing };
 }
 
-/** True for throttling (429, rateLimitExceeded) and transient server failures (500, 502, 503, 504). */
+/**
+ * True for throttling (429, rateLimitExceeded), `resourceNotReady`, transient server failures
+ * (500, 502, 503, 504) and a connection that failed without an answer (every write carries a
+ * `requestId`, so repeating it cannot do it twice).
+ */
 export function isRetryableGoogleError(error: unknown): boolean {
   const info = googleErrorInfo(error);
   if (info.credentialsMissing) return false;
-  if (info.reason === 'rateLimitExceeded' || info.reason === 'userRateLimitExceeded') return true;
-  if (info.status === 429) return true;
+  if (isWaitOutError(error)) return true;
+  if (info.status === undefined) return isConnectionFailure(error);
+  return [500, 502, 503, 504].includes(info.status);
+}
+
+/**
+ * Refusals that clear with time rather than with tries: throttling (rate quotas refill each
+ * minute) and `resourceNotReady` (another operation on the resource is still running).
+ */
+export function isWaitOutError(error: unknown): boolean {
+  const info = googleErrorInfo(error);
+  if (info.credentialsMissing) return false;
+  if (info.reason === 'rateLimitExceeded' || info.reason === 'userRateLimitExceeded' || info.status === 429) return true;
+  // A per-minute (or per-100-seconds) rate quota, when no reason came through.
+  if (info.status === 403 && isRateQuotaText(info.message)) return true;
   // Compute Engine's `resourceNotReady`: the resource is still being changed by another operation.
-  if (info.reason === 'resourceNotReady' || /\bis not ready\b/i.test(info.message)) return true;
-  return info.status !== undefined && [500, 502, 503, 504].includes(info.status);
+  return info.reason === 'resourceNotReady' || /\bis not ready\b/i.test(info.message);
+}
+
+const connectionCodes = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+
+/** A request that got no HTTP answer: the connection was reset or closed (the call may or may not have been carried out). */
+export function isConnectionFailure(error: unknown): boolean {
+  for (let current: unknown = error, depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
+    const record = current as { code?: unknown; message?: unknown; cause?: unknown; name?: unknown };
+    if (typeof record.code === 'string' && connectionCodes.has(record.code)) return true;
+    if (typeof record.message === 'string' && /socket hang up|other side closed|fetch failed|network error|ECONNRESET/i.test(record.message)) return true;
+    current = record.cause;
+  }
+  return false;
 }
 
 /** True when the error says the resource does not exist. */
@@ -115,6 +145,7 @@ function typedError(info: GoogleErrorInfo, options: MachineErrorOptions, request
       hint: `check the account found through ${credentialSources}`,
     });
   }
+  if (isCapacity(info.reason, info.message)) return new CapacityError(firstLine(info.message), { ...options, hint: capacityHint, ...(info.reason === undefined ? {} : { providerCode: info.reason }) });
   if (isQuota(info)) return new QuotaError(firstLine(info.message), options);
   if (info.status === 403) {
     return new AuthError(`permission denied: ${firstLine(info.message)}`, {
@@ -137,14 +168,29 @@ function isRetryableInfo(info: GoogleErrorInfo): boolean {
   return info.status !== undefined && (info.status === 429 || info.status >= 500);
 }
 
+/** "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute' …": a rate, not a resource quota. */
+function isRateQuotaText(message: string): boolean {
+  return /quota exceeded for quota (metric|group)\b.*\bper (minute|100 seconds)\b/i.test(message);
+}
+
 function isQuota(info: GoogleErrorInfo): boolean {
+  if (info.reason === 'rateLimitExceeded' || info.reason === 'userRateLimitExceeded' || isRateQuotaText(info.message)) return false;
   if (info.reason === 'quotaExceeded' || info.reason === 'QUOTA_EXCEEDED') return true;
   // 429 RESOURCE_EXHAUSTED is API rate limiting ("Quota exceeded for quota metric 'Queries'"): retried, not a quota.
   return info.status === 403 && /\bquota\b/i.test(info.message) && !/rate ?limit/i.test(info.message);
 }
 
-/** Operation error codes that mean a quota or capacity limit. */
-const quotaCodes = new Set(['QUOTA_EXCEEDED', 'ZONE_RESOURCE_POOL_EXHAUSTED', 'ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS', 'RESOURCE_POOL_EXHAUSTED']);
+/** Operation error codes that mean a quota of the project. */
+const quotaCodes = new Set(['QUOTA_EXCEEDED']);
+
+/** A stockout: the zone has no resources for the request. Not a quota: another zone/size, or later, may work. */
+const capacityCodes = new Set(['ZONE_RESOURCE_POOL_EXHAUSTED', 'ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS', 'RESOURCE_POOL_EXHAUSTED']);
+
+function isCapacity(code: string | null | undefined, message: string): boolean {
+  return (code !== undefined && code !== null && capacityCodes.has(code)) || /does not have enough resources available to fulfill the request/i.test(message);
+}
+
+const capacityHint = 'the zone has no resources for this machine type right now: try another zone (--google-zone) or machine type (--google-machine-type), or later';
 
 /**
  * The typed error for a finished operation that failed (a failed operation does not throw in the
@@ -158,6 +204,7 @@ export function operationError(operation: ComputeOperation, options: MachineErro
   const what = `${operation.operationType ?? 'operation'} ${operation.name ?? ''}`.trim();
   const detail = `${what} failed: ${text}`;
   const status = operation.httpErrorStatusCode ?? undefined;
+  if (isCapacity(code, text)) return new CapacityError(detail, { ...options, hint: capacityHint, ...(code ? { providerCode: code } : {}) });
   if (code !== undefined && code !== null && quotaCodes.has(code)) return new QuotaError(detail, options);
   if (code === 'RESOURCE_NOT_FOUND' || status === 404) return new NotFoundError(detail, options);
   if (status === 401 || status === 403 || code === 'PERMISSION_DENIED') {
@@ -189,6 +236,23 @@ function reasonFromBody(data: unknown): string | undefined {
   const errorObject = (body as { error?: { errors?: { reason?: unknown }[] } }).error;
   const reason = errorObject?.errors?.[0]?.reason;
   return typeof reason === 'string' ? reason : undefined;
+}
+
+/**
+ * The reason from the errors a GoogleError was made from: google-gax keeps the HTTP body (with
+ * `errors[].reason`) only in its `cause` chain, e.g. for a 403 `rateLimitExceeded`.
+ */
+function reasonFromCauses(cause: unknown): string | undefined {
+  for (let current = cause, depth = 0; typeof current === 'object' && current !== null && depth < 4; depth++) {
+    const record = current as { reason?: unknown; message?: unknown; response?: { data?: unknown }; cause?: unknown };
+    const found =
+      (typeof record.reason === 'string' ? record.reason : undefined) ??
+      reasonFromBody(record.response?.data) ??
+      (typeof record.message === 'string' ? (reasonFromBody(record.message) ?? reasonFromText(record.message)) : undefined);
+    if (found !== undefined) return found;
+    current = record.cause;
+  }
+  return undefined;
 }
 
 function reasonFromText(message: string): string | undefined {

@@ -1,9 +1,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Sim, startSim } from '@machine/cloud-sim';
+import { type GoogleOptions, type GoogleRealism, type Sim, startSim } from '@machine/cloud-sim';
 import {
   AuthError,
+  CapacityError,
   createMemoryContext,
   findEntry,
   NotFoundError,
@@ -37,7 +38,7 @@ function simClients(sim: Sim, token?: string): Promise<ComputeClients> {
     endpoint: parseEndpoint(sim.endpoints.google ?? ''),
     authClient: fakeAuth(token),
     projectId: project,
-    retry: { attempts: 3, initialDelayMs: 5, maxDelayMs: 20 },
+    retry: { attempts: 3, initialDelayMs: 5, maxDelayMs: 20, budgetMs: 2000 },
     pollIntervalMs: 10,
   });
 }
@@ -77,12 +78,15 @@ runConformanceSuite('google (cloud-sim, google-cloud-compute REST)', async () =>
 
 describe('google driver against the simulator (real client library)', () => {
   let sim: Sim;
+  /** The front end's options: read on every call, so tests turn realism knobs; beforeEach resets them. */
+  const knobs: GoogleOptions = { instanceLimit: 3, addresses: { 'us-central1/web-ip': '203.0.113.7' } };
+  const realismKnobs: (keyof GoogleRealism)[] = ['stockout', 'landsTerminated', 'rareStatus', 'rateQuotas'];
   let clients: ComputeClients;
   let root: string;
   let counter = 0;
 
   beforeAll(async () => {
-    sim = await startSim({ providers: ['google'], providerOptions: { google: { instanceLimit: 3, addresses: { 'us-central1/web-ip': '203.0.113.7' } } } });
+    sim = await startSim({ providers: ['google'], providerOptions: { google: knobs } });
     clients = await simClients(sim);
     root = await mkdtemp(join(tmpdir(), 'driver-google-sim-'));
   });
@@ -92,10 +96,10 @@ describe('google driver against the simulator (real client library)', () => {
   });
   beforeEach(() => {
     sim.faults.clear();
+    for (const key of realismKnobs) delete knobs[key];
   });
 
-  function machine(extra: Record<string, unknown> = {}, client: ComputeClients = clients) {
-    const name = `sim-${++counter}`;
+  function machine(extra: Record<string, unknown> = {}, client: ComputeClients = clients, name = `sim-${++counter}`) {
     const context = createMemoryContext(name, join(root, name));
     const config = parseFlags(googleFlags, simFlags(sim, extra), { env: {} });
     return { driver: google.createDriver({ config, context, client }), context, name };
@@ -191,9 +195,11 @@ describe('google driver against the simulator (real client library)', () => {
     expect(leaks()).toEqual([]);
   });
 
-  it('persistent throttling ends in a retryable ProviderError and a clean state', async () => {
-    sim.faults.add({ provider: 'google', operation: 'firewalls.get', throttle: { times: 10 } });
+  it('persistent throttling is waited out for the retry budget (2 s here), then ends in a retryable ProviderError and a clean state', async () => {
+    sim.faults.add({ provider: 'google', operation: 'firewalls.get', throttle: { times: 100_000 } });
+    sim.requestLog.clear();
     const error = (await machine().driver.create().catch((caught: unknown) => caught)) as ProviderError;
+    expect(sim.requestLog.count('firewalls.get', 'google')).toBeGreaterThan(3);
     expect(error).toBeInstanceOf(ProviderError);
     expect(error.statusCode).toBe(429);
     expect(error.isRetryable).toBe(true);
@@ -322,6 +328,81 @@ describe('google driver against the simulator (real client library)', () => {
     expect(sim.requestLog.counts('google')).toEqual({ 'instances.list': 1 });
     await a.driver.remove();
     await b.driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+
+  it('a lost insert reply (connection closed, no HTTP status) is retried with the same requestId: one instance, no twin, no leak', async () => {
+    sim.faults.add({ provider: 'google', operation: 'instances.insert', reply: 'drop' });
+    sim.requestLog.clear();
+    const { driver, name } = machine();
+    await driver.create();
+    const inserts = sim.requestLog.entries('google').filter((entry) => entry.operation === 'instances.insert');
+    expect(inserts).toHaveLength(2);
+    expect(new Set(inserts.map((entry) => new URL(entry.path, 'http://x').searchParams.get('requestId'))).size).toBe(1);
+    expect(sim.store.listInstances('google').filter((instance) => instance.name === name)).toHaveLength(1);
+    await driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+
+  it('an insert whose every reply is lost fails, and the instance it made is still removed: the record is written before the call', async () => {
+    sim.faults.add({ provider: 'google', operation: 'instances.insert', reply: 'drop', times: 10 });
+    const { driver, context } = machine();
+    await expect(driver.create()).rejects.toThrow();
+    expect(context.journal.entries()).toEqual([]);
+    expect(leaks()).toEqual([]);
+  });
+
+  it('a stockout (ZONE_RESOURCE_POOL_EXHAUSTED at DONE) is a CapacityError, on insert and on start; not a quota', async () => {
+    knobs.stockout = { name: 'stockout-1' };
+    const error = await machine({}, clients, 'stockout-1').driver.create().catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(CapacityError);
+    expect((error as Error).message).toMatch(/ZONE_RESOURCE_POOL_EXHAUSTED.*try another zone/);
+    expect(leaks()).toEqual([]);
+
+    const { driver, name } = machine();
+    await driver.create();
+    await driver.stop();
+    knobs.stockout = { name, operations: ['start'] };
+    expect(await driver.start().catch((caught: unknown) => caught)).toBeInstanceOf(CapacityError);
+    expect(await driver.getState()).toBe(State.Stopped);
+    await driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+
+  it('per-minute rate quotas on operation polling (403 rateLimitExceeded) are waited out, not fatal', async () => {
+    knobs.rateQuotas = { limit: 2, groups: ['operationRead'] }; // 2 polls per 600 ms window (a minute × 0.01)
+    sim.requestLog.clear();
+    const { driver } = machine();
+    await driver.create();
+    expect(sim.requestLog.entries('google').some((entry) => entry.status === 403 && entry.operation.endsWith('Operations.wait'))).toBe(true);
+    delete knobs.rateQuotas;
+    await driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+
+  it('an instance that lands TERMINATED, or in a status the driver does not know, fails create at once with the reason, and cleans up', async () => {
+    knobs.landsTerminated = { name: 'lands-off', statusMessage: 'Instance terminated by Compute Engine: host error.' };
+    const off = await machine({}, clients, 'lands-off').driver.create().catch((caught: unknown) => caught);
+    expect(off).toBeInstanceOf(ProviderError);
+    expect(off).not.toBeInstanceOf(TimeoutError);
+    expect((off as Error).message).toContain('TERMINATED instead of starting: Instance terminated by Compute Engine: host error.');
+
+    knobs.rareStatus = { name: 'rare-1', status: 'FUTURE_STATUS' }; // the enum grows
+    const rare = await machine({}, clients, 'rare-1').driver.create().catch((caught: unknown) => caught);
+    expect(rare).toBeInstanceOf(ProviderError);
+    expect((rare as Error).message).toContain('status FUTURE_STATUS, which this driver does not know');
+    expect(leaks()).toEqual([]);
+  });
+
+  it('stop/start gives a new ephemeral external IP: start records it', async () => {
+    const { driver, context } = machine();
+    await driver.create();
+    const before = context.data.read().ip;
+    await driver.stop();
+    await driver.start();
+    expect(context.data.read().ip).not.toBe(before);
+    expect(await driver.getIP()).toBe(context.data.read().ip);
+    await driver.remove();
     expect(leaks()).toEqual([]);
   });
 

@@ -53,3 +53,4 @@ export {
   realismOf,
 } from './core/realism.ts';
 export type { AmazonEC2Options, AmazonEC2Realism } from './providers/amazonec2/index.ts';
+export type { GoogleOptions, GoogleRealism } from './providers/google/index.ts';

@@ -80,7 +80,8 @@ export class MemoryCompute {
     };
     return {
       pollIntervalMs: 1,
-      retry: { attempts: 3, initialDelayMs: 1, maxDelayMs: 5 },
+      // Throttling and resourceNotReady are waited out for budgetMs (not attempts): 200 ms here.
+      retry: { attempts: 3, initialDelayMs: 1, maxDelayMs: 5, budgetMs: 200 },
       instances: {
         get: (req) => this.#run('instances.get', () => structuredClone(getInstance(req.zone, req.instance))),
         insert: (req) =>

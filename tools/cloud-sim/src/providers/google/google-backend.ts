@@ -1,12 +1,17 @@
-import type { ProviderContext, SimRequest } from '../../core/provider-front-end.ts';
+import { ApiError, type ProviderContext, type SimRequest } from '../../core/provider-front-end.ts';
+import { type Realism, realismOf, WindowQuota } from '../../core/realism.ts';
 import type { SimInstance, SimResource } from '../../core/store.ts';
 import { alreadyExists, fingerprintMismatch, invalidField, notFound } from './google-errors.ts';
+import { type GoogleRealism, type RateQuotaGroup, rateLimitMessage } from './google-realism.ts';
 
 /** Provider name in the store, the request log and fault rules. */
 export const GOOGLE = 'google';
 
-/** Options of the Compute Engine front end (`startSim({ providerOptions: { google: {...} } })`). */
-export interface GoogleOptions {
+/**
+ * Options of the Compute Engine front end (`startSim({ providerOptions: { google: {...} } })`): the
+ * project, plus the real-cloud behaviours and knobs of {@link GoogleRealism}.
+ */
+export interface GoogleOptions extends GoogleRealism {
   /** Instances the project may run; an insert beyond it finishes with a QUOTA_EXCEEDED operation error (default 24). */
   instanceLimit?: number;
   /** Bearer tokens starting with this prefix get 401 (default `invalid`). */
@@ -62,6 +67,8 @@ interface OperationRecord {
   /** `zones/<zone>` or `global`. */
   scope: string;
   done: Promise<void>;
+  /** True once a `wait` call saw it (the first one may return at once). */
+  waited: boolean;
 }
 
 /** What a Compute instance keeps in `SimInstance.attributes`. */
@@ -86,9 +93,17 @@ export class GoogleBackend {
   readonly waitCapMs: number;
   readonly #operations = new Map<string, OperationRecord>();
   readonly #byRequestId = new Map<string, OperationRecord>();
+  /** The options object as given: read on every call, so tests may turn knobs between calls. */
+  readonly knobs: GoogleOptions;
+  readonly realism: Realism;
+  /** Operation types running per target link (an instance is locked while one runs: `resourceNotReady`). */
+  readonly #running = new Map<string, string[]>();
+  #quotas: { knob: GoogleOptions['rateQuotas']; windows: Map<RateQuotaGroup, WindowQuota> } = { knob: undefined, windows: new Map() };
 
   constructor(context: ProviderContext, options: GoogleOptions = {}) {
     this.context = context;
+    this.knobs = options;
+    this.realism = realismOf(context.realism, options);
     this.instanceLimit = options.instanceLimit ?? 24;
     this.invalidTokenPrefix = options.invalidTokenPrefix ?? 'invalid';
     this.addresses = options.addresses ?? {};
@@ -187,7 +202,16 @@ export class GoogleBackend {
       () => finish(),
       (error: unknown) => finish(error instanceof OperationFailure ? error : new OperationFailure('INTERNAL_ERROR', String(error), 500, 'INTERNAL SERVER ERROR')),
     );
-    const record: OperationRecord = { operation, project, scope, done };
+    const running = this.#running.get(target.link) ?? [];
+    running.push(operationType);
+    this.#running.set(target.link, running);
+    const release = () => {
+      const left = this.#running.get(target.link) ?? [];
+      left.splice(left.indexOf(operationType), 1);
+      if (left.length === 0) this.#running.delete(target.link);
+    };
+    void done.then(release);
+    const record: OperationRecord = { operation, project, scope, done, waited: false };
     this.#operations.set(`${project}/${scope}/${name}`, record);
     if (requestId !== null) this.#byRequestId.set(`${project}/${requestId}`, record);
     return { ...operation };
@@ -200,15 +224,46 @@ export class GoogleBackend {
     return record;
   }
 
-  /** Blocks until the operation is DONE or the wait cap passes (the API's `wait`), then returns it. */
+  /**
+   * Blocks until the operation is DONE or the wait cap passes (the API's `wait`), then returns it.
+   * Realistic: the first wait of an operation returns at once, as the real one "might" under load.
+   */
   async waitOperation(project: string, scope: string, name: string): Promise<GoogleOperation> {
     const record = this.operation(project, scope, name);
-    if (record.operation.status !== 'DONE') {
+    const early = !record.waited && this.realism.realistic && this.knobs.waitReturnsEarly !== false;
+    record.waited = true;
+    if (record.operation.status !== 'DONE' && !early) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([record.done, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.waitCapMs)))]);
       clearTimeout(timer);
     }
     return { ...record.operation };
+  }
+
+  /**
+   * 400 `resourceNotReady` when another operation on the resource is still running (realistic). A
+   * delete during the instance's insert is accepted: the insert then ends in a conflict.
+   */
+  assertReady(link: string, operationType: string): void {
+    if (!this.realism.realistic || this.knobs.resourceNotReady === false) return;
+    const running = this.#running.get(link) ?? [];
+    const conflicting = operationType === 'delete' ? running.filter((type) => type !== 'insert') : running;
+    if (conflicting.length > 0) {
+      throw new ApiError(400, 'resourceNotReady', `The resource '${link.replace(/^https:\/\/[^/]+\/compute\/v1\//, '')}' is not ready`);
+    }
+  }
+
+  /** Counts one call against its per-minute rate quota group (knob `rateQuotas`): 403 `rateLimitExceeded` over the limit. */
+  takeRateQuota(group: RateQuotaGroup): void {
+    const knob = this.knobs.rateQuotas;
+    if (knob === undefined || (knob.groups !== undefined && !knob.groups.includes(group))) return;
+    if (this.#quotas.knob !== knob) this.#quotas = { knob, windows: new Map() };
+    let window = this.#quotas.windows.get(group);
+    if (window === undefined) {
+      window = new WindowQuota(knob.limit, this.realism.scaled(knob.windowMs ?? 60_000) || (knob.windowMs ?? 60_000));
+      this.#quotas.windows.set(group, window);
+    }
+    if (!window.take()) throw new ApiError(403, 'rateLimitExceeded', rateLimitMessage(group));
   }
 
   /** Replaces metadata after a fingerprint check; SSH accepts the keys in `ssh-keys` (and legacy `sshKeys`). */

@@ -1,4 +1,5 @@
 import type { SimRequest, SimResponse } from '../../core/provider-front-end.ts';
+import { consume } from '../../core/realism.ts';
 import type { SimInstance } from '../../core/store.ts';
 import {
   authorizedKeysFrom,
@@ -10,6 +11,7 @@ import {
   OperationFailure,
 } from './google-backend.ts';
 import { alreadyExists, invalidField } from './google-errors.ts';
+import { stockoutMessage } from './google-realism.ts';
 
 const statusByState: Readonly<Record<SimInstance['state'], string>> = {
   pending: 'PROVISIONING',
@@ -28,7 +30,13 @@ export function instanceJson(backend: GoogleBackend, instance: SimInstance): Rec
   const { project, zone, resource, metadataFingerprint, tagsFingerprint } = attributesOf(instance);
   const nics = (resource.networkInterfaces as Record<string, unknown>[] | undefined) ?? [{}];
   const hasAddress = instance.state === 'running' || instance.state === 'pending' || instance.state === 'stopping';
-  const status = instance.state === 'pending' && Date.now() - instance.stateChangedAt.getTime() > 20 ? 'STAGING' : statusByState[instance.state];
+  const rare = instance.attributes.rareStatus;
+  const status =
+    instance.state === 'running' && typeof rare === 'string'
+      ? rare
+      : instance.state === 'pending' && Date.now() - instance.stateChangedAt.getTime() > 20
+        ? 'STAGING'
+        : statusByState[instance.state];
   return {
     kind: 'compute#instance',
     id: instance.id,
@@ -143,6 +151,14 @@ export function insertInstance(backend: GoogleBackend, request: SimRequest, proj
     throw invalidField('resource.scheduling', 'SPOT', 'Preemptible and Spot cannot both be set.');
   }
   if (backend.instances(project, zone).some((instance) => instance.name === name)) throw alreadyExists(`projects/${project}/zones/${zone}/instances/${name}`);
+  // A boot disk left by an earlier failed create (or one not auto-deleted) blocks the name too.
+  if (backend.context.store.getResource(GOOGLE, 'disk', `${project}/${zone}/${name}`) !== undefined) throw alreadyExists(`projects/${project}/zones/${zone}/disks/${name}`);
+  const knobs = backend.knobs;
+  const stockout = (knobs.stockout?.operations ?? ['insert']).includes('insert') && consume(knobs.stockout, name);
+  const landsTerminated = consume(knobs.landsTerminated, name);
+  const rareStatus = consume(knobs.rareStatus, name) ? knobs.rareStatus?.status : undefined;
+  const accessConfigs = ((body.networkInterfaces as { accessConfigs?: { natIP?: unknown }[] }[] | undefined) ?? [])[0]?.accessConfigs ?? [];
+  const ephemeralIp = accessConfigs.length > 0 && accessConfigs.every((config) => config.natIP === undefined);
 
   const metadataItems = ((body.metadata as { items?: { key?: string; value?: string }[] } | undefined)?.items ?? []).map((item) => ({
     key: String(item.key ?? ''),
@@ -155,6 +171,11 @@ export function insertInstance(backend: GoogleBackend, request: SimRequest, proj
   const operation = backend.startOperation(request, project, `zones/${zone}`, 'insert', { link, id }, async () => {
     if (overQuota) {
       throw new OperationFailure('QUOTA_EXCEEDED', `Quota 'INSTANCES' exceeded.  Limit: ${backend.instanceLimit}.0 in region ${zone.replace(/-[a-z]$/, '')}.`, 403, 'FORBIDDEN');
+    }
+    if (stockout) {
+      // Accepted, then fails at DONE; no instance is left behind.
+      await new Promise((resolve) => setTimeout(resolve, backend.context.lifecycle.delays.pendingMs).unref());
+      throw new OperationFailure('ZONE_RESOURCE_POOL_EXHAUSTED', stockoutMessage(project, zone), 503, 'SERVICE UNAVAILABLE');
     }
     const attributes: GoogleInstanceAttributes = {
       project,
@@ -172,7 +193,10 @@ export function insertInstance(backend: GoogleBackend, request: SimRequest, proj
       tags,
       attributes: attributes as unknown as Record<string, unknown>,
       ...(userData === undefined ? {} : { userData }),
+      // An ephemeral external IP is released on stop and a new one given on start; a reserved natIP stays.
+      ...(backend.realism.realistic && knobs.ipChangesOnStart !== false && ephemeralIp ? { faults: ['ipChangesOnStart'] } : {}),
     });
+    if (rareStatus !== undefined) instance.attributes.rareStatus = rareStatus;
     if (boot?.autoDelete !== true) {
       // A boot disk that is not auto-deleted outlives the instance: a leak unless deleted.
       backend.context.store.putResource({ provider: GOOGLE, kind: 'disk', id: `${project}/${zone}/${name}`, name, createdAt: new Date(), attributes: {} });
@@ -180,7 +204,16 @@ export function insertInstance(backend: GoogleBackend, request: SimRequest, proj
     }
     // The insert operation is DONE once the instance is up (it never finishes for `neverRuns`).
     const reached = await running;
+    if (!reached && instance.state === 'terminated') {
+      // Deleted while it was being created: the insert ends in a conflict (message: inference).
+      throw new OperationFailure('CONFLICT', `The resource 'projects/${project}/zones/${zone}/instances/${name}' was deleted while it was being created.`, 409, 'CONFLICT');
+    }
     if (!reached && instance.state !== 'running') throw new OperationFailure('RESOURCE_OPERATION_RATE_EXCEEDED', 'The instance did not start.', 503, 'SERVICE UNAVAILABLE');
+    if (landsTerminated) {
+      // A host error right after boot: the instance is TERMINATED with a status message, no call of yours.
+      instance.attributes.statusMessage = knobs.landsTerminated?.statusMessage ?? 'Instance terminated by Compute Engine: the host encountered an error.';
+      await backend.context.lifecycle.stop(instance, { force: true });
+    }
   });
   return { status: 200, body: operation };
 }
@@ -188,6 +221,7 @@ export function insertInstance(backend: GoogleBackend, request: SimRequest, proj
 /** DELETE …/instances/{name}: terminates; an auto-delete boot disk goes with it. */
 export function deleteInstance(backend: GoogleBackend, request: SimRequest, project: string, zone: string, name: string): SimResponse {
   const instance = backend.instance(project, zone, name);
+  backend.assertReady(backend.link(`projects/${project}/zones/${zone}/instances/${name}`), 'delete');
   const operation = backend.startOperation(request, project, `zones/${zone}`, 'delete', { link: backend.link(`projects/${project}/zones/${zone}/instances/${name}`), id: instance.id }, async () => {
     await backend.context.lifecycle.terminate(instance);
   });
@@ -198,8 +232,11 @@ export function deleteInstance(backend: GoogleBackend, request: SimRequest, proj
 export function instanceAction(backend: GoogleBackend, request: SimRequest, project: string, zone: string, name: string, action: 'start' | 'stop' | 'reset'): SimResponse {
   const instance = backend.instance(project, zone, name);
   const link = backend.link(`projects/${project}/zones/${zone}/instances/${name}`);
+  backend.assertReady(link, action);
   const { lifecycle } = backend.context;
+  const stockout = action === 'start' && backend.knobs.stockout?.operations?.includes('start') === true && consume(backend.knobs.stockout, name);
   const operation = backend.startOperation(request, project, `zones/${zone}`, action, { link, id: instance.id }, async () => {
+    if (stockout) throw new OperationFailure('ZONE_RESOURCE_POOL_EXHAUSTED', stockoutMessage(project, zone), 503, 'SERVICE UNAVAILABLE'); // stays TERMINATED
     if (action === 'start') {
       delete instance.attributes.statusMessage;
       await lifecycle.start(instance);
@@ -216,6 +253,7 @@ export function instanceAction(backend: GoogleBackend, request: SimRequest, proj
 /** POST …/instances/{name}/setMetadata (fingerprint checked before the operation starts). */
 export function setInstanceMetadata(backend: GoogleBackend, request: SimRequest, project: string, zone: string, name: string): SimResponse {
   const instance = backend.instance(project, zone, name);
+  backend.assertReady(backend.link(`projects/${project}/zones/${zone}/instances/${name}`), 'setMetadata');
   backend.setMetadata(instance, jsonBody(request) as { fingerprint?: string; items?: { key?: string; value?: string }[] });
   const operation = backend.startOperation(request, project, `zones/${zone}`, 'setMetadata', { link: backend.link(`projects/${project}/zones/${zone}/instances/${name}`), id: instance.id }, async () => {});
   return { status: 200, body: operation };
@@ -224,6 +262,7 @@ export function setInstanceMetadata(backend: GoogleBackend, request: SimRequest,
 /** POST …/instances/{name}/setTags. */
 export function setInstanceTags(backend: GoogleBackend, request: SimRequest, project: string, zone: string, name: string): SimResponse {
   const instance = backend.instance(project, zone, name);
+  backend.assertReady(backend.link(`projects/${project}/zones/${zone}/instances/${name}`), 'setTags');
   backend.setTags(instance, jsonBody(request) as { fingerprint?: string; items?: string[] });
   const operation = backend.startOperation(request, project, `zones/${zone}`, 'setTags', { link: backend.link(`projects/${project}/zones/${zone}/instances/${name}`), id: instance.id }, async () => {});
   return { status: 200, body: operation };

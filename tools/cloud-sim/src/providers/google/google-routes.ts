@@ -1,5 +1,6 @@
 import type { Route, SimRequest } from '../../core/provider-front-end.ts';
 import type { GoogleBackend } from './google-backend.ts';
+import type { RateQuotaGroup } from './google-realism.ts';
 import { deleteFirewall, getAddress, getFirewall, insertFirewall, listFirewalls, patchFirewall } from './google-firewalls.ts';
 import {
   aggregatedInstances,
@@ -68,6 +69,12 @@ export const GOOGLE_ROUTES: readonly RouteDefinition[] = [
   { method: 'GET', pattern: new RegExp(`${P}/regions/([^/]+)/addresses/([^/]+)$`), operation: 'addresses.get', handle: (b, _r, [p, r, n]) => getAddress(b, p!, r!, n!) },
 ];
 
+/** The per-minute quota group a call counts against: operation polling has its own. */
+function quotaGroupOf(definition: RouteDefinition): RateQuotaGroup {
+  if (/Operations\.(wait|get)$/.test(definition.operation)) return 'operationRead';
+  return definition.method === 'GET' ? 'read' : 'write';
+}
+
 /** The route for a request, or undefined (answered 404). */
 export function matchGoogleRoute(backend: GoogleBackend, request: SimRequest): Route | undefined {
   for (const definition of GOOGLE_ROUTES) {
@@ -78,6 +85,7 @@ export function matchGoogleRoute(backend: GoogleBackend, request: SimRequest): R
     return {
       operation: definition.operation,
       handle: () => {
+        backend.takeRateQuota(quotaGroupOf(definition));
         // A write repeated with the same requestId gets the first call's operation, not a second change.
         const replay = definition.method === 'GET' ? undefined : backend.replayed(request, params[0] ?? '');
         return replay === undefined ? definition.handle(backend, request, params) : { status: 200, body: replay };

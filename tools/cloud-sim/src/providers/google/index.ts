@@ -4,6 +4,7 @@ import { googleFaultError, googleThrottle, renderGoogleError, unauthenticated } 
 import { matchGoogleRoute } from './google-routes.ts';
 
 export { GOOGLE, GoogleBackend, type GoogleInstanceAttributes, type GoogleOperation, type GoogleOptions, MACHINE_TYPES } from './google-backend.ts';
+export type { GoogleRealism, RateQuotaGroup } from './google-realism.ts';
 export { preemptInstance } from './google-instances.ts';
 export { GOOGLE_ROUTES } from './google-routes.ts';
 
