@@ -1,6 +1,10 @@
 /**
  * @machine/legacy-plugin: docker-machine driver plugins both ways, over Go's gob + net/rpc.
- * The codec is also at `./gob`; serving a driver as a plugin binary is at `./serve`.
+ * Host side (this entry): `openLegacyPlugin(path)` turns a `docker-machine-driver-NAME` binary
+ * into a driver-core descriptor. Plugin side: `./serve`. The codec alone: `./gob`.
  */
 export { LegacyProtocolError } from './errors/legacy-protocol-error.ts';
-export * from './gob/index.ts';
+export { LegacyRemoteError } from './errors/legacy-remote-error.ts';
+export * from './host/index.ts';
+export { legacyApiVersion, legacyServiceNames, type McnFlag } from './protocol/driver-rpc-types.ts';
+export { RpcClient, type RpcDialOptions, RpcServer, type RpcMethod, type RpcReply, type RpcService } from './rpc/index.ts';
