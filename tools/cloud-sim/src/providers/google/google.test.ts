@@ -2,6 +2,7 @@ import { generateSSHKeyPair } from '@machine/driver-core/keys';
 import { runSSH } from '@machine/driver-core/ssh';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Sim, startSim } from '../../sim.ts';
+import type { GoogleOptions } from './google-backend.ts';
 
 // The driver's tests drive the real @google-cloud/compute client at this front end; these check
 // the wire format itself with plain HTTP.
@@ -120,5 +121,77 @@ describe('Compute Engine v1 front end', () => {
     expect((await call('GET', '/zones/us-central1-a/instances/web1')).status).toBe(404);
     expect(sim.leaks()).toEqual([]);
     expect(sim.requestLog.count('instances.insert', 'google')).toBe(1);
+  });
+});
+
+describe('Compute Engine front end: real-cloud behaviours (realistic profile, the default)', () => {
+  const knobs: GoogleOptions = {};
+  beforeEach(async () => {
+    await sim.close();
+    for (const key of Object.keys(knobs)) delete knobs[key as keyof GoogleOptions];
+    sim = await startSim({ providers: ['google'], delays: { pendingMs: 40, stoppingMs: 10 }, providerOptions: { google: knobs } });
+  });
+
+  it('the first wait returns at once while the operation runs; a mutation meanwhile is 400 resourceNotReady; a delete during insert ends the insert in CONFLICT', async () => {
+    const insert = await call('POST', '/zones/us-central1-a/instances', instance('web1'));
+    const early = await call('POST', `/zones/us-central1-a/operations/${insert.body?.name}/wait`);
+    expect(early.body?.status).toBe('RUNNING');
+    const busy = await call('POST', '/zones/us-central1-a/instances/web1/stop');
+    expect(busy).toMatchObject({ status: 400, body: { error: { errors: [{ reason: 'resourceNotReady' }] } } });
+    expect(busy.body?.error.message).toBe("The resource 'projects/p1/zones/us-central1-a/instances/web1' is not ready");
+    const deleted = await call('DELETE', '/zones/us-central1-a/instances/web1');
+    expect(deleted.status).toBe(200);
+    const done = await waitDone('zones/us-central1-a', insert.body?.name);
+    expect(done.error.errors[0].code).toBe('CONFLICT');
+    expect(done.httpErrorStatusCode).toBe(409);
+    await waitDone('zones/us-central1-a', deleted.body?.name);
+    expect(sim.leaks()).toEqual([]);
+  });
+
+  it('an ephemeral external IP changes on stop/start, a reserved natIP does not; a leftover disk blocks the name with 409', async () => {
+    await waitDone('zones/us-central1-a', (await call('POST', '/zones/us-central1-a/instances', instance('web1'))).body?.name);
+    const first = (await call('GET', '/zones/us-central1-a/instances/web1')).body?.networkInterfaces[0].accessConfigs[0].natIP;
+    await waitDone('zones/us-central1-a', (await call('POST', '/zones/us-central1-a/instances/web1/stop')).body?.name);
+    await waitDone('zones/us-central1-a', (await call('POST', '/zones/us-central1-a/instances/web1/start')).body?.name);
+    const second = (await call('GET', '/zones/us-central1-a/instances/web1')).body?.networkInterfaces[0].accessConfigs[0].natIP;
+    expect(second).not.toBe(first);
+    const keep = instance('web2');
+    keep.disks[0]!.autoDelete = false;
+    await waitDone('zones/us-central1-a', (await call('POST', '/zones/us-central1-a/instances', keep)).body?.name);
+    await waitDone('zones/us-central1-a', (await call('DELETE', '/zones/us-central1-a/instances/web2')).body?.name);
+    const again = await call('POST', '/zones/us-central1-a/instances', instance('web2'));
+    expect(again).toMatchObject({ status: 409, body: { error: { errors: [{ reason: 'alreadyExists' }] } } });
+    expect(again.body?.error.message).toBe("The resource 'projects/p1/zones/us-central1-a/disks/web2' already exists");
+  });
+
+  it('knobs: a stockout fails insert at DONE (no instance) and start (stays TERMINATED); per-minute quotas on operation polling; rare statuses', async () => {
+    knobs.stockout = { name: /^full-/, operations: ['insert', 'start'] };
+    const failed = await waitDone('zones/us-central1-a', (await call('POST', '/zones/us-central1-a/instances', instance('full-1'))).body?.name);
+    expect(failed.error.errors[0]).toMatchObject({ code: 'ZONE_RESOURCE_POOL_EXHAUSTED' });
+    expect(failed.error.errors[0].message).toContain('Try a different zone, or try again later.');
+    expect((await call('GET', '/zones/us-central1-a/instances/full-1')).status).toBe(404);
+    knobs.rareStatus = { name: 'odd', status: 'REPAIRING' };
+    await waitDone('zones/us-central1-a', (await call('POST', '/zones/us-central1-a/instances', instance('odd'))).body?.name);
+    expect((await call('GET', '/zones/us-central1-a/instances/odd')).body?.status).toBe('REPAIRING');
+    knobs.rateQuotas = { limit: 1, groups: ['operationRead'] };
+    const op = (await call('POST', '/zones/us-central1-a/instances/odd/setTags', { fingerprint: 'x' })).body;
+    expect(op?.error?.code).toBe(412); // writes are not in the operationRead group
+    const firstPoll = await call('GET', '/zones/us-central1-a/operations/none');
+    const secondPoll = await call('GET', '/zones/us-central1-a/operations/none');
+    expect(firstPoll.status).toBe(404);
+    expect(secondPoll).toMatchObject({ status: 403, body: { error: { errors: [{ reason: 'rateLimitExceeded', domain: 'usageLimits' }] } } });
+  });
+});
+
+describe('Compute Engine front end: kind profile', () => {
+  it('wait blocks until DONE and the IP stays across stop/start', async () => {
+    await sim.close();
+    sim = await startSim({ providers: ['google'], profile: 'kind', delays: { pendingMs: 20, stoppingMs: 10 } });
+    const insert = await call('POST', '/zones/us-central1-a/instances', instance('web1'));
+    expect((await call('POST', `/zones/us-central1-a/operations/${insert.body?.name}/wait`)).body?.status).toBe('DONE');
+    const first = (await call('GET', '/zones/us-central1-a/instances/web1')).body?.networkInterfaces[0].accessConfigs[0].natIP;
+    await waitDone('zones/us-central1-a', (await call('POST', '/zones/us-central1-a/instances/web1/stop')).body?.name);
+    await waitDone('zones/us-central1-a', (await call('POST', '/zones/us-central1-a/instances/web1/start')).body?.name);
+    expect((await call('GET', '/zones/us-central1-a/instances/web1')).body?.networkInterfaces[0].accessConfigs[0].natIP).toBe(first);
   });
 });
