@@ -394,6 +394,18 @@ describe('google driver against the simulator (real client library)', () => {
     expect(leaks()).toEqual([]);
   });
 
+  it('stop while a reset operation still runs: resourceNotReady is waited out (retry budget), then the stop goes through', async () => {
+    const { driver, name } = machine();
+    await driver.create();
+    sim.requestLog.clear();
+    await clients.instances.reset({ project, zone: 'us-central1-a', instance: name, requestId: '0b7c6a52-4a5c-4f4e-9a7e-0c1d2e3f4a5b' });
+    await driver.stop();
+    expect(sim.requestLog.entries('google').some((entry) => entry.operation === 'instances.stop' && entry.status === 400)).toBe(true);
+    expect(await driver.getState()).toBe(State.Stopped);
+    await driver.remove();
+    expect(leaks()).toEqual([]);
+  });
+
   it('stop/start gives a new ephemeral external IP: start records it', async () => {
     const { driver, context } = machine();
     await driver.create();

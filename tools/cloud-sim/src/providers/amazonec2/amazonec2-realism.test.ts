@@ -15,7 +15,7 @@ import {
 import { generateSSHKeyPair } from '@machine/driver-core/keys';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Sim, startSim } from '../../sim.ts';
-import type { AmazonEC2Realism } from './amazonec2-realism.ts';
+import type { AmazonEC2Options } from './amazonec2-backend.ts';
 
 // The EC2 front end's real-cloud windows, through the real AWS SDK (no retries, so every answer is seen).
 
@@ -27,7 +27,7 @@ afterEach(async () => {
   await sim?.close();
 });
 
-async function start(options: { profile?: 'kind'; knobs?: AmazonEC2Realism } = {}): Promise<EC2Client> {
+async function start(options: { profile?: 'kind'; knobs?: AmazonEC2Options } = {}): Promise<EC2Client> {
   sim = await startSim({ providers: ['amazonec2'], ...(options.profile === undefined ? {} : { profile: options.profile }), providerOptions: { amazonec2: options.knobs ?? {} } });
   ec2 = new EC2Client({ region: 'eu-west-3', endpoint: sim.endpoints.amazonec2, credentials: { accessKeyId: 'AKIDREALISM000000001', secretAccessKey: 'x' }, maxAttempts: 1 });
   return ec2;
@@ -164,6 +164,15 @@ describe('EC2 front end, realistic profile (default)', () => {
     await client.send(new ImportKeyPairCommand({ KeyName: 'k', PublicKeyMaterial: material }));
     const duplicate = await client.send(new ImportKeyPairCommand({ KeyName: 'k', PublicKeyMaterial: material })).catch((error: unknown) => error as Error);
     expect(duplicate).toMatchObject({ name: 'InvalidKeyPair.Duplicate', message: "The keypair 'k' already exists." });
+  });
+});
+
+describe('EC2 front end, account profiles', () => {
+  it('a region without a default VPC: RunInstances without a subnet is VPCIdNotSpecified', async () => {
+    const client = await start({ knobs: { regionsWithoutDefaultVpc: ['eu-west-3'] } });
+    expect((await client.send(new DescribeVpcsCommand({}))).Vpcs).toEqual([]);
+    const error = await launch(client).catch((caught: unknown) => caught as Error);
+    expect(error).toMatchObject({ name: 'VPCIdNotSpecified', message: 'No default VPC for this user' });
   });
 });
 
