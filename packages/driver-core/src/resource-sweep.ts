@@ -54,10 +54,13 @@ export async function sweepResources<Client>(model: ResourceModel<Client>, optio
   const signal = options.signal ?? new AbortController().signal;
   const claimedIds = new Set<string>();
   const claimedTokens = new Set<string>();
+  // A create in progress has journaled its intent, not yet the id: what it names is claimed too.
+  const claimedNames = new Set<string>();
   for (const entry of options.claimed) {
     claimedIds.add(`${entry.kind}\n${entry.id}`);
     const token = entry.meta?.token ?? (entry.state === 'intended' ? entry.id : undefined);
     if (token !== undefined) claimedTokens.add(token);
+    if (entry.state === 'intended' && entry.meta?.name !== undefined) claimedNames.add(`${entry.kind}\n${entry.meta.name}`);
   }
   const client = await model.client();
   const settings: RemoveSettings = {
@@ -80,6 +83,7 @@ export async function sweepResources<Client>(model: ResourceModel<Client>, optio
     for (const resource of await find({ managedBy }, { machineName: '', signal, token: '', managedBy })) {
       if (claimedIds.has(`${kind.kind}\n${resource.id}`)) continue;
       if (resource.token !== undefined && claimedTokens.has(resource.token)) continue;
+      if (resource.name !== undefined && claimedNames.has(`${kind.kind}\n${resource.name}`)) continue;
       const ageMs = resource.createdAt === undefined ? undefined : now - resource.createdAt.getTime();
       if (minAge > 0 && (ageMs === undefined || ageMs < minAge)) continue;
       found.push({

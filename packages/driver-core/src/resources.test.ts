@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { cleanupJournal } from './cleanup.ts';
 import { createMemoryContext } from './context.ts';
 import type { DriverContext } from './driver.ts';
 import { CleanupError } from './errors/cleanup-error.ts';
@@ -223,6 +224,15 @@ describe('createResources: write-ahead intents', () => {
   });
 });
 
+describe('cleanupJournal on the same engine', () => {
+  it('reports an intent it cannot look up as left, and keeps it', async () => {
+    const journal = new MemoryJournal([{ kind: 'key', id: 'feedf00d', state: 'intended', preExisting: false, recordedAt: '', meta: { token: 'feedf00d' } }]);
+    const error = await cleanupJournal(journal, { deleters: { key: async () => {} } }).catch((caught: unknown) => caught);
+    expect((error as CleanupError).left).toEqual([expect.objectContaining({ kind: 'key', id: 'feedf00d', reason: expect.stringContaining('reply was lost') })]);
+    expect(journal.entries()).toHaveLength(1);
+  });
+});
+
 describe('removeResources', () => {
   it('deletes newest first but after the kinds in deleteAfter, forgets pre-existing ones, keeps a shared one still in use', async () => {
     const cloud = new TestCloud();
@@ -327,6 +337,22 @@ describe('sweepResources', () => {
     expect(swept.resources.map((r) => r.status)).toEqual(['deleted', 'deleted']);
     expect(cloud.calls.filter((call) => call.endsWith('.delete'))).toEqual(['instance.delete', 'key.delete']);
     expect([...cloud.alive.keys()].sort()).toEqual(['instance-1', 'instance-4', 'instance-5']);
+  });
+
+  it('keeps a resource without a token that an intent on disk names (a create waiting for its reply)', async () => {
+    const cloud = new TestCloud();
+    const tokenless: ResourceKind<TestCloud, void> = {
+      ...instance,
+      intent: (_spec, call) => ({ name: `${call.machineName}.${call.token}` }),
+      find: async (c, query) => c.list('instance', query).map(({ token: _token, ...rest }) => rest),
+    };
+    const pending = persistedContext('waiting', [], 'store1');
+    cloud.createFault.instance = 'hang';
+    void createResources(model(cloud, [tokenless]), pending.context, {}, (run) => run.make(tokenless, undefined));
+    await until(() => cloud.alive.size === 1);
+    const swept = await sweepResources(model(cloud, [tokenless]), { storeId: 'store1', claimed: pending.persisted(), delete: true });
+    expect(swept.resources).toEqual([]);
+    expect(cloud.alive.size).toBe(1);
   });
 
   it('reports what it could not delete', async () => {
