@@ -14,8 +14,9 @@ export const SIM_GOOGLE_PROJECT = 'cloud-sim-project';
 /**
  * The Compute Engine v1 front end (REST JSON, as `@google-cloud/compute` sends it over its REST
  * transport): instances (insert/get/list/aggregated list/delete/start/stop/reset/setMetadata/
- * setTags), zone and global operations (`wait` blocks until DONE, failed operations carry
- * `error`), firewall rules and reserved addresses, with Compute Engine's error bodies.
+ * setTags), zone and global operations (`wait` blocks until DONE — realistic: not the first
+ * time — and failed operations carry `error`), firewall rules and reserved addresses, with
+ * Compute Engine's error bodies and real-cloud behaviours (see `google-realism.ts`).
  */
 export const googleProvider: ProviderDefinition<GoogleOptions> = {
   name: GOOGLE,
