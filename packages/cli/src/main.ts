@@ -171,7 +171,30 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     );
 
   const misc = async () => import('./commands/misc.ts');
-  program.command('drivers').description('List the installed drivers and their versions').action(run(async (c) => (await misc()).driversCommand(c)));
+  const drivers = async () => import('./commands/drivers.ts');
+  const driversCommand = program
+    .command('drivers')
+    .description('List (ls), install, update and remove drivers; without a subcommand, ls')
+    .action(run(async (c) => (await drivers()).listDriversCommand(c)));
+  driversCommand.command('ls').description('Every driver found, where, and which copy wins').action(run(async (c) => (await drivers()).listDriversCommand(c)));
+  driversCommand
+    .command('install')
+    .description('Install drivers into STORAGE/drivers with npm: NAME, NAME@VERSION, @scope/pkg, machine-driver-x, cloud-sim or a tarball path')
+    .option('--allow-scripts', 'run the packages\' install scripts (not needed by the first-party drivers)')
+    .argument('<specs...>')
+    .action(run(async (c, specs: string[], options: { allowScripts?: boolean }) => (await drivers()).installDriversCommand(c, specs, { allowScripts: options.allowScripts === true })));
+  driversCommand
+    .command('update')
+    .description('Update drivers installed in STORAGE/drivers (all without names)')
+    .option('--allow-scripts', 'run the packages\' install scripts')
+    .argument('[names...]')
+    .action(run(async (c, names: string[], options: { allowScripts?: boolean }) => (await drivers()).updateDriversCommand(c, names, { allowScripts: options.allowScripts === true })));
+  driversCommand
+    .command('remove')
+    .alias('rm')
+    .description('Remove drivers installed in STORAGE/drivers')
+    .argument('<names...>')
+    .action(run(async (c, names: string[]) => (await drivers()).removeDriversCommand(c, names)));
   program
     .command('version')
     .description('Print the version of machine, or with NAME the Docker Engine version of that machine')
@@ -220,10 +243,11 @@ function truthy(value: string | undefined): boolean {
 
 function commandContext(options: GlobalOptions, io: CliIO, argv: readonly string[]): CommandContext {
   const debug = options.debug === true || truthy(io.env.MACHINE_DEBUG);
+  const root = storagePath(options.storagePath, io.env);
   return {
     io,
-    store: new MachineStore(storagePath(options.storagePath, io.env)),
-    registry: new DriverRegistry(io),
+    store: new MachineStore(root),
+    registry: new DriverRegistry(io, root),
     debug,
     nativeSsh: options.nativeSsh === true || truthy(io.env.MACHINE_NATIVE_SSH),
     argv,

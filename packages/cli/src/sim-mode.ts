@@ -107,7 +107,7 @@ async function startSim(ctx: CommandContext, statePath: string): Promise<SimStat
   await mkdir(dirname(statePath), { recursive: true, mode: 0o700 });
   await unlink(statePath).catch(() => {});
   const [command, ...args] = simCommand(ctx, statePath);
-  if (command === undefined) throw new CliError('cannot find the cloud simulator (tools/cloud-sim); set MACHINE_SIM_COMMAND');
+  if (command === undefined) throw new CliError('cannot find the cloud simulator: `machine drivers install cloud-sim` installs it (or set MACHINE_SIM_COMMAND)');
   ctx.debugLog(`starting the cloud simulator: ${[command, ...args].join(' ')}`);
   const log = openSync(join(dirname(statePath), 'sim.log'), 'a', 0o600);
   const child = spawn(command, args, { detached: true, stdio: ['ignore', log, log], env: simDaemonEnv({ ...process.env, ...ctx.io.env }) });
@@ -187,6 +187,9 @@ export function simCommand(ctx: Pick<CommandContext, 'io'>, statePath: string): 
   // The CLI running from its sources (development, tests) runs the simulator from its sources too,
   // so a stale simulator build is never picked up; a built CLI prefers the built simulator.
   const fromSource = import.meta.url.endsWith('.ts');
+  // Installed with `machine drivers install cloud-sim` (STORAGE/drivers, beside STORAGE/sim): it wins.
+  const installed = join(dirname(dirname(statePath)), 'drivers', 'node_modules', '@machine', 'cloud-sim', 'dist', 'cli.js');
+  if (existsSync(installed)) return [process.execPath, installed, '--state-file', statePath];
   for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
     for (const candidate of [join(dir, 'node_modules', '@machine', 'cloud-sim'), join(dir, 'tools', 'cloud-sim')]) {
       const built = [process.execPath, join(candidate, 'dist', 'cli.js'), '--state-file', statePath];

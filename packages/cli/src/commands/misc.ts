@@ -1,21 +1,6 @@
 import { ExitCode } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { writeLine } from '../io.ts';
-import { alignColumns } from '../template.ts';
-
-/** `machine drivers`: the installed drivers with their versions (no driver is imported). */
-export async function driversCommand(ctx: CommandContext): Promise<number> {
-  const drivers = await ctx.registry.list();
-  if (drivers.length === 0) {
-    writeLine(ctx.io.stdout, 'No drivers installed. Install @machine/driver-NAME or machine-driver-NAME, or add a folder to MACHINE_DRIVER_PATH.');
-    return ExitCode.ok;
-  }
-  writeLine(
-    ctx.io.stdout,
-    alignColumns(['NAME\tVERSION\tPACKAGE\tFROM', ...drivers.map((driver) => `${driver.name}\t${driver.version || '-'}\t${driver.packageName}\t${driver.source}`)]),
-  );
-  return ExitCode.ok;
-}
 
 /** `machine sim stop|status`. */
 export async function simCommand(ctx: CommandContext, action: string): Promise<number> {
