@@ -1,0 +1,3 @@
+module legacyharness
+
+go 1.19

@@ -1,0 +1,152 @@
+import { join } from 'node:path';
+import { createMemoryContext, InvalidConfigError, type MachineError, NotFoundError, type ProgressEvent, parseFlags, ProviderError, State } from '@machine/driver-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { legacyDataKey } from '../host/legacy-plugin-driver.ts';
+import { openLegacyPlugin } from '../host/open-legacy-plugin.ts';
+import { buildGoHarness, type GoHarness, type GoHostLine, runGoHost } from '../test-support/go-harness.ts';
+import { processExists, tempDir, tsPluginEnv, writeTsPlugin } from '../test-support/plugin-fixtures.ts';
+
+let dir: { path: string; dispose(): Promise<void> };
+let go: GoHarness;
+
+beforeAll(async () => {
+  dir = await tempDir('legacy-go-');
+  go = await buildGoHarness(join(dir.path, 'go-bin'));
+}, 300_000);
+afterAll(async () => {
+  await dir?.dispose();
+});
+
+async function failure(promise: Promise<unknown>): Promise<MachineError> {
+  return promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (error: unknown) => error as MachineError,
+  );
+}
+
+describe('our host drives a Go plugin (net/rpc + encoding/gob from Go 1.19)', () => {
+  it('reads its flags (value and pointer mcnflag types alike) and runs the whole lifecycle, reaping every process', async () => {
+    const pids: number[] = [];
+    const debug: string[] = [];
+    const descriptor = await openLegacyPlugin(go.plugin, { env: { ...process.env }, onLaunch: (pid) => pids.push(pid), onDebug: (line) => debug.push(line) });
+    expect(descriptor.name).toBe('gotoy');
+    expect(descriptor.flags).toEqual([
+      { name: 'gotoy-token', key: 'gotoy-token', type: 'string', description: 'gotoy API token', envVar: 'GOTOY_TOKEN', secret: true },
+      { name: 'gotoy-region', key: 'gotoy-region', type: 'string', description: 'gotoy region', envVar: 'GOTOY_REGION', default: 'r1' },
+      { name: 'gotoy-disk-gb', key: 'gotoy-disk-gb', type: 'int', description: 'disk size in GB', default: 20 },
+      { name: 'gotoy-tag', key: 'gotoy-tag', type: 'string[]', description: 'tags', default: ['default-tag'] },
+      { name: 'gotoy-private', key: 'gotoy-private', type: 'bool', description: 'private networking' },
+    ]);
+
+    const events: ProgressEvent[] = [];
+    const machineDir = join(dir.path, 'store', 'machines', 'go1');
+    const context = createMemoryContext('go1', machineDir, (event) => events.push(event));
+    const config = parseFlags(descriptor.flags, { 'gotoy-token': 'go-secret', 'gotoy-disk-gb': 40, 'gotoy-tag': ['x', 'y'], 'gotoy-private': true }, { env: {} });
+    const driver = descriptor.createDriver({ config, context });
+    await driver.preCreateCheck();
+    await driver.create();
+    expect(events.map((event) => event.message)).toEqual(['Creating gotoy instance in r1 with 40 GB']);
+    expect(debug).toContain('debug: token has 9 characters');
+    expect(await driver.getState()).toBe(State.Running);
+    expect(await driver.getIP()).toBe('192.0.2.10');
+    expect(await driver.getURL()).toBe('tcp://192.0.2.10:2376');
+    expect(await driver.getSSHHostname()).toBe('192.0.2.10');
+    expect(await driver.getSSHPort()).toBe(22);
+    expect(driver.getSSHUsername()).toBe('gotoy');
+    expect(driver.getSSHKeyPath()).toBe(join(machineDir, 'id_rsa'));
+    // The Go driver's own JSON is kept, its credential replaced by a marker.
+    expect(context.data.read()[legacyDataKey]).toMatchObject({
+      config: { MachineName: 'go1', StorePath: join(dir.path, 'store'), AccessToken: { $machineSecret: 'gotoy-token' }, DiskGB: 40, Tags: ['x', 'y'], Private: true, InstanceID: 'gotoy-go1', State: 1 },
+    });
+    expect(JSON.stringify(context.data.read())).not.toContain('go-secret');
+
+    // Later commands: the stored JSON goes back with SetConfigRaw, the credential from the environment.
+    const later = createMemoryContext('go1', machineDir);
+    await later.data.write(context.data.read());
+    const next = descriptor.createDriver({ config: parseFlags(descriptor.flags, {}, { env: { GOTOY_TOKEN: 'go-secret' } }), context: later });
+    await next.stop();
+    expect(await next.getState()).toBe(State.Stopped);
+    await next.start();
+    expect(await next.getState()).toBe(State.Running);
+    await next.restart();
+    await next.kill();
+    expect(await next.getState()).toBe(State.Stopped);
+    expect(await failure(descriptor.createDriver({ config: parseFlags(descriptor.flags, {}, { env: {} }), context: later }).getState())).toBeInstanceOf(InvalidConfigError);
+    await next.remove();
+    const gone = await failure(next.getState());
+    expect(gone).toBeInstanceOf(NotFoundError);
+    expect(gone.message).toMatch(/^machine "go1": getState: gotoy instance not found/);
+    expect(pids.length).toBeGreaterThanOrEqual(13);
+    expect(pids.filter(processExists)).toEqual([]);
+  });
+
+  it("the Go driver's errors arrive as typed errors with its text", async () => {
+    const descriptor = await openLegacyPlugin(go.plugin, { env: { ...process.env } });
+    const context = createMemoryContext('go2', join(dir.path, 'store', 'machines', 'go2'));
+    const noToken = descriptor.createDriver({ config: parseFlags(descriptor.flags, {}, { env: {} }), context });
+    const missing = await failure(noToken.preCreateCheck());
+    expect(missing).toBeInstanceOf(ProviderError);
+    expect(missing.message).toBe('machine "go2": preCreateCheck: gotoy driver requires the --gotoy-token option');
+    const badRegion = descriptor.createDriver({ config: parseFlags(descriptor.flags, { 'gotoy-token': 't', 'gotoy-region': 'r9' }, { env: {} }), context });
+    expect((await failure(badRegion.preCreateCheck())).message).toBe('machine "go2": preCreateCheck: region "r9" is not available');
+  });
+});
+
+function steps(lines: readonly GoHostLine[], session: string): Record<string, GoHostLine> {
+  return Object.fromEntries(lines.filter((line) => line.session === session && line.step !== 'line').map((line) => [line.step, line]));
+}
+
+describe('a Go host (net/rpc + encoding/gob from Go 1.19) drives a driver we serve', () => {
+  it('through create, stop, start, restart, kill, status, an idle command kept alive by heartbeats, rm, and exits without heartbeats', async () => {
+    const bin = await writeTsPlugin(join(dir.path, 'ts-bin'));
+    const store = join(dir.path, 'go-host-store');
+    const lines = await runGoHost(go.host, {
+      plugin: bin,
+      name: 'toy',
+      store,
+      commands: ['create', 'stop', 'start', 'restart', 'kill', 'state', 'idle', 'rm', 'noheartbeat'],
+      flags: { 'toy-size': 'large', 'toy-tag': ['a', 'b'], 'toy-disk-gb': 30, 'toy-private': true },
+      env: tsPluginEnv({ TOY_TOKEN: 'env-token' }),
+    });
+    const create = steps(lines, 'create');
+    expect(create.version?.value).toBe('RPCServerDriver');
+    expect(create.GetMachineName?.value).toBe('gohost-m1');
+    // Go decoded every flag into the libmachine type its name says.
+    expect((create.GetCreateFlags?.value as { type: string; name: string; default: unknown }[]).map((flag) => [flag.type, flag.name, flag.default])).toEqual([
+      ['*mcnflag.StringFlag', 'toy-region', 'toy-1'],
+      ['*mcnflag.StringFlag', 'toy-size', 'small'],
+      ['*mcnflag.StringFlag', 'toy-token', ''],
+      ['*mcnflag.IntFlag', 'toy-disk-gb', 10],
+      ['*mcnflag.StringSliceFlag', 'toy-tag', null], // an empty default is omitted on the wire: Go decodes a nil slice
+      ['*mcnflag.BoolFlag', 'toy-private', null],
+      ['*mcnflag.BoolFlag', 'toy-fail-create', null],
+    ]);
+    for (const step of ['SetConfigRaw', 'SetConfigFromFlags', 'PreCreateCheck', 'Create']) expect(create[step], step).toEqual({ session: 'create', step, value: 'ok' });
+    expect(create.GetState?.value).toBe(1);
+    expect(create.GetIP?.value).toBe('10.1.2.3');
+    expect(create.GetURL?.value).toBe('tcp://10.1.2.3:2376');
+    expect(create.GetSSHPort?.value).toBe(22);
+    expect(create.GetSSHUsername?.value).toBe('toy');
+    expect(create.GetSSHKeyPath?.value).toBe(join(store, 'machines', 'gohost-m1', 'id_rsa'));
+    expect(create.DriverName?.value).toBe('toy');
+    expect(create.GetIPv6?.error).toMatch(/reports no IPv6 address/);
+    expect(create.GetConfigRaw?.value).toMatchObject({
+      MachineName: 'gohost-m1',
+      StorePath: store,
+      Flags: { 'toy-size': 'large', 'toy-tag': ['a', 'b'], 'toy-disk-gb': 30, 'toy-private': true },
+      Data: { instanceId: 'toy-gohost-m1', state: 'Running', diskGb: 30, privateNetwork: true, tags: ['a', 'b'] },
+    });
+    expect(lines.filter((line) => line.session === 'create' && line.step === 'line').map((line) => line.value)).toEqual([
+      'stdout: Creating a large toy instance in toy-1',
+      'stdout: Toy instance toy-gohost-m1 is running',
+    ]);
+    const states = ['create', 'stop', 'start', 'restart', 'kill', 'state', 'idle'].map((session) => steps(lines, session).GetState?.value);
+    expect(states).toEqual([1, 4, 1, 1, 4, 4, 4]);
+    for (const session of ['create', 'stop', 'start', 'restart', 'kill', 'state', 'idle', 'rm']) expect(steps(lines, session).exit?.value, session).toBe(0);
+    expect(steps(lines, 'rm').Remove?.value).toBe('ok');
+    expect(steps(lines, 'rm').GetState?.error).toMatch(/^machine "gohost-m1": getState: the toy instance does not exist/);
+    expect(steps(lines, 'noheartbeat').exit?.value).toBe(1);
+  }, 180_000);
+});
