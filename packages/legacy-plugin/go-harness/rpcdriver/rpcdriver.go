@@ -106,8 +106,8 @@ type RPCServerDriver struct {
 }
 
 func (r *RPCServerDriver) GetVersion(_ *struct{}, reply *int) error { *reply = 1; return nil }
-func (r *RPCServerDriver) Close(_, _ *struct{}) error                { r.CloseCh <- true; return nil }
-func (r *RPCServerDriver) Heartbeat(_, _ *struct{}) error            { r.HeartbeatCh <- true; return nil }
+func (r *RPCServerDriver) Close(_, _ *struct{}) error               { r.CloseCh <- true; return nil }
+func (r *RPCServerDriver) Heartbeat(_, _ *struct{}) error           { r.HeartbeatCh <- true; return nil }
 func (r *RPCServerDriver) GetCreateFlags(_ *struct{}, reply *[]mcnflag.Flag) error {
 	*reply = r.ActualDriver.GetCreateFlags()
 	return nil
@@ -123,13 +123,15 @@ func (r *RPCServerDriver) GetConfigRaw(_ *struct{}, reply *[]byte) error {
 func (r *RPCServerDriver) SetConfigFromFlags(flags *DriverOptions, _ *struct{}) error {
 	return r.ActualDriver.SetConfigFromFlags(*flags)
 }
-func (r *RPCServerDriver) Create(_, _ *struct{}) error         { return r.ActualDriver.Create() }
-func (r *RPCServerDriver) PreCreateCheck(_, _ *struct{}) error { return r.ActualDriver.PreCreateCheck() }
-func (r *RPCServerDriver) Remove(_, _ *struct{}) error         { return r.ActualDriver.Remove() }
-func (r *RPCServerDriver) Start(_, _ *struct{}) error          { return r.ActualDriver.Start() }
-func (r *RPCServerDriver) Stop(_, _ *struct{}) error           { return r.ActualDriver.Stop() }
-func (r *RPCServerDriver) Restart(_, _ *struct{}) error        { return r.ActualDriver.Restart() }
-func (r *RPCServerDriver) Kill(_, _ *struct{}) error           { return r.ActualDriver.Kill() }
+func (r *RPCServerDriver) Create(_, _ *struct{}) error { return r.ActualDriver.Create() }
+func (r *RPCServerDriver) PreCreateCheck(_, _ *struct{}) error {
+	return r.ActualDriver.PreCreateCheck()
+}
+func (r *RPCServerDriver) Remove(_, _ *struct{}) error  { return r.ActualDriver.Remove() }
+func (r *RPCServerDriver) Start(_, _ *struct{}) error   { return r.ActualDriver.Start() }
+func (r *RPCServerDriver) Stop(_, _ *struct{}) error    { return r.ActualDriver.Stop() }
+func (r *RPCServerDriver) Restart(_, _ *struct{}) error { return r.ActualDriver.Restart() }
+func (r *RPCServerDriver) Kill(_, _ *struct{}) error    { return r.ActualDriver.Kill() }
 func (r *RPCServerDriver) DriverName(_ *struct{}, reply *string) error {
 	*reply = r.ActualDriver.DriverName()
 	return nil

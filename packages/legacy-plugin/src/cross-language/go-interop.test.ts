@@ -114,7 +114,7 @@ describe('a Go host (net/rpc + encoding/gob from Go 1.19) drives a driver we ser
     expect(create.version?.value).toBe('RPCServerDriver');
     expect(create.GetMachineName?.value).toBe('gohost-m1');
     // Go decoded every flag into the libmachine type its name says.
-    expect((create.GetCreateFlags?.value as { type: string; name: string; default: unknown }[]).map((flag) => [flag.type, flag.name, flag.default])).toEqual([
+    expect(((create.GetCreateFlags?.value ?? []) as { type: string; name: string; default: unknown }[]).map((flag) => [flag.type, flag.name, flag.default])).toEqual([
       ['*mcnflag.StringFlag', 'toy-region', 'toy-1'],
       ['*mcnflag.StringFlag', 'toy-size', 'small'],
       ['*mcnflag.StringFlag', 'toy-token', ''],
