@@ -1001,6 +1001,14 @@ describe('--virtualbox-hostonly-no-dhcp: a static host-only address instead of D
     await expectNothingLeft(first.context, first.machineDir);
     await expectNothingLeft(second.context, second.machineDir);
     expect((await fake.read()).hostonlyifs).toEqual({});
+    // Removed at once, in whichever order the lock allows: the server may go with the interface first.
+    const third = machine(noDhcp);
+    const fourth = machine();
+    await third.driver.create();
+    await fourth.driver.create();
+    await Promise.all([third.driver.remove(), fourth.driver.remove()]);
+    await expectNothingLeft(third.context, third.machineDir);
+    await expectNothingLeft(fourth.context, fourth.machineDir);
   });
 
   it("leaves the disabled default DHCP server VirtualBox gives a new interface disabled; a DHCP machine later enables it", async () => {

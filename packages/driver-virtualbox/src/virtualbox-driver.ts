@@ -1101,7 +1101,8 @@ export class VirtualBoxDriver implements Driver {
       [ResourceKind.dhcpServer]: (entry: JournalEntry) =>
         this.#withHostOnlyLock(undefined, async () => {
           if (await this.#keepHostOnly(entry.id, operation)) return;
-          await this.#vbox(['dhcpserver', 'remove', '--interface', entry.id], operation);
+          // Already gone with its interface (another machine's remove deleted both): done.
+          await this.#vbox(['dhcpserver', 'remove', '--interface', entry.id], operation).catch(ignoreMissing);
         }),
     };
   }

@@ -576,6 +576,15 @@ function execute(args, statePath, io) {
       const action = rest[0];
       const ifname = option('--interface') ?? option('--ifname');
       const network = ifname === undefined ? option('--network') : `HostInterfaceNetworking-${ifname}`;
+      if (ifname !== undefined && state.hostonlyifs[ifname] === undefined) {
+        // VBoxManage looks the interface up first (IHost::FindHostNetworkInterfaceByName).
+        fail([
+          `The host network interface named '${ifname}' could not be found`,
+          'Details: code E_INVALIDARG (0x80070057), component HostWrap, interface IHost, callee nsISupports',
+          `Context: "FindHostNetworkInterfaceByName(bstrInterface.raw(), ptrIHostIf.asOutParam())" at line 110 of file VBoxManageDHCPServer.cpp`,
+          action === 'remove' ? `Failed to locate host-only interface '${ifname}'` : `Could not find interface '${ifname}'`,
+        ]);
+      }
       if (action === 'add') {
         if (state.dhcpservers[network] !== undefined) fail(['DHCP server already exists']);
         state.dhcpservers[network] = {
