@@ -447,18 +447,42 @@ export class AmazonEC2Driver implements Driver {
         await sleep(delay, signal);
       }
       if (raced?.GroupId === undefined) throw error;
-      const racedId = raced.GroupId;
-      const params = await this.#waiterParams(signal, 60);
-      await this.#wait(() => sdk.waitUntilSecurityGroupExists(params, { GroupIds: [racedId] }), `security group ${racedId} to exist`, 60);
+      await this.#waitForGroup(raced.GroupId, signal);
       await this.#adoptGroup(raced, name);
       return raced;
     }
     if (groupId === undefined) throw new ProviderError('CreateSecurityGroup returned no group id');
     const id = groupId;
     await this.#context.journal.record({ kind: resourceKinds.securityGroup, id, region: this.#config.region, meta: { name } });
-    const params = await this.#waiterParams(signal, 60);
-    await this.#wait(() => sdk.waitUntilSecurityGroupExists(params, { GroupIds: [id] }), `security group ${id} to exist`, 60);
+    await this.#waitForGroup(id, signal);
     return { GroupId: id, GroupName: name, IpPermissions: [] };
+  }
+
+  /**
+   * Waits until a group just made shows by id (EC2 is eventually consistent: `InvalidGroup.NotFound`
+   * meanwhile). Its own poll, from half a second, not the SDK waiter's 5 s first delay.
+   */
+  async #waitForGroup(groupId: string, signal?: AbortSignal): Promise<void> {
+    const { DescribeSecurityGroupsCommand } = await loadEC2Sdk();
+    await waitFor(
+      async () => {
+        try {
+          await (await this.#ec2()).send(new DescribeSecurityGroupsCommand({ GroupIds: [groupId] }), abortOptions(signal));
+          return { done: true, value: undefined };
+        } catch (error) {
+          if ((error as { name?: string }).name === 'InvalidGroup.NotFound') return { done: false, reason: 'not visible yet' };
+          throw error;
+        }
+      },
+      {
+        interval: this.#pollInterval(),
+        maxInterval: 5000,
+        timeout: 60_000,
+        description: `security group ${groupId} to exist`,
+        machine: this.machineName,
+        ...(signal === undefined ? {} : { signal }),
+      },
+    );
   }
 
   /** Adds the rules the group lacks; if another create added some meanwhile, looks again once. */
