@@ -1,11 +1,14 @@
 import { ApiError, type ProviderContext, type SimRequest, type SimResponse } from '../../core/provider-front-end.ts';
+import { realismOf } from '../../core/realism.ts';
 import type { SimInstance, SimResource } from '../../core/store.ts';
+import { AzureConditions } from './azure-conditions.ts';
+import type { AzureRealism } from './azure-realism.ts';
 
 /** Provider name in the store, the request log and fault rules. */
 export const AZURE = 'azure';
 
 /** Options of the Azure front end (`startSim({ providerOptions: { azure: {...} } })`). */
-export interface AzureSimOptions {
+export interface AzureSimOptions extends AzureRealism {
   /** VMs the subscription may run at once; creates beyond it get ARM's quota error (default 1000). */
   vmLimit?: number;
   /** Bearer tokens starting with this prefix get 401 `InvalidAuthenticationToken` (default `invalid`). */
@@ -49,7 +52,9 @@ export interface AsyncOperation {
   status: 'InProgress' | 'Succeeded' | 'Failed' | 'Canceled';
   startTime: string;
   endTime?: string;
-  error?: { code: string; message: string };
+  error?: { code: string; message: string; details?: { code: string; message: string; target?: string }[] };
+  /** The VM it acts on (its status polls count against that VM's `GetOperation3Min` bucket). */
+  vmId?: string;
 }
 
 /** Shared state and helpers of one Azure front end. */
@@ -58,9 +63,12 @@ export class AzureBackend {
   readonly vmLimit: number;
   readonly invalidTokenPrefix: string;
   readonly operations = new Map<string, AsyncOperation>();
+  /** The realistic profile's windows, buckets and locks. */
+  readonly conditions: AzureConditions;
 
   constructor(context: ProviderContext, options: AzureSimOptions = {}) {
     this.context = context;
+    this.conditions = new AzureConditions(realismOf(context.realism, options), options);
     this.vmLimit = options.vmLimit ?? 1000;
     this.invalidTokenPrefix = options.invalidTokenPrefix ?? 'invalid';
     // A public IP resource follows its VM's address when it changes (the ipChangesOnStart fault).
@@ -100,12 +108,24 @@ export class AzureBackend {
     return this.context.store.listInstances(AZURE);
   }
 
-  /** Starts an async operation that settles with `done` (true: Succeeded; false: Failed with `failure`). */
-  startOperation(location: string, subscriptionId: string, namespace: string, done: Promise<boolean>, failure?: { code: string; message: string }): string {
+  /**
+   * Starts an async operation that settles with `done` (true: Succeeded; false: Failed with
+   * `failure`), no sooner than `minMs` from now (the realistic profile's operation durations).
+   */
+  startOperation(
+    location: string,
+    subscriptionId: string,
+    namespace: string,
+    done: Promise<boolean>,
+    failure?: { code: string; message: string },
+    options: { minMs?: number; vmId?: string } = {},
+  ): string {
     const id = this.context.ids.uuid();
-    const operation: AsyncOperation = { id, status: 'InProgress', startTime: new Date().toISOString() };
+    const operation: AsyncOperation = { id, status: 'InProgress', startTime: new Date().toISOString(), ...(options.vmId === undefined ? {} : { vmId: options.vmId }) };
     this.operations.set(id, operation);
-    done.then(
+    const minMs = options.minMs ?? 0;
+    const settled = minMs <= 0 ? done : Promise.all([done, new Promise((resolve) => setTimeout(resolve, minMs).unref())]).then(([reached]) => reached);
+    settled.then(
       (reached) => {
         operation.status = reached ? 'Succeeded' : 'Failed';
         operation.endTime = new Date().toISOString();
@@ -117,6 +137,11 @@ export class AzureBackend {
         operation.error = { code: 'InternalOperationError', message: error instanceof Error ? error.message : String(error) };
       },
     );
+    return this.operationUrl(location, subscriptionId, namespace, id);
+  }
+
+  /** The location-scoped URL of an operation (not under the resource's path, as ARM's are). */
+  operationUrl(location: string, subscriptionId: string, namespace: string, id: string): string {
     return `${this.context.endpoint()}/subscriptions/${subscriptionId}/providers/${namespace}/locations/${location || 'global'}/operations/${id}?api-version=2024-07-01`;
   }
 }

@@ -15,6 +15,7 @@ import {
   resourceJson,
   resourceNotFound,
 } from './azure-backend.ts';
+import { nicReserved } from './azure-errors.ts';
 
 /** A parsed ARM resource path. */
 export interface ArmTarget {
@@ -67,6 +68,35 @@ function requireReference(backend: AzureBackend, id: string, group: string, what
 
 /** The computed ARM JSON of a resource (back-references filled in from the store). */
 export function armJson(backend: AzureBackend, resource: SimResource): Record<string, unknown> {
+  const body = armJsonAsStored(backend, resource);
+  const attributes = armAttributes(resource);
+  // A resource an operation still holds reads `Updating` (realistic profile).
+  if (resource.kind !== 'resourceGroups' && backend.conditions.isUpdating(attributes.armId)) body.properties = { ...objectAt(body.properties), provisioningState: 'Updating' };
+  if (resource.kind === 'publicIPAddresses' && dynamicAddressHidden(backend, resource)) {
+    const { ipAddress: _hidden, ...properties } = objectAt(body.properties);
+    body.properties = properties;
+  }
+  return body;
+}
+
+/**
+ * A Dynamic public IP has no address until its VM runs (plus `dynamicIpLagMs`) and loses it while
+ * the VM is deallocated (realistic profile). Standard static addresses are never hidden.
+ */
+function dynamicAddressHidden(backend: AzureBackend, publicIp: SimResource): boolean {
+  const conditions = backend.conditions;
+  const properties = armAttributes(publicIp).properties;
+  if (!conditions.realism.realistic || properties.publicIPAllocationMethod !== 'Dynamic') return false;
+  const ipConfigId = String(objectAt(properties.ipConfiguration).id ?? '').toLowerCase();
+  const nicId = ipConfigId.split('/ipconfigurations/')[0] ?? '';
+  const nic = nicId === '' ? undefined : backend.context.store.getResource(AZURE, 'networkInterfaces', nicId);
+  const vmId = nic === undefined ? undefined : objectAt(armAttributes(nic).properties.virtualMachine).id;
+  const vm = typeof vmId === 'string' ? backend.vm(vmId) : undefined;
+  if (vm === undefined || vm.state !== 'running') return true;
+  return Date.now() - vm.stateChangedAt.getTime() < conditions.scaled('dynamicIpLagMs');
+}
+
+function armJsonAsStored(backend: AzureBackend, resource: SimResource): Record<string, unknown> {
   const attributes = armAttributes(resource);
   switch (resource.kind) {
     case 'virtualNetworks': {
@@ -114,6 +144,8 @@ export function putResource(backend: AzureBackend, target: ArmTarget, request: S
   }
   const location = typeof body.location === 'string' ? body.location : undefined;
   if (!isSubnet && location === undefined) throw new ApiError(400, 'LocationRequired', 'The location property is required for this definition.');
+  const locks = lockedBy(backend, target);
+  backend.conditions.assertUnlocked(locks);
   const existing = stored(backend, target);
   const properties = { ...objectAt(body.properties) };
   switch (target.typeKey) {
@@ -175,11 +207,29 @@ export function putResource(backend: AzureBackend, target: ArmTarget, request: S
   if (isGroup) return json(status, armJson(backend, resource));
   // Availability sets answer 200 for a create too (their API has no 201).
   if (target.typeKey === 'microsoft.compute/availabilitysets') return json(200, armJson(backend, resource));
-  // Network resources answer at once and finish through an async operation, as ARM's network provider does.
-  const operation = backend.startOperation(location ?? 'global', target.subscriptionId, 'Microsoft.Network', Promise.resolve(true));
+  // Network resources answer at once and finish through an async operation, as ARM's network
+  // provider does; under the realistic profile the operation takes a while and holds its targets.
+  const operation = networkOperation(backend, target, location ?? 'global', locks);
   return json(status, { ...armJson(backend, resource), properties: { ...armJson(backend, resource).properties as object, provisioningState: 'Updating' } }, {
     'azure-asyncoperation': operation,
   });
+}
+
+/** What a write to the target holds while it runs: a subnet its vnet too, a vnet its subnets too. */
+function lockedBy(backend: AzureBackend, target: ArmTarget): string[] {
+  const id = target.armId.toLowerCase();
+  if (target.typeKey === 'microsoft.network/virtualnetworks/subnets') return [id, id.slice(0, id.lastIndexOf('/subnets/'))];
+  if (target.typeKey === 'microsoft.network/virtualnetworks') return [id, ...backend.resources('subnets').filter((subnet) => subnet.id.startsWith(`${id}/subnets/`)).map((subnet) => subnet.id)];
+  return [id];
+}
+
+/** Starts a network operation lasting `networkOperationMs` (scaled) that locks `locks` meanwhile. */
+function networkOperation(backend: AzureBackend, target: ArmTarget, location: string, locks: readonly string[]): string {
+  const durationMs = backend.conditions.scaled('networkOperationMs');
+  // The lock ends just before the operation reports Succeeded: a caller that saw it finish is never refused.
+  const operation = backend.startOperation(location, target.subscriptionId, 'Microsoft.Network', Promise.resolve(true), undefined, { minMs: durationMs + 2 });
+  backend.conditions.lock(locks, durationMs, operation);
+  return operation;
 }
 
 function storeResource(backend: AzureBackend, group: string, armId: string, name: string, attributes: ArmAttributes): SimResource {
@@ -210,6 +260,7 @@ function prepareNetworkInterface(backend: AzureBackend, target: ArmTarget, prope
     const subnetId = objectAt(ipProperties.subnet).id;
     if (typeof subnetId !== 'string') throw new ApiError(400, 'InvalidRequestFormat', `IP configuration ${id} has no subnet.`);
     const subnet = requireReference(backend, subnetId, 'subnets', `IP configuration ${id}`);
+    backend.conditions.assertProvisioned([subnetId, subnetId.slice(0, subnetId.toLowerCase().lastIndexOf('/subnets/'))]);
     const publicIpId = objectAt(ipProperties.publicIPAddress).id;
     if (typeof publicIpId === 'string') {
       const publicIp = requireReference(backend, publicIpId, 'publicIPAddresses', `IP configuration ${id}`);
@@ -262,6 +313,9 @@ export function deleteResource(backend: AzureBackend, target: ArmTarget): SimRes
   }
   const attributes = armAttributes(resource);
   const store = backend.context.store;
+  const locks = lockedBy(backend, target);
+  backend.conditions.assertUnlocked(locks);
+  const heldBy = backend.conditions.inUseBy(attributes.armId);
   switch (resource.kind) {
     case 'subnets':
       if (idsAt(attributes.properties.ipConfigurations).length > 0) {
@@ -278,20 +332,23 @@ export function deleteResource(backend: AzureBackend, target: ArmTarget): SimRes
     }
     case 'networkSecurityGroups': {
       const users = idsAt(objectAt(armJson(backend, resource).properties).networkInterfaces);
+      // Just after its NIC was deleted it still reads as in use (realistic profile).
+      if (users.length === 0 && heldBy !== undefined) users.push(heldBy);
       if (users.length > 0) {
         throw new ApiError(400, 'InUseNetworkSecurityGroupCannotBeDeleted', `Network security group ${attributes.armId} cannot be deleted because it is in use by the following resources: ${users.join(', ')}.`);
       }
       break;
     }
     case 'publicIPAddresses': {
-      const user = objectAt(attributes.properties.ipConfiguration).id;
+      const user = objectAt(attributes.properties.ipConfiguration).id ?? heldBy;
       if (typeof user === 'string') throw new ApiError(400, 'PublicIPAddressCannotBeDeleted', `Public IP address ${attributes.armId} can not be deleted since it is still allocated to resource ${user}.`);
       break;
     }
     case 'networkInterfaces': {
       const vm = objectAt(attributes.properties.virtualMachine).id;
       if (typeof vm === 'string' && backend.vm(vm) !== undefined) throw new ApiError(400, 'NicInUse', `Network Interface ${attributes.armId} is used by existing resource ${vm}.`);
-      unlinkNetworkInterface(backend, resource);
+      if (heldBy !== undefined) throw nicReserved();
+      releaseNetworkInterface(backend, resource);
       break;
     }
     case 'disks': {
@@ -312,8 +369,24 @@ export function deleteResource(backend: AzureBackend, target: ArmTarget): SimRes
       break;
   }
   store.deleteResource(AZURE, resource.kind, resource.id);
-  const operation = backend.startOperation(attributes.location ?? 'global', target.subscriptionId, isGroup ? 'Microsoft.Resources' : 'Microsoft.Network', Promise.resolve(true));
+  const operation = isGroup
+    ? backend.startOperation(attributes.location ?? 'global', target.subscriptionId, 'Microsoft.Resources', Promise.resolve(true))
+    : networkOperation(backend, target, attributes.location ?? 'global', locks);
   return { status: 202, headers: { 'azure-asyncoperation': operation } };
+}
+
+/** Unlinks a deleted NIC; its NSG and public IP stay in use by it for `nicReleaseMs` (realistic profile). */
+function releaseNetworkInterface(backend: AzureBackend, nic: SimResource): void {
+  const properties = armAttributes(nic).properties;
+  const releaseMs = backend.conditions.scaled('nicReleaseMs');
+  const nsg = objectAt(properties.networkSecurityGroup).id;
+  if (typeof nsg === 'string') backend.conditions.holdInUse(nsg, releaseMs, armAttributes(nic).armId);
+  for (const config of Array.isArray(properties.ipConfigurations) ? properties.ipConfigurations : []) {
+    const entry = objectAt(config);
+    const publicIp = objectAt(objectAt(entry.properties).publicIPAddress).id;
+    if (typeof publicIp === 'string') backend.conditions.holdInUse(publicIp, releaseMs, String(entry.id ?? armAttributes(nic).armId));
+  }
+  unlinkNetworkInterface(backend, nic);
 }
 
 /** Deleting a group deletes everything in it, VMs included. */

@@ -1,7 +1,11 @@
 import { ApiError, type SimRequest, type SimResponse } from '../../core/provider-front-end.ts';
 import type { SimInstance } from '../../core/store.ts';
 import { AZURE, type AzureBackend, armAttributes, idsAt, json, jsonBody, objectAt, resourceNotFound } from './azure-backend.ts';
+import type { InstanceFaultKind } from '../../core/faults.ts';
+import { consume } from '../../core/realism.ts';
+import { AzureApiError, nicReserved } from './azure-errors.ts';
 import { type ArmTarget, requireResourceGroup } from './azure-resources.ts';
+import { checkSshKeys } from './azure-ssh-keys.ts';
 
 /** VM details kept in `instance.attributes`. */
 export interface VirtualMachineAttributes {
@@ -57,15 +61,24 @@ export function virtualMachineJson(instance: SimInstance): Record<string, unknow
         ...storageProfile,
         osDisk: { ...objectAt(storageProfile.osDisk), managedDisk: { ...objectAt(objectAt(storageProfile.osDisk).managedDisk), id: attributes.osDiskId } },
       },
-      provisioningState: attributes.provisioning === 'deleting' ? 'Deleting' : attributes.provisioning === 'creating' || !running ? 'Creating' : 'Succeeded',
+      provisioningState:
+        attributes.provisioning === 'deleting'
+          ? 'Deleting'
+          : attributes.provisioning === 'failed'
+            ? 'Failed'
+            : attributes.provisioning === 'creating' || !running
+              ? 'Creating'
+              : 'Succeeded',
       timeCreated: instance.createdAt.toISOString(),
     },
   };
 }
 
 /** `ProvisioningState/…` and `PowerState/…` statuses, as the instance view reports them. */
-export function instanceStatuses(instance: SimInstance): { code: string; level: string; displayStatus: string }[] {
+export function instanceStatuses(instance: SimInstance, powerStateLagMs = 0): { code: string; level: string; displayStatus: string }[] {
   const attributes = attributesOf(instance);
+  // Right after a create or start the PowerState entry is missing for a while (realistic profile).
+  const lagging = instance.state === 'running' && Date.now() - instance.stateChangedAt.getTime() < powerStateLagMs;
   const provisioning = attributes.provisioning ?? 'succeeded';
   const power =
     instance.state === 'pending'
@@ -82,7 +95,7 @@ export function instanceStatuses(instance: SimInstance): { code: string; level: 
               : 'stopped'
             : 'unknown';
   const statuses = [{ code: `ProvisioningState/${provisioning}`, level: 'Info', displayStatus: `Provisioning ${provisioning}` }];
-  if (provisioning !== 'creating') statuses.push({ code: `PowerState/${power}`, level: 'Info', displayStatus: `VM ${power}` });
+  if (provisioning !== 'creating' && !lagging) statuses.push({ code: `PowerState/${power}`, level: 'Info', displayStatus: `VM ${power}` });
   return statuses;
 }
 
@@ -91,8 +104,12 @@ export function putVirtualMachine(backend: AzureBackend, target: ArmTarget, requ
   requireResourceGroup(backend, target.subscriptionId, target.resourceGroup);
   const existing = backend.vm(target.armId);
   const body = jsonBody(request);
+  const conditions = backend.conditions;
+  const realistic = conditions.realism.realistic;
   if (existing !== undefined) {
     const attributes = attributesOf(existing);
+    if (realistic) refuseWhileDeleting(existing, 'createOrUpdate');
+    if (realistic) refuseImmutableChanges(attributes, objectAt(objectAt(body.properties).osProfile));
     if (body.tags !== undefined) attributes.tags = objectAt(body.tags) as Record<string, string>;
     return json(200, virtualMachineJson(existing));
   }
@@ -110,6 +127,7 @@ export function putVirtualMachine(backend: AzureBackend, target: ArmTarget, requ
   if (linux.disablePasswordAuthentication === true && keys.length === 0) {
     throw new ApiError(400, 'InvalidParameter', 'Authentication using either SSH or by user name and password must be enabled in Linux profile.');
   }
+  if (realistic) checkSshKeys(keys, conditions.knobs.rsaKeysOnly === true);
   const storageProfile = objectAt(properties.storageProfile);
   const image = objectAt(storageProfile.imageReference);
   if (image.id === undefined && (typeof image.publisher !== 'string' || typeof image.offer !== 'string' || typeof image.sku !== 'string')) {
@@ -122,15 +140,33 @@ export function putVirtualMachine(backend: AzureBackend, target: ArmTarget, requ
     if (nic === undefined) throw new ApiError(400, 'InvalidResourceReference', `Resource ${id} referenced by resource ${target.armId} was not found.`);
     const user = objectAt(armAttributes(nic).properties.virtualMachine).id;
     if (typeof user === 'string' && backend.vm(user) !== undefined) throw new ApiError(400, 'NicInUse', `Network Interface ${id} is used by existing resource ${user}.`);
+    if (conditions.inUseBy(id) !== undefined) throw nicReserved();
     return nic;
   });
   const availabilitySetId = objectAt(properties.availabilitySet).id;
   if (typeof availabilitySetId === 'string' && backend.context.store.getResource(AZURE, 'availabilitySets', availabilitySetId.toLowerCase()) === undefined) {
     throw new ApiError(404, 'NotFound', `Availability set ${availabilitySetId} was not found.`);
   }
-  if (backend.vms().length >= backend.vmLimit) {
-    throw new ApiError(409, 'OperationNotAllowed', `Operation could not be completed as it results in exceeding approved Total Regional Cores quota. Location: ${location}, Current Limit: ${backend.vmLimit * 2}, Current Usage: ${backend.vms().length * 2}, Additional Required: 2.`);
+  const skuKnob = conditions.knobs.skuNotAvailable;
+  if (realistic && skuKnob !== undefined && (skuKnob.sizes === undefined || skuKnob.sizes.includes(vmSize)) && consume(skuKnob, name)) {
+    throw new AzureApiError(
+      409,
+      'SkuNotAvailable',
+      `The requested size for resource '${target.armId}' is currently not available in location '${location}' zones '${(Array.isArray(body.zones) ? body.zones : []).join(',')}' for subscription '${target.subscriptionId}'. Please try another size or deploy to a different location or zones. See https://aka.ms/azureskunotavailable for details.`,
+    );
   }
+  const coresPerVm = conditions.knobs.coresPerVm ?? 2;
+  const limit = Math.min(backend.vmLimit * coresPerVm, realistic ? (conditions.knobs.regionalCores ?? 350) : Number.POSITIVE_INFINITY);
+  const usage = backend.vms().filter((vm) => !attributesOf(vm).deallocated).length * coresPerVm;
+  if (usage + coresPerVm > limit) {
+    throw new ApiError(
+      409,
+      'OperationNotAllowed',
+      `Operation could not be completed as it results in exceeding approved Total Regional Cores quota. Additional details - Deployment Model: Resource Manager, Location: ${location}, Current Limit: ${limit}, Current Usage: ${usage}, Additional Required: ${coresPerVm}, (Minimum) New Limit Required: ${usage + coresPerVm}. Submit a request for Quota increase at https://aka.ms/ProdportalCRP/#blade/Microsoft_Azure_Capacity/UsageAndQuota.ReactView by specifying parameters listed in the ‘Details’ section for deployment to succeed.`,
+    );
+  }
+  const allocation = conditions.knobs.allocationFailure;
+  const allocationFails = realistic && allocation !== undefined && (allocation.operations ?? ['create']).includes('create') && consume(allocation, name);
 
   const osDisk = objectAt(storageProfile.osDisk);
   const diskName = typeof osDisk.name === 'string' ? osDisk.name : `${name}_OsDisk_1_${backend.context.ids.hex(32)}`;
@@ -155,7 +191,7 @@ export function putVirtualMachine(backend: AzureBackend, target: ArmTarget, requ
     deallocated: false,
     diskGb,
   };
-  const { instance, running } = backend.context.lifecycle.launch({
+  const { instance, running: launched } = backend.context.lifecycle.launch({
     provider: AZURE,
     kind: 'virtualMachine',
     id: target.armId.toLowerCase(),
@@ -163,9 +199,12 @@ export function putVirtualMachine(backend: AzureBackend, target: ArmTarget, requ
     authorizedKeys: keys,
     attributes: attributes as unknown as Record<string, unknown>,
     ...(typeof customData === 'string' ? { userData: Buffer.from(customData, 'base64').toString('utf8') } : {}),
+    ...(allocationFails ? { faults: ['neverRuns' as const] } : {}),
   });
   const live = attributesOf(instance);
   live.provisioning = 'creating';
+  // AllocationFailed arrives only in the poll; the VM stays, `Failed`, and its NIC is reserved.
+  const running = allocationFails ? failAllocation(backend, instance) : launched;
   void running.then(() => {
     if (live.provisioning === 'creating') delete live.provisioning;
   });
@@ -194,11 +233,57 @@ export function putVirtualMachine(backend: AzureBackend, target: ArmTarget, requ
       }
     }
   }
-  const operation = backend.startOperation(location, target.subscriptionId, 'Microsoft.Compute', running, {
-    code: 'OSProvisioningInternalError',
-    message: `OS Provisioning failed for VM '${name}'.`,
-  });
+  const operation = backend.startOperation(
+    location,
+    target.subscriptionId,
+    'Microsoft.Compute',
+    running,
+    allocationFails ? allocationFailed(allocation?.code) : { code: 'OSProvisioningInternalError', message: `OS Provisioning failed for VM '${name}'.` },
+    { vmId: target.armId },
+  );
   return json(201, virtualMachineJson(instance), { 'azure-asyncoperation': operation });
+}
+
+/** The error of an allocation that failed (capacity, not quota). */
+function allocationFailed(code: 'AllocationFailed' | 'ZonalAllocationFailed' = 'AllocationFailed'): { code: string; message: string } {
+  return {
+    code,
+    message:
+      'Allocation failed. We do not have sufficient capacity for the requested VM size in this region. Read more about improving likelihood of allocation success at http://aka.ms/allocation-guidance',
+  };
+}
+
+/** A create whose allocation fails: after the boot time the VM is `Failed`, deallocated, and its NICs reserved for `nicReservationMs`. */
+async function failAllocation(backend: AzureBackend, instance: SimInstance): Promise<boolean> {
+  await new Promise((resolve) => setTimeout(resolve, backend.context.lifecycle.delays.pendingMs).unref());
+  const attributes = attributesOf(instance);
+  if (attributes.provisioning !== 'creating') return false;
+  attributes.provisioning = 'failed';
+  attributes.deallocated = true;
+  void backend.context.lifecycle.stop(instance, { force: true });
+  for (const nicId of attributes.nicIds) backend.conditions.holdInUse(nicId, backend.conditions.scaled('nicReservationMs'), attributes.armId);
+  return false;
+}
+
+/** `OperationNotAllowed` for anything but a delete on a VM being deleted. */
+function refuseWhileDeleting(vm: SimInstance, operation: string): void {
+  if (attributesOf(vm).provisioning === 'deleting') {
+    throw new ApiError(
+      409,
+      'OperationNotAllowed',
+      `Operation '${operation}' is not allowed on VM '${vm.name}' since the VM is marked for deletion. You can only retry the Delete operation (or wait for an ongoing one to complete).`,
+    );
+  }
+}
+
+/** A re-PUT is an update: the OS profile's user and computer name cannot change. */
+function refuseImmutableChanges(attributes: VirtualMachineAttributes, osProfile: Record<string, unknown>): void {
+  const before = objectAt(attributes.properties.osProfile);
+  for (const field of ['adminUsername', 'computerName']) {
+    if (osProfile[field] !== undefined && before[field] !== undefined && osProfile[field] !== before[field]) {
+      throw new AzureApiError(409, 'PropertyChangeNotAllowed', `Changing property 'osProfile.${field}' is not allowed.`, { target: `osProfile.${field}` });
+    }
+  }
 }
 
 /** GET …/virtualMachines/{name} (`$expand=instanceView` adds the statuses). */
@@ -206,7 +291,7 @@ export function getVirtualMachine(backend: AzureBackend, target: ArmTarget, requ
   const vm = requireVm(backend, target);
   const body = virtualMachineJson(vm);
   if (request.url.searchParams.get('$expand') === 'instanceView') {
-    body.properties = { ...objectAt(body.properties), instanceView: { statuses: instanceStatuses(vm) } };
+    body.properties = { ...objectAt(body.properties), instanceView: { statuses: instanceStatuses(vm, backend.conditions.scaled('powerStateLagMs')) } };
   }
   return json(200, body);
 }
@@ -214,7 +299,7 @@ export function getVirtualMachine(backend: AzureBackend, target: ArmTarget, requ
 /** GET …/virtualMachines/{name}/instanceView. */
 export function getInstanceView(backend: AzureBackend, target: ArmTarget): SimResponse {
   const vm = requireVm(backend, target);
-  return json(200, { computerName: vm.name, osName: 'ubuntu', osVersion: '24.04', statuses: instanceStatuses(vm) });
+  return json(200, { computerName: vm.name, osName: 'ubuntu', osVersion: '24.04', statuses: instanceStatuses(vm, backend.conditions.scaled('powerStateLagMs')) });
 }
 
 /** GET /subscriptions/{s}/providers/Microsoft.Compute/virtualMachines (`statusOnly=true` adds statuses). */
@@ -225,7 +310,7 @@ export function listAllVirtualMachines(backend: AzureBackend, subscriptionId: st
     .filter((vm) => attributesOf(vm).subscriptionId.toLowerCase() === subscriptionId.toLowerCase())
     .map((vm) => {
       const body = virtualMachineJson(vm);
-      return statusOnly ? { ...body, properties: { ...objectAt(body.properties), instanceView: { statuses: instanceStatuses(vm) } } } : body;
+      return statusOnly ? { ...body, properties: { ...objectAt(body.properties), instanceView: { statuses: instanceStatuses(vm, backend.conditions.scaled('powerStateLagMs')) } } } : body;
     });
   return json(200, { value });
 }
@@ -235,19 +320,34 @@ export function virtualMachineAction(backend: AzureBackend, target: ArmTarget, a
   const vm = requireVm(backend, target);
   const attributes = attributesOf(vm);
   const lifecycle = backend.context.lifecycle;
+  const conditions = backend.conditions;
+  if (conditions.realism.realistic) refuseWhileDeleting(vm, action === 'poweroff' ? 'powerOff' : action);
   let done: Promise<boolean>;
+  let failure: { code: string; message: string } | undefined;
   switch (action) {
     case 'poweroff':
       done = lifecycle.stop(vm, { force: request.url.searchParams.get('skipShutdown') === 'true' });
       break;
     case 'deallocate':
       attributes.deallocated = true;
+      // A deallocated VM gives up its Dynamic public IP: the next start gets another one.
+      if (conditions.realism.realistic && hasDynamicPublicIp(backend, attributes)) mutableFaults(vm).add('ipChangesOnStart');
       done = lifecycle.stop(vm);
       break;
-    case 'start':
+    case 'start': {
+      const allocation = conditions.knobs.allocationFailure;
+      if (conditions.realism.realistic && attributes.deallocated && allocation?.operations?.includes('start') === true && consume(allocation, vm.name)) {
+        failure = allocationFailed(allocation.code);
+        done = new Promise((resolve) => setTimeout(() => resolve(false), lifecycle.delays.pendingMs).unref());
+        break;
+      }
       attributes.deallocated = false;
-      done = lifecycle.start(vm);
+      done = lifecycle.start(vm).then((reached) => {
+        if (conditions.realism.realistic && hasDynamicPublicIp(backend, attributes)) mutableFaults(vm).delete('ipChangesOnStart');
+        return reached;
+      });
       break;
+    }
     case 'restart':
       if (vm.state !== 'running') {
         throw new ApiError(409, 'OperationNotAllowed', `Operation 'restart' is not allowed on VM '${vm.name}' since the VM is ${attributes.deallocated ? 'deallocated' : 'not running'}.`);
@@ -257,8 +357,26 @@ export function virtualMachineAction(backend: AzureBackend, target: ArmTarget, a
     default:
       throw new ApiError(404, 'NotFound', `No route for action ${action}.`);
   }
-  const operation = backend.startOperation(attributes.location, target.subscriptionId, 'Microsoft.Compute', done);
+  const operation = backend.startOperation(attributes.location, target.subscriptionId, 'Microsoft.Compute', done, failure, { vmId: target.armId });
   return { status: 202, headers: { 'azure-asyncoperation': operation } };
+}
+
+/** The instance's fault set: the lifecycle makes it a Set; read-only to tests, this front end toggles the address change per deallocation. */
+function mutableFaults(vm: SimInstance): Set<InstanceFaultKind> {
+  return vm.faults as Set<InstanceFaultKind>;
+}
+
+function hasDynamicPublicIp(backend: AzureBackend, attributes: VirtualMachineAttributes): boolean {
+  const configs = new Set(
+    attributes.nicIds.flatMap((nicId) => {
+      const nic = backend.context.store.getResource(AZURE, 'networkInterfaces', nicId.toLowerCase());
+      return nic === undefined ? [] : idsAt(armAttributes(nic).properties.ipConfigurations).map((id) => id.toLowerCase());
+    }),
+  );
+  return backend.resources('publicIPAddresses').some((publicIp) => {
+    const properties = armAttributes(publicIp).properties;
+    return properties.publicIPAllocationMethod === 'Dynamic' && configs.has(String(objectAt(properties.ipConfiguration).id ?? '').toLowerCase());
+  });
 }
 
 /** DELETE …/virtualMachines/{name}: the instance terminates; its NIC and OS disk stay, detached (ARM's default delete options). */
@@ -267,7 +385,10 @@ export function deleteVirtualMachine(backend: AzureBackend, target: ArmTarget): 
   if (vm === undefined) return { status: 204 };
   const attributes = attributesOf(vm);
   attributes.provisioning = 'deleting';
-  const done = backend.context.lifecycle.terminate(vm).then((reached) => {
+  // The VM reads `Deleting` (its NIC still attached) for `vmDeleteMs` before it is gone (realistic profile).
+  const deleteMs = backend.conditions.scaled('vmDeleteMs');
+  const deleting = deleteMs <= 0 ? Promise.resolve() : new Promise((resolve) => setTimeout(resolve, deleteMs).unref());
+  const done = deleting.then(() => backend.context.lifecycle.terminate(vm)).then((reached) => {
     for (const nicId of attributes.nicIds) {
       const nic = backend.context.store.getResource(AZURE, 'networkInterfaces', nicId.toLowerCase());
       if (nic !== undefined) delete armAttributes(nic).properties.virtualMachine;
@@ -279,6 +400,6 @@ export function deleteVirtualMachine(backend: AzureBackend, target: ArmTarget): 
     }
     return reached;
   });
-  const operation = backend.startOperation(attributes.location, target.subscriptionId, 'Microsoft.Compute', done);
+  const operation = backend.startOperation(attributes.location, target.subscriptionId, 'Microsoft.Compute', done, undefined, { vmId: target.armId });
   return { status: 202, headers: { 'azure-asyncoperation': operation } };
 }
