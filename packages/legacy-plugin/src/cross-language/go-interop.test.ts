@@ -1,10 +1,14 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createMemoryContext, InvalidConfigError, type MachineError, NotFoundError, type ProgressEvent, parseFlags, ProviderError, State } from '@machine/driver-core';
+import { startSim } from '@machine/cloud-sim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { legacyDataKey } from '../host/legacy-plugin-driver.ts';
 import { openLegacyPlugin } from '../host/open-legacy-plugin.ts';
 import { buildGoHarness, type GoHarness, type GoHostLine, runGoHost } from '../test-support/go-harness.ts';
 import { processExists, tempDir, tsPluginEnv, writeTsPlugin } from '../test-support/plugin-fixtures.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
 
 let dir: { path: string; dispose(): Promise<void> };
 let go: GoHarness;
@@ -148,5 +152,41 @@ describe('a Go host (net/rpc + encoding/gob from Go 1.19) drives a driver we ser
     expect(steps(lines, 'rm').Remove?.value).toBe('ok');
     expect(steps(lines, 'rm').GetState?.error).toMatch(/^machine "gohost-m1": getState: the toy instance does not exist/);
     expect(steps(lines, 'noheartbeat').exit?.value).toBe(1);
+  }, 180_000);
+});
+
+describe('a Go host drives driver-digitalocean, served as a plugin, against cloud-sim', () => {
+  it('creates a droplet, stops, starts, restarts, kills and removes it, leaving nothing behind', async () => {
+    const sim = await startSim({ providers: ['digitalocean'], delays: { pendingMs: 20, stoppingMs: 10 } });
+    try {
+      const bin = await writeTsPlugin(join(dir.path, 'do-bin'), 'digitalocean', join(here, '..', 'test-support', 'digitalocean-fast-driver.ts'));
+      const store = join(dir.path, 'do-store');
+      const lines = await runGoHost(go.host, {
+        plugin: bin,
+        name: 'digitalocean',
+        store,
+        commands: ['create', 'stop', 'start', 'restart', 'kill', 'state', 'rm'],
+        flags: { 'digitalocean-access-token': 'dop_v1_sim_token', 'digitalocean-api-url': sim.endpoints.digitalocean, 'digitalocean-ssh-port': sim.sshPort, 'digitalocean-wait-timeout': 10 },
+        env: tsPluginEnv(),
+      });
+      const create = steps(lines, 'create');
+      for (const step of ['SetConfigFromFlags', 'PreCreateCheck', 'Create']) expect(create[step], JSON.stringify(create[step])).toEqual({ session: 'create', step, value: 'ok' });
+      expect(create.GetIP?.value).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+      expect(create.GetURL?.value).toBe(`tcp://${String(create.GetIP?.value)}:2376`);
+      expect(create.GetSSHPort?.value).toBe(sim.sshPort);
+      expect(create.GetSSHUsername?.value).toBe('root');
+      expect(create.GetSSHKeyPath?.value).toBe(join(store, 'machines', 'gohost-m1', 'id_ed25519'));
+      // What create made is in the journal carried by the config JSON; rm empties it.
+      const journalKinds = (session: string) => ((steps(lines, session).GetConfigRaw?.value as { Journal?: { kind: string }[] } | undefined)?.Journal ?? []).map((entry) => entry.kind);
+      expect(journalKinds('create')).toEqual(expect.arrayContaining(['ssh-key', 'droplet']));
+      const states = ['create', 'stop', 'start', 'restart', 'kill', 'state'].map((session) => steps(lines, session).GetState?.value);
+      expect(states).toEqual([1, 4, 1, 1, 4, 4]);
+      for (const session of ['create', 'stop', 'start', 'restart', 'kill', 'state', 'rm']) expect(steps(lines, session).exit?.value, session).toBe(0);
+      expect(steps(lines, 'rm').Remove?.value).toBe('ok');
+      expect(journalKinds('rm')).toEqual([]);
+      expect(sim.leaks()).toEqual([]);
+    } finally {
+      await sim.close();
+    }
   }, 180_000);
 });
