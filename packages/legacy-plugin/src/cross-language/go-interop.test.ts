@@ -126,6 +126,7 @@ describe('a Go host (net/rpc + encoding/gob from Go 1.19) drives a driver we ser
       ['*mcnflag.StringSliceFlag', 'toy-tag', null], // an empty default is omitted on the wire: Go decodes a nil slice
       ['*mcnflag.BoolFlag', 'toy-private', null],
       ['*mcnflag.BoolFlag', 'toy-fail-create', null],
+      ['*mcnflag.IntFlag', 'toy-create-delay-ms', 0],
     ]);
     for (const step of ['SetConfigRaw', 'SetConfigFromFlags', 'PreCreateCheck', 'Create']) expect(create[step], step).toEqual({ session: 'create', step, value: 'ok' });
     expect(create.GetState?.value).toBe(1);

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { createMemoryContext, InvalidConfigError, type MachineError, NotFoundError, type ProgressEvent, parseFlags, ProviderError, QuotaError, State } from '@machine/driver-core';
+import { CancelledError, createMemoryContext, InvalidConfigError, type MachineError, NotFoundError, type ProgressEvent, parseFlags, ProviderError, QuotaError, State } from '@machine/driver-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LegacyProtocolError } from '../errors/legacy-protocol-error.ts';
 import { processExists, tempDir, tsPluginEnv, writeShellPlugin, writeTsPlugin } from '../test-support/plugin-fixtures.ts';
@@ -49,6 +49,7 @@ describe('openLegacyPlugin: a docker-machine-driver-NAME binary as a driver-core
       { name: 'toy-tag', key: 'toy-tag', type: 'string[]', description: 'Tags (repeatable)' },
       { name: 'toy-private', key: 'toy-private', type: 'bool', description: 'Attach a private network' },
       { name: 'toy-fail-create', key: 'toy-fail-create', type: 'bool', description: 'Fail create with a quota error (tests)' },
+      { name: 'toy-create-delay-ms', key: 'toy-create-delay-ms', type: 'int', description: 'How long create takes (tests)', default: 0 },
     ]);
     noPluginAlive();
   });
@@ -132,6 +133,30 @@ describe('openLegacyPlugin: a docker-machine-driver-NAME binary as a driver-core
     // Every launched shell (the ones that printed an address included) is gone.
     const { execFileSync } = await import('node:child_process');
     expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toMatch(/docker-machine-driver-(junk|silent|wrong)/);
+  });
+
+  it('heartbeats every 5 s keep the plugin alive through a create longer than its 10 s watchdog', async () => {
+    const descriptor = await openLegacyPlugin(toyPath, options());
+    const context = createMemoryContext('slow1', join(dir.path, 'store', 'machines', 'slow1'));
+    const driver = descriptor.createDriver({ config: parseFlags(descriptor.flags, { 'toy-token': 't', 'toy-create-delay-ms': 11_000 }, { env: {} }), context });
+    await driver.create();
+    expect(await driver.getState()).toBe(State.Running);
+    noPluginAlive();
+  }, 60_000);
+
+  it('an aborted operation stops its plugin at once and rejects with CancelledError', async () => {
+    const launched: number[] = [];
+    const descriptor = await openLegacyPlugin(toyPath, options({}, { onLaunch: (pid) => launched.push(pid) }));
+    const controller = new AbortController();
+    // Abort as soon as the plugin reports that create began.
+    const context = createMemoryContext('slow2', join(dir.path, 'store', 'machines', 'slow2'), () => controller.abort());
+    const driver = descriptor.createDriver({ config: parseFlags(descriptor.flags, { 'toy-token': 't', 'toy-create-delay-ms': 60_000 }, { env: {} }), context });
+    const error = await failure(driver.create({ signal: controller.signal }));
+    expect(error).toBeInstanceOf(CancelledError);
+    expect(error.message).toMatch(/create was cancelled; the plugin was stopped/);
+    expect(launched.length).toBe(2);
+    expect(launched.filter(processExists)).toEqual([]);
+    await expect(driver.create({ signal: controller.signal })).rejects.toBeInstanceOf(CancelledError);
   });
 
   it('finds plugins on MACHINE_DRIVER_PATH before PATH, executable files only', async () => {

@@ -90,6 +90,7 @@ describe('serveLegacyPlugin', () => {
       { name: '*mcnflag.StringSliceFlag', Name: 'toy-tag', Usage: 'Tags (repeatable)', EnvVar: '', Value: [] },
       { name: '*mcnflag.BoolFlag', Name: 'toy-private', Usage: 'Attach a private network', EnvVar: '' },
       { name: '*mcnflag.BoolFlag', Name: 'toy-fail-create', Usage: 'Fail create with a quota error (tests)', EnvVar: '' },
+      { name: '*mcnflag.IntFlag', Name: 'toy-create-delay-ms', Usage: 'How long create takes (tests)', EnvVar: '', Value: 0 },
     ]);
   });
 

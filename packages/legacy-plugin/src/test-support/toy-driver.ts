@@ -22,6 +22,7 @@ export const toyFlags = defineFlags([
   { name: 'toy-tag', key: 'tags', type: 'string[]', description: 'Tags (repeatable)' },
   { name: 'toy-private', key: 'privateNetwork', type: 'bool', description: 'Attach a private network' },
   { name: 'toy-fail-create', key: 'failCreate', type: 'bool', description: 'Fail create with a quota error (tests)' },
+  { name: 'toy-create-delay-ms', key: 'createDelayMs', type: 'int', default: 0, description: 'How long create takes (tests)' },
 ] as const);
 
 export type ToyConfig = ConfigOf<typeof toyFlags>;
@@ -57,6 +58,7 @@ class ToyDriver implements Driver {
   async create(): Promise<void> {
     await this.preCreateCheck();
     this.#context.onProgress?.({ step: 'create-instance', phase: 'start', message: `Creating a ${this.#config.size} toy instance in ${this.#config.region}` });
+    if (this.#config.createDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#config.createDelayMs));
     if (this.#config.failCreate) throw new QuotaError('the toy cloud has no room for another instance', { machine: this.machineName, operation: 'create' });
     const id = `toy-${this.machineName}`;
     await this.#context.journal.record({ kind: 'instance', id, state: 'made' });
