@@ -98,6 +98,49 @@ describe('our host drives a Go plugin (net/rpc + encoding/gob from Go 1.19)', ()
   });
 });
 
+describe('our host drives a Go plugin that calls the DigitalOcean API, against cloud-sim', () => {
+  it('create, status, ip, stop, start, restart, kill and rm act on a simulated droplet; nothing is left', async () => {
+    const sim = await startSim({ providers: ['digitalocean'], delays: { pendingMs: 20, stoppingMs: 10 } });
+    try {
+      const pids: number[] = [];
+      const descriptor = await openLegacyPlugin(go.digitalOceanPlugin, { env: { ...process.env }, onLaunch: (pid) => pids.push(pid) });
+      expect(descriptor.flags.find((flag) => flag.name === 'godo-access-token')).toMatchObject({ secret: true, envVar: 'GODO_ACCESS_TOKEN' });
+      const events: ProgressEvent[] = [];
+      const context = createMemoryContext('do-go-1', join(dir.path, 'store', 'machines', 'do-go-1'), (event) => events.push(event));
+      const values = { 'godo-access-token': 'dop_v1_sim_token', 'godo-api-url': sim.endpoints.digitalocean, 'godo-ssh-port': sim.sshPort };
+      const driver = descriptor.createDriver({ config: parseFlags(descriptor.flags, values, { env: {} }), context });
+      await driver.preCreateCheck();
+      await driver.create();
+      expect(events.map((event) => event.message)).toEqual(['Creating droplet do-go-1 in nyc3']);
+      const [droplet] = sim.store.listInstances('digitalocean');
+      expect(droplet?.name).toBe('do-go-1');
+      expect(await driver.getState()).toBe(State.Running);
+      expect(await driver.getIP()).toBe(droplet?.publicIp);
+      expect(await driver.getURL()).toBe(`tcp://${droplet?.publicIp}:2376`);
+      expect(await driver.getSSHPort()).toBe(sim.sshPort);
+      expect(driver.getSSHUsername()).toBe('root');
+      await driver.stop();
+      expect(await driver.getState()).toBe(State.Stopped);
+      expect(droplet?.state).toBe('stopped');
+      await driver.start();
+      expect(await driver.getState()).toBe(State.Running);
+      await driver.restart();
+      expect(await driver.getState()).toBe(State.Running);
+      await driver.kill();
+      expect(await driver.getState()).toBe(State.Stopped);
+      // What the plugin made is invisible to machine's journal: only the plugin's own Remove knows it.
+      expect(context.journal.entries()).toEqual([]);
+      expect(JSON.stringify(context.data.read())).not.toContain('dop_v1_sim_token');
+      await driver.remove();
+      expect(await failure(driver.getState())).toBeInstanceOf(NotFoundError);
+      expect(sim.leaks()).toEqual([]);
+      expect(pids.filter(processExists)).toEqual([]);
+    } finally {
+      await sim.close();
+    }
+  }, 120_000);
+});
+
 function steps(lines: readonly GoHostLine[], session: string): Record<string, GoHostLine> {
   return Object.fromEntries(lines.filter((line) => line.session === session && line.step !== 'line').map((line) => [line.step, line]));
 }

@@ -13,6 +13,8 @@ export const goHarnessDir = join(dirname(fileURLToPath(import.meta.url)), '..', 
 export interface GoHarness {
   /** `docker-machine-driver-gotoy`: a Go plugin shaped like a third-party driver. */
   readonly plugin: string;
+  /** `docker-machine-driver-godo`: a Go plugin driving the DigitalOcean v2 API with net/http (pointed at cloud-sim). */
+  readonly digitalOceanPlugin: string;
   /** `gohost PLUGIN NAME STORE COMMAND...`: drives a plugin the way docker-machine does. */
   readonly host: string;
 }
@@ -45,10 +47,12 @@ export async function buildGoHarness(outDir: string): Promise<GoHarness> {
     );
   }
   const plugin = join(outDir, 'docker-machine-driver-gotoy');
+  const digitalOceanPlugin = join(outDir, 'docker-machine-driver-godo');
   const host = join(outDir, 'gohost');
   await run(go, ['build', '-o', plugin, './cmd/goplugin'], { cwd: goHarnessDir, env });
+  await run(go, ['build', '-o', digitalOceanPlugin, './cmd/godoplugin'], { cwd: goHarnessDir, env });
   await run(go, ['build', '-o', host, './cmd/gohost'], { cwd: goHarnessDir, env });
-  return { plugin, host };
+  return { plugin, digitalOceanPlugin, host };
 }
 
 /** One JSON line the Go host printed. */

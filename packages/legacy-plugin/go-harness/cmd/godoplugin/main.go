@@ -1,0 +1,231 @@
+// A Go plugin that drives the DigitalOcean v2 API with net/http, the way
+// third-party docker-machine drivers drive their clouds; the tests point it at
+// cloud-sim. Its state (the droplet id) travels in its JSON config.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"legacyharness/mcnflag"
+	"legacyharness/rpcdriver"
+)
+
+type Driver struct {
+	IPAddress      string
+	MachineName    string
+	SSHUser        string
+	SSHPort        int
+	SSHKeyPath     string
+	StorePath      string
+	SwarmMaster    bool
+	SwarmHost      string
+	SwarmDiscovery string
+
+	AccessToken string
+	APIURL      string
+	Region      string
+	Size        string
+	Image       string
+	DropletID   int
+}
+
+func (d *Driver) DriverName() string { return "godo" }
+
+func (d *Driver) GetCreateFlags() []mcnflag.Flag {
+	return []mcnflag.Flag{
+		mcnflag.StringFlag{Name: "godo-access-token", Usage: "DigitalOcean access token", EnvVar: "GODO_ACCESS_TOKEN"},
+		mcnflag.StringFlag{Name: "godo-api-url", Usage: "DigitalOcean API URL", EnvVar: "GODO_API_URL", Value: "https://api.digitalocean.com"},
+		mcnflag.StringFlag{Name: "godo-region", Usage: "region", Value: "nyc3"},
+		mcnflag.StringFlag{Name: "godo-size", Usage: "size", Value: "s-1vcpu-1gb"},
+		mcnflag.StringFlag{Name: "godo-image", Usage: "image", Value: "ubuntu-24-04-x64"},
+		mcnflag.IntFlag{Name: "godo-ssh-port", Usage: "SSH port", Value: 22},
+	}
+}
+
+func (d *Driver) SetConfigFromFlags(opts rpcdriver.DriverOptions) error {
+	d.AccessToken = opts.String("godo-access-token")
+	d.APIURL = opts.String("godo-api-url")
+	d.Region = opts.String("godo-region")
+	d.Size = opts.String("godo-size")
+	d.Image = opts.String("godo-image")
+	d.SSHPort = opts.Int("godo-ssh-port")
+	if d.AccessToken == "" {
+		return errors.New("godo driver requires the --godo-access-token option")
+	}
+	return nil
+}
+
+type droplet struct {
+	ID       int    `json:"id"`
+	Status   string `json:"status"`
+	Networks struct {
+		V4 []struct {
+			IPAddress string `json:"ip_address"`
+			Type      string `json:"type"`
+		} `json:"v4"`
+	} `json:"networks"`
+}
+
+func (d *Driver) api(method, path string, body interface{}, out interface{}) (int, error) {
+	var reader *bytes.Reader
+	if body != nil {
+		data, _ := json.Marshal(body)
+		reader = bytes.NewReader(data)
+	} else {
+		reader = bytes.NewReader(nil)
+	}
+	req, err := http.NewRequest(method, d.APIURL+path, reader)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+d.AccessToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode >= 300 {
+		var problem struct {
+			Message string `json:"message"`
+		}
+		json.NewDecoder(res.Body).Decode(&problem)
+		return res.StatusCode, fmt.Errorf("DigitalOcean API %s %s: %d %s", method, path, res.StatusCode, problem.Message)
+	}
+	if out != nil {
+		return res.StatusCode, json.NewDecoder(res.Body).Decode(out)
+	}
+	return res.StatusCode, nil
+}
+
+func (d *Driver) get() (*droplet, error) {
+	if d.DropletID == 0 {
+		return nil, errors.New("droplet not found")
+	}
+	var out struct {
+		Droplet droplet `json:"droplet"`
+	}
+	status, err := d.api("GET", "/v2/droplets/"+strconv.Itoa(d.DropletID), nil, &out)
+	if status == 404 {
+		return nil, errors.New("droplet not found")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &out.Droplet, nil
+}
+
+func (d *Driver) waitFor(status string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		current, err := d.get()
+		if err != nil {
+			return err
+		}
+		if current.Status == status {
+			for _, network := range current.Networks.V4 {
+				if network.Type == "public" {
+					d.IPAddress = network.IPAddress
+				}
+			}
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("droplet %d did not become %s in 30s", d.DropletID, status)
+}
+
+func (d *Driver) PreCreateCheck() error {
+	_, err := d.api("GET", "/v2/account", nil, nil)
+	return err
+}
+
+func (d *Driver) Create() error {
+	fmt.Printf("Creating droplet %s in %s\n", d.MachineName, d.Region)
+	var out struct {
+		Droplet droplet `json:"droplet"`
+	}
+	body := map[string]interface{}{"name": d.MachineName, "region": d.Region, "size": d.Size, "image": d.Image, "tags": []string{"godo"}}
+	if _, err := d.api("POST", "/v2/droplets", body, &out); err != nil {
+		return err
+	}
+	d.DropletID = out.Droplet.ID
+	d.SSHUser = "root"
+	d.SSHKeyPath = filepath.Join(d.StorePath, "machines", d.MachineName, "id_rsa")
+	fmt.Fprintf(os.Stderr, "droplet %d created, waiting for it to be active\n", d.DropletID)
+	return d.waitFor("active")
+}
+
+func (d *Driver) action(kind, until string) error {
+	if _, err := d.get(); err != nil {
+		return err
+	}
+	if _, err := d.api("POST", "/v2/droplets/"+strconv.Itoa(d.DropletID)+"/actions", map[string]string{"type": kind}, nil); err != nil {
+		return err
+	}
+	return d.waitFor(until)
+}
+
+func (d *Driver) Start() error   { return d.action("power_on", "active") }
+func (d *Driver) Stop() error    { return d.action("shutdown", "off") }
+func (d *Driver) Kill() error    { return d.action("power_off", "off") }
+func (d *Driver) Restart() error { return d.action("reboot", "active") }
+
+func (d *Driver) Remove() error {
+	if d.DropletID == 0 {
+		return nil
+	}
+	status, err := d.api("DELETE", "/v2/droplets/"+strconv.Itoa(d.DropletID), nil, nil)
+	if err != nil && status != 404 {
+		return err
+	}
+	d.DropletID = 0
+	return nil
+}
+
+func (d *Driver) GetState() (int, error) {
+	current, err := d.get()
+	if err != nil {
+		return 0, err
+	}
+	switch current.Status {
+	case "new":
+		return 6, nil
+	case "active":
+		return 1, nil
+	case "off":
+		return 4, nil
+	}
+	return 0, nil
+}
+
+func (d *Driver) GetIP() (string, error) {
+	if d.IPAddress == "" {
+		return "", errors.New("IP address is not set")
+	}
+	return d.IPAddress, nil
+}
+func (d *Driver) GetSSHHostname() (string, error) { return d.GetIP() }
+func (d *Driver) GetSSHPort() (int, error)        { return d.SSHPort, nil }
+func (d *Driver) GetSSHUsername() string          { return d.SSHUser }
+func (d *Driver) GetSSHKeyPath() string           { return d.SSHKeyPath }
+func (d *Driver) GetMachineName() string          { return d.MachineName }
+func (d *Driver) GetURL() (string, error) {
+	ip, err := d.GetIP()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("tcp://%s:2376", ip), nil
+}
+
+func main() {
+	rpcdriver.Serve(&Driver{})
+}
