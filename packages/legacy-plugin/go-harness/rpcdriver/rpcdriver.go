@@ -177,7 +177,10 @@ func Serve(d Driver) {
 	}
 	srv := &RPCServerDriver{ActualDriver: d, CloseCh: make(chan bool), HeartbeatCh: make(chan bool)}
 	rpc.RegisterName("RpcServerDriver", srv)
-	rpc.RegisterName("RPCServerDriver", srv)
+	// GOPLUGIN_V0_ONLY=1: only the V0 spelling, as plugins built before docker-machine 0.5.5.
+	if os.Getenv("GOPLUGIN_V0_ONLY") != "1" {
+		rpc.RegisterName("RPCServerDriver", srv)
+	}
 	rpc.HandleHTTP()
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -210,8 +213,11 @@ type Plugin struct {
 }
 
 // Launch starts the binary with the token, reads its address and dials it.
+// GOHOST_PLUGIN_ARGS (JSON list) gives it arguments, as rancher-machine passes its own argv.
 func Launch(path, name string) (*Plugin, error) {
-	cmd := exec.Command(path)
+	var args []string
+	json.Unmarshal([]byte(os.Getenv("GOHOST_PLUGIN_ARGS")), &args)
+	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), "MACHINE_PLUGIN_TOKEN=42", "MACHINE_PLUGIN_DRIVER_NAME="+name)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -1,7 +1,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createMemoryContext, InvalidConfigError, type MachineError, NotFoundError, type ProgressEvent, parseFlags, ProviderError, State } from '@machine/driver-core';
-import { startSim } from '@machine/cloud-sim';
+import { type Sim, startSim } from '@machine/cloud-sim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { legacyDataKey } from '../host/legacy-plugin-driver.ts';
 import { openLegacyPlugin } from '../host/open-legacy-plugin.ts';
@@ -84,6 +84,15 @@ describe('our host drives a Go plugin (net/rpc + encoding/gob from Go 1.19)', ()
     expect(gone.message).toMatch(/^machine "go1": getState: gotoy instance not found/);
     expect(pids.length).toBeGreaterThanOrEqual(13);
     expect(pids.filter(processExists)).toEqual([]);
+  });
+
+  it('falls back to the V0 service name RpcServerDriver for old plugins', async () => {
+    const descriptor = await openLegacyPlugin(go.plugin, { env: { ...process.env, GOPLUGIN_V0_ONLY: '1' } });
+    const context = createMemoryContext('go0', join(dir.path, 'store', 'machines', 'go0'));
+    const driver = descriptor.createDriver({ config: parseFlags(descriptor.flags, { 'gotoy-token': 't' }, { env: {} }), context });
+    await driver.create();
+    expect(await driver.getState()).toBe(State.Running);
+    await driver.remove();
   });
 
   it("the Go driver's errors arrive as typed errors with its text", async () => {
@@ -199,38 +208,76 @@ describe('a Go host (net/rpc + encoding/gob from Go 1.19) drives a driver we ser
   }, 180_000);
 });
 
-describe('a Go host drives driver-digitalocean, served as a plugin, against cloud-sim', () => {
-  it('creates a droplet, stops, starts, restarts, kills and removes it, leaving nothing behind', async () => {
-    const sim = await startSim({ providers: ['digitalocean'], delays: { pendingMs: 20, stoppingMs: 10 } });
-    try {
-      const bin = await writeTsPlugin(join(dir.path, 'do-bin'), 'digitalocean', join(here, '..', 'test-support', 'digitalocean-fast-driver.ts'));
-      const store = join(dir.path, 'do-store');
-      const lines = await runGoHost(go.host, {
-        plugin: bin,
-        name: 'digitalocean',
-        store,
-        commands: ['create', 'stop', 'start', 'restart', 'kill', 'state', 'rm'],
-        flags: { 'digitalocean-access-token': 'dop_v1_sim_token', 'digitalocean-api-url': sim.endpoints.digitalocean, 'digitalocean-ssh-port': sim.sshPort, 'digitalocean-wait-timeout': 10 },
-        env: tsPluginEnv(),
-      });
-      const create = steps(lines, 'create');
-      for (const step of ['SetConfigFromFlags', 'PreCreateCheck', 'Create']) expect(create[step], JSON.stringify(create[step])).toEqual({ session: 'create', step, value: 'ok' });
-      expect(create.GetIP?.value).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
-      expect(create.GetURL?.value).toBe(`tcp://${String(create.GetIP?.value)}:2376`);
-      expect(create.GetSSHPort?.value).toBe(sim.sshPort);
-      expect(create.GetSSHUsername?.value).toBe('root');
-      expect(create.GetSSHKeyPath?.value).toBe(join(store, 'machines', 'gohost-m1', 'id_ed25519'));
-      // What create made is in the journal carried by the config JSON; rm empties it.
-      const journalKinds = (session: string) => ((steps(lines, session).GetConfigRaw?.value as { Journal?: { kind: string }[] } | undefined)?.Journal ?? []).map((entry) => entry.kind);
-      expect(journalKinds('create')).toEqual(expect.arrayContaining(['ssh-key', 'droplet']));
-      const states = ['create', 'stop', 'start', 'restart', 'kill', 'state'].map((session) => steps(lines, session).GetState?.value);
-      expect(states).toEqual([1, 4, 1, 1, 4, 4]);
-      for (const session of ['create', 'stop', 'start', 'restart', 'kill', 'state', 'rm']) expect(steps(lines, session).exit?.value, session).toBe(0);
-      expect(steps(lines, 'rm').Remove?.value).toBe('ok');
-      expect(journalKinds('rm')).toEqual([]);
-      expect(sim.leaks()).toEqual([]);
-    } finally {
-      await sim.close();
-    }
-  }, 180_000);
+interface ServedCloudDriver {
+  readonly name: 'digitalocean' | 'amazonec2';
+  readonly module: string;
+  readonly flags: (sim: Sim) => Record<string, unknown>;
+  readonly sshUser: string;
+  readonly journalKinds: readonly string[];
+}
+
+const servedCloudDrivers: readonly ServedCloudDriver[] = [
+  {
+    name: 'digitalocean',
+    module: 'digitalocean-fast-driver.ts',
+    flags: (sim) => ({ 'digitalocean-access-token': 'dop_v1_sim_token', 'digitalocean-api-url': sim.endpoints.digitalocean, 'digitalocean-ssh-port': sim.sshPort, 'digitalocean-wait-timeout': 10 }),
+    sshUser: 'root',
+    journalKinds: ['ssh-key', 'droplet'],
+  },
+  {
+    name: 'amazonec2',
+    module: 'amazonec2-fast-driver.ts',
+    flags: (sim) => ({
+      'amazonec2-endpoint': sim.endpoints.amazonec2,
+      'amazonec2-access-key': 'AKIDLEGACYPLUGIN0001',
+      'amazonec2-secret-key': 'legacy-plugin-secret',
+      'amazonec2-region': 'eu-west-3',
+      'amazonec2-ssh-port': sim.sshPort,
+      'amazonec2-wait-timeout': 10,
+    }),
+    sshUser: 'ubuntu',
+    journalKinds: ['key-pair', 'security-group', 'instance'],
+  },
+];
+
+describe('a Go host drives our cloud drivers, served as plugins, against cloud-sim', () => {
+  it.each(servedCloudDrivers.map((driver) => [driver.name, driver]))(
+    '%s: create, stop, start, restart, kill, status and rm, with rancher-machine style argv, leaving nothing behind',
+    async (_name, served) => {
+      const sim = await startSim({ providers: [served.name], delays: { pendingMs: 20, stoppingMs: 10 } });
+      try {
+        const bin = await writeTsPlugin(join(dir.path, `${served.name}-bin`), served.name, join(here, '..', 'test-support', served.module));
+        const store = join(dir.path, `${served.name}-store`);
+        const lines = await runGoHost(go.host, {
+          plugin: bin,
+          name: served.name,
+          store,
+          commands: ['create', 'stop', 'start', 'restart', 'kill', 'state', 'rm'],
+          flags: served.flags(sim),
+          env: tsPluginEnv({ AWS_EC2_METADATA_DISABLED: 'true' }),
+          // rancher-machine runs plugins with its own argv; the plugin must not care.
+          pluginArgs: ['rancher-machine', 'create', '-d', served.name, '--debug', 'gohost-m1'],
+        });
+        const create = steps(lines, 'create');
+        for (const step of ['SetConfigFromFlags', 'PreCreateCheck', 'Create']) expect(create[step], JSON.stringify(create[step])).toEqual({ session: 'create', step, value: 'ok' });
+        expect(create.GetIP?.value).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+        expect(create.GetURL?.value).toBe(`tcp://${String(create.GetIP?.value)}:2376`);
+        expect(create.GetSSHPort?.value).toBe(sim.sshPort);
+        expect(create.GetSSHUsername?.value).toBe(served.sshUser);
+        expect(String(create.GetSSHKeyPath?.value)).toMatch(new RegExp(`^${join(store, 'machines', 'gohost-m1')}/id_`));
+        // What create made is in the journal carried by the config JSON; rm empties it.
+        const journalKinds = (session: string) => ((steps(lines, session).GetConfigRaw?.value as { Journal?: { kind: string }[] } | undefined)?.Journal ?? []).map((entry) => entry.kind);
+        expect(journalKinds('create')).toEqual(expect.arrayContaining([...served.journalKinds]));
+        const states = ['create', 'stop', 'start', 'restart', 'kill', 'state'].map((session) => steps(lines, session).GetState?.value);
+        expect(states).toEqual([1, 4, 1, 1, 4, 4]);
+        for (const session of ['create', 'stop', 'start', 'restart', 'kill', 'state', 'rm']) expect(steps(lines, session).exit?.value, session).toBe(0);
+        expect(steps(lines, 'rm').Remove?.value).toBe('ok');
+        expect(journalKinds('rm')).toEqual([]);
+        expect(sim.leaks()).toEqual([]);
+      } finally {
+        await sim.close();
+      }
+    },
+    180_000,
+  );
 });

@@ -66,11 +66,11 @@ export interface GoHostLine {
 /** Runs the Go host on a plugin and parses its lines. */
 export async function runGoHost(
   host: string,
-  options: { plugin: string; name: string; store: string; commands: readonly string[]; flags?: Record<string, unknown>; env?: Record<string, string> },
+  options: { plugin: string; name: string; store: string; commands: readonly string[]; flags?: Record<string, unknown>; env?: Record<string, string>; pluginArgs?: readonly string[] },
 ): Promise<GoHostLine[]> {
   await mkdir(options.store, { recursive: true });
   const { stdout } = await run(host, [options.plugin, options.name, options.store, ...options.commands], {
-    env: { ...(options.env ?? process.env), GOHOST_FLAGS: JSON.stringify(options.flags ?? {}) },
+    env: { ...(options.env ?? process.env), GOHOST_FLAGS: JSON.stringify(options.flags ?? {}), GOHOST_PLUGIN_ARGS: JSON.stringify(options.pluginArgs ?? []) },
     maxBuffer: 64 * 1024 * 1024,
     timeout: 300_000,
   });
