@@ -1,10 +1,12 @@
 import type { DriverRegistry } from './driver-registry.ts';
 import type { CliIO } from './io.ts';
-import type { MachineStore } from './store.ts';
+import type { Store } from './store.ts';
 
 /** Options every command has (the reference's global flags). */
 export interface GlobalOptions {
   storagePath?: string;
+  /** `--store postgres://…`. */
+  store?: string;
   debug?: boolean;
   nativeSsh?: boolean;
 }
@@ -12,7 +14,7 @@ export interface GlobalOptions {
 /** What a command runs with. */
 export interface CommandContext {
   readonly io: CliIO;
-  readonly store: MachineStore;
+  readonly store: Store;
   readonly registry: DriverRegistry;
   readonly debug: boolean;
   readonly nativeSsh: boolean;

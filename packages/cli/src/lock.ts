@@ -48,7 +48,7 @@ export async function lockMachine(root: string, name: string, options: { whenBus
   return lockFile(path, {
     whenBusy: (pid) => {
       if (options.whenBusy !== undefined) return options.whenBusy(pid);
-      if (pid === process.pid) return new CliError(`machine "${name}" is already locked by this process`);
+      if (pid === process.pid) return new CliError(`machine "${name}" is busy: process ${pid} (this one) is working on it (lock ${path})`);
       return new CliError(`machine "${name}" is busy: process ${pid} is working on it (lock ${path})`);
     },
     stuck: () => new CliError(`could not lock machine "${name}": ${path} stays without a process id; remove it if no machine command is running`),

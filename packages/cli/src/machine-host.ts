@@ -11,7 +11,7 @@ import {
 } from '@machine/driver-core';
 import type { CommandContext } from './context.ts';
 import { valuesByFlagName } from './driver-flags.ts';
-import type { MachineRecord, MachineStore } from './store.ts';
+import type { MachineRecord, Store } from './store.ts';
 
 /** A stored machine with its driver built from the stored config. */
 export interface OpenMachine {
@@ -28,7 +28,7 @@ export interface OpenMachine {
  * The context a driver gets: a journal and a data store that write config.json on each change,
  * so a process killed mid-create leaves the record of what it made.
  */
-export function persistentContext(store: MachineStore, record: MachineRecord, onProgress?: (event: ProgressEvent) => void): DriverContext {
+export function persistentContext(store: Store, record: MachineRecord, onProgress?: (event: ProgressEvent) => void): DriverContext {
   const journal = new MemoryJournal(record.journal, async (entries) => {
     record.journal = [...entries];
     await store.write(record);
@@ -76,7 +76,7 @@ export async function storedConfig(ctx: CommandContext, descriptor: DriverDescri
 
 /** Reads a machine and builds its driver from the stored config. */
 export async function openMachine(ctx: CommandContext, name: string, onProgress?: (event: ProgressEvent) => void): Promise<OpenMachine> {
-  const record = await ctx.store.read(name);
+  const record = await ctx.store.open(name);
   return openRecord(ctx, record, onProgress);
 }
 

@@ -3,7 +3,8 @@ import { CliError, ExitCode, errorLine } from './cli-error.ts';
 import type { CommandContext, GlobalOptions } from './context.ts';
 import { DriverRegistry } from './driver-registry.ts';
 import { type CliIO, writeLine } from './io.ts';
-import { MachineStore, storagePath } from './store.ts';
+import { isPostgresUrl, PostgresStore } from './postgres-store.ts';
+import { MachineStore, type Store, storagePath } from './store.ts';
 import { versionLine } from './version.ts';
 
 /**
@@ -37,6 +38,7 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     .showSuggestionAfterError(true)
     .version(versionLine(), '-v, --version', 'print the version')
     .addOption(new Option('-s, --storage-path <path>', 'where machines are stored [$MACHINE_STORAGE_PATH] (default: ~/.machine)'))
+    .addOption(new Option('--store <url>', 'keep machines in PostgreSQL (postgres://…) instead of the storage path [$MACHINE_STORE]; secrets need $MACHINE_STORE_KEY'))
     .addOption(new Option('-D, --debug', 'print debug output and stack traces [$MACHINE_DEBUG]'))
     .addOption(new Option('--native-ssh', 'use the built-in SSH client instead of the system\'s ssh [$MACHINE_NATIVE_SSH]'));
 
@@ -226,7 +228,17 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     return exitCode;
   } catch (error) {
     return await reportError(error, io, context?.debug ?? debugWanted(argv, io));
+  } finally {
+    // Flushes the store and removes its local copies of secrets (PostgreSQL).
+    await context?.store.close().catch((error: unknown) => writeLine(io.stderr, `Error closing the machine store: ${(error as Error).message}`));
   }
+}
+
+/** The store a command uses: PostgreSQL for a postgres:// URL, else the folder at the storage path. */
+function openStore(url: string | undefined, root: string, env: Readonly<Record<string, string | undefined>>): Store {
+  if (url === undefined || url === '') return new MachineStore(root);
+  if (isPostgresUrl(url)) return new PostgresStore(url, root, env);
+  throw new CliError(`--store/MACHINE_STORE "${url}" is not a postgres:// URL (leave it unset for the folder store at the storage path)`);
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -246,7 +258,7 @@ function commandContext(options: GlobalOptions, io: CliIO, argv: readonly string
   const root = storagePath(options.storagePath, io.env);
   return {
     io,
-    store: new MachineStore(root),
+    store: openStore(options.store ?? io.env.MACHINE_STORE, root, io.env),
     registry: new DriverRegistry(io, root),
     debug,
     nativeSsh: options.nativeSsh === true || truthy(io.env.MACHINE_NATIVE_SSH),

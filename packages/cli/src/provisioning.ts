@@ -4,18 +4,13 @@ import type { Driver, ProgressEvent } from '@machine/driver-core';
 import type { SSHTarget } from '@machine/driver-core/ssh';
 import type { ClientCertificates, EngineOptions, ServerCertificate } from '@machine/provision';
 import { sansInclude } from './docker-endpoint.ts';
-import { atomicWrite, type MachineStore, type ProvisionRecord } from './store.ts';
+import { atomicWrite, type ProvisionRecord, type Store } from './store.ts';
 
 /**
  * The CLI's side of provisioning: where the certificates live in the store, and the steps shared by
  * create, `machine provision`, `regenerate-certs` and start/restart. `@machine/provision` does the
  * work (and is imported only by the commands that need it).
  */
-
-/** `STORAGE/certs`: the CA and client certificate every machine of this store trusts. */
-export function certsDir(store: MachineStore): string {
-  return join(store.root, 'certs');
-}
 
 /** The CA/client file paths under `dir` (without creating anything). */
 export function clientCertificatesIn(dir: string): ClientCertificates {
@@ -89,7 +84,7 @@ export async function engineOf(provision: ProvisionRecord): Promise<EngineOption
  */
 export async function refreshCertificateAfterIpChange(options: {
   name: string;
-  store: MachineStore;
+  store: Store;
   driver: Driver;
   provision: ProvisionRecord;
   ssh: () => Promise<SSHTarget>;
@@ -110,7 +105,7 @@ export async function refreshCertificateAfterIpChange(options: {
 /** Issues a server certificate for `ip`, installs it (upload, restart dockerd, wait for `_ping`) and records its SANs. */
 export async function installNewServerCertificate(options: {
   name: string;
-  store: MachineStore;
+  store: Store;
   provision: ProvisionRecord;
   ip: string;
   ssh: () => Promise<SSHTarget>;
@@ -120,7 +115,7 @@ export async function installNewServerCertificate(options: {
 }): Promise<void> {
   const { name, store, provision, ip } = options;
   const { ensureClientCertificates, installServerCertificate } = await import('@machine/provision');
-  const client = options.client ?? (await ensureClientCertificates(certsDir(store)));
+  const client = options.client ?? (await store.withCerts((dir) => ensureClientCertificates(dir)));
   const engine = await engineOf(provision);
   const server = await issueFor(name, store.machineDir(name), client, engine, ip);
   const target = await options.ssh();

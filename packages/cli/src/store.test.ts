@@ -76,7 +76,7 @@ describe('machine locks', () => {
   it('is exclusive while held and free after release', async () => {
     const lock = await lockMachine(root, 'm1');
     expect(await lockHolder(root, 'm1')).toBe(process.pid);
-    await expect(lockMachine(root, 'm1')).rejects.toThrow('already locked by this process');
+    await expect(lockMachine(root, 'm1')).rejects.toThrow('(this one) is working on it');
     await lock.release();
     expect(await lockHolder(root, 'm1')).toBeUndefined();
     await (await lockMachine(root, 'm1')).release();

@@ -4,7 +4,8 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { assertValidMachineName, type JournalEntry, type JsonValue, machineNameProblem } from '@machine/driver-core';
-import { CliError, machineNotFound } from './cli-error.ts';
+import { CliError, machineExists, machineNotFound } from './cli-error.ts';
+import { lockHolder, lockMachine } from './lock.ts';
 
 /** What `config.json` holds for one machine. Never a credential. */
 export interface MachineRecord {
@@ -87,11 +88,52 @@ export function sortNames(names: readonly string[]): string[] {
   return [...names].sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase(), 'en', { numeric: true }));
 }
 
+/** A held lock of one machine (the file store's pid file, PostgreSQL's advisory lock). */
+export interface StoreLock {
+  release(): Promise<void>;
+}
+
+/**
+ * Where machines are kept: the folder store (default) or PostgreSQL (`MACHINE_STORE=postgres://…`).
+ * Both keep records (with journals and driver data), per-machine locks, the CA and client
+ * certificate, SSH keys and known hosts; `root` is always the local storage path (simulator state,
+ * installed drivers), and `machineDir(name)` a local folder holding the machine's files while a
+ * command runs.
+ */
+export interface Store {
+  readonly kind: 'file' | 'postgres';
+  /** The local storage path. */
+  readonly root: string;
+  machineDir(name: string): string;
+  list(): Promise<string[]>;
+  exists(name: string): Promise<boolean>;
+  /** The record only (no files): what ls needs. */
+  read(name: string): Promise<MachineRecord>;
+  /** The record, with the machine's files available in `machineDir(name)`: what SSH, provisioning and drivers need. */
+  open(name: string): Promise<MachineRecord>;
+  create(record: MachineRecord): Promise<void>;
+  /** Writes the record, and the machine's files (PostgreSQL), atomically. */
+  write(record: MachineRecord): Promise<void>;
+  remove(name: string): Promise<void>;
+  storeId(): Promise<string>;
+  /** The machine's exclusive lock; a live holder is `whenBusy`'s error or "busy". */
+  lock(name: string, options?: { whenBusy?: (holder: string) => Error }): Promise<StoreLock>;
+  /** Who holds the machine's lock (`process 123`), or undefined. */
+  lockHolder(name: string): Promise<string | undefined>;
+  /** A local folder with the CA and client certificate (made by `work` when it needs to); kept in the store afterwards. */
+  withCerts<T>(work: (dir: string) => Promise<T>): Promise<T>;
+  /** The local folder of the CA and client certificate, for reading them. */
+  certsDir(): Promise<string>;
+  /** Ends the command's use of the store (PostgreSQL: flushes, removes local copies of secrets, closes connections). */
+  close(): Promise<void>;
+}
+
 /**
  * The machines on disk under `ROOT/machines/NAME/config.json`. Writes are atomic (temp file in the
  * same folder, then rename) and 0600, and the writes of one machine are applied in order.
  */
-export class MachineStore {
+export class MachineStore implements Store {
+  readonly kind = 'file' as const;
   readonly root: string;
   readonly #pending = new Map<string, Promise<void>>();
 
@@ -209,9 +251,40 @@ export class MachineStore {
     return parseRecord(name, text, path);
   }
 
+  /** The folder store keeps files in the machine's folder: reading the record is enough. */
+  open(name: string): Promise<MachineRecord> {
+    return this.read(name);
+  }
+
+  lock(name: string, options: { whenBusy?: (holder: string) => Error } = {}): Promise<StoreLock> {
+    const { whenBusy } = options;
+    return lockMachine(this.root, name, whenBusy === undefined ? {} : { whenBusy: (pid) => whenBusy(`process ${pid}`) });
+  }
+
+  async lockHolder(name: string): Promise<string | undefined> {
+    const pid = await lockHolder(this.root, name);
+    return pid === undefined ? undefined : `process ${pid}`;
+  }
+
+  async withCerts<T>(work: (dir: string) => Promise<T>): Promise<T> {
+    const dir = join(this.root, 'certs');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return work(dir);
+  }
+
+  async certsDir(): Promise<string> {
+    return join(this.root, 'certs');
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#pending.values()).catch(() => {});
+  }
+
   /** Creates the machine's folder (0700, never through a link) and writes its first record. */
   async create(record: MachineRecord): Promise<void> {
-    if ((await this.#existingDir(record.name)) === undefined) {
+    const existing = await this.#existingDir(record.name);
+    if (existing !== undefined && (await lstat(join(existing, 'config.json')).catch(() => undefined)) !== undefined) throw machineExists(record.name);
+    if (existing === undefined) {
       await mkdir(this.machinesDir, { recursive: true, mode: 0o700 });
       await mkdir(this.machineDir(record.name), { mode: 0o700 });
     }
@@ -270,7 +343,7 @@ export async function atomicWrite(path: string, text: string): Promise<void> {
   }
 }
 
-function parseRecord(name: string, text: string, path: string): MachineRecord {
+export function parseRecord(name: string, text: string, path: string): MachineRecord {
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -19,10 +19,9 @@ import { CliError, ExitCode, errorLine, machineExists } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { driverFlagHelp, parseDriverArguments } from '../driver-flags.ts';
 import { writeLine } from '../io.ts';
-import { lockMachine } from '../lock.ts';
 import { persistentContext } from '../machine-host.ts';
 import { progressPrinter } from '../progress.ts';
-import { certsDir, copyClientFiles, issueFor, provisionRecord } from '../provisioning.ts';
+import { copyClientFiles, issueFor, provisionRecord } from '../provisioning.ts';
 import { explainHostKeyError, sshCredentials, writeKnownHosts } from '../ssh-target.ts';
 import type { MachineRecord } from '../store.ts';
 import { type ProvisionPlan, reportProvisionFailure, runProvisioning } from './provision.ts';
@@ -162,7 +161,7 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
 
   // Another command holding the name's lock is a create of the same name (or a command on an
   // existing machine): the reference's "already exists", not "busy".
-  const lock = await lockMachine(store.root, name, { whenBusy: () => machineExists(name) });
+  const lock = await store.lock(name, { whenBusy: () => machineExists(name) });
   let provisionTarget: ProvisionPlan | undefined;
   let provisioned = false;
   try {
@@ -180,7 +179,7 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       storeId: await store.storeId(),
     };
     // Like the reference, the CA and client certificate come first (made once per store).
-    const client: ClientCertificates | undefined = provisioning ? await provisionModule.ensureClientCertificates(certsDir(store)) : undefined;
+    const client: ClientCertificates | undefined = provisioning ? await store.withCerts((dir) => provisionModule.ensureClientCertificates(dir)) : undefined;
     await store.create(record);
     const machineDir = store.machineDir(name);
     let hostKey: MachineHostKey | undefined;

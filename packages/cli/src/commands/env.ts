@@ -1,3 +1,4 @@
+import { chmod, copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CliError, ExitCode } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
@@ -9,6 +10,20 @@ import { runningMachine } from './info.ts';
 
 function operation(ctx: CommandContext): { signal?: AbortSignal } {
   return ctx.io.signal === undefined ? {} : { signal: ctx.io.signal };
+}
+
+/**
+ * The folder the docker client reads ca.pem, cert.pem and key.pem from: the machine's folder in the
+ * folder store; with PostgreSQL (whose machine folders exist only while a command runs) a copy in
+ * `STORAGE/docker-certs/NAME` (0700, key 0600), the docker client's own, like ~/.docker.
+ */
+async function dockerCertPath(ctx: CommandContext, name: string): Promise<string> {
+  if (ctx.store.kind === 'file') return ctx.store.machineDir(name);
+  const target = join(ctx.store.root, 'docker-certs', name);
+  await mkdir(target, { recursive: true, mode: 0o700 });
+  for (const file of ['ca.pem', 'cert.pem', 'key.pem']) await copyFile(join(ctx.store.machineDir(name), file), join(target, file));
+  await chmod(join(target, 'key.pem'), 0o600);
+  return target;
 }
 
 /** The checked Docker URL and IP of a running machine. */
@@ -49,7 +64,7 @@ export async function envCommand(ctx: CommandContext, name: string | undefined, 
   const variables: [string, string][] = [
     ['DOCKER_TLS_VERIFY', '1'],
     ['DOCKER_HOST', url],
-    ['DOCKER_CERT_PATH', ctx.store.machineDir(machineName)],
+    ['DOCKER_CERT_PATH', await dockerCertPath(ctx, machineName)],
     ['DOCKER_MACHINE_NAME', machineName],
   ];
   // Like the reference on Windows, so docker-compose converts the paths.
@@ -63,7 +78,7 @@ export async function envCommand(ctx: CommandContext, name: string | undefined, 
 export async function configCommand(ctx: CommandContext, name: string): Promise<number> {
   const machine = await runningMachine(ctx, name);
   const { url } = await endpoint(ctx, machine);
-  const dir = ctx.store.machineDir(name);
+  const dir = await dockerCertPath(ctx, name);
   writeLine(ctx.io.stdout, `--tlsverify\n--tlscacert=${goQuote(join(dir, 'ca.pem'))}\n--tlscert=${goQuote(join(dir, 'cert.pem'))}\n--tlskey=${goQuote(join(dir, 'key.pem'))}\n-H=${url}`);
   return ExitCode.ok;
 }

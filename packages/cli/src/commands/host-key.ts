@@ -1,7 +1,6 @@
 import { CliError, ExitCode } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { writeLine } from '../io.ts';
-import { lockMachine } from '../lock.ts';
 import { openMachine } from '../machine-host.ts';
 import { presentedHostKey, writeKnownHosts } from '../ssh-target.ts';
 
@@ -12,7 +11,7 @@ import { presentedHostKey, writeKnownHosts } from '../ssh-target.ts';
  * or with `--yes`. Without either it changes nothing and exits 1.
  */
 export async function trustHostKeyCommand(ctx: CommandContext, name: string, options: { fingerprint?: string; yes?: boolean }): Promise<number> {
-  const lock = await lockMachine(ctx.store.root, name);
+  const lock = await ctx.store.lock(name);
   try {
     const machine = await openMachine(ctx, name);
     const { driver, record } = machine;

@@ -33,9 +33,9 @@ export async function engineVersionCommand(ctx: CommandContext, name: string): P
   const machine = await runningMachine(ctx, name);
   const { endpoint } = await import('./env.ts');
   const { url } = await endpoint(ctx, machine);
-  const { certsDir, clientCertificatesIn } = await import('../provisioning.ts');
+  const { clientCertificatesIn } = await import('../provisioning.ts');
   const { dockerVersion } = await import('@machine/provision');
-  writeLine(ctx.io.stdout, await dockerVersion(url, clientCertificatesIn(certsDir(ctx.store)), { machine: name, ...operation(ctx) }));
+  writeLine(ctx.io.stdout, await dockerVersion(url, clientCertificatesIn(await ctx.store.certsDir()), { machine: name, ...operation(ctx) }));
   return ExitCode.ok;
 }
 

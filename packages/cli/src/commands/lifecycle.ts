@@ -2,7 +2,6 @@ import { assertValidMachineName, type Driver, type State, redactSecrets } from '
 import { CliError, ExitCode, errorLine, machineNotFound } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { writeLine } from '../io.ts';
-import { lockMachine } from '../lock.ts';
 import { type OpenMachine, openMachine } from '../machine-host.ts';
 import { progressPrinter } from '../progress.ts';
 
@@ -24,7 +23,7 @@ export type LifecycleAction = keyof typeof actions;
 export async function lifecycleCommand(ctx: CommandContext, action: LifecycleAction, names: readonly string[]): Promise<number> {
   const spec = actions[action];
   const failures = await forEachMachine(ctx, names, async (name) => {
-    const lock = await lockMachine(ctx.store.root, name);
+    const lock = await ctx.store.lock(name);
     try {
       const machine = await openMachine(ctx, name);
       const options = ctx.io.signal === undefined ? {} : { signal: ctx.io.signal };
@@ -50,11 +49,11 @@ export async function lifecycleCommand(ctx: CommandContext, action: LifecycleAct
         if (changed) await ctx.store.write(machine.record);
         else {
           // Like the reference: a started machine is ready when its engine answers.
-          const { certsDir, clientCertificatesIn, waitForEngine } = await import('../provisioning.ts');
+          const { clientCertificatesIn, waitForEngine } = await import('../provisioning.ts');
           const { dockerUrlOf } = await import('../docker-endpoint.ts');
           const url = dockerUrlOf(await machine.driver.getIP(options), provision.dockerPort);
           writeLine(ctx.io.stdout, `Waiting for the Docker engine of "${name}" at ${url}...`);
-          await waitForEngine(name, url, clientCertificatesIn(certsDir(ctx.store)), options);
+          await waitForEngine(name, url, clientCertificatesIn(await ctx.store.certsDir()), options);
         }
       }
     } finally {
@@ -87,7 +86,7 @@ export async function removeCommand(ctx: CommandContext, names: readonly string[
     }
   }
   const failures = await forEachMachine(ctx, names, async (name) => {
-    const lock = await lockMachine(ctx.store.root, name);
+    const lock = await ctx.store.lock(name);
     try {
       if (!(await ctx.store.exists(name))) {
         // The reference's "does not exist" error; with -f only reported (nothing to remove).

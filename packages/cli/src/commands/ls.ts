@@ -2,10 +2,9 @@ import { type DriverContext, type DriverDescriptor, type State, redactSecrets, s
 import { CliError, ExitCode, errorLine } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { writeLine } from '../io.ts';
-import { lockHolder } from '../lock.ts';
 import { configFromRecord, persistentContext } from '../machine-host.ts';
 import { dockerUrlOf, provisionHint, sansInclude } from '../docker-endpoint.ts';
-import { certsDir, clientCertificatesIn } from '../provisioning.ts';
+import { clientCertificatesIn } from '../provisioning.ts';
 import type { MachineRecord } from '../store.ts';
 import { alignColumns, parseTemplate } from '../template.ts';
 
@@ -154,7 +153,7 @@ export async function listRows(ctx: CommandContext, names: readonly string[], op
       continue;
     }
     if (entry.status === 'creating') {
-      const holder = await lockHolder(ctx.store.root, entry.name);
+      const holder = await ctx.store.lockHolder(entry.name);
       rows.set(
         entry.name,
         holder === undefined
@@ -254,7 +253,7 @@ async function queryGroup(ctx: CommandContext, descriptor: DriverDescriptor, gro
             error = `the server certificate is not valid for ${ip}: run "machine regenerate-certs ${name}"`;
           } else if (provision.state === 'provisioned') {
             const { dockerVersion: askVersion } = await import('@machine/provision');
-            const answer = await withTimeout(askVersion(url, clientCertificatesIn(certsDir(ctx.store)), { timeoutMs: remaining(), signal: controller.signal }), remaining(), controller);
+            const answer = await withTimeout(askVersion(url, clientCertificatesIn(await ctx.store.certsDir()), { timeoutMs: remaining(), signal: controller.signal }), remaining(), controller);
             if (typeof answer === 'string' && answer !== 'timeout') dockerVersion = `v${answer}`;
             else if (answer instanceof Error) ctx.debugLog(`ls ${name}: docker version: ${errorLine(answer)}`);
           }

@@ -5,10 +5,9 @@ import { CliError, ExitCode, errorLine } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { provisionHint } from '../docker-endpoint.ts';
 import { writeLine } from '../io.ts';
-import { lockMachine } from '../lock.ts';
 import { type OpenMachine, openMachine } from '../machine-host.ts';
 import { progressPrinter } from '../progress.ts';
-import { certsDir, copyClientFiles, engineOf, installNewServerCertificate, issueFor, provisionRecord } from '../provisioning.ts';
+import { copyClientFiles, engineOf, installNewServerCertificate, issueFor, provisionRecord } from '../provisioning.ts';
 import { explainHostKeyError, machineSSH } from '../ssh-target.ts';
 import type { MachineRecord } from '../store.ts';
 import { ask, assertMachineNames, forEachMachine } from './lifecycle.ts';
@@ -94,7 +93,7 @@ export async function pinnedSSH(ctx: CommandContext, machine: OpenMachine): Prom
 export async function provisionCommand(ctx: CommandContext, names: readonly string[]): Promise<number> {
   const print = progressPrinter(ctx.io.stdout);
   const failures = await forEachMachine(ctx, names, async (name) => {
-    const lock = await lockMachine(ctx.store.root, name);
+    const lock = await ctx.store.lock(name);
     try {
       const machine = await openMachine(ctx, name);
       const { record, driver } = machine;
@@ -105,7 +104,7 @@ export async function provisionCommand(ctx: CommandContext, names: readonly stri
       const state = await driver.getState(operation(ctx));
       if (state !== 'Running') throw new CliError(`Host "${name}" is not running: \`machine start ${name}\` first`);
       const target = await pinnedSSH(ctx, machine);
-      const client = await provisionModule.ensureClientCertificates(certsDir(ctx.store));
+      const client = await ctx.store.withCerts((dir) => provisionModule.ensureClientCertificates(dir));
       await copyClientFiles(client, ctx.store.machineDir(name));
       const ip = await driver.getIP(operation(ctx));
       const server = await issueFor(name, ctx.store.machineDir(name), client, engine, ip);
@@ -138,12 +137,12 @@ export async function regenerateCertsCommand(ctx: CommandContext, names: readonl
   }
   writeLine(ctx.io.stdout, 'Regenerating TLS certificates');
   const { ensureClientCertificates } = await import('@machine/provision');
-  const client = await ensureClientCertificates(certsDir(ctx.store), { regenerate: options.clientCerts === true });
+  const client = await ctx.store.withCerts((dir) => ensureClientCertificates(dir, { regenerate: options.clientCerts === true }));
   if (options.clientCerts === true) {
     writeLine(ctx.io.stdout, `Made a new CA and client certificate in ${client.dir}; machines not named here need \`machine regenerate-certs\` too.`);
   }
   const failures = await forEachMachine(ctx, names, async (name) => {
-    const lock = await lockMachine(ctx.store.root, name);
+    const lock = await ctx.store.lock(name);
     try {
       const machine = await openMachine(ctx, name);
       const { record, driver } = machine;

@@ -30,7 +30,7 @@ export const defaultSweepMinAgeSeconds = 300;
 export function parseSweepArguments(tokens: readonly string[]): SweepCommandOptions {
   const options: SweepCommandOptions = { yes: false, sim: false, minAgeSeconds: defaultSweepMinAgeSeconds, driverFlags: [], help: false };
   const flags: string[] = [];
-  const valueOf = (index: number, flag: string): string => {
+  const valueAt = (index: number, flag: string): string => {
     const value = tokens[index];
     if (value === undefined || value.startsWith('-')) throw new CliError(`${flag} needs a value`);
     return value;
@@ -38,12 +38,12 @@ export function parseSweepArguments(tokens: readonly string[]): SweepCommandOpti
   for (let index = 0; index < tokens.length; index++) {
     const token = tokens[index] as string;
     const [name, inline] = token.startsWith('--') && token.includes('=') ? [token.slice(0, token.indexOf('=')), token.slice(token.indexOf('=') + 1)] : [token, undefined];
-    if (name === '-d' || name === '--driver') options.driver = inline ?? valueOf(++index, name);
+    if (name === '-d' || name === '--driver') options.driver = inline ?? valueAt(++index, name);
     else if (name === '-y' || name === '--yes') options.yes = true;
     else if (name === '--sim') options.sim = true;
-    else if (name === '--region') options.region = inline ?? valueOf(++index, name);
+    else if (name === '--region') options.region = inline ?? valueAt(++index, name);
     else if (name === '--min-age') {
-      const text = inline ?? valueOf(++index, name);
+      const text = inline ?? valueAt(++index, name);
       const seconds = Number(text);
       if (!/^\d+$/.test(text) || !Number.isSafeInteger(seconds)) throw new CliError(`--min-age: "${text}" is not a number of seconds`);
       options.minAgeSeconds = seconds;
