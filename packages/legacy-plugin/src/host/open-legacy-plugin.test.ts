@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LegacyProtocolError } from '../errors/legacy-protocol-error.ts';
 import { processExists, tempDir, tsPluginEnv, writeShellPlugin, writeTsPlugin } from '../test-support/plugin-fixtures.ts';
 import { legacyDataKey } from './legacy-plugin-driver.ts';
-import { findLegacyPlugin, listLegacyPlugins, type OpenLegacyPluginOptions, openLegacyPlugin } from './open-legacy-plugin.ts';
+import toyDriver from '../test-support/toy-driver.ts';
+import { findLegacyPlugin, isLegacyPluginDescriptor, listLegacyPlugins, type OpenLegacyPluginOptions, openLegacyPlugin } from './open-legacy-plugin.ts';
 
 let dir: { path: string; dispose(): Promise<void> };
 let toyPath: string;
@@ -40,6 +41,8 @@ describe('openLegacyPlugin: a docker-machine-driver-NAME binary as a driver-core
   it('takes its create flags from GetCreateFlags, with help, env vars, defaults, and credentials marked secret', async () => {
     const descriptor = await openLegacyPlugin(toyPath, options());
     expect(descriptor.name).toBe('toy');
+    expect(isLegacyPluginDescriptor(descriptor)).toBe(true);
+    expect(isLegacyPluginDescriptor(toyDriver)).toBe(false);
     expect(descriptor.description).toBe(`docker-machine plugin ${toyPath}`);
     expect(descriptor.flags).toEqual([
       { name: 'toy-region', key: 'toy-region', type: 'string', description: 'Region of the toy cloud', default: 'toy-1' },

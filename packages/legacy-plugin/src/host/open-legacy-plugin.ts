@@ -38,6 +38,17 @@ export interface LegacyPluginDescriptor extends DriverDescriptor<Record<string, 
   };
 }
 
+/** What hosts should say in `drivers ls` and `rm` about a plugin driver. */
+export const legacyPluginJournalNotice =
+  "machine's resource journal cannot see inside a docker-machine plugin: what it made is known only to the plugin, and rm relies on the plugin's own Remove";
+
+/** True for a descriptor made by {@link openLegacyPlugin}. */
+export function isLegacyPluginDescriptor(descriptor: unknown): descriptor is LegacyPluginDescriptor {
+  if (typeof descriptor !== 'object' || descriptor === null) return false;
+  const candidate = (descriptor as Partial<LegacyPluginDescriptor>).legacyPlugin;
+  return typeof candidate === 'object' && candidate !== null && typeof candidate.path === 'string';
+}
+
 /** Flags whose values are credentials by their name: kept out of the machine record. */
 const secretFlagName = /token|secret|password|passwd|api-?key|access-?key|credential/i;
 
