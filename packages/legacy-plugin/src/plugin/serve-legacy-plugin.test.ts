@@ -158,15 +158,16 @@ describe('serveLegacyPlugin', () => {
   });
 
   it('exits 1 when the host stops sending heartbeats, not while it sends them', async () => {
-    const served = await serve({}, 300);
+    // Heartbeats 300 ms apart against a 2 s watchdog: 1.2 s in all, longer than none of the gaps.
+    const served = await serve({}, 2000);
     for (let i = 0; i < 4; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 150));
+      await new Promise((resolve) => setTimeout(resolve, 300));
       await served.call('Heartbeat');
     }
     expect(served.exits).toEqual([]);
     expect(await served.server.exited).toBe(1);
     expect(served.exits).toEqual([1]);
-    expect(served.stderr.join('')).toContain('no heartbeat from the host for 300 ms');
+    expect(served.stderr.join('')).toContain('no heartbeat from the host for 2000 ms');
   });
 
   it('a secret the host sends empty comes from its env var and is not written into the config JSON', async () => {
