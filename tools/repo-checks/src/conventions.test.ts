@@ -12,7 +12,7 @@ describe('package conventions', () => {
     expect(manifest.type).toBe('module');
     expect(manifest.license).toBe('Apache-2.0');
     expect(manifest.engines?.node).toBe('>=22.12');
-    expect(manifest.files).toEqual(['dist']);
+    expect(manifest.files).toEqual(['dist', 'LICENSE', 'CHANGELOG.md']);
     for (const [subpath, conditions] of Object.entries(manifest.exports ?? {})) {
       const keys = Object.keys(conditions);
       expect(keys.indexOf('types'), `${subpath}: "types" must come before "default"`).toBeLessThan(keys.indexOf('default'));
