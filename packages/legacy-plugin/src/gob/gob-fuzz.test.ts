@@ -3,8 +3,8 @@ import { fuzzHostile, fuzzRoundTrips, fuzzSeed } from '../test-support/gob-fuzz.
 
 // Fixed iteration counts that fit CI; `pnpm --filter @machine/legacy-plugin bench` runs many more.
 // Replay a failure with LEGACY_FUZZ_SEED=<the printed seed>.
-const roundTripIterations = 1500;
-const hostileIterations = 3000;
+const roundTripIterations = 5000;
+const hostileIterations = 10_000;
 
 describe('gob fuzzing (seeded)', () => {
   it(`${roundTripIterations} random streams of the RPC types round-trip: decoded as Go would, re-encoded byte for byte`, () => {
