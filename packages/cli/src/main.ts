@@ -94,6 +94,14 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     .argument('[args...]')
     .action(run(async (c, args: string[]) => (await import('./commands/sweep.ts')).sweepCommand(c, args)));
 
+  program
+    .command('store')
+    .description('The machine store: migrate --to postgres://… (or a folder) copies every machine there and verifies it')
+    .command('migrate')
+    .description('Copy every machine, its files and the CA/client certificate to another store, then verify; the source is unchanged')
+    .requiredOption('--to <url-or-path>', 'a postgres:// URL (secrets need $MACHINE_STORE_KEY) or a storage folder')
+    .action(run(async (c, options: { to: string }) => (await import('./commands/store.ts')).storeMigrateCommand(c, options)));
+
   const info = async () => import('./commands/info.ts');
   program.command('status').description('Get the status of a machine').argument('[name]', 'machine name', 'default').action(run(async (c, name: string) => (await info()).statusCommand(c, name)));
   program.command('ip').description('Get the IP address of a machine').argument('[name]', 'machine name', 'default').action(run(async (c, name: string) => (await info()).ipCommand(c, name)));
