@@ -1,5 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { SSHTarget } from '@machine/driver-core/ssh';
 import { sha256Fingerprint } from '@machine/driver-core/keys';
 import ssh2 from 'ssh2';
@@ -31,7 +32,7 @@ export async function machineSSH(machine: OpenMachine, machineDir: string, signa
   const options = signal === undefined ? {} : { signal };
   const state = await driver.getState(options);
   if (state !== 'Running') throw new CliError(`Cannot run SSH command: Host "${record.name}" is not running`);
-  const keyPath = record.ssh?.keyPath ?? driver.getSSHKeyPath();
+  const keyPath = localKeyPath(record.ssh?.keyPath ?? driver.getSSHKeyPath(), machineDir);
   const credentials = await sshCredentials(record.name, keyPath);
   const knownHostsPath = join(machineDir, 'known_hosts');
   const hostKeyAlias = `machine-${record.name}`;
@@ -63,6 +64,16 @@ export async function machineSSH(machine: OpenMachine, machineDir: string, signa
     ...(hostKeyFingerprint === undefined ? {} : { hostKeyFingerprint }),
     ...(presentedKey === undefined ? {} : { presentedKey }),
   };
+}
+
+/**
+ * The key file to use here: the recorded path when it exists, else the file of the same name in the
+ * machine's folder on this host (a shared store's record carries the path of the host that made it).
+ */
+function localKeyPath(recorded: string, machineDir: string): string {
+  if (recorded === '' || existsSync(recorded)) return recorded;
+  const here = join(machineDir, basename(recorded));
+  return existsSync(here) ? here : recorded;
 }
 
 /** The `SHA256:…` of the key in a machine's known_hosts file, or undefined when there is none. */
