@@ -164,12 +164,36 @@ func (d *Driver) Create() error {
 	return d.waitFor("active")
 }
 
+type action struct {
+	ID     int    `json:"id"`
+	Status string `json:"status"`
+}
+
+// action posts a droplet action and waits until DigitalOcean reports it
+// completed, then until the droplet has the status it leads to (a reboot
+// passes through off and new, so the droplet's status alone is not enough).
 func (d *Driver) action(kind, until string) error {
 	if _, err := d.get(); err != nil {
 		return err
 	}
-	if _, err := d.api("POST", "/v2/droplets/"+strconv.Itoa(d.DropletID)+"/actions", map[string]string{"type": kind}, nil); err != nil {
+	var posted struct {
+		Action action `json:"action"`
+	}
+	if _, err := d.api("POST", "/v2/droplets/"+strconv.Itoa(d.DropletID)+"/actions", map[string]string{"type": kind}, &posted); err != nil {
 		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for posted.Action.Status != "completed" {
+		if posted.Action.Status == "errored" {
+			return fmt.Errorf("droplet action %s failed", kind)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("droplet action %s did not complete in 30s", kind)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if _, err := d.api("GET", "/v2/actions/"+strconv.Itoa(posted.Action.ID), nil, &posted); err != nil {
+			return err
+		}
 	}
 	return d.waitFor(until)
 }
