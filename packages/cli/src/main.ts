@@ -51,7 +51,12 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     .allowExcessArguments()
     .passThroughOptions()
     .argument('[args...]')
-    .action(run(async (c, args: string[]) => (await import('./commands/create.ts')).createCommand(c, args)));
+    .action(
+      run(async (c, args: string[]) => {
+        const many = await import('./commands/create-many.ts');
+        return many.wantsMany(args) ? many.createManyCommand(c, args) : (await import('./commands/create.ts')).createCommand(c, args);
+      }),
+    );
 
   program
     .command('ls')
@@ -71,8 +76,13 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     program
       .command(name)
       .description(description)
-      .argument('[names...]', 'machine names', ['default'])
-      .action(run(async (c, names: string[]) => (await import('./commands/lifecycle.ts')).lifecycleCommand(c, name, names)));
+      .option('--filter <key=value>', 'every machine the filter selects (driver, state, name regex, label; repeatable), like ls', collect, [])
+      .argument('[names...]', 'machine names (default: default)')
+      .action(
+        run(async (c, names: string[], options: { filter: string[] }) =>
+          (await import('./commands/lifecycle.ts')).lifecycleCommand(c, name, await selectedMachines(c, names, options.filter, ['default'])),
+        ),
+      );
   }
 
   program
@@ -80,8 +90,13 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     .description('Remove machines: their cloud resources, then the local record')
     .option('-f, --force', 'Remove local configuration even if machine cannot be removed, also implies an automatic yes (`-y`)')
     .option('-y', 'Assumes automatic yes to proceed with remove, without prompting further user confirmation')
-    .argument('<names...>', 'machine names')
-    .action(run(async (c, names: string[], options: { force?: boolean; y?: boolean }) => (await import('./commands/lifecycle.ts')).removeCommand(c, names, { force: options.force === true, yes: options.y === true })));
+    .option('--filter <key=value>', 'every machine the filter selects (driver, state, name regex, label; repeatable), like ls', collect, [])
+    .argument('[names...]', 'machine names')
+    .action(
+      run(async (c, names: string[], options: { force?: boolean; y?: boolean; filter: string[] }) =>
+        (await import('./commands/lifecycle.ts')).removeCommand(c, await selectedMachines(c, names, options.filter, []), { force: options.force === true, yes: options.y === true }),
+      ),
+    );
 
   program
     .command('sweep')
@@ -240,6 +255,20 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     // Flushes the store and removes its local copies of secrets (PostgreSQL).
     await context?.store.close().catch((error: unknown) => writeLine(io.stderr, `Error closing the machine store: ${(error as Error).message}`));
   }
+}
+
+/** The machines a fleet command acts on: the names given, or what `--filter` selects (never both). */
+async function selectedMachines(ctx: CommandContext, names: string[], filters: string[], fallback: string[]): Promise<string[]> {
+  if (filters.length === 0) {
+    if (names.length > 0) return names;
+    if (fallback.length > 0) return fallback;
+    throw new CliError('name the machines, or select them with --filter key=value (driver, state, name, label)');
+  }
+  if (names.length > 0) throw new CliError('give machine names or --filter, not both');
+  const { machinesMatching } = await import('./commands/ls.ts');
+  const selected = await machinesMatching(ctx, filters);
+  if (selected.length === 0) throw new CliError(`no machine matches --filter ${filters.join(' --filter ')}`);
+  return selected;
 }
 
 /** The store a command uses: PostgreSQL for a postgres:// URL, else the folder at the storage path. */

@@ -86,32 +86,13 @@ export async function listCommand(ctx: CommandContext, options: ListOptions): Pr
   if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) throw new CliError(`--timeout expects seconds, got "${options.timeout}"`);
   const template = options.format === undefined || options.format === 'table' ? parseTemplate(defaultFormat) : options.format === 'json' ? undefined : parseTemplate(options.format);
 
-  let names = await ctx.store.list();
-  if (filters.name.length > 0) names = names.filter((name) => filters.name.some((pattern) => pattern.test(name)));
-  if (filters.label.length > 0 || (options.quiet === true && filters.driver.length > 0)) {
-    // Label and driver come from the records, not the provider. Like the reference, a machine matches
-    // a label filter when one of its engine labels is `key=value` (or has that key).
-    const kept = await Promise.all(
-      names.map(async (name) => {
-        const record = await ctx.store.read(name).catch(() => undefined);
-        if (filters.driver.length > 0 && !filters.driver.includes(record?.driver.toLowerCase() ?? '')) return undefined;
-        const labels = record?.provision?.engine.labels;
-        const list = Array.isArray(labels) ? labels.map(String) : [];
-        if (filters.label.length > 0 && !filters.label.some((wanted) => list.some((label) => label === wanted || label.split('=')[0] === wanted))) return undefined;
-        return name;
-      }),
-    );
-    names = kept.filter((name): name is string => name !== undefined);
-  }
+  const names = await namesFromRecords(ctx, filters, { driverFromRecords: options.quiet === true });
   if (options.quiet === true && filters.state.length === 0) {
     // Names only (scripts, shell completion): nothing to ask the providers, like the reference.
     for (const name of names) writeLine(ctx.io.stdout, name);
     return ExitCode.ok;
   }
-  const rows = await listRows(ctx, names, { timeoutMs: timeoutSeconds * 1000, drivers: filters.driver });
-  const shown = rows.filter(
-    (row) => (filters.driver.length === 0 || filters.driver.includes(row.DriverName.toLowerCase())) && (filters.state.length === 0 || filters.state.includes(row.State.toLowerCase())),
-  );
+  const shown = await matchingRows(ctx, names, filters, timeoutSeconds * 1000);
 
   if (options.quiet === true) {
     for (const row of shown) writeLine(ctx.io.stdout, row.Name);
@@ -123,6 +104,47 @@ export async function listCommand(ctx: CommandContext, options: ListOptions): Pr
     for (const row of shown) writeLine(ctx.io.stdout, template.render(row));
   }
   return ExitCode.ok;
+}
+
+/**
+ * The machines the filters select, by name, label and (with `driverFromRecords`) driver, all from
+ * the records: no provider is asked.
+ */
+async function namesFromRecords(ctx: CommandContext, filters: Filters, options: { driverFromRecords: boolean }): Promise<string[]> {
+  let names = await ctx.store.list();
+  if (filters.name.length > 0) names = names.filter((name) => filters.name.some((pattern) => pattern.test(name)));
+  if (filters.label.length === 0 && !(options.driverFromRecords && filters.driver.length > 0)) return names;
+  // Like the reference, a machine matches a label filter when one of its engine labels is `key=value` (or has that key).
+  const kept = await Promise.all(
+    names.map(async (name) => {
+      const record = await ctx.store.read(name).catch(() => undefined);
+      if (filters.driver.length > 0 && !filters.driver.includes(record?.driver.toLowerCase() ?? '')) return undefined;
+      const labels = record?.provision?.engine.labels;
+      const list = Array.isArray(labels) ? labels.map(String) : [];
+      if (filters.label.length > 0 && !filters.label.some((wanted) => list.some((label) => label === wanted || label.split('=')[0] === wanted))) return undefined;
+      return name;
+    }),
+  );
+  return kept.filter((name): name is string => name !== undefined);
+}
+
+/** The rows of `names` that match the driver and state filters (states asked only when a state filter needs them). */
+async function matchingRows(ctx: CommandContext, names: readonly string[], filters: Filters, timeoutMs: number): Promise<ListRow[]> {
+  const rows = await listRows(ctx, names, { timeoutMs, drivers: filters.driver });
+  return rows.filter(
+    (row) => (filters.driver.length === 0 || filters.driver.includes(row.DriverName.toLowerCase())) && (filters.state.length === 0 || filters.state.includes(row.State.toLowerCase())),
+  );
+}
+
+/**
+ * The machines `--filter key=value…` selects for a fleet command (`rm`, `start`, `stop`, …): name,
+ * driver and label from the records; states asked only when a state filter is given.
+ */
+export async function machinesMatching(ctx: CommandContext, rawFilters: readonly string[]): Promise<string[]> {
+  const filters = parseFilters(rawFilters);
+  const names = await namesFromRecords(ctx, filters, { driverFromRecords: true });
+  if (filters.state.length === 0) return names;
+  return (await matchingRows(ctx, names, filters, 10_000)).map((row) => row.Name);
 }
 
 /**
