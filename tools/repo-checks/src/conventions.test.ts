@@ -12,7 +12,9 @@ describe('package conventions', () => {
     expect(manifest.type).toBe('module');
     expect(manifest.license).toBe('Apache-2.0');
     expect(manifest.engines?.node).toBe('>=22.12');
-    expect(manifest.files).toEqual(['dist', 'LICENSE', 'CHANGELOG.md']);
+    // dist, the licence and the changelog; a package may ship more data (the CLI ships its SQL migrations), never src/.
+    expect(manifest.files).toEqual(expect.arrayContaining(['dist', 'LICENSE', 'CHANGELOG.md']));
+    expect((manifest.files as string[]).filter((entry) => entry.startsWith('src'))).toEqual([]);
     for (const [subpath, conditions] of Object.entries(manifest.exports ?? {})) {
       const keys = Object.keys(conditions);
       expect(keys.indexOf('types'), `${subpath}: "types" must come before "default"`).toBeLessThan(keys.indexOf('default'));
