@@ -32,6 +32,10 @@ runConformanceSuite('amazonec2 (cloud-sim, AWS SDK v3)', async () => {
     invalidFlags: { 'amazonec2-volume-type': 'floppy', 'amazonec2-root-size': 'big', 'amazonec2-zone': 'Zone 1' },
     leaks: () => sim.leaks().map((leak) => `${leak.kind} ${leak.id} ${leak.name}`),
     apiCalls: () => sim.requestLog.total,
+    loseNextReply: (operation, reply) => {
+      sim.faults.add({ provider: 'amazonec2', operation, reply });
+    },
+    callCount: (operation) => sim.requestLog.count(operation, 'amazonec2'),
     // A quota error is not retried, and RunInstances comes after the key pair and the group exist.
     failNextCreate: () => void sim.faults.add({ provider: 'amazonec2', operation: 'RunInstances', error: 'quota' }),
     deleteOutside: async (_driver, context) => {
@@ -43,4 +47,4 @@ runConformanceSuite('amazonec2 (cloud-sim, AWS SDK v3)', async () => {
     },
     close: () => sim.close(),
   };
-});
+}, { killPoints: ['ImportKeyPair', 'CreateSecurityGroup', 'RunInstances'] });

@@ -1,8 +1,10 @@
-import type { BlockDeviceMapping, EC2Client, Image, Subnet, VolumeType } from '@aws-sdk/client-ec2';
+import type { BlockDeviceMapping, EC2Client, Image, RunInstancesCommandInput, Subnet, Tag, VolumeType } from '@aws-sdk/client-ec2';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { AuthError, InvalidConfigError, ProviderError } from '@machine/driver-core';
 import { loadEC2Sdk, loadSSMSdk } from './amazonec2-clients.ts';
 import type { AmazonEC2Config } from './amazonec2-flags.ts';
+import { checkKeyMatches } from './amazonec2-local-inputs.ts';
+import { tagSpecifications } from './amazonec2-tags.ts';
 
 /** Where and what to launch, resolved from the flags before anything is made. */
 export interface LaunchPlan {
@@ -163,4 +165,81 @@ export function blockDeviceMappingsFor(image: Image, config: AmazonEC2Config): {
     }
   }
   return { rootDeviceName, blockDeviceMappings: mappings };
+}
+
+/** The RunInstances request of a machine (without its ClientToken, which the instance kind derives from the intent). */
+export function launchSpec(
+  config: AmazonEC2Config,
+  plan: LaunchPlan,
+  launch: { keyName: string; groupIds: string[]; userData: string | undefined; tags: Tag[] },
+): Omit<RunInstancesCommandInput, 'ClientToken'> {
+  return {
+    ImageId: plan.imageId,
+    InstanceType: config.instanceType as RunInstancesCommandInput['InstanceType'],
+    MinCount: 1,
+    MaxCount: 1,
+    KeyName: launch.keyName,
+    NetworkInterfaces: [
+      {
+        DeviceIndex: 0,
+        SubnetId: plan.subnetId,
+        Groups: launch.groupIds,
+        AssociatePublicIpAddress: !config.privateAddressOnly,
+        DeleteOnTermination: true,
+      },
+    ],
+    BlockDeviceMappings: plan.blockDeviceMappings,
+    MetadataOptions: {
+      HttpEndpoint: 'enabled',
+      HttpTokens: config.metadataToken as 'required' | 'optional',
+      HttpPutResponseHopLimit: config.metadataTokenHopLimit,
+    },
+    Monitoring: { Enabled: config.monitoring },
+    EbsOptimized: config.ebsOptimized,
+    TagSpecifications: tagSpecifications(['instance', 'volume', 'network-interface'], launch.tags),
+    ...(config.iamInstanceProfile === undefined
+      ? {}
+      : { IamInstanceProfile: config.iamInstanceProfile.startsWith('arn:') ? { Arn: config.iamInstanceProfile } : { Name: config.iamInstanceProfile } }),
+    ...(launch.userData === undefined ? {} : { UserData: launch.userData }),
+    ...(config.requestSpotInstance
+      ? {
+          InstanceMarketOptions: {
+            MarketType: 'spot',
+            SpotOptions: {
+              SpotInstanceType: 'one-time',
+              InstanceInterruptionBehavior: 'terminate',
+              // An empty price is left out: AWS rejects MaxPrice="" and the on-demand price caps it.
+              ...(config.spotPrice === undefined ? {} : { MaxPrice: config.spotPrice }),
+            },
+          },
+        }
+      : {}),
+  };
+}
+
+/**
+ * Subnet, AMI and root device for a launch, and the check that --amazonec2-ssh-keypath is the
+ * private half of --amazonec2-keypair-name. The network and AMI lookups run side by side; when one
+ * fails the other is cancelled, not left running.
+ */
+export async function resolveLaunchPlan(clients: { ec2(): Promise<EC2Client>; ssm(): Promise<SSMClient> }, config: AmazonEC2Config, signal?: AbortSignal): Promise<LaunchPlan> {
+  const ec2 = await clients.ec2();
+  const sibling = new AbortController();
+  const both = signal === undefined ? sibling.signal : AbortSignal.any([signal, sibling.signal]);
+  const [network, imageId] = await Promise.all([resolveNetwork(ec2, config, both), resolveImageId(() => clients.ssm(), config, both)]).catch((error: unknown) => {
+    sibling.abort();
+    throw error;
+  });
+  const image = await resolveImage(ec2, config, imageId, signal);
+  if (config.keypairName !== undefined) {
+    const { DescribeKeyPairsCommand } = await loadEC2Sdk();
+    const { KeyPairs = [] } = await ec2.send(new DescribeKeyPairsCommand({ KeyNames: [config.keypairName] }), signal === undefined ? {} : { abortSignal: signal }).catch((error: unknown) => {
+      if ((error as { name?: string }).name === 'InvalidKeyPair.NotFound') {
+        throw new InvalidConfigError([{ flag: 'amazonec2-keypair-name', message: `no key pair named ${config.keypairName} in ${config.region}` }]);
+      }
+      throw error;
+    });
+    await checkKeyMatches(config, KeyPairs[0]?.KeyFingerprint);
+  }
+  return { ...network, imageId, ...image };
 }

@@ -188,7 +188,8 @@ describe('amazonec2 against the simulator', () => {
     expect(a.metadataOptions).toEqual({ httpTokens: 'required', httpPutResponseHopLimit: 2, httpEndpoint: 'enabled' });
     expect(a.monitoring).toBe(true);
     expect(a.iamInstanceProfile).toContain('instance-profile/docker-host');
-    expect(a.clientToken).toMatch(/^[0-9a-f-]{36}$/);
+    // The intent's token, then the machine name: a retry (or a lost reply's lookup) uses the same one.
+    expect(a.clientToken).toMatch(/^[0-9a-f]{8}\.m\d+$/);
     // The simulator keeps the user data decoded, as cloud-init reads it.
     expect(String(a.userData)).toBe('#cloud-config\npackages: [htop]\n');
     expect(instance.filesystem.readFile('/var/lib/cloud/instance/user-data.txt').toString()).toContain('#cloud-config');
@@ -276,7 +277,7 @@ describe('amazonec2 against the simulator', () => {
     const second = machine();
     await first.driver.create();
     await second.driver.create();
-    expect(findEntry(second.context.journal, 'security-group')).toMatchObject({ preExisting: false, meta: { name: 'docker-machine', shared: 'true' } });
+    expect(findEntry(second.context.journal, 'security-group')).toMatchObject({ preExisting: false, shared: true, meta: { name: 'docker-machine' } });
     await first.driver.remove();
     expect(sim.store.listResources('amazonec2', 'security_group').map((group) => group.name)).toEqual(['docker-machine']);
     await second.driver.remove();
@@ -413,6 +414,17 @@ describe('amazonec2 and the real clouds’ windows (realistic simulator)', () =>
     await driver.remove();
     expect(leaks()).toEqual([]);
     expect(context.journal.entries()).toEqual([]);
+  });
+
+  it('every RunInstances reply lost (the SDK retries included): core finds the instance by its client token, inside the visibility window, and create carries on with it; no twin', async () => {
+    sim.faults.add({ provider: 'amazonec2', operation: 'RunInstances', reply: 'drop', times: 10 });
+    const { driver, context } = machine();
+    await driver.create();
+    const launched = sim.store.listInstances('amazonec2').filter((instance) => attributes(instance).tags.some((tag) => tag.key === 'Name' && tag.value === context.machineName));
+    expect(launched).toHaveLength(1);
+    expect(findEntry(context.journal, 'instance')?.id).toBe(launched[0]?.id);
+    await driver.remove();
+    expect(leaks()).toEqual([]);
   });
 
   it('a running instance without a public IP yet: create waits for the IP instead of failing', async () => {

@@ -295,7 +295,7 @@ describe('create with a mocked SDK client', () => {
     );
     const { driver, context } = driverWith(clients, { 'amazonec2-request-spot-instance': true, 'amazonec2-iam-instance-profile': 'arn:aws:iam::1:instance-profile/p' });
     await expect(driver.create()).rejects.toBeInstanceOf(CapacityError);
-    expect(runInput?.ClientToken).toMatch(/^[0-9a-f-]{36}$/);
+    expect(runInput?.ClientToken).toMatch(/^[0-9a-f]{8}\.unit1$/);
     expect(runInput?.MetadataOptions).toEqual({ HttpEndpoint: 'enabled', HttpTokens: 'required', HttpPutResponseHopLimit: 2 });
     expect(runInput?.InstanceMarketOptions).toEqual({ MarketType: 'spot', SpotOptions: { SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'terminate' } });
     expect(runInput?.IamInstanceProfile).toEqual({ Arn: 'arn:aws:iam::1:instance-profile/p' });

@@ -23,6 +23,7 @@ import { toMachineState } from './amazonec2-state.ts';
 
 export type { AmazonEC2ClientOverrides, AmazonEC2Clients } from './amazonec2-clients.ts';
 export { AmazonEC2Driver, type AmazonEC2Tuning, resourceKinds, userDataLimitBytes } from './amazonec2-driver.ts';
+export { amazonEC2Kinds, clientTokenOf } from './amazonec2-resources.ts';
 export { credentialSources, mapAmazonEC2Error } from './amazonec2-errors.ts';
 export { type AmazonEC2Config, amazonEC2Flags, parseTags } from './amazonec2-flags.ts';
 export { architectureOf, defaultUbuntuRelease, ubuntuAmiParameter } from './amazonec2-plan.ts';
