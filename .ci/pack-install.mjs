@@ -71,8 +71,8 @@ try {
     if (listing.includes('workspace:')) throw new Error(`${file} still has a workspace: range in its package.json`);
   }
 
-  const cliInstall = await timed('npm install -g the CLI (with driver-core, provision, generic, none)', () =>
-    run('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', '--loglevel=error', ...['cli', 'driver-core', 'provision', 'driver-generic', 'driver-none'].map(tarball)]),
+  const cliInstall = await timed('npm install -g the CLI (with driver-core, provision, generic, none, legacy-plugin)', () =>
+    run('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', '--loglevel=error', ...['cli', 'driver-core', 'provision', 'driver-generic', 'driver-none', 'legacy-plugin'].map(tarball)]),
   );
   const globalModules = join(prefix, 'lib', 'node_modules');
   const cliFootprint = await footprint(globalModules);

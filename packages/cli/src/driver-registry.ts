@@ -23,7 +23,7 @@ export interface InstalledDriver {
 }
 
 /** Where drivers are looked up, in this order. */
-export type DriverSource = 'built-in' | 'MACHINE_DRIVER_PATH' | 'drivers' | 'cli';
+export type DriverSource = 'built-in' | 'MACHINE_DRIVER_PATH' | 'drivers' | 'cli' | 'docker-machine plugin';
 
 /** The npm package names a driver called `name` may have, in lookup order. */
 export function driverPackageNames(name: string): string[] {
@@ -103,9 +103,18 @@ export class DriverRegistry {
     if (injected !== undefined) return checkDescriptor(typeof injected === 'function' ? await injected() : injected, `driver "${name}"`, name);
     const found = await this.#find(name);
     if (found === undefined) {
+      // No npm driver of that name: a docker-machine plugin binary (docker-machine-driver-NAME) on
+      // MACHINE_DRIVER_PATH or PATH, driven over its Go net/rpc protocol.
+      const legacy = await import('@machine/legacy-plugin');
+      const plugin = await legacy.findLegacyPlugin(name, this.#io.env);
+      if (plugin !== undefined) {
+        return legacy.openLegacyPlugin(plugin.path, { name, env: this.#io.env }).catch((error: unknown) => {
+          throw new CliError(`docker-machine plugin ${plugin.path} does not work: ${(error as Error).message}`, 1, { cause: error });
+        }) as Promise<DriverDescriptor>;
+      }
       throw new CliError(
         `Driver "${name}" not found: no package ${driverPackageNames(name).join(' or ')} in ${this.#folders().map((folder) => folder.dir).join(delimiter)}. ` +
-          `\`machine drivers install ${name}\` installs it; \`machine drivers ls\` lists the installed drivers.`,
+          `\`machine drivers install ${name}\` installs it (a docker-machine plugin docker-machine-driver-${name} on PATH works too); \`machine drivers ls\` lists the installed drivers.`,
       );
     }
     await checkCompatible(found);
@@ -149,6 +158,9 @@ export class DriverRegistry {
         add(copy);
       }
     }
+    // docker-machine plugin binaries come after every npm driver in lookup order.
+    const { listLegacyPlugins } = await import('@machine/legacy-plugin');
+    for (const plugin of await listLegacyPlugins(this.#io.env)) add({ name: plugin.name, packageName: `docker-machine-driver-${plugin.name}`, version: '', source: 'docker-machine plugin', dir: plugin.path });
     return copies.sort((a, b) => a.name.localeCompare(b.name) || Number(b.wins) - Number(a.wins));
   }
 }

@@ -27,11 +27,15 @@ export async function listDriversCommand(ctx: CommandContext): Promise<number> {
     writeLine(ctx.io.stdout, 'No drivers installed. `machine drivers install NAME` installs one (e.g. digitalocean, amazonec2, google, azure, virtualbox).');
   } else {
     const rows = drivers.map((driver) =>
-      [driver.name, driver.version || '-', driver.packageName, driver.source === 'MACHINE_DRIVER_PATH' ? driver.dir.replace(/[/\\][^/\\]+$/, '').replace(/[/\\]@machine$/, '') : driver.source, driver.wins ? 'yes' : 'no (shadowed)'].join('\t'),
+      [driver.name, driver.version || '-', driver.packageName, driver.source === 'MACHINE_DRIVER_PATH' ? driver.dir.replace(/[/\\][^/\\]+$/, '').replace(/[/\\]@machine$/, '') : driver.source === 'docker-machine plugin' ? `docker-machine plugin ${driver.dir}` : driver.source, driver.wins ? 'yes' : 'no (shadowed)'].join('\t'),
     );
     writeLine(ctx.io.stdout, alignColumns(['NAME\tVERSION\tPACKAGE\tFROM\tUSED', ...rows]));
+    if (drivers.some((driver) => driver.source === 'docker-machine plugin')) {
+      const { legacyPluginJournalNotice } = await import('@machine/legacy-plugin');
+      writeLine(ctx.io.stdout, `docker-machine plugins (FROM "docker-machine plugin") are run over docker-machine's plugin protocol; ${legacyPluginJournalNotice}.`);
+    }
   }
-  writeLine(ctx.io.stdout, `Lookup order: MACHINE_DRIVER_PATH, then drivers (${prefix ?? 'STORAGE/drivers'}), then cli (installed beside the machine CLI).`);
+  writeLine(ctx.io.stdout, `Lookup order: MACHINE_DRIVER_PATH, then drivers (${prefix ?? 'STORAGE/drivers'}), then cli (installed beside the machine CLI), then docker-machine-driver-NAME plugins on MACHINE_DRIVER_PATH and PATH.`);
   return ExitCode.ok;
 }
 

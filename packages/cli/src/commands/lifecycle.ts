@@ -116,6 +116,10 @@ export async function removeCommand(ctx: CommandContext, names: readonly string[
         writeLine(io.stderr, `Removing the local record of "${name}" anyway (--force); resources it made may be left at the provider (\`machine sweep\` finds them).`);
       }
       await ctx.store.remove(name);
+      if (machine !== undefined && 'legacyPlugin' in machine.descriptor) {
+        const { legacyPluginJournalNotice } = await import('@machine/legacy-plugin');
+        writeLine(io.stdout, `Note: ${legacyPluginJournalNotice}.`);
+      }
       writeLine(io.stdout, `Successfully removed ${name}`);
     } finally {
       await lock.release();
