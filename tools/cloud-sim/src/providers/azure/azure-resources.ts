@@ -412,12 +412,28 @@ export function listGroupResources(backend: AzureBackend, subscriptionId: string
     for (const resource of backend.resources(type.group)) {
       if (resource.id.startsWith(prefix)) {
         const attributes = armAttributes(resource);
-        items.push({ id: attributes.armId, name: resource.name, type: attributes.type, location: attributes.location });
+        items.push({
+          id: attributes.armId,
+          name: resource.name,
+          type: attributes.type,
+          location: attributes.location,
+          ...(attributes.tags === undefined ? {} : { tags: attributes.tags }),
+          createdTime: resource.createdAt.toISOString(),
+        });
       }
     }
   }
   for (const vm of backend.vms()) {
-    if (vm.id.startsWith(prefix)) items.push({ id: vm.attributes.armId, name: vm.name, type: 'Microsoft.Compute/virtualMachines', location: vm.attributes.location });
+    if (vm.id.startsWith(prefix)) {
+      items.push({
+        id: vm.attributes.armId,
+        name: vm.name,
+        type: 'Microsoft.Compute/virtualMachines',
+        location: vm.attributes.location,
+        ...(vm.attributes.tags === undefined ? {} : { tags: vm.attributes.tags }),
+        createdTime: vm.createdAt.toISOString(),
+      });
+    }
   }
   const top = Number(request.url.searchParams.get('$top') ?? Number.NaN);
   return json(200, { value: Number.isInteger(top) && top > 0 ? items.slice(0, top) : items });

@@ -394,7 +394,10 @@ export function deleteVirtualMachine(backend: AzureBackend, target: ArmTarget): 
       if (nic !== undefined) delete armAttributes(nic).properties.virtualMachine;
     }
     const disk = backend.context.store.getResource(AZURE, 'disks', attributes.osDiskId.toLowerCase());
-    if (disk !== undefined) {
+    // `storageProfile.osDisk.deleteOption: Delete` deletes the OS disk with the VM (the default keeps it).
+    if (disk !== undefined && objectAt(objectAt(attributes.properties.storageProfile).osDisk).deleteOption === 'Delete') {
+      backend.context.store.deleteResource(AZURE, 'disks', disk.id);
+    } else if (disk !== undefined) {
       delete armAttributes(disk).properties.managedBy;
       armAttributes(disk).properties.diskState = 'Unattached';
     }
