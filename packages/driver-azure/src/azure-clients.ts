@@ -5,6 +5,7 @@ import type { TokenCredential } from '@azure/core-auth';
 import type { HttpClient, PipelineRetryOptions } from '@azure/core-rest-pipeline';
 import { AuthError } from '@machine/driver-core';
 import { type AzureConfig, type AzureEnvironmentName, azureEnvironments, isLoopbackHost } from './azure-flags.ts';
+import { throttleWatchPolicy } from './azure-throttle-watch.ts';
 
 /** Options every call takes. */
 export interface CallOptions {
@@ -44,6 +45,7 @@ export interface AzureClients {
       delete(resourceGroup: string, name: string, options?: CallOptions): Promise<void>;
     };
     readonly disks: {
+      get(resourceGroup: string, name: string, options?: CallOptions): Promise<{ id?: string; name?: string; tags?: Record<string, string> }>;
       delete(resourceGroup: string, name: string, options?: LongRunningOptions): PromiseLike<void>;
     };
   };
@@ -82,6 +84,11 @@ export interface AzureClients {
     };
     readonly resources: {
       listByResourceGroup(resourceGroup: string, options?: CallOptions & { top?: number }): Paged<GenericResourceExpanded>;
+    };
+    /** Resource provider registration (`Microsoft.Compute`…): a new subscription may need it first. */
+    readonly providers: {
+      register(namespace: string, options?: CallOptions): Promise<{ registrationState?: string }>;
+      get(namespace: string, options?: CallOptions): Promise<{ registrationState?: string }>;
     };
   };
   /** Poll interval of long-running operations when the server sends no Retry-After (default: the SDK's, 2 s). */
@@ -142,6 +149,8 @@ export async function createAzureClients(options: AzureClientOptions): Promise<A
     credentials: { scopes: [`${plainLoopback ? loopbackStandIn : endpoint}/.default`] },
     ...(options.retryOptions === undefined ? {} : { retryOptions: options.retryOptions }),
     userAgentOptions: { userAgentPrefix: 'machine-driver-azure' },
+    // Sees each throttled answer before the SDK waits out its Retry-After (progress, deadline).
+    additionalPolicies: [{ policy: throttleWatchPolicy, position: 'perRetry' as const }],
   };
   return {
     compute: new ComputeManagementClient(options.credential, options.subscriptionId, clientOptions),

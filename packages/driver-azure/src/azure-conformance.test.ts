@@ -1,9 +1,11 @@
 import type { Sim } from '@machine/cloud-sim';
 import { findEntry } from '@machine/driver-core';
 import { runConformanceSuite } from '@machine/driver-core/conformance';
-import azure from './index.ts';
+import { createAzureDescriptor } from './index.ts';
 import { parseResourceId } from './azure-resource-id.ts';
-import { azureLeaks, simClients, simFlags, startAzureSim } from './testing/sim-harness.ts';
+import { azureLeaks, fastTimings, simClients, simFlags, startAzureSim } from './testing/sim-harness.ts';
+
+const azure = createAzureDescriptor({ timings: fastTimings });
 
 let sim: Sim;
 

@@ -18,7 +18,8 @@ import {
 } from '@machine/driver-core';
 import { describe, expect, it } from 'vitest';
 import type { AzureClients } from './azure-clients.ts';
-import { resourceKinds, securityRules, vnetAddressSpace } from './azure-driver.ts';
+import { resourceKinds } from './azure-driver.ts';
+import { securityRules, vnetAddressSpace } from './azure-plan.ts';
 import { azureErrorFacts, createAzureErrorMapper } from './azure-errors.ts';
 import { endpointProblem, parseImage, parseTags } from './azure-flags.ts';
 import { parseResourceId, resourceId } from './azure-resource-id.ts';
@@ -290,13 +291,23 @@ describe('driver with a stubbed SDK client', () => {
       'virtualMachines.deallocate': record,
       'virtualMachines.start': record,
       'virtualMachines.restart': record,
+      // start and restart wait until the instance view shows the VM running.
+      'virtualMachines.instanceView': async () => ({ statuses: [{ code: 'ProvisioningState/succeeded' }, { code: 'PowerState/running' }] }),
     });
     const { driver } = await driverWith(clients);
     await driver.stop();
     await driver.kill();
     await driver.start();
     await driver.restart();
-    expect(calls).toEqual(['virtualMachines.powerOff', 'virtualMachines.deallocate', 'virtualMachines.powerOff', 'virtualMachines.start', 'virtualMachines.restart']);
+    expect(calls).toEqual([
+      'virtualMachines.powerOff',
+      'virtualMachines.deallocate',
+      'virtualMachines.powerOff',
+      'virtualMachines.start',
+      'virtualMachines.instanceView',
+      'virtualMachines.restart',
+      'virtualMachines.instanceView',
+    ]);
     expect(seen[2]).toMatchObject({ skipShutdown: true, updateIntervalInMs: 1 });
     expect((seen[0] as { abortSignal?: AbortSignal }).abortSignal).toBeInstanceOf(AbortSignal);
   });
@@ -311,7 +322,7 @@ describe('driver with a stubbed SDK client', () => {
     const { driver } = await driverWith(clients, { 'azure-wait-timeout': 1 });
     const error = await driver.start().catch((caught: unknown) => caught);
     expect((error as Error).name).toBe('TimeoutError');
-    expect((error as Error).message).toContain('gave up waiting for virtual machine web1 to start after 1 s');
+    expect((error as Error).message).toContain('gave up waiting for virtual machine web1 to start: --azure-wait-timeout (1 s) passed');
   });
 
   it('getIP reads the public IP (or its FQDN with --azure-dns) and the NIC for private addresses', async () => {
@@ -378,8 +389,12 @@ describe('driver with a stubbed SDK client', () => {
     const { clients } = stubClients({
       'resourceGroups.get': async () => ({ id: resourceId(subscription, 'docker-machine') }),
       'networkSecurityGroups.createOrUpdate': lro,
-      'virtualNetworks.get': async () => ({}),
-      'subnets.get': async () => ({}),
+      'virtualNetworks.get': async () => ({ id: resourceId(subscription, 'docker-machine', 'Microsoft.Network', 'virtualNetworks', 'docker-machine-vnet') }),
+      'subnets.get': async () => ({ id: resourceId(subscription, 'docker-machine', 'Microsoft.Network', 'virtualNetworks', 'docker-machine-vnet', 'subnets', 'docker-machine') }),
+      // After a refused PUT the driver looks the VM up by name (it may have been made): it was not.
+      'virtualMachines.get': async () => {
+        throw restError(404, 'ResourceNotFound');
+      },
       'publicIPAddresses.createOrUpdate': lro,
       'networkInterfaces.createOrUpdate': lro,
       'virtualMachines.createOrUpdate': async (_group, _name, body) => {
@@ -411,8 +426,12 @@ describe('boot user data (provisioning) with a stubbed SDK client', () => {
     const { clients } = stubClients({
       'resourceGroups.get': async () => ({ id: resourceId(subscription, 'docker-machine') }),
       'networkSecurityGroups.createOrUpdate': lro,
-      'virtualNetworks.get': async () => ({}),
-      'subnets.get': async () => ({}),
+      'virtualNetworks.get': async () => ({ id: resourceId(subscription, 'docker-machine', 'Microsoft.Network', 'virtualNetworks', 'docker-machine-vnet') }),
+      'subnets.get': async () => ({ id: resourceId(subscription, 'docker-machine', 'Microsoft.Network', 'virtualNetworks', 'docker-machine-vnet', 'subnets', 'docker-machine') }),
+      // After a refused PUT the driver looks the VM up by name (it may have been made): it was not.
+      'virtualMachines.get': async () => {
+        throw restError(404, 'ResourceNotFound');
+      },
       'publicIPAddresses.createOrUpdate': lro,
       'networkInterfaces.createOrUpdate': lro,
       'virtualMachines.createOrUpdate': async (_group, _name, body) => {

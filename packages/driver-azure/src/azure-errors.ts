@@ -1,6 +1,7 @@
 import {
   AuthError,
   CancelledError,
+  CapacityError,
   type ErrorMapper,
   MachineError,
   NotFoundError,
@@ -27,16 +28,9 @@ const authCodes = new Set([
   'SubscriptionNotFound',
   'InvalidSubscriptionId',
 ]);
-const quotaCodes = new Set([
-  'QuotaExceeded',
-  'OperationNotAllowed',
-  'PublicIPCountLimitReached',
-  'ResourceQuotaExceeded',
-  'SkuNotAvailable',
-  'ZonalAllocationFailed',
-  'AllocationFailed',
-  'ServiceLimitReached',
-]);
+const quotaCodes = new Set(['QuotaExceeded', 'OperationNotAllowed', 'PublicIPCountLimitReached', 'ResourceQuotaExceeded', 'ServiceLimitReached']);
+/** No capacity for the size here and now: not a quota, raising a limit does not help. */
+const capacityCodes = new Set(['SkuNotAvailable', 'AllocationFailed', 'ZonalAllocationFailed', 'OverconstrainedAllocationRequest', 'OverconstrainedZonalAllocationRequest']);
 const notFoundCodes = new Set(['ResourceNotFound', 'NotFound', 'ResourceGroupNotFound', 'ParentResourceNotFound']);
 const identityErrorNames = new Set([
   'CredentialUnavailableError',
@@ -98,6 +92,17 @@ function mapAzureError(error: unknown, where: { machine: string; operation: stri
         hint: 'check the subscription ID and that the identity has Contributor on the resource group',
       });
     }
+    if (facts.code !== undefined && capacityCodes.has(facts.code)) {
+      return new CapacityError(`${withCode}${requestSuffix}`, {
+        ...base,
+        providerCode: facts.code,
+        hint: 'Azure has no capacity for this size here right now (not a quota): try another size (--azure-size) or location (--azure-location), or later',
+      });
+    }
+    // CRP's throttling shares the top-level code OperationNotAllowed with quota errors: its detail says TooManyRequests.
+    if (facts.statusCode === 429 || hasDetail(error, 'TooManyRequests')) {
+      return new ProviderError(`Azure is throttling requests: ${withCode}`, { ...withRequest, ...(facts.code === undefined ? {} : { providerCode: facts.code }), statusCode: 429, retryable: true });
+    }
     if (facts.code !== undefined && (quotaCodes.has(facts.code) || /quota/i.test(facts.code)) && (facts.code !== 'OperationNotAllowed' || /quota|limit/i.test(facts.message))) {
       return new QuotaError(`${withCode}${requestSuffix}`, base);
     }
@@ -111,6 +116,12 @@ function mapAzureError(error: unknown, where: { machine: string; operation: stri
       retryable: facts.statusCode === 429 || (facts.statusCode !== undefined && facts.statusCode >= 500),
     });
   }
+}
+
+/** True when an ARM error body has a detail with this code. */
+function hasDetail(error: unknown, code: string): boolean {
+  const details = (error as { details?: { error?: { details?: { code?: string }[] } } } | null)?.details?.error?.details;
+  return Array.isArray(details) && details.some((detail) => detail.code === code);
 }
 
 /** True when the SDK error says the resource is not there. */

@@ -10,16 +10,25 @@ import {
   guardDriver,
   NotFoundError,
   type State,
+  type SweepReport,
+  type SweepRequest,
   secretValues,
+  sweepResources,
 } from '@machine/driver-core';
+import { createAzureApi } from './azure-api.ts';
 import type { AzureClients } from './azure-clients.ts';
-import { AzureDriver, resourceKinds } from './azure-driver.ts';
+import { AzureDriver } from './azure-driver.ts';
 import { createAzureErrorMapper } from './azure-errors.ts';
+import { azureKinds, resourceKinds } from './azure-resources.ts';
+import { type AzureTimings, defaultTimings } from './azure-retry.ts';
 import { stateFromInstanceView } from './azure-state.ts';
 import { type AzureConfig, type AzureEnvironmentName, azureEnvironments, azureFlags, isLoopbackHost } from './azure-flags.ts';
 
 export { type AzureClientOptions, type AzureClients, createAzureClients, createAzureCredential } from './azure-clients.ts';
-export { AzureDriver, customDataLimitBytes, resourceKinds, securityRules } from './azure-driver.ts';
+export { AzureDriver } from './azure-driver.ts';
+export { customDataLimitBytes, securityRules } from './azure-plan.ts';
+export { azureKinds, resourceKinds, tagNames } from './azure-resources.ts';
+export { type AzureTimings, defaultTimings } from './azure-retry.ts';
 export { azureErrorFacts, createAzureErrorMapper } from './azure-errors.ts';
 export { type AzureConfig, type AzureEnvironmentName, azureEnvironments, azureFlags } from './azure-flags.ts';
 export { stateFromInstanceView } from './azure-state.ts';
@@ -48,7 +57,16 @@ async function clientsFor(config: AzureConfig): Promise<AzureClients> {
   });
 }
 
-const azure: DriverDescriptor<AzureConfig, AzureClients> = defineDriver<AzureConfig, AzureClients>({
+/** Options of {@link createAzureDescriptor}. */
+export interface AzureDescriptorOptions {
+  /** Retry, in-use and poll timing (tests shrink it). */
+  timings?: Partial<AzureTimings>;
+}
+
+/** The Azure driver descriptor, with its timings. The package's default export uses the defaults. */
+export function createAzureDescriptor(options: AzureDescriptorOptions = {}): DriverDescriptor<AzureConfig, AzureClients> {
+  const timings = { ...defaultTimings, ...options.timings };
+  return defineDriver<AzureConfig, AzureClients>({
   name: 'azure',
   specificationVersion: 'v1',
   description: 'Microsoft Azure virtual machines (Azure Resource Manager, managed disks)',
@@ -57,9 +75,10 @@ const azure: DriverDescriptor<AzureConfig, AzureClients> = defineDriver<AzureCon
   capabilities: { userData: true },
   createDriver: ({ config, context, client }) => {
     const clientSource = async (): Promise<AzureClients> => client ?? clientsFor(config);
-    const secrets = () => secretValues(azureFlags, config);
-    return guardDriver(new AzureDriver(config, context, clientSource), createAzureErrorMapper(secrets));
+    const mapError = createAzureErrorMapper(() => secretValues(azureFlags, config));
+    return guardDriver(new AzureDriver(config, context, clientSource, { timings, mapError }), mapError);
   },
+  sweep: (request) => sweep(request, timings),
   /** One `virtualMachines.listAll(statusOnly)` call per subscription (and endpoint and identity), whatever the number of machines. */
   async getStates(machines, options = {}) {
     const result = new Map<string, State | Error>();
@@ -74,12 +93,14 @@ const azure: DriverDescriptor<AzureConfig, AzureClients> = defineDriver<AzureCon
         const first = batch[0];
         if (first === undefined) return;
         try {
-          const clients = await clientsFor(first.config);
+          const api = createAzureApi(await clientsFor(first.config), first.config, { machine: first.context.machineName, timings });
           const states = new Map<string, State>();
-          const list = clients.compute.virtualMachines.listAll({ statusOnly: 'true', ...(options.signal === undefined ? {} : { abortSignal: options.signal }) });
-          for await (const vm of list) {
-            if (vm.id !== undefined) states.set(vm.id.toLowerCase(), stateFromInstanceView(vm.instanceView?.statuses));
-          }
+          await api.call('the state of every virtual machine', 'getState', options.signal, async (abortSignal) => {
+            states.clear();
+            for await (const vm of api.clients.compute.virtualMachines.listAll({ statusOnly: 'true', abortSignal })) {
+              if (vm.id !== undefined) states.set(vm.id.toLowerCase(), stateFromInstanceView(vm.instanceView?.statuses));
+            }
+          });
           for (const { context } of batch) {
             const entry = findEntry(context.journal, resourceKinds.virtualMachine);
             const state = entry === undefined ? undefined : states.get(entry.id.toLowerCase());
@@ -96,6 +117,26 @@ const azure: DriverDescriptor<AzureConfig, AzureClients> = defineDriver<AzureCon
     );
     return result;
   },
-});
+  });
+}
+
+/**
+ * Lists (and with `delete`, deletes) what carries `managed-by: <value>` in the config's resource
+ * group (VMs, NICs, public IPs, NSGs, vnets, availability sets) that no record of the store claims.
+ */
+async function sweep(request: SweepRequest<AzureConfig, AzureClients>, timings: AzureTimings): Promise<SweepReport> {
+  const mapError = createAzureErrorMapper(() => secretValues(azureFlags, request.config));
+  return sweepResources(
+    {
+      kinds: azureKinds.map((kind) => ({ ...kind, timeouts: { delete: timings.inUseMs } })),
+      client: async () => createAzureApi(request.client ?? (await clientsFor(request.config)), request.config, { machine: 'sweep', timings }),
+      poll: { interval: timings.pollMs, maxInterval: timings.pollMs * 4 },
+      mapError,
+    },
+    request,
+  );
+}
+
+const azure: DriverDescriptor<AzureConfig, AzureClients> = createAzureDescriptor();
 
 export default azure;

@@ -1,8 +1,12 @@
 /** Test helpers: the real SDK clients against the cloud simulator's Azure front end. Not exported from the package. */
 import type { TokenCredential } from '@azure/core-auth';
-import { type Sim, startSim } from '@machine/cloud-sim';
+import { type Sim, type SimOptions, startSim } from '@machine/cloud-sim';
 import type { RawFlagValues } from '@machine/driver-core';
 import { type AzureClients, createAzureClients } from '../azure-clients.ts';
+import type { AzureTimings } from '../azure-retry.ts';
+
+/** Retry and poll timing for tests against the simulator (its windows are scaled to milliseconds). */
+export const fastTimings: AzureTimings = { retryMs: 10, maxRetryMs: 50, authorizationGraceMs: 5_000, inUseMs: 3_000, pollMs: 10 };
 
 /** A fake credential: tokens the simulator accepts (or refuses, with `invalid`). */
 export function fakeCredential(token = 'sim-token'): TokenCredential & { calls: number } {
@@ -16,9 +20,9 @@ export function fakeCredential(token = 'sim-token'): TokenCredential & { calls: 
   return credential;
 }
 
-/** A simulator with only the Azure front end, fast lifecycle. */
-export async function startAzureSim(): Promise<Sim> {
-  return startSim({ providers: ['azure'], delays: { pendingMs: 20, stoppingMs: 10 } });
+/** A simulator with only the Azure front end (realistic profile unless `options` say otherwise), fast lifecycle. */
+export async function startAzureSim(options: Omit<SimOptions, 'providers'> = {}): Promise<Sim> {
+  return startSim({ providers: ['azure'], delays: { pendingMs: 20, stoppingMs: 10 }, ...options });
 }
 
 /** Real SDK clients pointed at the simulator, with fast polling and retries. */
