@@ -1,6 +1,9 @@
+import { createPublicKey } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createMemoryContext, InvalidConfigError, type MachineError, NotFoundError, type ProgressEvent, parseFlags, ProviderError, State } from '@machine/driver-core';
+import { runSSH } from '@machine/driver-core/ssh';
 import { type Sim, startSim } from '@machine/cloud-sim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { legacyDataKey } from '../host/legacy-plugin-driver.ts';
@@ -20,6 +23,13 @@ beforeAll(async () => {
 afterAll(async () => {
   await dir?.dispose();
 });
+
+/** The ssh-rsa key blob (RFC 4253 6.6: string "ssh-rsa", mpint e, mpint n) of a JWK's base64url `e` and `n`, base64. */
+function rsaBlobFromJwk(e: string, n: string): string {
+  const string = (bytes: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, 0].map((_, index) => (bytes.length >>> (8 * (3 - index))) & 0xff)), bytes]);
+  const mpint = (bytes: Buffer) => string((bytes[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), bytes]) : bytes);
+  return Buffer.concat([string(Buffer.from('ssh-rsa')), mpint(Buffer.from(e, 'base64url')), mpint(Buffer.from(n, 'base64url'))]).toString('base64');
+}
 
 async function failure(promise: Promise<unknown>): Promise<MachineError> {
   return promise.then(
@@ -120,7 +130,7 @@ describe('our host drives a Go plugin that calls the DigitalOcean API, against c
       const driver = descriptor.createDriver({ config: parseFlags(descriptor.flags, values, { env: {} }), context });
       await driver.preCreateCheck();
       await driver.create();
-      expect(events.map((event) => event.message)).toEqual(['Creating droplet do-go-1 in nyc3']);
+      expect(events.map((event) => event.message)).toEqual(['Creating SSH key...', 'Creating droplet do-go-1 in nyc3']);
       const [droplet] = sim.store.listInstances('digitalocean');
       expect(droplet?.name).toBe('do-go-1');
       expect(await driver.getState()).toBe(State.Running);
@@ -128,6 +138,25 @@ describe('our host drives a Go plugin that calls the DigitalOcean API, against c
       expect(await driver.getURL()).toBe(`tcp://${droplet?.publicIp}:2376`);
       expect(await driver.getSSHPort()).toBe(sim.sshPort);
       expect(driver.getSSHUsername()).toBe('root');
+
+      // As docker-machine's DigitalOcean driver: an RSA key (PEM PKCS#1, 0600) in the machine
+      // folder, its public half uploaded to the account and given to the droplet.
+      const keyPath = join(dir.path, 'store', 'machines', 'do-go-1', 'id_rsa');
+      expect(driver.getSSHKeyPath()).toBe(keyPath);
+      expect((await stat(keyPath)).mode & 0o777).toBe(0o600);
+      const privateKey = await readFile(keyPath, 'utf8');
+      expect(privateKey).toMatch(/^-----BEGIN RSA PRIVATE KEY-----\n/);
+      const publicLine = (await readFile(`${keyPath}.pub`, 'utf8')).trim();
+      const [type, blob, comment] = publicLine.split(' ');
+      expect([type, comment]).toEqual(['ssh-rsa', 'do-go-1']);
+      // The hand-encoded wire-format blob is the one Node derives from the private key.
+      const jwk = createPublicKey(privateKey).export({ format: 'jwk' });
+      expect(rsaBlobFromJwk(jwk.e ?? '', jwk.n ?? '')).toBe(blob);
+      const [accountKey] = sim.store.listResources('digitalocean', 'ssh_key');
+      expect(accountKey).toMatchObject({ name: 'do-go-1', attributes: { publicKey: publicLine } });
+      expect(droplet?.authorizedKeys).toEqual([publicLine]);
+      const login = await runSSH({ host: droplet?.publicIp ?? '', port: sim.sshPort, username: 'root', privateKey }, 'hostname');
+      expect(login.stdout.trim()).toBe('do-go-1');
       await driver.stop();
       expect(await driver.getState()).toBe(State.Stopped);
       expect(droplet?.state).toBe('stopped');

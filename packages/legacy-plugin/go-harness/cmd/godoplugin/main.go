@@ -1,13 +1,23 @@
 // A Go plugin that drives the DigitalOcean v2 API with net/http, the way
 // third-party docker-machine drivers drive their clouds; the tests point it at
-// cloud-sim. Its state (the droplet id) travels in its JSON config.
+// cloud-sim. Like docker-machine's own DigitalOcean driver it makes an RSA key
+// pair in the machine folder (StorePath/machines/NAME/id_rsa), uploads the
+// public key to the account, creates the droplet with it and deletes the key
+// on Remove. Its state (the droplet and key ids) travels in its JSON config.
 package main
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -35,6 +45,7 @@ type Driver struct {
 	Size        string
 	Image       string
 	DropletID   int
+	SSHKeyID    int
 }
 
 func (d *Driver) DriverName() string { return "godo" }
@@ -148,19 +159,86 @@ func (d *Driver) PreCreateCheck() error {
 	return err
 }
 
+// sshString is one string of the SSH wire format (RFC 4251 section 5): a
+// big-endian uint32 length, then the bytes.
+func sshString(data []byte) []byte {
+	out := make([]byte, 4, 4+len(data))
+	binary.BigEndian.PutUint32(out, uint32(len(data)))
+	return append(out, data...)
+}
+
+// sshMpint is a positive mpint of the SSH wire format: big-endian magnitude,
+// with a zero byte in front when the top bit is set (else it would read as
+// negative).
+func sshMpint(n *big.Int) []byte {
+	magnitude := n.Bytes()
+	if len(magnitude) > 0 && magnitude[0]&0x80 != 0 {
+		magnitude = append([]byte{0}, magnitude...)
+	}
+	return sshString(magnitude)
+}
+
+// authorizedKey is the authorized_keys line of an RSA public key,
+// "ssh-rsa BASE64 COMMENT", BASE64 being the key blob of RFC 4253 section
+// 6.6: string "ssh-rsa", mpint e, mpint n (what golang.org/x/crypto/ssh's
+// MarshalAuthorizedKey writes, by hand: this harness uses the standard
+// library only).
+func authorizedKey(key *rsa.PublicKey, comment string) string {
+	blob := sshString([]byte("ssh-rsa"))
+	blob = append(blob, sshMpint(big.NewInt(int64(key.E)))...)
+	blob = append(blob, sshMpint(key.N)...)
+	return "ssh-rsa " + base64.StdEncoding.EncodeToString(blob) + " " + comment
+}
+
+// createSSHKey is libmachine's ssh.GenerateSSHKey: a 2048-bit RSA key written
+// as PEM PKCS#1 to path (0600) and its public half to path.pub. It returns the
+// authorized_keys line.
+func createSSHKey(path, comment string) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0700); err != nil {
+		return "", err
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return "", err
+	}
+	private := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	if err := os.WriteFile(path, private, 0600); err != nil {
+		return "", err
+	}
+	line := authorizedKey(&key.PublicKey, comment)
+	if err := os.WriteFile(path+".pub", []byte(line+"\n"), 0644); err != nil {
+		return "", err
+	}
+	return line, nil
+}
+
 func (d *Driver) Create() error {
+	d.SSHUser = "root"
+	d.SSHKeyPath = filepath.Join(d.StorePath, "machines", d.MachineName, "id_rsa")
+	fmt.Printf("Creating SSH key...\n")
+	publicKey, err := createSSHKey(d.SSHKeyPath, d.MachineName)
+	if err != nil {
+		return fmt.Errorf("cannot write the SSH key %s: %v", d.SSHKeyPath, err)
+	}
+	var key struct {
+		SSHKey struct {
+			ID int `json:"id"`
+		} `json:"ssh_key"`
+	}
+	if _, err := d.api("POST", "/v2/account/keys", map[string]string{"name": d.MachineName, "public_key": publicKey}, &key); err != nil {
+		return err
+	}
+	d.SSHKeyID = key.SSHKey.ID
 	fmt.Printf("Creating droplet %s in %s\n", d.MachineName, d.Region)
 	var out struct {
 		Droplet droplet `json:"droplet"`
 	}
-	body := map[string]interface{}{"name": d.MachineName, "region": d.Region, "size": d.Size, "image": d.Image, "tags": []string{"godo"}}
+	body := map[string]interface{}{"name": d.MachineName, "region": d.Region, "size": d.Size, "image": d.Image, "ssh_keys": []int{d.SSHKeyID}, "tags": []string{"godo"}}
 	if _, err := d.api("POST", "/v2/droplets", body, &out); err != nil {
 		return err
 	}
 	d.DropletID = out.Droplet.ID
-	d.SSHUser = "root"
-	d.SSHKeyPath = filepath.Join(d.StorePath, "machines", d.MachineName, "id_rsa")
-	fmt.Fprintf(os.Stderr, "droplet %d created, waiting for it to be active\n", d.DropletID)
+	fmt.Fprintf(os.Stderr, "droplet %d created with SSH key %d, waiting for it to be active\n", d.DropletID, d.SSHKeyID)
 	return d.waitFor("active")
 }
 
@@ -203,15 +281,23 @@ func (d *Driver) Stop() error    { return d.action("shutdown", "off") }
 func (d *Driver) Kill() error    { return d.action("power_off", "off") }
 func (d *Driver) Restart() error { return d.action("reboot", "active") }
 
+// Remove deletes the account key, then the droplet, as docker-machine's
+// DigitalOcean driver does; either one already gone (404) is not an error.
 func (d *Driver) Remove() error {
-	if d.DropletID == 0 {
-		return nil
+	if d.SSHKeyID != 0 {
+		status, err := d.api("DELETE", "/v2/account/keys/"+strconv.Itoa(d.SSHKeyID), nil, nil)
+		if err != nil && status != 404 {
+			return err
+		}
+		d.SSHKeyID = 0
 	}
-	status, err := d.api("DELETE", "/v2/droplets/"+strconv.Itoa(d.DropletID), nil, nil)
-	if err != nil && status != 404 {
-		return err
+	if d.DropletID != 0 {
+		status, err := d.api("DELETE", "/v2/droplets/"+strconv.Itoa(d.DropletID), nil, nil)
+		if err != nil && status != 404 {
+			return err
+		}
+		d.DropletID = 0
 	}
-	d.DropletID = 0
 	return nil
 }
 
