@@ -193,7 +193,8 @@ describe('booted image: dockerd over mutual TLS', () => {
     expect(version).toMatchObject({ Version: '27.3.1', ApiVersion: '1.47', MinAPIVersion: '1.24', Os: 'linux', Arch: 'amd64', KernelVersion: '6.8.0-45-generic' });
     const info = JSON.parse((await tlsGet(`${base}/info`, { ca: ca.certPem, client })).body) as Record<string, unknown>;
     expect(info).toMatchObject({ Name: 'docker', Labels: ['env=test', 'team=core'] });
-    expect(await tlsGet(`${base}/containers/json`, { ca: ca.certPem, client })).toEqual({ status: 404, body: '{"message":"page not found"}\n' });
+    expect(await tlsGet(`${base}/plugins`, { ca: ca.certPem, client })).toEqual({ status: 404, body: '{"message":"page not found"}\n' });
+    expect(await tlsGet(`${base}/containers/json`, { ca: ca.certPem, client })).toEqual({ status: 200, body: '[]\n' });
 
     // No client certificate, or one from another CA: refused during the TLS handshake.
     await expect(tlsGet(`${base}/_ping`, { ca: ca.certPem })).rejects.toThrow(/certificate|socket hang up|ECONNRESET/i);
@@ -247,6 +248,29 @@ describe('booted image: dockerd over mutual TLS', () => {
     expect(stale.stderr).toContain("Run 'systemctl daemon-reload' to reload units.");
     expect(await runSSH(target, 'sudo systemctl daemon-reload && sudo systemctl restart docker')).toMatchObject({ code: 0, stderr: '' });
     expect(await tlsGet(`https://${instance.publicIp}:${sim.dockerPort}/_ping`, { ca: ca.certPem, client })).toEqual({ status: 200, body: 'OK' });
+  });
+
+  it('an upgrade waits in the apt repository once the engine is installed: apt-get --only-upgrade (or the install script again) installs it and dockerd serves it', async () => {
+    sim = await startSim({ providers: [], delays: { pendingMs: 5, stoppingMs: 5, cloudInitMs: 5 } });
+    const port = sim.dockerPort;
+    const { instance, target } = await boot({}, 'upgrade', cloudConfig({ port }));
+    expect((await runSSH(target, 'cloud-init status --wait')).code).toBe(0);
+    const { ca, server, client } = await certificates(instance.publicIp);
+    await uploadCertificates(target, { ca: ca.certPem, cert: server.certPem, key: server.keyPem });
+    expect((await runSSH(target, 'sudo systemctl daemon-reload && sudo systemctl restart docker')).code).toBe(0);
+    const base = `https://${instance.publicIp}:${port}`;
+    expect(JSON.parse((await tlsGet(`${base}/version`, { ca: ca.certPem, client })).body)).toMatchObject({ Version: '27.3.1', ApiVersion: '1.47' });
+
+    const upgrade = await runSSH(target, 'sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --only-upgrade docker-ce docker-ce-cli containerd.io');
+    expect(upgrade.code, upgrade.stderr).toBe(0);
+    expect(upgrade.stdout).toContain('Unpacking docker-ce (5:28.0.1-1~ubuntu.24.04~noble) over (5:27.3.1-1~ubuntu.24.04~noble) ...');
+    expect((await runSSH(target, 'sudo systemctl restart docker')).code).toBe(0);
+    expect(JSON.parse((await tlsGet(`${base}/version`, { ca: ca.certPem, client })).body)).toMatchObject({ Version: '28.0.1', ApiVersion: '1.48' });
+    expect((await runSSH(target, 'docker version --format "{{.Server.Version}}"')).stdout).toBe('28.0.1\n');
+    // Nothing newer now: the same command is a no-op, and so is the install script.
+    expect((await runSSH(target, 'sudo apt-get install -y --only-upgrade docker-ce')).stdout).toContain('docker-ce is already the newest version (5:28.0.1-1~ubuntu.24.04~noble).');
+    expect((await runSSH(target, "curl -fsSL 'https://get.docker.com' -o /tmp/i.sh && sudo sh /tmp/i.sh")).code).toBe(0);
+    expect((await runSSH(target, 'docker --version')).stdout).toBe('Docker version 28.0.1, build ce12230\n');
   });
 
   it('curl fails like a machine without network for unknown hosts; startSim downloads add URLs', async () => {

@@ -1,19 +1,12 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { KERNEL_RELEASE } from '../shell/ubuntu-image.ts';
+import type { Duplex } from 'node:stream';
+import { answerAttach, answerEngineRoute } from './docker-api-routes.ts';
+import { ContainerEngine } from './docker-engine.ts';
+import { type EngineRelease, INITIAL_ENGINE } from './engine-releases.ts';
 
-/** What the emulated Docker Engine reports. */
-export const DOCKER_ENGINE = {
-  version: '27.3.1',
-  apiVersion: '1.47',
-  minApiVersion: '1.24',
-  gitCommit: '41ca978',
-  goVersion: 'go1.22.7',
-  containerdVersion: '1.7.22',
-  buildTime: '2024-09-20T11:41:11.000000000+00:00',
-  /** The kernel `/version` reports: the image's `uname -r`. */
-  kernelVersion: KERNEL_RELEASE,
-} as const;
+/** What the emulated Docker Engine reports before any upgrade (the release a fresh install gets). */
+export const DOCKER_ENGINE: EngineRelease = INITIAL_ENGINE;
 
 /** A TCP listener of the daemon, from daemon.json `hosts`. */
 export interface DaemonListener {
@@ -34,6 +27,8 @@ export interface DaemonSettings {
   insecureRegistries: string[];
   /** Stable daemon id for `/info`. */
   id: string;
+  /** The installed engine release (default: the one a fresh install gets). */
+  release?: EngineRelease;
 }
 
 /** A running emulated dockerd. */
@@ -46,12 +41,29 @@ export interface RunningDaemon {
  * Starts the daemon's TCP listeners: HTTPS with exactly the configured certificate, key and CA
  * (`requestCert` + `rejectUnauthorized` under `tlsverify`, so only clients with a certificate
  * signed by that CA get an answer), or plain HTTP without TLS. Serves `/_ping` (GET and HEAD),
- * `/version` and `/info`, optionally under a `/v1.NN` prefix; everything else is Docker's 404.
+ * `/version`, `/info` and what `docker run` needs (containers and images of `engine`, see
+ * docker-api-routes.ts), optionally under a `/v1.NN` prefix; everything else is Docker's 404.
  * Rejects (after closing what it opened) when a listener cannot bind or the TLS material is bad.
  */
-export async function startDockerd(settings: DaemonSettings): Promise<RunningDaemon> {
+export async function startDockerd(settings: DaemonSettings, engine: ContainerEngine = new ContainerEngine()): Promise<RunningDaemon> {
   const servers: Server[] = [];
-  const handler = (request: IncomingMessage, response: ServerResponse): void => answer(settings, request, response);
+  const handler = (request: IncomingMessage, response: ServerResponse): void => {
+    answer(settings, engine, request, response).catch((error: unknown) => {
+      if (response.headersSent) response.destroy();
+      else {
+        response.writeHead(500, { 'content-type': 'application/json' });
+        response.end(`${JSON.stringify({ message: (error as Error).message })}\n`);
+      }
+    });
+  };
+  const upgrade = (request: IncomingMessage, socket: Duplex): void => {
+    socket.on('error', () => {});
+    // The docker client half-closes a hijacked connection when it has no stdin to send (over TLS a
+    // close_notify): the output must still flow back, as from dockerd.
+    (socket as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true;
+    const { path, query } = route(request);
+    answerAttach(engine, headersOf(settings), request, socket, path, query);
+  };
   try {
     for (const listener of settings.listeners) {
       const server =
@@ -69,6 +81,7 @@ export async function startDockerd(settings: DaemonSettings): Promise<RunningDae
               handler,
             );
       server.on('tlsClientError', () => {}); // refused clients are normal, not errors of the daemon
+      server.on('upgrade', upgrade);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(listener.port, listener.host, () => {
@@ -86,6 +99,7 @@ export async function startDockerd(settings: DaemonSettings): Promise<RunningDae
   return {
     settings,
     close: () => {
+      engine.stopAll();
       closing ??= closeAll(servers);
       return closing;
     },
@@ -104,14 +118,24 @@ async function closeAll(servers: readonly Server[]): Promise<void> {
   );
 }
 
-function answer(settings: DaemonSettings, request: IncomingMessage, response: ServerResponse): void {
-  const path = (request.url ?? '/').split('?', 1)[0]!.replace(/^\/v1\.\d+(?=\/)/, '');
-  const headers = {
-    'api-version': DOCKER_ENGINE.apiVersion,
+function route(request: IncomingMessage): { path: string; query: URLSearchParams } {
+  const url = new URL(request.url ?? '/', 'http://dockerd');
+  return { path: url.pathname.replace(/^\/v1\.\d+(?=\/)/, ''), query: url.searchParams };
+}
+
+function headersOf(settings: DaemonSettings): Record<string, string> {
+  const release = settings.release ?? DOCKER_ENGINE;
+  return {
+    'api-version': release.apiVersion,
     'docker-experimental': 'false',
     ostype: 'linux',
-    server: `Docker/${DOCKER_ENGINE.version} (linux)`,
+    server: `Docker/${release.version} (linux)`,
   };
+}
+
+async function answer(settings: DaemonSettings, engine: ContainerEngine, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const { path, query } = route(request);
+  const headers = headersOf(settings);
   const method = request.method ?? 'GET';
   const json = (status: number, body: unknown): void => {
     response.writeHead(status, { ...headers, 'content-type': 'application/json' });
@@ -123,52 +147,57 @@ function answer(settings: DaemonSettings, request: IncomingMessage, response: Se
     return;
   }
   if (path === '/version' && method === 'GET') {
-    json(200, versionBody());
+    json(200, versionBody(settings.release));
     return;
   }
   if (path === '/info' && method === 'GET') {
-    json(200, infoBody(settings));
+    json(200, infoBody(settings, engine));
     return;
   }
+  if (await answerEngineRoute(engine, headers, request, response, path, query)) return;
   json(404, { message: 'page not found' });
 }
 
 /** `GET /version`. */
-export function versionBody(): Record<string, unknown> {
+export function versionBody(release: EngineRelease = DOCKER_ENGINE): Record<string, unknown> {
   return {
     Platform: { Name: 'Docker Engine - Community' },
     Components: [
-      { Name: 'Engine', Version: DOCKER_ENGINE.version, Details: { ApiVersion: DOCKER_ENGINE.apiVersion, MinAPIVersion: DOCKER_ENGINE.minApiVersion, Os: 'linux', Arch: 'amd64' } },
-      { Name: 'containerd', Version: DOCKER_ENGINE.containerdVersion, Details: { GitCommit: '7f7fdf5fed64eb6a7caf99b3e12efcf9d60e311c' } },
+      { Name: 'Engine', Version: release.version, Details: { ApiVersion: release.apiVersion, MinAPIVersion: release.minApiVersion, Os: 'linux', Arch: 'amd64' } },
+      { Name: 'containerd', Version: release.containerdVersion, Details: { GitCommit: '7f7fdf5fed64eb6a7caf99b3e12efcf9d60e311c' } },
     ],
-    Version: DOCKER_ENGINE.version,
-    ApiVersion: DOCKER_ENGINE.apiVersion,
-    MinAPIVersion: DOCKER_ENGINE.minApiVersion,
-    GitCommit: DOCKER_ENGINE.gitCommit,
-    GoVersion: DOCKER_ENGINE.goVersion,
+    Version: release.version,
+    ApiVersion: release.apiVersion,
+    MinAPIVersion: release.minApiVersion,
+    GitCommit: release.gitCommit,
+    GoVersion: release.goVersion,
     Os: 'linux',
     Arch: 'amd64',
-    KernelVersion: DOCKER_ENGINE.kernelVersion,
-    BuildTime: DOCKER_ENGINE.buildTime,
+    KernelVersion: release.kernelVersion,
+    BuildTime: release.buildTime,
   };
 }
 
 /** `GET /info` (a small subset of the real answer). */
-export function infoBody(settings: DaemonSettings): Record<string, unknown> {
+export function infoBody(settings: DaemonSettings, engine?: ContainerEngine): Record<string, unknown> {
+  const release = settings.release ?? INITIAL_ENGINE;
+  const containers = [...(engine?.containers.values() ?? [])];
   return {
     ID: settings.id,
     Name: settings.hostname,
-    ServerVersion: DOCKER_ENGINE.version,
+    ServerVersion: release.version,
     OperatingSystem: 'Ubuntu 24.04.1 LTS',
     OSType: 'linux',
     OSVersion: '24.04',
     Architecture: 'x86_64',
-    KernelVersion: DOCKER_ENGINE.kernelVersion,
+    KernelVersion: release.kernelVersion,
     Driver: settings.storageDriver,
     Labels: settings.labels,
-    Containers: 0,
-    ContainersRunning: 0,
-    Images: 0,
+    Containers: containers.length,
+    ContainersRunning: containers.filter((container) => container.status === 'running').length,
+    ContainersPaused: 0,
+    ContainersStopped: containers.filter((container) => container.status !== 'running').length,
+    Images: engine?.images.size ?? 0,
     NCPU: 2,
     MemTotal: 4_110_331_904,
     DockerRootDir: '/var/lib/docker',

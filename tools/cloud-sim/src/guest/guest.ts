@@ -6,7 +6,9 @@ import { EmulatedShell } from '../shell/emulated-shell.ts';
 import type { CloudInitState, GuestSystem, SystemResult } from '../shell/guest-system.ts';
 import { type BootPlan, planBoot, runcmdLine } from './cloud-config.ts';
 import { DOCKER_DROP_IN_DIR, DOCKER_UNIT, DOCKER_UNIT_PATH, daemonSettings, type LoadedUnit, loadDockerUnit } from './docker-config.ts';
+import { ContainerEngine } from './docker-engine.ts';
 import { type DaemonSettings, infoBody, type RunningDaemon, startDockerd } from './dockerd.ts';
+import { type EngineRelease, INITIAL_ENGINE, NEXT_ENGINE } from './engine-releases.ts';
 import { download } from './downloads.ts';
 
 /** Options shared by every guest of one simulator. */
@@ -56,6 +58,12 @@ export class Guest implements GuestSystem {
   readonly #daemonId = randomUUID();
   #docker: { state: DockerState; enabled: boolean; unit: LoadedUnit | undefined; daemon: RunningDaemon | undefined } = { state: 'inactive', enabled: false, unit: undefined, daemon: undefined };
   #dockerQueue: Promise<unknown> = Promise.resolve();
+  /** The installed docker-ce release (undefined before the package is installed). */
+  #installedEngine: EngineRelease | undefined;
+  /** What the Docker apt repository offers; the next release is published once a machine installed the first. */
+  readonly #publishedEngines: EngineRelease[] = [INITIAL_ENGINE];
+  /** Images and containers, kept on the machine's disk across dockerd restarts. */
+  readonly containers = new ContainerEngine();
 
   constructor(instance: SimInstance, options: GuestOptions = {}) {
     this.instance = instance;
@@ -124,26 +132,58 @@ export class Guest implements GuestSystem {
     return download(url, this.#options.downloads ?? {});
   }
 
-  docker(): { running: boolean; info?: Record<string, unknown> } {
+  docker(): { running: boolean; info?: Record<string, unknown>; installed?: EngineRelease; server?: EngineRelease } {
     const daemon = this.#docker.daemon;
-    return daemon === undefined ? { running: false } : { running: true, info: infoBody(daemon.settings) };
+    const installed = this.#installedEngine === undefined ? {} : { installed: this.#installedEngine };
+    return daemon === undefined ? { running: false, ...installed } : { running: true, info: infoBody(daemon.settings, this.containers), server: daemon.settings.release ?? INITIAL_ENGINE, ...installed };
   }
 
-  installPackages(names: readonly string[], quiet: boolean): SystemResult {
+  /** The Docker Engine release installed on the machine, if any. */
+  get engineRelease(): EngineRelease | undefined {
+    return this.#installedEngine;
+  }
+
+  installPackages(names: readonly string[], quiet: boolean, options: { onlyUpgrade?: boolean } = {}): SystemResult {
     const docker = names.filter((name) => DOCKER_PACKAGES.has(name));
     if (docker.length > 0 && this.instance.faults.has('engineInstallFails')) {
       return { code: 100, stdout: '', stderr: docker.map((name) => `E: Unable to locate package ${name}\n`).join('') };
     }
+    const candidate = this.#publishedEngines.at(-1) ?? INITIAL_ENGINE;
+    const previous = this.#installedEngine;
     const lines = quiet ? [] : ['Reading package lists...', 'Building dependency tree...', 'Reading state information...'];
-    for (const name of names) if (!quiet) lines.push(`Setting up ${name} (${name.startsWith('docker') ? '5:27.3.1-1~ubuntu.24.04~noble' : 'latest'}) ...`);
+    const dockerPackage = docker.includes('docker-ce') || docker.includes('docker.io');
+    if (options.onlyUpgrade === true && previous === undefined) {
+      if (!quiet) for (const name of names) lines.push(`Skipping ${name}, it is not installed and only upgrades are requested.`);
+      return { code: 0, stdout: lines.length === 0 ? '' : `${lines.join('\n')}\n`, stderr: '' };
+    }
+    if (dockerPackage && previous?.version === candidate.version) {
+      if (!quiet) for (const name of docker) lines.push(`${name} is already the newest version (${candidate.packageVersion}).`);
+      return { code: 0, stdout: lines.length === 0 ? '' : `${lines.join('\n')}\n`, stderr: '' };
+    }
+    for (const name of names) {
+      if (quiet) continue;
+      if (previous !== undefined && name.startsWith('docker')) lines.push(`Preparing to unpack .../${name}_${candidate.packageVersion}_amd64.deb ...`, `Unpacking ${name} (${candidate.packageVersion}) over (${previous.packageVersion}) ...`);
+      lines.push(`Setting up ${name} (${name.startsWith('docker') ? candidate.packageVersion : 'latest'}) ...`);
+    }
     let stderr = '';
-    if (docker.includes('docker-ce') || docker.includes('docker.io')) {
-      this.#installDocker();
-      if (!quiet) lines.push('Created symlink /etc/systemd/system/multi-user.target.wants/docker.service → /usr/lib/systemd/system/docker.service.');
-      // The package's postinst starts the service: with daemon.json asking for TLS files that are
-      // not there yet it fails (and the package still installs), as on a real machine.
-      const started = this.#startDockerNow();
-      if (started !== undefined) stderr = JOB_FAILED;
+    if (dockerPackage) {
+      this.#installDocker(candidate);
+      if (previous === undefined) {
+        if (!quiet) lines.push('Created symlink /etc/systemd/system/multi-user.target.wants/docker.service → /usr/lib/systemd/system/docker.service.');
+        // The package's postinst starts the service: with daemon.json asking for TLS files that are
+        // not there yet it fails (and the package still installs), as on a real machine.
+        const started = this.#startDockerNow();
+        if (started !== undefined) stderr = JOB_FAILED;
+        // The repository moves on: the next release is there for `machine upgrade`.
+        if (!this.#publishedEngines.includes(NEXT_ENGINE)) this.#publishedEngines.push(NEXT_ENGINE);
+      } else {
+        // An upgrade's postinst restarts a running dockerd, which then serves the new release.
+        void this.#queueDocker(async () => {
+          if (this.#docker.state !== 'active') return;
+          await this.#stopDocker();
+          await this.#startDocker();
+        });
+      }
     }
     return { code: 0, stdout: lines.length === 0 ? '' : `${lines.join('\n')}\n`, stderr };
   }
@@ -287,12 +327,13 @@ export class Guest implements GuestSystem {
 
   // ---- docker.service ----
 
-  #installDocker(): void {
+  #installDocker(release: EngineRelease): void {
     const fs = this.instance.filesystem;
+    this.#installedEngine = release;
     for (const [path, content] of [
-      ['/usr/bin/docker', '\x7fELF docker 27.3.1 (cloud-sim)\n'],
-      ['/usr/bin/dockerd', '\x7fELF dockerd 27.3.1 (cloud-sim)\n'],
-      ['/usr/bin/containerd', '\x7fELF containerd 1.7.22 (cloud-sim)\n'],
+      ['/usr/bin/docker', `\x7fELF docker ${release.version} (cloud-sim)\n`],
+      ['/usr/bin/dockerd', `\x7fELF dockerd ${release.version} (cloud-sim)\n`],
+      ['/usr/bin/containerd', `\x7fELF containerd ${release.containerdVersion} (cloud-sim)\n`],
     ] as const) {
       fs.writeFile(path, content, { mode: 0o755 });
     }
@@ -399,7 +440,8 @@ export class Guest implements GuestSystem {
   #settings(): DaemonSettings | { error: string } {
     const unit = this.#docker.unit;
     if (unit === undefined) return { error: 'docker.service not installed' };
-    return daemonSettings(this.instance.filesystem, unit.execStart, { hostname: this.shell.host.hostname, publicIp: this.instance.publicIp, id: this.#daemonId });
+    const settings = daemonSettings(this.instance.filesystem, unit.execStart, { hostname: this.shell.host.hostname, publicIp: this.instance.publicIp, id: this.#daemonId });
+    return 'error' in settings ? settings : { ...settings, release: this.#installedEngine ?? INITIAL_ENGINE };
   }
 
   /** Starts dockerd; returns undefined when it runs, or the error it stopped with. */
@@ -412,7 +454,7 @@ export class Guest implements GuestSystem {
       return settings.error;
     }
     try {
-      this.#docker.daemon = await startDockerd(settings);
+      this.#docker.daemon = await startDockerd(settings, this.containers);
     } catch (error) {
       const message = `failed to load listeners: ${(error as Error).message}`;
       this.#dockerFailed(message);

@@ -166,6 +166,10 @@ function applyRedirections(session: ShellSession, redirections: Redirection[], s
       result.stderr = result.stdout;
       continue;
     }
+    if (target === '&2') {
+      result.stdout = result.stderr;
+      continue;
+    }
     const path = MemoryFileSystem.resolve(target, session.cwd);
     try {
       if (redirection.fd === 0) {

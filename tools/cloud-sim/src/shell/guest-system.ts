@@ -5,6 +5,8 @@
  * behaves like a container without systemd or network.
  */
 
+import type { EngineRelease } from '../guest/engine-releases.ts';
+
 /** cloud-init's overall state, as `cloud-init status` reports it. */
 export type CloudInitState = 'not started' | 'running' | 'done' | 'error';
 
@@ -27,8 +29,8 @@ export interface GuestSystem {
   journal(unit: string): readonly string[];
   /** A download over the (simulated) network: the bytes, or curl's error code and message. */
   download(url: string): { data: Buffer } | { code: number; message: string };
-  /** `apt-get install PACKAGE…` (`quiet`: no progress lines). */
-  installPackages(names: readonly string[], quiet: boolean): SystemResult;
-  /** The daemon answering `docker version`/`docker info`, when dockerd runs. */
-  docker(): { running: boolean; info?: Record<string, unknown> };
+  /** `apt-get install PACKAGE…` (`quiet`: no progress lines; `onlyUpgrade`: `--only-upgrade`/`apt-get upgrade`, installed packages only). */
+  installPackages(names: readonly string[], quiet: boolean, options?: { onlyUpgrade?: boolean }): SystemResult;
+  /** The daemon answering `docker version`/`docker info` when dockerd runs, its release, and the installed one. */
+  docker(): { running: boolean; info?: Record<string, unknown>; server?: EngineRelease; installed?: EngineRelease };
 }

@@ -1,7 +1,7 @@
 /**
  * Parser for the small POSIX-shell subset the emulated shell runs: words with single/double
  * quotes and backslashes, `$VAR`/`${VAR}`/`$?` expansion, `;`, newlines, `&&`, `||`, `|`, and
- * redirections `>`, `>>`, `<`, `2>`, `2>>`, `2>&1`, `&>`. No globbing, subshells or functions.
+ * redirections `>`, `>>`, `<`, `2>`, `2>>`, `2>&1`, `>&2`, `&>`. No globbing, subshells or functions.
  */
 
 /**
@@ -65,12 +65,17 @@ export function parseCommandLine(line: string): CommandList {
       command.words.push(token.value);
       continue;
     }
-    const redirect = /^(\d|&)?(>>|>|<)(&1)?$/.exec(token.value);
+    const redirect = /^(\d|&)?(>>|>|<)(&[12])?$/.exec(token.value);
     if (redirect !== null) {
       const fdText = redirect[1];
       const mode = redirect[2]!;
-      if (redirect[3] !== undefined) {
+      if (redirect[3] === '&1') {
         command.redirections.push({ fd: 2, append: false, target: ['&1'] });
+        continue;
+      }
+      if (redirect[3] === '&2') {
+        // `>&2` / `1>&2`: stdout goes where stderr goes (`2>&2` changes nothing).
+        if (fdText !== '2') command.redirections.push({ fd: 1, append: false, target: ['&2'] });
         continue;
       }
       const next = tokens[++index];
@@ -204,8 +209,9 @@ function tokenize(line: string): Token[] {
         operator += '>';
         index++;
       }
-      if (char === '>' && line.slice(index + 1, index + 3) === '&1') {
-        operator += '&1';
+      const duplicate = char === '>' ? line.slice(index + 1, index + 3) : '';
+      if (duplicate === '&1' || duplicate === '&2') {
+        operator += duplicate;
         index += 2;
       }
       tokens.push({ kind: 'operator', value: operator });

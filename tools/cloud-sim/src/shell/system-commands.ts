@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { DOCKER_ENGINE } from '../guest/dockerd.ts';
+import { INITIAL_ENGINE } from '../guest/engine-releases.ts';
 import type { CommandContext, CommandImplementation } from './emulated-shell.ts';
 import { MemoryFileSystem } from './memory-filesystem.ts';
 
@@ -181,13 +181,17 @@ const aptGet: CommandImplementation = (context) => {
     case 'update':
       if (!quiet) context.stdout('Hit:1 http://archive.ubuntu.com/ubuntu noble InRelease\nHit:2 http://security.ubuntu.com/ubuntu noble-security InRelease\nReading package lists... Done\n');
       return 0;
+    case 'upgrade':
     case 'install': {
       const system = context.session.system;
       if (system === undefined) {
         for (const name of packages) context.stderr(`E: Unable to locate package ${name}\n`);
         return 100;
       }
-      const result = system.installPackages(packages, quiet);
+      const onlyUpgrade = action === 'upgrade' || context.args.includes('--only-upgrade');
+      // `apt-get upgrade` without names upgrades what is installed (here: Docker's packages, when installed).
+      const names = action === 'upgrade' && packages.length === 0 ? (system.docker().installed === undefined ? [] : ['docker-ce', 'docker-ce-cli', 'containerd.io']) : packages;
+      const result = system.installPackages(names, quiet, { onlyUpgrade });
       context.stdout(result.stdout);
       context.stderr(result.stderr);
       return result.code;
@@ -281,11 +285,13 @@ const docker: CommandImplementation = (context) => {
     return 127;
   }
   const [subcommand, ...rest] = context.args;
-  const client = `Client: Docker Engine - Community\n Version:           ${DOCKER_ENGINE.version}\n API version:       ${DOCKER_ENGINE.apiVersion}\n Go version:        ${DOCKER_ENGINE.goVersion}\n Git commit:        ce12230\n Built:             Fri Sep 20 11:41:00 2024\n OS/Arch:           linux/amd64\n Context:           default\n`;
   const daemon = context.session.system?.docker() ?? { running: false };
+  const clientRelease = daemon.installed ?? INITIAL_ENGINE;
+  const server = daemon.server ?? clientRelease;
+  const client = `Client: Docker Engine - Community\n Version:           ${clientRelease.version}\n API version:       ${clientRelease.apiVersion}\n Go version:        ${clientRelease.goVersion}\n Git commit:        ce12230\n Built:             Fri Sep 20 11:41:00 2024\n OS/Arch:           linux/amd64\n Context:           default\n`;
   const unreachable = 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n';
   if (subcommand === '--version' || subcommand === '-v') {
-    context.stdout(`Docker version ${DOCKER_ENGINE.version}, build ce12230\n`);
+    context.stdout(`Docker version ${clientRelease.version}, build ce12230\n`);
     return 0;
   }
   const formatIndex = rest.findIndex((arg) => arg === '--format' || arg === '-f');
@@ -297,7 +303,12 @@ const docker: CommandImplementation = (context) => {
           context.stderr(unreachable);
           return 1;
         }
-        context.stdout(`${format.replace(/\{\{\s*\.(Server|Client)\.Version\s*\}\}/g, DOCKER_ENGINE.version).replace(/\{\{\s*\.Server\.APIVersion\s*\}\}/g, DOCKER_ENGINE.apiVersion)}\n`);
+        context.stdout(
+          `${format
+            .replace(/\{\{\s*\.Server\.Version\s*\}\}/g, server.version)
+            .replace(/\{\{\s*\.Client\.Version\s*\}\}/g, clientRelease.version)
+            .replace(/\{\{\s*\.Server\.APIVersion\s*\}\}/g, server.apiVersion)}\n`,
+        );
         return 0;
       }
       context.stdout(client);
@@ -306,20 +317,20 @@ const docker: CommandImplementation = (context) => {
         return 1;
       }
       context.stdout(
-        `\nServer: Docker Engine - Community\n Engine:\n  Version:          ${DOCKER_ENGINE.version}\n  API version:      ${DOCKER_ENGINE.apiVersion} (minimum version ${DOCKER_ENGINE.minApiVersion})\n  Go version:       ${DOCKER_ENGINE.goVersion}\n  Git commit:       ${DOCKER_ENGINE.gitCommit}\n  OS/Arch:          linux/amd64\n  Experimental:     false\n containerd:\n  Version:          ${DOCKER_ENGINE.containerdVersion}\n`,
+        `\nServer: Docker Engine - Community\n Engine:\n  Version:          ${server.version}\n  API version:      ${server.apiVersion} (minimum version ${server.minApiVersion})\n  Go version:       ${server.goVersion}\n  Git commit:       ${server.gitCommit}\n  OS/Arch:          linux/amd64\n  Experimental:     false\n containerd:\n  Version:          ${server.containerdVersion}\n`,
       );
       return 0;
     }
     case 'info': {
       if (!daemon.running || daemon.info === undefined) {
-        context.stdout('Client: Docker Engine - Community\n Version:    27.3.1\n Context:    default\n\nServer:\n');
+        context.stdout(`Client: Docker Engine - Community\n Version:    ${clientRelease.version}\n Context:    default\n\nServer:\n`);
         context.stderr(`ERROR: ${unreachable}`);
         return 1;
       }
       const info = daemon.info;
       const labels = (info.Labels as string[]).map((label) => `  ${label}\n`).join('');
       context.stdout(
-        `Client: Docker Engine - Community\n Version:    ${DOCKER_ENGINE.version}\n Context:    default\n\nServer:\n Containers: 0\n Images: 0\n Server Version: ${DOCKER_ENGINE.version}\n Storage Driver: ${String(info.Driver)}\n Operating System: ${String(info.OperatingSystem)}\n Name: ${String(info.Name)}\n ID: ${String(info.ID)}\n${labels === '' ? '' : ` Labels:\n${labels}`}`,
+        `Client: Docker Engine - Community\n Version:    ${clientRelease.version}\n Context:    default\n\nServer:\n Containers: ${String(info.Containers)}\n Images: ${String(info.Images)}\n Server Version: ${server.version}\n Storage Driver: ${String(info.Driver)}\n Operating System: ${String(info.OperatingSystem)}\n Name: ${String(info.Name)}\n ID: ${String(info.ID)}\n${labels === '' ? '' : ` Labels:\n${labels}`}`,
       );
       return 0;
     }
