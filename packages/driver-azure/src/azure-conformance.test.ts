@@ -19,6 +19,10 @@ runConformanceSuite('azure (real SDK against cloud-sim)', async () => {
     invalidFlags: { 'azure-subscription-id': 'not-a-uuid', 'azure-environment': 'AzureMoonCloud', 'azure-disk-size': 'big' },
     leaks: () => azureLeaks(sim),
     apiCalls: () => sim.requestLog.total,
+    loseNextReply: (operation, reply) => {
+      sim.faults.add({ provider: 'azure', operation, reply });
+    },
+    callCount: (operation) => sim.requestLog.count(operation, 'azure'),
     // The VM create fails after the resource group, NSG, network, IP and NIC exist.
     failNextCreate: () => {
       sim.faults.add({ provider: 'azure', operation: 'virtualMachines.createOrUpdate', error: 'quota' });
@@ -31,4 +35,15 @@ runConformanceSuite('azure (real SDK against cloud-sim)', async () => {
     },
     close: () => sim.close(),
   };
+}, {
+  // Every PUT create sends; each is committed by the simulator and its answer lost.
+  killPoints: [
+    'resourceGroups.createOrUpdate',
+    'networkSecurityGroups.createOrUpdate',
+    'virtualNetworks.createOrUpdate',
+    'subnets.createOrUpdate',
+    'publicIPAddresses.createOrUpdate',
+    'networkInterfaces.createOrUpdate',
+    'virtualMachines.createOrUpdate',
+  ],
 });
