@@ -29,6 +29,8 @@ beforeAll(async () => {
       { instance: 'ipChangesOnStart', name: 'moving-droplet' },
       { instance: 'ipChangesOnStart', name: 'ud-azure' },
     ],
+    // The Azure case talks raw ARM to a new subscription: no provider registration or role-assignment window here.
+    providerOptions: { azure: { profile: 'kind' } },
   });
 });
 afterAll(async () => {
