@@ -20,5 +20,5 @@ export { type DockerApiFailure, DockerApiError } from './docker-api-error.ts';
 export { defaultEnginePort, defaultInstallUrl, type EngineOptions, engineOptionsFrom, provisionFlags } from './engine-options.ts';
 export { knownEngineOpts } from './engine-opts.ts';
 export { generateHostKey, type MachineHostKey } from './host-key.ts';
-export { installServerCertificate, type ProvisionOptions, type ProvisionTarget, provisionDocker } from './provision-docker.ts';
+export { type EngineUpgradeMethod, installServerCertificate, type ProvisionOptions, type ProvisionTarget, provisionDocker, upgradeDocker } from './provision-docker.ts';
 export { ProvisionError, type ProvisionErrorOptions, type ProvisionStep } from './provision-error.ts';

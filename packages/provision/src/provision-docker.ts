@@ -8,7 +8,7 @@ import { installCommand } from './cloud-config.ts';
 import { daemonJson, guestPaths, systemdDropIn } from './daemon-config.ts';
 import { dockerApi, dockerUrl, dockerVersion } from './docker-api.ts';
 import { DockerApiError } from './docker-api-error.ts';
-import { type EngineOptions, withoutCredentials } from './engine-options.ts';
+import { defaultInstallUrl, type EngineOptions, withoutCredentials } from './engine-options.ts';
 import { ProvisionError, type ProvisionStep } from './provision-error.ts';
 
 /** The machine to provision: SSH (with the pinned host key) and the address the engine is reached at. */
@@ -91,6 +91,69 @@ export async function installServerCertificate(
     await session.step('restart-docker', 'restarting the Docker engine', () => restartDocker(session));
     await session.step('wait-docker', `waiting for the Docker engine at ${session.url}`, () => waitForDocker(session, options.client));
   });
+}
+
+/** How {@link upgradeDocker} upgraded the engine. */
+export type EngineUpgradeMethod = 'apt-get' | 'dnf' | 'yum' | 'zypper' | 'install-script';
+
+/** The package upgrade command of each package manager (Docker's packages from Docker's repository). */
+const packageUpgrades: Readonly<Record<Exclude<EngineUpgradeMethod, 'install-script'>, (sudo: string) => string>> = {
+  'apt-get': (sudo) => `${sudo}apt-get update -qq && ${sudo}DEBIAN_FRONTEND=noninteractive apt-get install -y -q --only-upgrade docker-ce docker-ce-cli containerd.io`,
+  dnf: (sudo) => `${sudo}dnf upgrade -y -q docker-ce docker-ce-cli containerd.io`,
+  yum: (sudo) => `${sudo}yum update -y -q docker-ce docker-ce-cli containerd.io`,
+  zypper: (sudo) => `${sudo}zypper --non-interactive update docker`,
+};
+
+/**
+ * Upgrades Docker Engine on a provisioned, running machine, like the reference's `machine upgrade`:
+ * 1. `upgrade-engine`: with the default `--engine-install-url` (get.docker.com, which installs from
+ *    Docker's package repository) the machine's package manager upgrades Docker's packages
+ *    (apt-get `--only-upgrade`, dnf, yum or zypper, whichever the machine has); with another install
+ *    URL (the engine came from that script), or without a known package manager, the install
+ *    script runs again.
+ * 2. `restart-docker`, `wait-docker` (`_ping` over TLS: the certificates and daemon.json are
+ *    untouched, so the engine comes back with the same TLS configuration), `docker-version`.
+ * Fails with a ProvisionError carrying the command's output, like {@link provisionDocker}.
+ */
+export async function upgradeDocker(
+  target: ProvisionTarget,
+  options: { engine: EngineOptions; client: ClientCertificates; signal?: AbortSignal; onProgress?: (event: ProgressEvent) => void; timeoutMs?: number },
+): Promise<{ dockerVersion: string; previousVersion: string | undefined; method: EngineUpgradeMethod }> {
+  // No certificate is uploaded (the engine keeps its own): the session code only needs the options' shape.
+  const provisionOptions: ProvisionOptions = { ...options, cloudInit: false, server: { certPem: '', keyPem: '', sans: [] } };
+  return runProvisioning(target, provisionOptions, async (session) => {
+    const previousVersion = await dockerVersion(session.url, options.client, { signal: session.signal, machine: session.machine, timeoutMs: 10_000 }).catch(() => undefined);
+    const method = await chooseUpgradeMethod(session, options.engine);
+    const how = method === 'install-script' ? `the install script ${withoutCredentials(options.engine.installUrl)}` : method;
+    await session.step('upgrade-engine', `upgrading Docker Engine${previousVersion === undefined ? '' : ` ${previousVersion}`} with ${how}`, async () => {
+      const command = method === 'install-script' ? installCommand(options.engine.installUrl, session.sudo !== '') : packageUpgrades[method](session.sudo);
+      const result = await session.exec(command);
+      if (result.code !== 0) {
+        const logTail = lastLines(result.output);
+        throw new ProvisionError(`${method === 'install-script' ? 'the install script' : method} exited with ${result.code}${reason(logTail)}`, {
+          machine: session.machine,
+          step: 'upgrade-engine',
+          logTail,
+          hint: method === 'install-script' ? `check --engine-install-url (${withoutCredentials(options.engine.installUrl)}) and that the machine can reach it` : `see the ${method} output above; the engine keeps running the old version`,
+        });
+      }
+    });
+    await session.step('restart-docker', 'restarting the Docker engine', () => restartDocker(session));
+    await session.step('wait-docker', `waiting for the Docker engine at ${session.url}`, () => waitForDocker(session, options.client));
+    const version = await session.step('docker-version', 'reading the engine version', () =>
+      dockerVersion(session.url, options.client, { signal: session.signal, machine: session.machine, timeoutMs: 10_000 }),
+    );
+    return { dockerVersion: version, previousVersion, method };
+  });
+}
+
+/** The package manager that upgrades an engine installed by get.docker.com, else the install script. */
+async function chooseUpgradeMethod(session: Session, engine: EngineOptions): Promise<EngineUpgradeMethod> {
+  if (engine.installUrl.replace(/\/+$/, '') !== defaultInstallUrl) return 'install-script';
+  for (const manager of ['apt-get', 'dnf', 'yum', 'zypper'] as const) {
+    if ((await session.exec(`command -v ${manager}`)).code === 0) return manager;
+  }
+  return 'install-script';
 }
 
 /** The result of one command: exit code and its stdout and stderr interleaved as they came. */

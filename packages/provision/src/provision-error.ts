@@ -5,6 +5,7 @@ export type ProvisionStep =
   | 'connect'
   | 'cloud-init'
   | 'install-engine'
+  | 'upgrade-engine'
   | 'upload-certificates'
   | 'restart-docker'
   | 'wait-docker'

@@ -12,7 +12,7 @@ import { dockerApi, dockerUrl, dockerVersion } from './docker-api.ts';
 import { DockerApiError } from './docker-api-error.ts';
 import { type EngineOptions, engineOptionsFrom } from './engine-options.ts';
 import { generateHostKey, type MachineHostKey } from './host-key.ts';
-import { installServerCertificate, provisionDocker } from './provision-docker.ts';
+import { installServerCertificate, provisionDocker, upgradeDocker } from './provision-docker.ts';
 import { ProvisionError } from './provision-error.ts';
 
 // End to end on tools/cloud-sim's "booted image": cloud-init applies buildCloudConfig's user data
@@ -159,5 +159,35 @@ describe('provisioning on the simulator', () => {
     await expect(provisionDocker({ ssh, dockerHost: instance.publicIp }, { engine, client, server: await serverFor(instance.publicIp, engine), cloudInit: true })).resolves.toEqual({
       dockerVersion: '27.3.1',
     });
+  });
+
+  it('upgradeDocker: apt-get --only-upgrade of Docker\'s packages, restart with the same TLS files, _ping, the new version', async () => {
+    const { instance, engine, ssh } = await boot('web1');
+    const server = await serverFor(instance.publicIp, engine);
+    await provisionDocker({ ssh, dockerHost: instance.publicIp }, { engine, client, server, cloudInit: true });
+    const tlsFiles = ['/etc/docker/server.pem', '/etc/docker/server-key.pem', '/etc/docker/ca.pem', '/etc/docker/daemon.json'].map((path) => instance.filesystem.readFile(path).toString());
+    const steps: string[] = [];
+    const result = await upgradeDocker({ ssh, dockerHost: instance.publicIp }, { engine, client, onProgress: (event) => event.phase === 'start' && steps.push(`${event.step}: ${event.message}`) });
+    expect(result).toEqual({ dockerVersion: '28.0.1', previousVersion: '27.3.1', method: 'apt-get' });
+    expect(steps[0]).toBe('upgrade-engine: upgrading Docker Engine 27.3.1 with apt-get');
+    expect(steps.map((step) => step.split(':')[0])).toEqual(['upgrade-engine', 'restart-docker', 'wait-docker', 'docker-version']);
+    expect(await dockerVersion(dockerUrl(instance.publicIp, engine.port), client)).toBe('28.0.1');
+    expect(['/etc/docker/server.pem', '/etc/docker/server-key.pem', '/etc/docker/ca.pem', '/etc/docker/daemon.json'].map((path) => instance.filesystem.readFile(path).toString())).toEqual(tlsFiles);
+    // Nothing newer: a second upgrade keeps the version.
+    expect((await upgradeDocker({ ssh, dockerHost: instance.publicIp }, { engine, client })).dockerVersion).toBe('28.0.1');
+  });
+
+  it('upgradeDocker runs a custom --engine-install-url again; a failing one is a ProvisionError at upgrade-engine with its output', async () => {
+    const { instance, engine, ssh } = await boot('web1', { cloudInit: false });
+    await provisionDocker({ ssh, dockerHost: instance.publicIp }, { engine, client, server: await serverFor(instance.publicIp, engine), cloudInit: false });
+    const custom = { ...engine, installUrl: 'https://test.docker.com' };
+    expect(await upgradeDocker({ ssh, dockerHost: instance.publicIp }, { engine: custom, client })).toMatchObject({ dockerVersion: '28.0.1', method: 'install-script' });
+    const unreachable = { ...engine, installUrl: 'https://installer.example.invalid/docker.sh' };
+    const error = await upgradeDocker({ ssh, dockerHost: instance.publicIp }, { engine: unreachable, client }).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    expect(ProvisionError.isInstance(error) && error.step).toBe('upgrade-engine');
+    expect((error as Error).message).toBe('provisioning web1 failed at upgrade-engine: the install script exited with 6: curl: (6) Could not resolve host: installer.example.invalid (check --engine-install-url (https://installer.example.invalid/docker.sh) and that the machine can reach it)');
   });
 });
