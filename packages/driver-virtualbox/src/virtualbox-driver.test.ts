@@ -153,6 +153,8 @@ describe('create', () => {
       'closemedium disk',
       'modifymedium disk',
       'createvm --name',
+      // The managed-by tag `machine sweep` looks for, in the VM's extra data.
+      expect.stringMatching(/^setextradata /),
       'list hostonlyifs',
       'hostonlyif create',
       'setextradata global',
@@ -170,12 +172,13 @@ describe('create', () => {
       expect.stringMatching(/^showvminfo /),
       expect.stringMatching(/^controlvm /),
       expect.stringMatching(/^unregistervm /),
+      // The rest only after the VM (deleteAfter), newest first: the seed ISO is written last.
+      'closemedium dvd',
       'list vms',
       'dhcpserver remove',
       'hostonlyif remove',
       'setextradata global',
       'closemedium disk',
-      'closemedium dvd',
     ]);
     // The report's numbers (calls are printed so the closing note can quote them).
     console.log(`VBoxManage calls: create ${created.length}, remove ${removed.length}`);
@@ -198,6 +201,7 @@ describe('create', () => {
       'closemedium',
       'modifymedium',
       'createvm',
+      expect.stringMatching(/^setextradata /),
       'list hostonlyifs',
       'getextradata global',
       // An interface machine made may lack a DHCP server (its maker's guest had a static address).
@@ -217,7 +221,7 @@ describe('create', () => {
     expect(start).toEqual(['showvminfo', 'list hostonlyifs', 'startvm', 'showvminfo']);
     const remove = await count(() => second.driver.remove());
     // The interface is the first machine's and still in use: the in-use check lists the VMs and reads the other one.
-    expect(remove).toEqual(['showvminfo', 'controlvm', 'unregistervm', 'list vms', 'showvminfo', 'closemedium', 'closemedium']);
+    expect(remove).toEqual(['showvminfo', 'controlvm', 'unregistervm', 'closemedium', 'list vms', 'showvminfo', 'closemedium']);
     console.log(`VBoxManage calls: create reusing the interface ${create.length}, stop ${stop.length}, start ${start.length}, remove keeping the interface ${remove.length}`);
     await first.driver.remove();
     expect(await fake.leaks()).toEqual([]);
@@ -860,6 +864,7 @@ describe('--virtualbox-hostonly-no-dhcp: a static host-only address instead of D
       'closemedium disk',
       'modifymedium disk',
       'createvm --name',
+      `setextradata ${uuid} machine/managed-by`,
       'list hostonlyifs',
       'hostonlyif create',
       'setextradata global machine/hostonly-if/vboxnet0',
@@ -881,7 +886,7 @@ describe('--virtualbox-hostonly-no-dhcp: a static host-only address instead of D
     expect(state.dhcpservers).toEqual({});
     expect(await dhcpCalls()).toEqual([]);
     // The first free address: not .0 (network), .1 (host), .2 (where a DHCP server would sit).
-    expect(state.extradata?.[uuid]).toEqual({ 'machine/hostonly-ip': '192.168.59.3' });
+    expect(state.extradata?.[uuid]).toEqual({ 'machine/hostonly-ip': '192.168.59.3', 'machine/managed-by': 'machine' });
     const { natMac, hostOnlyMac } = context.data.read();
     const colon = (mac: unknown) => (String(mac).toLowerCase().match(/../g) ?? []).join(':');
     expect(await seedNetworkConfig(machineDir)).toBe(

@@ -1,31 +1,31 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdir, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
   type CreateOptions,
-  cleanupJournal,
-  createWithCleanup,
+  createResources,
   type Driver,
   type DriverContext,
   findEntry,
   InvalidConfigError,
-  type JournalEntry,
+  managedByValue,
   NotFoundError,
   NotSupportedError,
   type OperationOptions,
   ProviderError,
-  type ResourceDeleter,
+  type ResourceJournal,
+  type ResourceModel,
+  type ResourceRunner,
+  removeResources,
   State,
-  sleep,
   TimeoutError,
   throwIfAborted,
   waitFor,
 } from '@machine/driver-core';
 import type { SSHTarget } from '@machine/driver-core/ssh';
-import { randomVirtualBoxMac, writeSeedIso } from './cloud-init-seed.ts';
+import { randomVirtualBoxMac } from './cloud-init-seed.ts';
 import {
   type AddressRange,
   cidrContains,
@@ -37,22 +37,32 @@ import {
   readHostRoutes,
   staticGuestAddress,
 } from './host-network.ts';
-import {
-  defaultVBoxManageTimeouts,
-  execFileRunner,
-  locateVBoxManage,
-  parseBlocks,
-  parseMachineReadable,
-  parseVBoxVersion,
-  parseVmList,
-  type VBoxManageRunner,
-  type VBoxManageTimeouts,
-  VBoxManageError,
-} from './vboxmanage.ts';
-import { isSessionLocked, mapVBoxManageError, mentionsVtxUnavailable } from './virtualbox-errors.ts';
+import { freeLoopbackPort, isLoopbackPortFree } from './loopback-port.ts';
+import { createVBoxClient, type VBoxClient } from './vbox-client.ts';
+import { execFileRunner, locateVBoxManage, parseBlocks, parseVBoxVersion, parseVmList, type VBoxManageRunner } from './vboxmanage.ts';
+import { mentionsVtxUnavailable } from './virtualbox-errors.ts';
 import type { VirtualBoxConfig } from './virtualbox-flags.ts';
 import { resolveImage } from './virtualbox-image.ts';
+import {
+  dhcpServerKind,
+  diskKind,
+  extraDataValue,
+  hostOnlyInterfaceKind,
+  hostOnlyIpKey,
+  hostOnlyNetworkKind,
+  hostOnlyTag,
+  managedByKey,
+  ResourceKind,
+  seedIsoKind,
+  virtualBoxModel,
+  vmKind,
+} from './virtualbox-resources.ts';
 import { stateOfVmState } from './virtualbox-state.ts';
+import { defaultTimings, type VirtualBoxTimings } from './virtualbox-timings.ts';
+
+export { freeLoopbackPort } from './loopback-port.ts';
+export { hostOnlyIpKey, hostOnlyTag, ResourceKind } from './virtualbox-resources.ts';
+export { defaultTimings, type VirtualBoxTimings } from './virtualbox-timings.ts';
 
 // ssh2 (behind driver-core's keys and ssh helpers) loads on first use, not on import.
 let sshModules: Promise<[typeof import('@machine/driver-core/keys'), typeof import('@machine/driver-core/ssh')]> | undefined;
@@ -60,49 +70,6 @@ function loadSsh() {
   sshModules ??= Promise.all([import('@machine/driver-core/keys'), import('@machine/driver-core/ssh')]);
   return sshModules;
 }
-
-/** Journal kinds this driver records. */
-export const ResourceKind = {
-  /** The registered VM (id: its UUID, chosen before createvm so a killed create can still be removed). */
-  vm: 'vm',
-  /** The VM's disk (id: the file path), cloned from the image. */
-  disk: 'disk',
-  /** The cloud-init NoCloud seed ISO (id: the file path). */
-  seedIso: 'seed-iso',
-  /** A host-only interface (id: its name); pre-existing when create found one matching the CIDR. */
-  hostOnlyInterface: 'hostonly-if',
-  /** A host-only network (VirtualBox 7 on macOS; id: its name); pre-existing unless machine made it. */
-  hostOnlyNetwork: 'hostonly-net',
-  /** A DHCP server create added to a pre-existing host-only interface (id: the interface name). */
-  dhcpServer: 'dhcp-server',
-} as const;
-
-/** Poll and retry timing; tests shrink it. */
-export interface VirtualBoxTimings {
-  /** First delay between state polls, ms. */
-  pollInterval: number;
-  maxPollInterval: number;
-  /** How long to wait for the guest's host-only address once SSH works, ms. */
-  ipTimeout: number;
-  /** Retries of a call that met a locked session. */
-  lockRetries: number;
-  lockRetryDelay: number;
-  /** Time limits of one VBoxManage run (the execFile runner kills it after them). */
-  vboxManage: VBoxManageTimeouts;
-  /** A host-only lock file not refreshed for this long is left over from a killed process, ms. */
-  lockStaleAfter: number;
-}
-
-/** Production timing. */
-export const defaultTimings: VirtualBoxTimings = {
-  pollInterval: 500,
-  maxPollInterval: 3000,
-  ipTimeout: 120_000,
-  lockRetries: 5,
-  lockRetryDelay: 500,
-  vboxManage: defaultVBoxManageTimeouts,
-  lockStaleAfter: 60_000,
-};
 
 /** Facts about the host the driver reads; injectable so tests do not depend on the machine they run on. */
 export interface VirtualBoxHost {
@@ -124,9 +91,6 @@ export function currentHost(): VirtualBoxHost {
 /** The minimum VirtualBox version (6.1: the first with the dhcpserver options and the host-only rules used here). */
 export const minimumVersion = { major: 6, minor: 1 } as const;
 
-/** States in which VirtualBox can unregister a VM as it is; in any other (even an unknown one) remove powers it off first. */
-const unregisterableStates = new Set<State>([State.Stopped, State.Saved]);
-
 /** Options of {@link VirtualBoxDriver}. */
 export interface VirtualBoxDriverOptions {
   config: VirtualBoxConfig;
@@ -143,6 +107,8 @@ interface HostOnlyPlan {
   mode: 'if' | 'net';
   cidr: HostCidr;
   existing?: string;
+  /** `if` mode: the host-only interfaces there were (a new one's intent journals them). */
+  names?: readonly string[];
   /** `net` mode, an existing network: the range its built-in (vmnet) DHCP serves. */
   leases?: AddressRange;
 }
@@ -155,6 +121,8 @@ export class VirtualBoxDriver implements Driver {
   readonly #injected: VBoxManageRunner | undefined;
   readonly #timings: VirtualBoxTimings;
   readonly #host: VirtualBoxHost;
+  readonly #client: VBoxClient;
+  readonly #model: ResourceModel<VBoxClient>;
   #runner: Promise<VBoxManageRunner> | undefined;
   #version: { major: number; minor: number; patch: number; text: string } | undefined;
 
@@ -164,6 +132,8 @@ export class VirtualBoxDriver implements Driver {
     this.#injected = options.client;
     this.#timings = { ...defaultTimings, ...options.timings };
     this.#host = { ...currentHost(), ...options.host };
+    this.#client = createVBoxClient({ runner: () => this.#getRunner(), machine: this.machineName, timings: this.#timings, lockDir: this.#cacheDir() });
+    this.#model = virtualBoxModel(async () => this.#client, this.#timings);
   }
 
   get machineName(): string {
@@ -185,24 +155,8 @@ export class VirtualBoxDriver implements Driver {
     return runner;
   }
 
-  /** Runs VBoxManage; retries a locked session a few times; rejects with a typed error. */
-  async #vbox(args: readonly string[], operation: string): Promise<string> {
-    const runner = await this.#getRunner().catch((error: unknown) => {
-      // The lookup does not know which machine or operation it serves.
-      if (InvalidConfigError.isInstance(error)) throw new InvalidConfigError(error.issues, { machine: this.machineName, operation });
-      throw error;
-    });
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return (await runner.run(args)).stdout;
-      } catch (error) {
-        if (isSessionLocked(error) && attempt < this.#timings.lockRetries) {
-          await sleep(this.#timings.lockRetryDelay * (attempt + 1));
-          continue;
-        }
-        throw mapVBoxManageError(error, { machine: this.machineName, operation });
-      }
-    }
+  #vbox(args: readonly string[], operation: string): Promise<string> {
+    return this.#client.vbox(args, operation);
   }
 
   async #checkVersion(operation: string): Promise<void> {
@@ -274,7 +228,7 @@ export class VirtualBoxDriver implements Driver {
       );
     }
     this.#throwOnCollision(cidr, collisions, operation);
-    return { mode: 'if', cidr };
+    return { mode: 'if', cidr, names: interfaces.map((block) => block.get('Name') ?? '') };
   }
 
   /** VirtualBox 7 on macOS: a host-only network whose mask and DHCP range match the CIDR, or a new one. */
@@ -335,88 +289,79 @@ export class VirtualBoxDriver implements Driver {
   }
 
   async create(options: CreateOptions = {}): Promise<void> {
-    const { journal, machineDir, data } = this.#context;
+    const { machineDir, data } = this.#context;
     const signal = options.signal;
-    const progress = (step: string, phase: 'start' | 'done' | 'info', message: string) => this.#context.onProgress?.({ step, phase, message });
     const step = () => throwIfAborted(signal, { machine: this.machineName, operation: 'create' });
-    await createWithCleanup(
-      journal,
-      async () => {
-        await this.#checkInputs('create');
-        await this.#checkVersion('create');
-        await this.#checkVtx('create');
-        // Fail on a colliding range before anything is made; the interface itself is chosen later, under the lock.
-        await this.#planHostOnly('create');
-        step();
-        await mkdir(machineDir, { recursive: true, mode: 0o700 });
-        const [{ generateSSHKeyPair, writeSSHKeyPair }, { waitForSSH }] = await loadSsh();
-        const keyPair = generateSSHKeyPair({ comment: `${this.#config.sshUser}@${this.machineName}` });
-        await writeSSHKeyPair(machineDir, keyPair, 'id_ed25519');
-        const extraUserData = this.#config.userData ? await readFile(this.#config.userData, 'utf8') : undefined;
+    const vbox = (args: readonly string[]) => this.#vbox(args, 'create');
+    // Each resource is made through `run.make`: its intent is journaled before the VBoxManage call
+    // that makes it, so a create killed at any moment leaves nothing remove cannot find.
+    await createResources(this.#model, this.#context, options, async (run) => {
+      await this.#checkInputs('create');
+      await this.#checkVersion('create');
+      await this.#checkVtx('create');
+      // Fail on a colliding range before anything is made; the interface itself is chosen later, under the lock.
+      await this.#planHostOnly('create');
+      step();
+      await mkdir(machineDir, { recursive: true, mode: 0o700 });
+      const [{ generateSSHKeyPair, writeSSHKeyPair }, { waitForSSH }] = await loadSsh();
+      const keyPair = generateSSHKeyPair({ comment: `${this.#config.sshUser}@${this.machineName}` });
+      await writeSSHKeyPair(machineDir, keyPair, 'id_ed25519');
+      const extraUserData = this.#config.userData ? await readFile(this.#config.userData, 'utf8') : undefined;
+      const image = await resolveImage({
+        imageUrl: this.#config.imageUrl,
+        imagePath: this.#config.imagePath,
+        imageChecksum: this.#config.imageChecksum,
+        cacheDir: this.#cacheDir(),
+        machine: this.machineName,
+        signal,
+        onProgress: this.#context.onProgress,
+      });
+      step();
 
-        const image = await resolveImage({
-          imageUrl: this.#config.imageUrl,
-          imagePath: this.#config.imagePath,
-          imageChecksum: this.#config.imageChecksum,
-          cacheDir: this.#cacheDir(),
-          machine: this.machineName,
-          signal,
-          onProgress: this.#context.onProgress,
-        });
-        step();
+      const sshPort = await freeLoopbackPort();
+      const natMac = randomVirtualBoxMac();
+      const hostOnlyMac = randomVirtualBoxMac();
+      const diskPath = (await run.make(diskKind, { source: image.path, path: join(machineDir, 'disk.vdi') })).id;
+      // clonemedium registered the source image too; release it so the cache stays unregistered.
+      await vbox(['closemedium', 'disk', image.path]).catch(() => {});
+      await vbox(['modifymedium', 'disk', diskPath, '--resize', String(this.#config.diskSize)]);
+      step();
 
-        const sshPort = await freeLoopbackPort();
-        const natMac = randomVirtualBoxMac();
-        const hostOnlyMac = randomVirtualBoxMac();
-        const seedPath = join(machineDir, 'seed.iso');
-        // Recorded now, written once the host-only address is known (a static one is chosen under the lock).
-        await journal.record({ kind: ResourceKind.seedIso, id: seedPath });
+      const uuid = (await run.make(vmKind, { uuid: randomUUID(), basefolder: machineDir })).id;
+      // What `machine sweep` looks for (a VM's extra data lives in its settings and goes with it).
+      await vbox(['setextradata', uuid, managedByKey, managedByValue(this.#context.storeId)]);
+      step();
 
-        progress('create-disk', 'start', `cloning ${image.path} into the VM disk`);
-        const diskPath = join(machineDir, 'disk.vdi');
-        await journal.record({ kind: ResourceKind.disk, id: diskPath });
-        await this.#vbox(['clonemedium', 'disk', image.path, diskPath, '--format', 'VDI'], 'create');
-        // clonemedium registered the source image too; release it so the cache stays unregistered.
-        await this.#vbox(['closemedium', 'disk', image.path], 'create').catch(() => {});
-        await this.#vbox(['modifymedium', 'disk', diskPath, '--resize', String(this.#config.diskSize)], 'create');
-        progress('create-disk', 'done', `disk ${diskPath} (${this.#config.diskSize} MB)`);
-        step();
-
-        const uuid = randomUUID();
-        await journal.record({ kind: ResourceKind.vm, id: uuid, meta: { name: this.machineName } });
-        await this.#vbox(['createvm', '--name', this.machineName, '--uuid', uuid, '--basefolder', machineDir, '--ostype', 'Ubuntu_64', '--register'], 'create');
-        step();
-
-        // The host-only interface is found or made, and the VM attached to it, under a host-wide
-        // lock: concurrent creates share one interface, and a concurrent remove cannot delete it
-        // between the moment it is chosen and the moment this VM uses it.
-        // With --virtualbox-hostonly-no-dhcp the static address is chosen and recorded on the VM
-        // under the same lock, so two such creates never pick the same one.
-        const noDhcp = this.#config.hostOnlyNoDhcp;
-        const { plan, hostOnlyInterface, staticIp } = await this.#withHostOnlyLock(signal, async () => {
-          const planned = await this.#planHostOnly('create');
-          const name = await this.#ensureHostOnly(planned, 'create', !noDhcp);
-          let address: string | undefined;
-          if (noDhcp) {
-            address = await this.#chooseStaticAddress(name, planned, uuid, 'create');
-            await this.#vbox(['setextradata', uuid, hostOnlyIpKey, address], 'create');
-          }
-          await this.#vbox(this.#modifyVmArgs(uuid, { sshPort, natMac, hostOnlyMac, hostOnlyInterface: name, hostOnlyMode: planned.mode }), 'create');
-          return { plan: planned, hostOnlyInterface: name, staticIp: address };
-        });
-        // The VM stays the newest journal entry, so remove deletes it before the interface it uses.
-        await journal.record({ kind: ResourceKind.vm, id: uuid, meta: { name: this.machineName } });
-        await data.write({
-          sshPort,
-          natMac,
-          hostOnlyMac,
-          hostOnlyInterface,
-          hostOnlyMode: plan.mode,
-          hostOnlyCidr: this.#config.hostOnlyCidr,
-          // A static address is the machine's IP from now on: getIP needs no DHCP lease for it.
-          ...(staticIp === undefined ? {} : { ip: staticIp, hostOnlyStaticIp: staticIp }),
-        });
-        await writeSeedIso(seedPath, {
+      // The host-only interface is found or made, and the VM attached to it, under a host-wide
+      // lock: concurrent creates share one interface, and a concurrent remove cannot delete it
+      // between the moment it is chosen and the moment this VM uses it.
+      // With --virtualbox-hostonly-no-dhcp the static address is chosen and recorded on the VM
+      // under the same lock, so two such creates never pick the same one.
+      const noDhcp = this.#config.hostOnlyNoDhcp;
+      const { plan, hostOnlyInterface, staticIp } = await this.#client.withHostOnlyLock(signal, async () => {
+        const planned = await this.#planHostOnly('create');
+        const name = await this.#ensureHostOnly(run, planned, 'create', !noDhcp);
+        let address: string | undefined;
+        if (noDhcp) {
+          address = await this.#chooseStaticAddress(name, planned, uuid, 'create');
+          await vbox(['setextradata', uuid, hostOnlyIpKey, address]);
+        }
+        await vbox(this.#modifyVmArgs(uuid, { sshPort, natMac, hostOnlyMac, hostOnlyInterface: name, hostOnlyMode: planned.mode }));
+        return { plan: planned, hostOnlyInterface: name, staticIp: address };
+      });
+      await data.write({
+        sshPort,
+        natMac,
+        hostOnlyMac,
+        hostOnlyInterface,
+        hostOnlyMode: plan.mode,
+        hostOnlyCidr: this.#config.hostOnlyCidr,
+        // A static address is the machine's IP from now on: getIP needs no DHCP lease for it.
+        ...(staticIp === undefined ? {} : { ip: staticIp, hostOnlyStaticIp: staticIp }),
+      });
+      const seedPath = (
+        await run.make(seedIsoKind, {
+          path: join(machineDir, 'seed.iso'),
           machineName: this.machineName,
           instanceId: `${this.machineName}-${randomUUID()}`,
           sshUser: this.#config.sshUser,
@@ -426,41 +371,34 @@ export class VirtualBoxDriver implements Driver {
           natMac,
           hostOnlyMac,
           hostOnlyAddress: staticIp === undefined ? undefined : `${staticIp}/${plan.cidr.prefix}`,
-        });
-        step();
-        await this.#vbox(['storagectl', uuid, '--name', 'SATA', '--add', 'sata', '--controller', 'IntelAhci', '--portcount', '2', '--hostiocache', 'on'], 'create');
-        await this.#vbox(['storageattach', uuid, '--storagectl', 'SATA', '--port', '0', '--device', '0', '--type', 'hdd', '--medium', diskPath], 'create');
-        await this.#vbox(['storageattach', uuid, '--storagectl', 'SATA', '--port', '1', '--device', '0', '--type', 'dvddrive', '--medium', seedPath], 'create');
-        const share = this.#share();
-        if (share !== undefined) {
-          await this.#vbox(['sharedfolder', 'add', uuid, '--name', share.name, '--hostpath', share.hostPath, '--automount'], 'create');
-        }
-        step();
+        })
+      ).id;
+      step();
+      await vbox(['storagectl', uuid, '--name', 'SATA', '--add', 'sata', '--controller', 'IntelAhci', '--portcount', '2', '--hostiocache', 'on']);
+      await vbox(['storageattach', uuid, '--storagectl', 'SATA', '--port', '0', '--device', '0', '--type', 'hdd', '--medium', diskPath]);
+      await vbox(['storageattach', uuid, '--storagectl', 'SATA', '--port', '1', '--device', '0', '--type', 'dvddrive', '--medium', seedPath]);
+      const share = this.#share();
+      if (share !== undefined) await vbox(['sharedfolder', 'add', uuid, '--name', share.name, '--hostpath', share.hostPath, '--automount']);
+      step();
 
-        // The forward's port was free when it was chosen, an image download and a disk clone ago.
-        // VirtualBox 6.1+ only logs a forward it cannot bind and starts the VM anyway, so a port
-        // taken since then would leave SSH pointing at whatever holds it: check it again now.
-        await this.#ensureSshForward(uuid, 'create');
-        progress('start-vm', 'start', `starting VM ${this.machineName}`);
-        await this.#startVm(uuid, 'create');
-        await this.#waitForState(uuid, State.Running, this.#config.bootTimeout * 1000, signal, 'create');
-        progress('start-vm', 'done', `VM ${this.machineName} is running`);
-        const pinned = options.boot?.hostKeyFingerprint;
-        const fingerprint = await waitForSSH(await this.#sshTarget(pinned), this.#sshWaitOptions(signal, 'create'));
-        await data.write({ hostKeyFingerprint: pinned ?? fingerprint });
-        await this.#refreshIp(signal, 'create');
-      },
-      { deleters: this.#deleters(), machine: this.machineName, operation: 'create' },
-    );
+      // The forward's port was free when it was chosen, an image download and a disk clone ago.
+      // VirtualBox 6.1+ only logs a forward it cannot bind and starts the VM anyway, so a port
+      // taken since then would leave SSH pointing at whatever holds it: check it again now.
+      await this.#ensureSshForward(uuid, 'create');
+      this.#context.onProgress?.({ step: 'start-vm', phase: 'start', message: `starting VM ${this.machineName}` });
+      await this.#startVm(uuid, 'create');
+      await this.#waitForState(uuid, State.Running, this.#config.bootTimeout * 1000, signal, 'create');
+      this.#context.onProgress?.({ step: 'start-vm', phase: 'done', message: `VM ${this.machineName} is running` });
+      const pinned = options.boot?.hostKeyFingerprint;
+      const fingerprint = await waitForSSH(await this.#sshTarget(pinned), this.#sshWaitOptions(signal, 'create'));
+      await data.write({ hostKeyFingerprint: pinned ?? fingerprint });
+      await this.#refreshIp(signal, 'create');
+    });
   }
 
+  /** Resolves every intent (what a killed create made), deletes what the journal holds, and fails naming whatever is left. */
   async remove(options: OperationOptions = {}): Promise<void> {
-    await cleanupJournal(this.#context.journal, {
-      deleters: this.#deleters(),
-      machine: this.machineName,
-      operation: 'remove',
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
+    await removeResources(this.#model, this.#context, options);
   }
 
   async start(options: OperationOptions = {}): Promise<void> {
@@ -568,8 +506,8 @@ export class VirtualBoxDriver implements Driver {
     return entry.id;
   }
 
-  async #info(uuid: string, operation: string): Promise<Map<string, string>> {
-    return parseMachineReadable(await this.#vbox(['showvminfo', uuid, '--machinereadable'], operation));
+  #info(uuid: string, operation: string): Promise<Map<string, string>> {
+    return this.#client.info(uuid, operation);
   }
 
   #share(): { name: string; hostPath: string } | undefined {
@@ -655,10 +593,9 @@ export class VirtualBoxDriver implements Driver {
    * server. Without `dhcp` (a static guest) no DHCP server is added, enabled or changed: a server
    * the network already has (another machine's, the user's) is left as it is.
    */
-  async #ensureHostOnly(plan: HostOnlyPlan, operation = 'create', dhcp = true): Promise<string> {
-    const { journal } = this.#context;
+  async #ensureHostOnly(run: ResourceRunner<VBoxClient>, plan: HostOnlyPlan, operation: string, dhcp: boolean): Promise<string> {
     const range = dhcpRange(plan.cidr);
-    if (plan.mode === 'net') return this.#ensureHostOnlyNetwork(plan, range, operation);
+    if (plan.mode === 'net') return this.#ensureHostOnlyNetwork(run, plan, range, operation);
     const dhcpArgs = (name: string) => [
       'dhcpserver',
       'add',
@@ -676,33 +613,24 @@ export class VirtualBoxDriver implements Driver {
     ];
     if (plan.existing !== undefined) {
       const name = plan.existing;
-      // An interface another machine made is tagged in VirtualBox's global extra data: whoever
-      // removes the last VM on it deletes it. One the user made is never deleted.
-      const tag = await this.#vbox(['getextradata', 'global', hostOnlyTag(name)], operation);
-      const madeByMachine = /^Value: ./.test(tag.trim());
-      await journal.record({ kind: ResourceKind.hostOnlyInterface, id: name, preExisting: !madeByMachine });
+      // An interface another machine made is tagged in VirtualBox's global extra data: it is shared,
+      // and whoever removes the last VM on it deletes it. One the user made is never deleted.
+      const madeByMachine = extraDataValue(await this.#vbox(['getextradata', 'global', hostOnlyTag(name)], operation)) !== undefined;
+      await run.adopt(hostOnlyInterfaceKind, { id: name }, { shared: madeByMachine });
       if (!dhcp) return name;
       // Even an interface machine made may have no DHCP server: its maker's guest had a static address.
       const servers = parseBlocks(await this.#vbox(['list', 'dhcpservers'], operation));
       const server = servers.find((block) => block.get('NetworkName') === `HostInterfaceNetworking-${name}`);
       if (server === undefined) {
-        await journal.record({ kind: ResourceKind.dhcpServer, id: name });
-        await this.#vbox(dhcpArgs(name), operation);
+        await run.make(dhcpServerKind, { interface: name, args: dhcpArgs(name) });
       } else if (madeByMachine && server.get('Enabled') !== 'Yes') {
         // The disabled default server VirtualBox gave the interface when a static guest's create made it.
         await this.#vbox(['dhcpserver', 'modify', ...dhcpArgs(name).slice(2)], operation);
       }
       return name;
     }
-    const output = await this.#vbox(['hostonlyif', 'create'], operation);
-    const name = /Interface '([^']+)' was successfully created/.exec(output)?.[1];
-    if (name === undefined) {
-      throw new ProviderError(`could not read the new host-only interface's name from \`VBoxManage hostonlyif create\`: ${JSON.stringify(output.trim())}`, {
-        machine: this.machineName,
-        operation,
-      });
-    }
-    await journal.record({ kind: ResourceKind.hostOnlyInterface, id: name });
+    // The interfaces there now go with the intent: one that appears without a reply is the one it made.
+    const name = (await run.make(hostOnlyInterfaceKind, { before: plan.names ?? [] })).id;
     await this.#vbox(['setextradata', 'global', hostOnlyTag(name), this.machineName], operation);
     await this.#vbox(['hostonlyif', 'ipconfig', name, '--ip', plan.cidr.ip, '--netmask', plan.cidr.netmask], operation);
     if (!dhcp) return name;
@@ -762,20 +690,15 @@ export class VirtualBoxDriver implements Driver {
   }
 
   /** VirtualBox 7 on macOS: reuse the matching host-only network or add one (vmnet gives the host the first address and serves DHCP itself). */
-  async #ensureHostOnlyNetwork(plan: HostOnlyPlan, range: { lowerIp: string; upperIp: string }, operation: string): Promise<string> {
-    const { journal } = this.#context;
+  async #ensureHostOnlyNetwork(run: ResourceRunner<VBoxClient>, plan: HostOnlyPlan, range: AddressRange, operation: string): Promise<string> {
     if (plan.existing !== undefined) {
       const name = plan.existing;
-      const tag = await this.#vbox(['getextradata', 'global', hostOnlyTag(name, 'net')], operation);
-      await journal.record({ kind: ResourceKind.hostOnlyNetwork, id: name, preExisting: !/^Value: ./.test(tag.trim()) });
+      const madeByMachine = extraDataValue(await this.#vbox(['getextradata', 'global', hostOnlyTag(name, 'net')], operation)) !== undefined;
+      await run.adopt(hostOnlyNetworkKind, { id: name }, { shared: madeByMachine });
       return name;
     }
     const name = `machine-${plan.cidr.network}-${plan.cidr.prefix}`;
-    await journal.record({ kind: ResourceKind.hostOnlyNetwork, id: name });
-    await this.#vbox(
-      ['hostonlynet', 'add', '--name', name, '--netmask', plan.cidr.netmask, '--lower-ip', range.lowerIp, '--upper-ip', range.upperIp, '--enable'],
-      'create',
-    );
+    await run.make(hostOnlyNetworkKind, { name, netmask: plan.cidr.netmask, lowerIp: range.lowerIp, upperIp: range.upperIp });
     await this.#vbox(['setextradata', 'global', hostOnlyTag(name, 'net'), this.machineName], operation);
     return name;
   }
@@ -889,56 +812,16 @@ export class VirtualBoxDriver implements Driver {
     }
     // A guest with a static address keeps it (its seed's network-config): the new network gets no DHCP server for it.
     const dhcp = typeof this.#context.data.read().hostOnlyStaticIp !== 'string';
-    const name = await this.#withHostOnlyLock(signal, async () => {
-      const made = await this.#ensureHostOnly(await this.#planHostOnly('start'), 'start', dhcp);
-      await this.#vbox(['modifyvm', uuid, mode === 'net' ? '--host-only-net2' : '--hostonlyadapter2', made], 'start');
-      return made;
-    });
-    // Re-record the VM so it stays the newest entry: remove deletes it before the network it uses.
-    const vm = findEntry(journal, ResourceKind.vm);
-    if (vm !== undefined) await journal.record({ kind: vm.kind, id: vm.id, ...(vm.meta === undefined ? {} : { meta: vm.meta }) });
+    // Made like create's, through a journal view: a failure removes what this repair made, not the machine.
+    const name = await createResources(this.#model, { ...this.#context, journal: scopedJournal(journal) }, { operation: 'start' }, (run) =>
+      this.#client.withHostOnlyLock(signal, async () => {
+        const made = await this.#ensureHostOnly(run, await this.#planHostOnly('start'), 'start', dhcp);
+        await this.#vbox(['modifyvm', uuid, mode === 'net' ? '--host-only-net2' : '--hostonlyadapter2', made], 'start');
+        return made;
+      }),
+    );
     await this.#context.data.write({ hostOnlyInterface: name, hostOnlyMode: mode });
     this.#context.onProgress?.({ step: 'host-only', phase: 'info', message: `the VM's host-only ${mode === 'net' ? 'network' : 'interface'} was gone; attached it to ${name}` });
-  }
-
-  /**
-   * Runs `body` holding `<cache>/hostonly.lock` (an exclusive-create file), so two machines created
-   * at once do not both make a host-only interface for the same range. The holder touches the file
-   * while it works (a Windows `hostonlyif create`, or an in-use check over many VMs, can take longer
-   * than the stale limit), so only a lock nobody refreshed for `lockStaleAfter` is taken to be left
-   * over from a killed process; and the holder deletes the file only while it is still its own.
-   */
-  async #withHostOnlyLock<T>(signal: AbortSignal | undefined, body: () => Promise<T>): Promise<T> {
-    const dir = this.#cacheDir();
-    await mkdir(dir, { recursive: true });
-    const lock = join(dir, 'hostonly.lock');
-    const token = `${process.pid} ${this.machineName} ${randomUUID()}\n`;
-    const staleAfter = this.#timings.lockStaleAfter;
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      throwIfAborted(signal);
-      try {
-        await writeFile(lock, token, { flag: 'wx' });
-        break;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        const age = Date.now() - ((await stat(lock).catch(() => undefined))?.mtimeMs ?? Date.now());
-        if (age > staleAfter) await rm(lock, { force: true });
-        else if (Date.now() > deadline) throw new TimeoutError(`${lock} is still held by another machine process`, { machine: this.machineName, hint: `delete ${lock} if no machine command is running` });
-        else await sleep(50 + Math.random() * 100);
-      }
-    }
-    const heartbeat = setInterval(() => {
-      const now = new Date();
-      utimes(lock, now, now).catch(() => {});
-    }, staleAfter / 4);
-    heartbeat.unref();
-    try {
-      return await body();
-    } finally {
-      clearInterval(heartbeat);
-      if ((await readFile(lock, 'utf8').catch(() => undefined)) === token) await rm(lock, { force: true });
-    }
   }
 
   /**
@@ -1021,146 +904,24 @@ export class VirtualBoxDriver implements Driver {
     await this.#context.data.write({ ip });
     return ip;
   }
-
-  /** The UUIDs of the VMs with a host-only adapter on `name`. */
-  async #interfaceUsers(name: string, operation: string): Promise<string[]> {
-    const users: string[] = [];
-    for (const vm of parseVmList(await this.#vbox(['list', 'vms'], operation))) {
-      let info: Map<string, string>;
-      try {
-        info = await this.#info(vm.uuid, operation);
-      } catch (error) {
-        if (NotFoundError.isInstance(error)) continue;
-        throw error;
-      }
-      for (const [key, value] of info) {
-        if (/^(?:hostonlyadapter|hostonly-network)\d+$/.test(key) && value === name) {
-          users.push(vm.uuid);
-          break;
-        }
-      }
-    }
-    return users;
-  }
-
-  /**
-   * Whether remove must leave a host-only interface/network (or its DHCP server) alone: true while
-   * other VMs use it (the last machine on it deletes it). While this machine's own VM still uses it
-   * (its delete failed just before), it throws instead, so the journal keeps the entry and the next
-   * remove deletes it; forgetting it then would leak it for good.
-   */
-  async #keepHostOnly(name: string, operation: string): Promise<boolean> {
-    const users = await this.#interfaceUsers(name, operation);
-    const ownVm = findEntry(this.#context.journal, ResourceKind.vm)?.id;
-    if (ownVm !== undefined && users.includes(ownVm)) {
-      throw new ProviderError(`${name} was not deleted: this machine's VM still uses it`, { machine: this.machineName, operation, hint: 'run remove again once the VM is deleted' });
-    }
-    return users.length > 0;
-  }
-
-  #deleters(): Record<string, ResourceDeleter> {
-    const operation = 'remove';
-    return {
-      [ResourceKind.vm]: async (entry: JournalEntry) => {
-        let state: State;
-        try {
-          state = stateOfVmState((await this.#info(entry.id, operation)).get('VMState'));
-        } catch (error) {
-          if (NotFoundError.isInstance(error)) await rm(join(this.#context.machineDir, entry.meta?.name ?? this.machineName), { recursive: true, force: true });
-          throw error;
-        }
-        if (!unregisterableStates.has(state)) {
-          await this.#vbox(['controlvm', entry.id, 'poweroff'], operation).catch((error: unknown) => {
-            // Already off between the two calls: fine.
-            if (!(error instanceof ProviderError)) throw error;
-          });
-        }
-        await this.#vbox(['unregistervm', entry.id, '--delete'], operation);
-      },
-      [ResourceKind.disk]: async (entry: JournalEntry) => {
-        await this.#closeMedium('disk', entry.id, true);
-      },
-      [ResourceKind.seedIso]: async (entry: JournalEntry) => {
-        await this.#closeMedium('dvd', entry.id, false);
-      },
-      // The in-use check and the delete hold the host-only lock, so the last of several
-      // concurrent removes deletes the interface and a concurrent create cannot lose it.
-      [ResourceKind.hostOnlyInterface]: (entry: JournalEntry) =>
-        this.#withHostOnlyLock(undefined, async () => {
-          if (await this.#keepHostOnly(entry.id, operation)) return;
-          await this.#vbox(['dhcpserver', 'remove', '--interface', entry.id], operation).catch(ignoreMissing);
-          await this.#vbox(['hostonlyif', 'remove', entry.id], operation);
-          await this.#vbox(['setextradata', 'global', hostOnlyTag(entry.id)], operation);
-        }),
-      [ResourceKind.hostOnlyNetwork]: (entry: JournalEntry) =>
-        this.#withHostOnlyLock(undefined, async () => {
-          if (await this.#keepHostOnly(entry.id, operation)) return;
-          await this.#vbox(['hostonlynet', 'remove', '--name', entry.id], operation);
-          await this.#vbox(['setextradata', 'global', hostOnlyTag(entry.id, 'net')], operation);
-        }),
-      [ResourceKind.dhcpServer]: (entry: JournalEntry) =>
-        this.#withHostOnlyLock(undefined, async () => {
-          if (await this.#keepHostOnly(entry.id, operation)) return;
-          // Already gone with its interface (another machine's remove deleted both): done.
-          await this.#vbox(['dhcpserver', 'remove', '--interface', entry.id], operation).catch(ignoreMissing);
-        }),
-    };
-  }
-
-  /** Unregisters a medium (deleting a disk through VirtualBox) and removes the file; a medium already gone is fine. */
-  async #closeMedium(type: 'disk' | 'dvd', path: string, deleteThroughVBox: boolean): Promise<void> {
-    const runner = await this.#getRunner();
-    try {
-      await runner.run(['closemedium', type, path, ...(deleteThroughVBox ? ['--delete'] : [])]);
-    } catch (error) {
-      if (!(error instanceof VBoxManageError) || !isMissingMedium(error.stderr)) {
-        throw mapVBoxManageError(error, { machine: this.machineName, operation: 'remove' });
-      }
-    }
-    await rm(path, { force: true });
-  }
 }
 
 /**
- * The VM extra-data key that records a `--virtualbox-hostonly-no-dhcp` guest's static host-only
- * address. It lives in the VM's settings, so it goes away with the VM (nothing to clean up), and
- * the next static create reads it to skip that address.
+ * A view of `journal` that holds only what is recorded through it: a rollback through it (start's
+ * repair of a missing host-only interface) removes what that repair made and nothing else.
  */
-export const hostOnlyIpKey = 'machine/hostonly-ip';
-
-/** The global extra-data key that marks a host-only interface as made by machine (value: the machine that made it). */
-export function hostOnlyTag(name: string, mode: 'if' | 'net' = 'if'): string {
-  return `machine/hostonly-${mode}/${name}`;
-}
-
-function isMissingMedium(stderr: string): boolean {
-  return /VERR_FILE_NOT_FOUND|VBOX_E_OBJECT_NOT_FOUND|Could not find file for the medium|Could not find (?:a|an) (?:hard disk|medium|DVD)|does not exist/i.test(stderr);
-}
-
-function ignoreMissing(error: unknown): void {
-  if (NotFoundError.isInstance(error)) return;
-  // `dhcpserver remove` of a missing server says "Failed to find DHCP server for host-only interface '…'".
-  if (ProviderError.isInstance(error) && /does not exist|could not find|failed to find|not found/i.test(error.message)) return;
-  throw error;
-}
-
-/** A free TCP port on 127.0.0.1 (bound and released; VirtualBox binds it for the forward). */
-export function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function isLoopbackPortFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
+function scopedJournal(journal: ResourceJournal): ResourceJournal {
+  const mine = new Set<string>();
+  const key = (kind: string, id: string) => `${kind}\n${id}`;
+  return {
+    record: async (entry) => {
+      mine.add(key(entry.kind, entry.id));
+      await journal.record(entry);
+    },
+    forget: async (kind, id) => {
+      mine.delete(key(kind, id));
+      await journal.forget(kind, id);
+    },
+    entries: () => journal.entries().filter((entry) => mine.has(key(entry.kind, entry.id))),
+  };
 }

@@ -48,7 +48,8 @@ class Exit extends Error {
  * and its exit code. The executable below and the tests' in-process runner both use it.
  */
 export function runFakeVBoxManage(args, statePath) {
-  const io = { stdout: '', stderr: '', code: 0 };
+  /** `lost`: 'hold' | 'drop' when the command was carried out but its reply is to be lost (see `lostReplies`). */
+  const io = { stdout: '', stderr: '', code: 0, lost: undefined };
   try {
     execute(args, statePath, io);
   } catch (error) {
@@ -69,6 +70,7 @@ function execute(args, statePath, io) {
   state.faults ??= [];
   state.behaviour ??= {};
   state.createdFiles ??= [];
+  state.lostReplies ??= [];
 
   function save() {
     const temporary = `${statePath}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
@@ -616,7 +618,19 @@ function execute(args, statePath, io) {
     default:
       fail([`Unknown command '${command ?? ''}'`, `Usage: ${basename('VBoxManage')} <command>`]);
   }
+  // Lost replies: { command, how: 'hold' | 'drop', times? }. The command is carried out (and saved),
+  // then its process hangs ('hold') or dies ('drop') before it prints anything: the caller never
+  // learns what it made, as when VBoxManage or machine is killed at that moment.
+  const lost = state.lostReplies.find((candidate) => joined === candidate.command || joined.startsWith(`${candidate.command} `));
+  if (lost !== undefined) {
+    lost.times = (lost.times ?? 1) - 1;
+    if (lost.times <= 0) state.lostReplies = state.lostReplies.filter((candidate) => candidate !== lost);
+    io.lost = lost.how;
+    io.stdout = '';
+  }
   save();
+  // Carried out: what the tests count as "the call reached VirtualBox".
+  appendFileSync(`${statePath}.done`, `${JSON.stringify(args)}\n`);
 }
 
 /** The executable: `FAKE_VBOX_STATE=state.json fake-vboxmanage.mjs <args>`. */
@@ -627,6 +641,13 @@ export function main(argv = process.argv.slice(2)) {
     process.exit(2);
   }
   const result = runFakeVBoxManage(argv, statePath);
+  if (result.lost === 'drop') process.kill(process.pid, 'SIGKILL');
+  if (result.lost === 'hold') {
+    // Never answers; the harness kills held processes when it closes.
+    appendFileSync(`${statePath}.held`, `${process.pid}\n`);
+    setInterval(() => {}, 60_000);
+    return;
+  }
   process.stdout.write(result.stdout);
   process.stderr.write(result.stderr);
   process.exitCode = result.code;

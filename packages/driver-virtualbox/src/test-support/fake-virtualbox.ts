@@ -37,6 +37,14 @@ export interface FakeFault {
   exitCode?: number;
 }
 
+/** A command whose reply is lost: carried out, then its VBoxManage hangs (`hold`) or dies (`drop`) before answering. */
+export interface LostReply {
+  /** The command line prefix, e.g. `createvm` or `hostonlyif create`. */
+  command: string;
+  how: 'hold' | 'drop';
+  times?: number;
+}
+
 export interface FakeBehaviour {
   /** VMState after startvm (default running). */
   startState?: string;
@@ -65,6 +73,7 @@ export interface FakeState {
   createdFiles: string[];
   extradata?: Record<string, Record<string, string>>;
   hostonlynets?: Record<string, { guid: string; netmask: string; lower: string; upper: string; enabled: boolean; createdByFake?: boolean }>;
+  lostReplies?: LostReply[];
 }
 
 /** A fake VirtualBox: the VBoxManage executable path, its state, and SSH for the VMs it "runs". */
@@ -81,6 +90,10 @@ export interface FakeVirtualBox {
   update(change: (state: FakeState) => void): Promise<void>;
   fail(fault: FakeFault): Promise<void>;
   behave(behaviour: FakeBehaviour): Promise<void>;
+  /** Loses the reply of the next `command` (see {@link LostReply}). */
+  loseReply(command: string, how: 'hold' | 'drop', times?: number): Promise<void>;
+  /** How many `command` calls were carried out so far (answered or not). */
+  carriedOut(command: string): Promise<number>;
   /** Every VBoxManage invocation so far (argument arrays). */
   calls(): Promise<string[][]>;
   /** What is left: VMs, registered media, host-only interfaces and DHCP servers the fake made, files it made that still exist. */
@@ -261,6 +274,9 @@ export async function startFakeVirtualBox(initial: Partial<FakeState> = {}): Pro
       // Yield first, like a real child process would, so aborts and timers get their turn.
       await new Promise((resolve) => setImmediate(resolve));
       const result = runFakeVBoxManage(args, statePath);
+      // Never answered (the caller is as good as killed), or killed by a signal before printing.
+      if (result.lost === 'hold') return new Promise<never>(() => {});
+      if (result.lost === 'drop') throw new VBoxManageError(args, { stdout: '', stderr: '' });
       if (result.code !== 0) throw new VBoxManageError(args, { stdout: result.stdout, stderr: result.stderr, exitCode: result.code });
       return { stdout: result.stdout, stderr: result.stderr };
     },
@@ -277,6 +293,16 @@ export async function startFakeVirtualBox(initial: Partial<FakeState> = {}): Pro
       await write(current);
     },
     fail: (fault) => fake.update((current) => current.faults.push(fault)),
+    loseReply: (command, how, times = 1) =>
+      fake.update((current) => {
+        (current.lostReplies ??= []).push({ command, how, times });
+      }),
+    carriedOut: async (command) =>
+      (await readFile(`${statePath}.done`, 'utf8').catch(() => ''))
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => (JSON.parse(line) as string[]).join(' '))
+        .filter((joined) => joined === command || joined.startsWith(`${command} `)).length,
     behave: (behaviour) =>
       fake.update((current) => {
         current.behaviour = { ...current.behaviour, ...behaviour };
@@ -318,6 +344,14 @@ export async function startFakeVirtualBox(initial: Partial<FakeState> = {}): Pro
       while (ticking || starting.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
       await Promise.all([...servers.values()].map((server) => server.close()));
       servers.clear();
+      // VBoxManage processes left holding a reply (LostReply `hold`).
+      for (const pid of (await readFile(`${statePath}.held`, 'utf8').catch(() => '')).split('\n').filter((line) => line !== '')) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
       await rm(dir, { recursive: true, force: true });
     },
   };
