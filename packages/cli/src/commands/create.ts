@@ -20,7 +20,7 @@ import type { CommandContext } from '../context.ts';
 import { driverFlagHelp, parseDriverArguments } from '../driver-flags.ts';
 import { writeLine } from '../io.ts';
 import { persistentContext } from '../machine-host.ts';
-import { progressPrinter } from '../progress.ts';
+import { progressView } from '../progress.ts';
 import { copyClientFiles, issueFor, provisionRecord } from '../provisioning.ts';
 import { explainHostKeyError, sshCredentials, writeKnownHosts } from '../ssh-target.ts';
 import type { MachineRecord } from '../store.ts';
@@ -164,6 +164,8 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
   const lock = await store.lock(name, { whenBusy: () => machineExists(name) });
   let provisionTarget: ProvisionPlan | undefined;
   let provisioned = false;
+  // On a terminal the steps redraw in place and collapse to a summary when create ends.
+  const progress = progressView(io.stdout);
   try {
     if (await store.exists(name)) throw machineExists(name);
     const record: MachineRecord = {
@@ -196,7 +198,7 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       await store.remove(name); // nothing was made yet: no half-made record either
       throw error;
     }
-    const printProgress = progressPrinter(io.stdout);
+    const printProgress = progress.printer();
     let driverWaitedForSSH = false;
     const onProgress = (event: ProgressEvent) => {
       if (event.step === 'wait-ssh' && event.phase === 'done') driverWaitedForSSH = true;
@@ -263,7 +265,9 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
     } catch (error) {
       const interrupted = MachineError.isInstance(error) && error.code === 'CANCELLED';
       const message = messageOf(error, secrets);
-      if (record.journal.length === 0) {
+      // A docker-machine plugin journals nothing: what it made is known only to its saved config, which `rm` hands back to it.
+      const pluginConfigKept = 'legacyPlugin' in descriptor && record.data.legacyPlugin !== undefined;
+      if (record.journal.length === 0 && !pluginConfigKept) {
         await store.remove(name);
         throw new CliError(
           interrupted ? `create of "${name}" was interrupted; nothing is left behind` : `Error creating machine: ${message}`,
@@ -274,7 +278,7 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       record.status = 'failed';
       record.error = message;
       await store.write(record);
-      const left = record.journal.map((entry) => `${entry.kind} ${entry.id}`).join(', ');
+      const left = pluginConfigKept ? `what docker-machine plugin ${descriptor.name} made, in its config` : record.journal.map((entry) => `${entry.kind} ${entry.id}`).join(', ');
       throw new CliError(
         `${interrupted ? `create of "${name}" was interrupted` : `Error creating machine: ${message}`}; still recorded: ${left}. \`machine rm ${name}\` deletes it`,
         interrupted ? ExitCode.interrupted : ExitCode.error,
@@ -291,6 +295,7 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       }
     }
   } finally {
+    progress.close();
     await lock.release();
   }
   const next = provisioned ? `\`eval $(machine env ${name})\` points the docker client at it` : `connect with \`machine ssh ${name}\``;
