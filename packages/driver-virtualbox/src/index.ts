@@ -42,6 +42,8 @@ export function createVirtualBoxDescriptor(options: VirtualBoxDescriptorOptions 
           ...(options.host === undefined ? {} : { host: options.host }),
         }),
       ),
+    // Loaded on use, like the driver: listing drivers stays cheap.
+    sweep: async (request) => (await import('./virtualbox-sweep.ts')).sweepVirtualBox(request, options),
   });
 }
 

@@ -220,8 +220,11 @@ function hostOnlyKind<Spec>(
       // removes deletes it and a concurrent create cannot lose it.
       client.withHostOnlyLock(undefined, async () => {
         if ((await otherUsers(client, ref.id, call)).length > 0) return;
-        // Found after a lost reply, then tagged by the create that really made it: not this machine's.
-        if (ref.meta?.orphan === 'true' && extraDataValue(await client.vbox(['getextradata', 'global', hostOnlyTag(ref.id, mode)], op)) !== undefined) return;
+        // Found after a lost reply, then tagged by another machine's create (the one that really made it): not this machine's.
+        if (ref.meta?.orphan === 'true') {
+          const maker = extraDataValue(await client.vbox(['getextradata', 'global', hostOnlyTag(ref.id, mode)], op));
+          if (maker !== undefined && maker !== call.machineName) return;
+        }
         try {
           await parts.remove(client, ref.id);
         } catch (error) {

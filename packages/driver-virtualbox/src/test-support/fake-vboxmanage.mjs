@@ -618,11 +618,13 @@ function execute(args, statePath, io) {
     default:
       fail([`Unknown command '${command ?? ''}'`, `Usage: ${basename('VBoxManage')} <command>`]);
   }
-  // Lost replies: { command, how: 'hold' | 'drop', times? }. The command is carried out (and saved),
+  // Lost replies: { command, how: 'hold' | 'drop', skip?, times? } (skip: let that many calls answer first). The command is carried out (and saved),
   // then its process hangs ('hold') or dies ('drop') before it prints anything: the caller never
   // learns what it made, as when VBoxManage or machine is killed at that moment.
   const lost = state.lostReplies.find((candidate) => joined === candidate.command || joined.startsWith(`${candidate.command} `));
-  if (lost !== undefined) {
+  if (lost !== undefined && (lost.skip ?? 0) > 0) {
+    lost.skip -= 1;
+  } else if (lost !== undefined) {
     lost.times = (lost.times ?? 1) - 1;
     if (lost.times <= 0) state.lostReplies = state.lostReplies.filter((candidate) => candidate !== lost);
     io.lost = lost.how;

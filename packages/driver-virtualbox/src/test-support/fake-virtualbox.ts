@@ -42,6 +42,8 @@ export interface LostReply {
   /** The command line prefix, e.g. `createvm` or `hostonlyif create`. */
   command: string;
   how: 'hold' | 'drop';
+  /** Calls of `command` that answer before the one whose reply is lost. */
+  skip?: number;
   times?: number;
 }
 
@@ -91,7 +93,7 @@ export interface FakeVirtualBox {
   fail(fault: FakeFault): Promise<void>;
   behave(behaviour: FakeBehaviour): Promise<void>;
   /** Loses the reply of the next `command` (see {@link LostReply}). */
-  loseReply(command: string, how: 'hold' | 'drop', times?: number): Promise<void>;
+  loseReply(command: string, how: 'hold' | 'drop', options?: { skip?: number; times?: number }): Promise<void>;
   /** How many `command` calls were carried out so far (answered or not). */
   carriedOut(command: string): Promise<number>;
   /** Every VBoxManage invocation so far (argument arrays). */
@@ -293,9 +295,9 @@ export async function startFakeVirtualBox(initial: Partial<FakeState> = {}): Pro
       await write(current);
     },
     fail: (fault) => fake.update((current) => current.faults.push(fault)),
-    loseReply: (command, how, times = 1) =>
+    loseReply: (command, how, options = {}) =>
       fake.update((current) => {
-        (current.lostReplies ??= []).push({ command, how, times });
+        current.lostReplies = [...(current.lostReplies ?? []), { command, how, ...options }];
       }),
     carriedOut: async (command) =>
       (await readFile(`${statePath}.done`, 'utf8').catch(() => ''))
