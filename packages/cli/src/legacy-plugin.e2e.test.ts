@@ -45,14 +45,18 @@ function machine(args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}): Pro
   });
 }
 
-/** The pids of every live process running the plugin binary (zombies included: an unreaped child is still listed). */
+/**
+ * The pids of every process running this test's plugin binary (only this path: other test files run
+ * their own copies at the same time). Checked after each `machine` process has exited, so a plugin
+ * it did not stop would still be running here, reparented.
+ */
 async function pluginProcesses(): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const exe = await readlink(`/proc/${entry}/exe`).catch(() => undefined);
     const argv0 = await readFile(`/proc/${entry}/cmdline`, 'utf8').then((cmdline) => cmdline.split('\0')[0], () => undefined);
-    if (exe === plugin || argv0 === plugin || (argv0 ?? '').endsWith('/docker-machine-driver-godo')) pids.push(Number(entry));
+    if (exe === plugin || argv0 === plugin) pids.push(Number(entry));
   }
   return pids;
 }
