@@ -91,10 +91,17 @@ export async function armCall<T>(
   }
 }
 
+/** The resource providers the driver's resources live in. */
+const driverNamespaces = ['Microsoft.Compute', 'Microsoft.Network'];
+
 /** `providers.register(namespace)` and wait until it reads `Registered`, within the scope's deadline. */
 async function registerProvider(clients: AzureClients, scope: CallScope, timings: AzureTimings, namespace: string): Promise<void> {
   scope.progress(`the subscription is not registered for ${namespace}: registering it (a one-time step that takes a minute or two)`);
   const providers = clients.resources.providers;
+  // A new subscription lacks both namespaces the driver uses: start the other one's registration now, too.
+  for (const other of driverNamespaces.filter((candidate) => candidate.toLowerCase() !== namespace.toLowerCase())) {
+    void providers.register(other, scope.signal === undefined ? {} : { abortSignal: scope.signal }).catch(() => undefined);
+  }
   let state = (await armCall(clients, scope, timings, `registering ${namespace}`, (abortSignal) => providers.register(namespace, { abortSignal }))).registrationState;
   let wait = timings.retryMs;
   while (state?.toLowerCase() !== 'registered') {

@@ -66,6 +66,9 @@ export interface AzureDescriptorOptions {
 /** The Azure driver descriptor, with its timings. The package's default export uses the defaults. */
 export function createAzureDescriptor(options: AzureDescriptorOptions = {}): DriverDescriptor<AzureConfig, AzureClients> {
   const timings = { ...defaultTimings, ...options.timings };
+  // A loopback simulator scales Azure's windows down: retry and poll it briskly too (unless told otherwise).
+  const timingsFor = (config: AzureConfig): AzureTimings =>
+    options.timings === undefined && isPlainLoopback(azureEndpoint(config)) ? { ...timings, retryMs: 50, maxRetryMs: 500, pollMs: 100 } : timings;
   return defineDriver<AzureConfig, AzureClients>({
   name: 'azure',
   specificationVersion: 'v1',
@@ -76,9 +79,9 @@ export function createAzureDescriptor(options: AzureDescriptorOptions = {}): Dri
   createDriver: ({ config, context, client }) => {
     const clientSource = async (): Promise<AzureClients> => client ?? clientsFor(config);
     const mapError = createAzureErrorMapper(() => secretValues(azureFlags, config));
-    return guardDriver(new AzureDriver(config, context, clientSource, { timings, mapError }), mapError);
+    return guardDriver(new AzureDriver(config, context, clientSource, { timings: timingsFor(config), mapError }), mapError);
   },
-  sweep: (request) => sweep(request, timings),
+  sweep: (request) => sweep(request, timingsFor(request.config)),
   /** One `virtualMachines.listAll(statusOnly)` call per subscription (and endpoint and identity), whatever the number of machines. */
   async getStates(machines, options = {}) {
     const result = new Map<string, State | Error>();
@@ -93,7 +96,7 @@ export function createAzureDescriptor(options: AzureDescriptorOptions = {}): Dri
         const first = batch[0];
         if (first === undefined) return;
         try {
-          const api = createAzureApi(await clientsFor(first.config), first.config, { machine: first.context.machineName, timings });
+          const api = createAzureApi(await clientsFor(first.config), first.config, { machine: first.context.machineName, timings: timingsFor(first.config) });
           const states = new Map<string, State>();
           await api.call('the state of every virtual machine', 'getState', options.signal, async (abortSignal) => {
             states.clear();
