@@ -240,6 +240,18 @@ describe('azure realistic profile (default)', () => {
     expect(second.ipAddress).not.toBe(first.ipAddress);
   });
 
+  it('a re-PUT of a VM is an update (200, no twin); changing its admin user is 409 PropertyChangeNotAllowed', async () => {
+    await start({ roleAssignmentLagMs: 0 });
+    await ready();
+    const nic = await networkFor('u');
+    await settle(await arm('PUT', vmPath('u'), vmBody(nic)));
+    expect((await arm('PUT', vmPath('u'), vmBody(nic))).status).toBe(200);
+    expect(sim?.store.listInstances('azure').filter((vm) => vm.name === 'u')).toHaveLength(1);
+    const body = vmBody(nic);
+    (body.properties as { osProfile: { adminUsername: string } }).osProfile.adminUsername = 'someone-else';
+    expect((await arm('PUT', vmPath('u'), body)).body.error).toMatchObject({ code: 'PropertyChangeNotAllowed', target: 'osProfile.adminUsername' });
+  });
+
   it('core quota: 409 OperationNotAllowed with the regional cores details', async () => {
     await start({ roleAssignmentLagMs: 0, regionalCores: 2 });
     await ready();
