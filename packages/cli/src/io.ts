@@ -22,7 +22,15 @@ export interface CliIO {
   readonly inheritStdio?: boolean;
 }
 
+const beforeWriteHooks = new Set<() => void>();
+
+/** Runs `hook` before every `writeLine` (a live progress frame freezes itself so the line does not get erased). */
+export function onBeforeWriteLine(hook: () => void): void {
+  beforeWriteHooks.add(hook);
+}
+
 /** Writes a line to a stream. */
 export function writeLine(stream: OutputStream, line = ''): void {
+  for (const hook of beforeWriteHooks) hook();
   stream.write(`${line}\n`);
 }

@@ -20,7 +20,7 @@ import type { CommandContext } from '../context.ts';
 import { driverFlagHelp, parseDriverArguments } from '../driver-flags.ts';
 import { writeLine } from '../io.ts';
 import { persistentContext } from '../machine-host.ts';
-import { progressPrinter } from '../progress.ts';
+import { progressView } from '../progress.ts';
 import { copyClientFiles, issueFor, provisionRecord } from '../provisioning.ts';
 import { explainHostKeyError, sshCredentials, writeKnownHosts } from '../ssh-target.ts';
 import type { MachineRecord } from '../store.ts';
@@ -164,6 +164,8 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
   const lock = await store.lock(name, { whenBusy: () => machineExists(name) });
   let provisionTarget: ProvisionPlan | undefined;
   let provisioned = false;
+  // On a terminal the steps redraw in place and collapse to a summary when create ends.
+  const progress = progressView(io.stdout);
   try {
     if (await store.exists(name)) throw machineExists(name);
     const record: MachineRecord = {
@@ -196,7 +198,7 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       await store.remove(name); // nothing was made yet: no half-made record either
       throw error;
     }
-    const printProgress = progressPrinter(io.stdout);
+    const printProgress = progress.printer();
     let driverWaitedForSSH = false;
     const onProgress = (event: ProgressEvent) => {
       if (event.step === 'wait-ssh' && event.phase === 'done') driverWaitedForSSH = true;
@@ -293,6 +295,7 @@ export async function createCommand(ctx: CommandContext, tokens: readonly string
       }
     }
   } finally {
+    progress.close();
     await lock.release();
   }
   const next = provisioned ? `\`eval $(machine env ${name})\` points the docker client at it` : `connect with \`machine ssh ${name}\``;

@@ -3,7 +3,7 @@ import { CliError, ExitCode, errorLine, machineNotFound } from '../cli-error.ts'
 import type { CommandContext } from '../context.ts';
 import { writeLine } from '../io.ts';
 import { type OpenMachine, openMachine } from '../machine-host.ts';
-import { progressPrinter } from '../progress.ts';
+import { progressView } from '../progress.ts';
 
 /**
  * The state each action leaves a machine in. Like the reference's `runActionForState`
@@ -22,16 +22,19 @@ export type LifecycleAction = keyof typeof actions;
 /** `machine start|stop|kill|restart NAME…`: the names run concurrently; the exit code is 1 when any failed. */
 export async function lifecycleCommand(ctx: CommandContext, action: LifecycleAction, names: readonly string[]): Promise<number> {
   const spec = actions[action];
+  // On a terminal: one line per machine when there are several, redrawn in place.
+  const progress = progressView(ctx.io.stdout, { machines: names });
   const failures = await forEachMachine(ctx, names, async (name) => {
+    const print = progress.printer(names.length > 1 ? name : undefined);
     const lock = await ctx.store.lock(name);
     try {
       const machine = await openMachine(ctx, name);
       const options = ctx.io.signal === undefined ? {} : { signal: ctx.io.signal };
       const state = await machine.driver.getState(options);
       if (spec.target !== undefined && state === spec.target) throw new CliError(`Machine "${name}" is already ${state.toLowerCase()}.`);
-      writeLine(ctx.io.stdout, `${spec.verb} "${name}"...`);
+      print({ step: action, phase: 'start', message: `${spec.verb} "${name}"...` });
       await runAction(machine.driver, action, state, options);
-      writeLine(ctx.io.stdout, `${spec.done} "${name}".`);
+      print({ step: action, phase: 'done', message: `${spec.done} "${name}".`, plain: true });
       const provision = machine.record.provision;
       if ((action === 'start' || action === 'restart') && provision?.state === 'provisioned') {
         // A new public IP after a stop would make the docker client refuse the old certificate.
@@ -43,7 +46,7 @@ export async function lifecycleCommand(ctx: CommandContext, action: LifecycleAct
           driver: machine.driver,
           provision,
           ssh: () => pinnedSSH(ctx, machine),
-          onProgress: progressPrinter(ctx.io.stdout),
+          onProgress: print,
           ...options,
         });
         if (changed) await ctx.store.write(machine.record);
@@ -52,14 +55,19 @@ export async function lifecycleCommand(ctx: CommandContext, action: LifecycleAct
           const { clientCertificatesIn, waitForEngine } = await import('../provisioning.ts');
           const { dockerUrlOf } = await import('../docker-endpoint.ts');
           const url = dockerUrlOf(await machine.driver.getIP(options), provision.dockerPort);
-          writeLine(ctx.io.stdout, `Waiting for the Docker engine of "${name}" at ${url}...`);
+          print({ step: 'wait-docker', phase: 'start', message: `Waiting for the Docker engine of "${name}" at ${url}...` });
           await waitForEngine(name, url, clientCertificatesIn(await ctx.store.certsDir()), options);
+          print({ step: 'wait-docker', phase: 'done', message: `${spec.done} "${name}": the Docker engine answers at ${url}` });
         }
       }
+    } catch (error) {
+      print({ step: action, phase: 'done', message: errorLine(error), failed: true });
+      throw error;
     } finally {
       await lock.release();
     }
   });
+  progress.close();
   if (action === 'start' && failures < names.length) {
     writeLine(ctx.io.stdout, 'Started machines may have new IP addresses. You may need to re-run the `machine env` command.');
   }
