@@ -7,11 +7,14 @@ import { fakeHost } from './test-support/fake-host.ts';
 // The conformance suite through the real execFile runner against the fake VBoxManage, with each
 // running VM's NAT SSH forward served by a real ssh2 server that only takes the seed ISO's key:
 // once as the driver runs by default, once with a static host-only address and no DHCP server.
-const variants: [string, Record<string, unknown>][] = [
-  ['virtualbox (fake VBoxManage)', {}],
-  ['virtualbox --virtualbox-hostonly-no-dhcp (fake VBoxManage)', { 'virtualbox-hostonly-no-dhcp': true }],
+// The first run also checks a kill point: the fake carries createvm out, then its VBoxManage hangs
+// (`hold`) or dies (`drop`) unanswered. One point keeps CI time down (each costs two full creates
+// through execFile); virtualbox-kill-points.test.ts kills create at every mutating call in-process.
+const variants: [string, Record<string, unknown>, string[]][] = [
+  ['virtualbox (fake VBoxManage)', {}, ['createvm']],
+  ['virtualbox --virtualbox-hostonly-no-dhcp (fake VBoxManage)', { 'virtualbox-hostonly-no-dhcp': true }, []],
 ];
-for (const [name, flags] of variants) {
+for (const [name, flags, killPoints] of variants) {
   runConformanceSuite(name, async () => {
     const fake = await startFakeVirtualBox();
     const host = await fakeHost(`${fake.dir}/host`);
@@ -41,7 +44,9 @@ for (const [name, flags] of variants) {
         const result = await fake.run(['unregistervm', entry.id, '--delete']);
         if (result.code !== 0) throw new Error(result.stderr);
       },
+      loseNextReply: (operation, how) => fake.loseReply(operation, how),
+      callCount: (operation) => fake.carriedOut(operation),
       close: () => fake.close(),
     };
-  });
+  }, { killPoints });
 }

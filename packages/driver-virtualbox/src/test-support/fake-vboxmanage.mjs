@@ -645,9 +645,11 @@ export function main(argv = process.argv.slice(2)) {
   const result = runFakeVBoxManage(argv, statePath);
   if (result.lost === 'drop') process.kill(process.pid, 'SIGKILL');
   if (result.lost === 'hold') {
-    // Never answers; the harness kills held processes when it closes.
+    // Never answers; gives up (unanswered) once the fake's state is gone, or the harness kills it.
     appendFileSync(`${statePath}.held`, `${process.pid}\n`);
-    setInterval(() => {}, 60_000);
+    setInterval(() => {
+      if (!existsSync(statePath)) process.exit(1);
+    }, 100);
     return;
   }
   process.stdout.write(result.stdout);

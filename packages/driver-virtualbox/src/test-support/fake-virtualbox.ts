@@ -346,15 +346,16 @@ export async function startFakeVirtualBox(initial: Partial<FakeState> = {}): Pro
       while (ticking || starting.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
       await Promise.all([...servers.values()].map((server) => server.close()));
       servers.clear();
-      // VBoxManage processes left holding a reply (LostReply `hold`).
-      for (const pid of (await readFile(`${statePath}.held`, 'utf8').catch(() => '')).split('\n').filter((line) => line !== '')) {
+      // VBoxManage processes left holding a reply (LostReply `hold`) see their state go and exit.
+      const held = (await readFile(`${statePath}.held`, 'utf8').catch(() => '')).split('\n').filter((line) => line !== '');
+      await rm(dir, { recursive: true, force: true });
+      for (const pid of held) {
         try {
           process.kill(Number(pid), 'SIGKILL');
         } catch {
           // already gone
         }
       }
-      await rm(dir, { recursive: true, force: true });
     },
   };
   return fake;
