@@ -8,12 +8,14 @@
 import { defineDriver, type DriverDescriptor, guardDriver } from '@machine/driver-core';
 import { LazyVirtualBoxDriver } from './lazy-driver.ts';
 import type { VBoxManageRunner } from './vboxmanage.ts';
-import type { VirtualBoxHost, VirtualBoxTimings } from './virtualbox-driver.ts';
+import type { VirtualBoxHost } from './virtualbox-driver.ts';
 import { type VirtualBoxConfig, virtualBoxFlags } from './virtualbox-flags.ts';
+import type { VirtualBoxTimings } from './virtualbox-timings.ts';
 
 export type { VBoxManageOutput, VBoxManageRunner, VBoxManageTimeouts } from './vboxmanage.ts';
-export type { VirtualBoxHost, VirtualBoxTimings } from './virtualbox-driver.ts';
+export type { VirtualBoxHost } from './virtualbox-driver.ts';
 export { defaultHostOnlyCidr, defaultImageUrl, type VirtualBoxConfig, virtualBoxFlags } from './virtualbox-flags.ts';
+export type { VirtualBoxTimings } from './virtualbox-timings.ts';
 
 /** Options for {@link createVirtualBoxDescriptor}. */
 export interface VirtualBoxDescriptorOptions {

@@ -33,7 +33,26 @@ export {
   VBoxManageError,
   vboxManageTimeout,
 } from './vboxmanage.ts';
-export { currentHost, defaultTimings, hostOnlyIpKey, hostOnlyTag, minimumVersion, ResourceKind, VirtualBoxDriver, type VirtualBoxDriverOptions } from './virtualbox-driver.ts';
+export { freeLoopbackPort, isLoopbackPortFree } from './loopback-port.ts';
+export { createVBoxClient, type VBoxClient, type VBoxClientOptions, withHostOnlyLock } from './vbox-client.ts';
+export { currentHost, minimumVersion, VirtualBoxDriver, type VirtualBoxDriverOptions } from './virtualbox-driver.ts';
+export {
+  dhcpServerKind,
+  diskKind,
+  hostOnlyInterfaceKind,
+  hostOnlyIpKey,
+  hostOnlyNetworkKind,
+  hostOnlyTag,
+  isAmbiguousVBoxFailure,
+  managedByKey,
+  ResourceKind,
+  seedIsoKind,
+  virtualBoxKinds,
+  virtualBoxModel,
+  vmKind,
+} from './virtualbox-resources.ts';
+export { sweepVirtualBox } from './virtualbox-sweep.ts';
+export { defaultTimings, type VirtualBoxTimings } from './virtualbox-timings.ts';
 export { mapVBoxManageError } from './virtualbox-errors.ts';
 export { checksumFromSums, imageFileName, resolveImage, sha256File } from './virtualbox-image.ts';
 export { stateOfVmState } from './virtualbox-state.ts';

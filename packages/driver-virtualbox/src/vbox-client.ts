@@ -11,6 +11,8 @@ import type { VirtualBoxTimings } from './virtualbox-timings.ts';
  * typed errors, locked-session retries, and the host-wide host-only lock.
  */
 export interface VBoxClient {
+  /** The machine folder (VMs live in `<machineDir>/<name>`); unset for sweep. */
+  readonly machineDir?: string;
   /** Runs VBoxManage; retries a locked session a few times; rejects with a typed error. */
   vbox(args: readonly string[], operation: string): Promise<string>;
   /** `showvminfo --machinereadable`. */
@@ -32,11 +34,13 @@ export interface VBoxClientOptions {
   timings: Pick<VirtualBoxTimings, 'lockRetries' | 'lockRetryDelay' | 'lockStaleAfter'>;
   /** Folder of `hostonly.lock`. */
   lockDir: string;
+  machineDir?: string;
 }
 
 export function createVBoxClient(options: VBoxClientOptions): VBoxClient {
   const { machine, timings } = options;
   const client: VBoxClient = {
+    ...(options.machineDir === undefined ? {} : { machineDir: options.machineDir }),
     async vbox(args, operation) {
       const runner = await options.runner().catch((error: unknown) => {
         // The lookup does not know which machine or operation it serves.

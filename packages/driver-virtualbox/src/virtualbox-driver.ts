@@ -60,10 +60,6 @@ import {
 import { stateOfVmState } from './virtualbox-state.ts';
 import { defaultTimings, type VirtualBoxTimings } from './virtualbox-timings.ts';
 
-export { freeLoopbackPort } from './loopback-port.ts';
-export { hostOnlyIpKey, hostOnlyTag, ResourceKind } from './virtualbox-resources.ts';
-export { defaultTimings, type VirtualBoxTimings } from './virtualbox-timings.ts';
-
 // ssh2 (behind driver-core's keys and ssh helpers) loads on first use, not on import.
 let sshModules: Promise<[typeof import('@machine/driver-core/keys'), typeof import('@machine/driver-core/ssh')]> | undefined;
 function loadSsh() {
@@ -132,7 +128,13 @@ export class VirtualBoxDriver implements Driver {
     this.#injected = options.client;
     this.#timings = { ...defaultTimings, ...options.timings };
     this.#host = { ...currentHost(), ...options.host };
-    this.#client = createVBoxClient({ runner: () => this.#getRunner(), machine: this.machineName, timings: this.#timings, lockDir: this.#cacheDir() });
+    this.#client = createVBoxClient({
+      runner: () => this.#getRunner(),
+      machine: this.machineName,
+      timings: this.#timings,
+      lockDir: this.#cacheDir(),
+      machineDir: this.#context.machineDir,
+    });
     this.#model = virtualBoxModel(async () => this.#client, this.#timings);
   }
 

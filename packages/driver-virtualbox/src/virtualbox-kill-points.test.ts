@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CleanupError, type DriverContext, type JournalEntry, type JsonValue, MachineError, MemoryDataStore, MemoryJournal, parseFlags } from '@machine/driver-core';
@@ -199,6 +200,36 @@ describe('virtualbox: nothing leaks, whatever kills create', () => {
     await machine.driver.remove();
       expect(await fake.leaks()).toEqual([]);
     expect(machine.context.journal.entries()).toEqual([]);
+  });
+
+  it('killed while writing the seed ISO (a local file; its intent journaled first): remove finds the partial file and deletes it', async () => {
+    const machine = persistedMachine();
+    const path = join(machine.machineDir, 'seed.iso');
+    await mkdir(machine.machineDir, { recursive: true });
+    await machine.context.journal.record({ kind: 'seed-iso', id: '0badf00d', state: 'intended', meta: { path, token: '0badf00d', at: new Date().toISOString() } });
+    await writeFile(path, 'CD001 half an ISO');
+    await (await machine.kill()).driver.remove();
+    expect(existsSync(path)).toBe(false);
+    expect(machine.record()).toEqual([]);
+  });
+
+  it('removes a record written before intents (no state, the VM meta without its folder), a VM unregistered outside included', async () => {
+    const machine = persistedMachine();
+    await machine.driver.create();
+    const uuid = machine.record().find((entry) => entry.kind === 'vm')?.id ?? '';
+    // Unregistered outside machine without --delete: its folder and disk are left behind.
+    await fake.run(['controlvm', uuid, 'poweroff']);
+    expect((await fake.run(['unregistervm', uuid])).code).toBe(0);
+    const fresh = await machine.kill();
+    const record = fresh.context.journal.entries();
+    for (const entry of record) await fresh.context.journal.forget(entry.kind, entry.id);
+    for (const { state: _state, ...entry } of record) {
+      await fresh.context.journal.record(entry.kind === 'vm' ? { ...entry, meta: { name: machine.context.machineName } } : { ...entry, meta: {} });
+    }
+    await fresh.driver.remove();
+    expect(await fake.leaks()).toEqual([]);
+    expect(await strayFiles(machine.machineDir)).toEqual([]);
+    expect(fresh.context.journal.entries()).toEqual([]);
   });
 
   it('remove never claims success while the VM refuses deletion: one CleanupError names it, the record keeps it, the next remove finishes', async () => {

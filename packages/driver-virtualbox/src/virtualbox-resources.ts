@@ -95,13 +95,15 @@ export const vmKind: Kind<VBoxClient, { uuid: string; basefolder: string }> = {
     await client.vbox(args, 'create');
     return { id: spec.uuid, meta: { name: call.machineName, folder: join(spec.basefolder, call.machineName) } };
   },
-  async delete(client, ref) {
+  async delete(client, ref, call) {
     let state: State;
     try {
       state = stateOfVmState((await client.info(ref.id, op)).get('VMState'));
     } catch (error) {
-      // Registered no more: a folder a createvm left behind is all there is to delete.
-      if (NotFoundError.isInstance(error) && ref.meta?.folder !== undefined) await rm(ref.meta.folder, { recursive: true, force: true });
+      // Registered no more: a folder a createvm left behind is all there is to delete (records
+      // from before intents have no folder in their meta: it is the machine folder's VM folder).
+      const folder = ref.meta?.folder ?? (client.machineDir === undefined ? undefined : join(client.machineDir, ref.meta?.name ?? call.machineName));
+      if (NotFoundError.isInstance(error) && folder !== undefined) await rm(folder, { recursive: true, force: true });
       throw error;
     }
     if (!unregisterableStates.has(state)) {
@@ -134,7 +136,7 @@ export const vmKind: Kind<VBoxClient, { uuid: string; basefolder: string }> = {
 export const diskKind: Kind<VBoxClient, { source: string; path: string }> = {
   kind: ResourceKind.disk,
   label: 'disk',
-  step: 'clone-disk',
+  step: 'create-disk',
   deleteAfter: [ResourceKind.vm],
   describe: (spec) => `cloning ${spec.source} into the VM disk`,
   intent: (spec) => ({ path: spec.path, source: spec.source }),

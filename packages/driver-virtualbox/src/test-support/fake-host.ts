@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VirtualBoxDescriptorOptions } from '../index.ts';
-import type { VirtualBoxTimings } from '../virtualbox-driver.ts';
+import type { VirtualBoxTimings } from '../virtualbox-timings.ts';
 
 /** Timing for tests: fast polls, few lock retries. */
 export const fastTimings: Partial<VirtualBoxTimings> = { pollInterval: 20, maxPollInterval: 100, ipTimeout: 5000, lockRetries: 2, lockRetryDelay: 10 };
