@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sim } from '@machine/cloud-sim';
-import { CapacityError, createMemoryContext, type ProgressEvent, parseFlags, QuotaError, type RawFlagValues, State, TimeoutError } from '@machine/driver-core';
+import { AuthError, CapacityError, createMemoryContext, type ProgressEvent, parseFlags, QuotaError, type RawFlagValues, State, TimeoutError } from '@machine/driver-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClients } from './azure-clients.ts';
 import { azureFlags, createAzureDescriptor } from './index.ts';
@@ -54,6 +54,21 @@ describe('azure driver against the realistic simulator', () => {
     expect(progress.map((event) => event.message)).toContainEqual(expect.stringMatching(/AuthorizationFailed: a role assignment made in the last minutes may still be propagating/));
     expect(await driver.getState()).toBe(State.Running);
     await driver.remove();
+    expect(azureLeaks(s)).toEqual([]);
+  });
+
+  it('item 7: an identity that may not register the provider gets one AuthError saying who can, and nothing is left', async () => {
+    const { sim: s, client } = await started({ providerOptions: { azure: { roleAssignmentLagMs: 0 } } });
+    s.faults.add({ provider: 'azure', operation: 'providers.register', error: 'auth', times: 1000 });
+    counter++;
+    const context = createMemoryContext(`real-${counter}`, join(root, `real-${counter}`));
+    const config = parseFlags(azureFlags, simFlags(s), { env: {} });
+    const strict = createAzureDescriptor({ timings: { ...fastTimings, authorizationGraceMs: 100 } });
+    const error = await strict.createDriver({ config, context, client }).create().catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(AuthError);
+    expect((error as Error).message).toContain('not registered for Microsoft.Network, and this identity may not register it');
+    expect((error as Error).message).toContain('az provider register --namespace Microsoft.Network');
+    expect(context.journal.entries()).toEqual([]);
     expect(azureLeaks(s)).toEqual([]);
   });
 

@@ -60,8 +60,14 @@ const codeIs =
 /**
  * Whatever failed, the PUT may have been accepted before it (a poll that failed, a Failed
  * provisioning, a lost reply): `find` looks the deterministic name up, which is cheap and exact.
+ * Only a refused identity or an unregistered provider certainly made nothing (and a lookup would be refused too).
  */
-const ambiguous = () => true;
+const ambiguous = (error: unknown) => {
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  const refused = (candidate: unknown) =>
+    (candidate as { code?: unknown } | null)?.code === 'AUTH' || ['MissingSubscriptionRegistration', 'AuthorizationFailed'].includes(azureErrorFacts(candidate).code ?? '');
+  return !refused(error) && !refused(cause);
+};
 
 /** What `find` answers for one resource seen at Azure. */
 function found(id: string, name: string | undefined, tags: Readonly<Tags> | undefined, createdAt?: Date | string): FoundResource {

@@ -1,4 +1,4 @@
-import { CancelledError, TimeoutError } from '@machine/driver-core';
+import { AuthError, CancelledError, TimeoutError } from '@machine/driver-core';
 import type { AzureClients } from './azure-clients.ts';
 import { azureErrorFacts } from './azure-errors.ts';
 import { type CallScope, watchThrottling } from './azure-throttle-watch.ts';
@@ -102,7 +102,18 @@ async function registerProvider(clients: AzureClients, scope: CallScope, timings
   for (const other of driverNamespaces.filter((candidate) => candidate.toLowerCase() !== namespace.toLowerCase())) {
     void providers.register(other, scope.signal === undefined ? {} : { abortSignal: scope.signal }).catch(() => undefined);
   }
-  let state = (await armCall(clients, scope, timings, `registering ${namespace}`, (abortSignal) => providers.register(namespace, { abortSignal }))).registrationState;
+  let state: string | undefined;
+  try {
+    state = (await armCall(clients, scope, timings, `registering ${namespace}`, (abortSignal) => providers.register(namespace, { abortSignal }))).registrationState;
+  } catch (error) {
+    if (azureErrorFacts(error).code !== 'AuthorizationFailed') throw error;
+    throw new AuthError(`the subscription is not registered for ${namespace}, and this identity may not register it`, {
+      machine: scope.machine,
+      operation: scope.operation,
+      cause: error,
+      hint: `ask a subscription owner to run \`az provider register --namespace ${namespace}\` once`,
+    });
+  }
   let wait = timings.retryMs;
   while (state?.toLowerCase() !== 'registered') {
     if (Date.now() + wait > scope.deadline) throw timedOut(scope, `the registration of ${namespace}`);
