@@ -75,6 +75,8 @@ export async function sweepResources<Client>(model: ResourceModel<Client>, optio
   const byKind = new Map(model.kinds.map((kind) => [kind.kind, bindKind(model, kind, lazy, settings)]));
   const now = Date.now();
   const found: SweptResource[] = [];
+  // What each kind's delete needs (FoundResource.meta), for the deletes below.
+  const metaOf = new Map<string, Readonly<Record<string, string>>>();
   const minAge = options.minAgeMs ?? 0;
   for (const kind of model.kinds) {
     const find = byKind.get(kind.kind)?.find;
@@ -86,6 +88,7 @@ export async function sweepResources<Client>(model: ResourceModel<Client>, optio
       if (resource.name !== undefined && claimedNames.has(`${kind.kind}\n${resource.name}`)) continue;
       const ageMs = resource.createdAt === undefined ? undefined : now - resource.createdAt.getTime();
       if (minAge > 0 && (ageMs === undefined || ageMs < minAge)) continue;
+      if (resource.meta !== undefined) metaOf.set(`${kind.kind}\n${resource.id}`, resource.meta);
       found.push({
         kind: kind.kind,
         id: resource.id,
@@ -113,7 +116,7 @@ export async function sweepResources<Client>(model: ResourceModel<Client>, optio
       recordedAt: new Date(0).toISOString(),
       state: 'made',
       ...(resource.region === undefined ? {} : { region: resource.region }),
-      ...(resource.name === undefined ? {} : { meta: { name: resource.name } }),
+      meta: { ...metaOf.get(`${resource.kind}\n${resource.id}`), ...(resource.name === undefined ? {} : { name: resource.name }) },
     })),
   );
   const failures = new Map<string, string>();

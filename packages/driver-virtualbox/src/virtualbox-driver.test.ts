@@ -886,7 +886,7 @@ describe('--virtualbox-hostonly-no-dhcp: a static host-only address instead of D
     expect(state.dhcpservers).toEqual({});
     expect(await dhcpCalls()).toEqual([]);
     // The first free address: not .0 (network), .1 (host), .2 (where a DHCP server would sit).
-    expect(state.extradata?.[uuid]).toEqual({ 'machine/hostonly-ip': '192.168.59.3', 'machine/managed-by': 'machine' });
+    expect(state.extradata?.[uuid]).toEqual({ 'machine/hostonly-ip': '192.168.59.3', 'machine/managed-by': expect.stringMatching(/^machine \d{4}-\d\d-\d\dT/) });
     const { natMac, hostOnlyMac } = context.data.read();
     const colon = (mac: unknown) => (String(mac).toLowerCase().match(/../g) ?? []).join(':');
     expect(await seedNetworkConfig(machineDir)).toBe(

@@ -52,6 +52,7 @@ import {
   hostOnlyNetworkKind,
   hostOnlyTag,
   managedByKey,
+  managedByTagValue,
   ResourceKind,
   seedIsoKind,
   virtualBoxModel,
@@ -331,7 +332,7 @@ export class VirtualBoxDriver implements Driver {
 
       const uuid = (await run.make(vmKind, { uuid: randomUUID(), basefolder: machineDir })).id;
       // What `machine sweep` looks for (a VM's extra data lives in its settings and goes with it).
-      await vbox(['setextradata', uuid, managedByKey, managedByValue(this.#context.storeId)]);
+      await vbox(['setextradata', uuid, managedByKey, managedByTagValue(managedByValue(this.#context.storeId))]);
       step();
 
       // The host-only interface is found or made, and the VM attached to it, under a host-wide

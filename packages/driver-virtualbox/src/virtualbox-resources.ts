@@ -41,8 +41,16 @@ export const ResourceKind = {
  */
 export const hostOnlyIpKey = 'machine/hostonly-ip';
 
-/** The VM extra-data key holding the managed-by value (`machine`, `machine-<storeId>`): what sweep looks for. */
+/**
+ * The VM extra-data key sweep looks for: `<managed-by> <ISO time>` (`machine 2026-01-02T03:04:05.000Z`;
+ * the managed-by value is `machine-<storeId>` when the host names its store).
+ */
 export const managedByKey = 'machine/managed-by';
+
+/** The value of {@link managedByKey} for a VM made now. */
+export function managedByTagValue(managedBy: string, now = new Date()): string {
+  return `${managedBy} ${now.toISOString()}`;
+}
 
 /** The global extra-data key that marks a host-only interface as made by machine (value: the machine that made it). */
 export function hostOnlyTag(name: string, mode: 'if' | 'net' = 'if'): string {
@@ -113,19 +121,31 @@ export const vmKind: Kind<VBoxClient, { uuid: string; basefolder: string }> = {
       });
     }
     await client.vbox(['unregistervm', ref.id, '--delete'], op);
+    // Swept (no record): the seed ISO has no journal entry of its own, and unregistervm keeps DVD images.
+    if (ref.meta?.seed !== undefined) await client.closeMedium('dvd', ref.meta.seed, false, op);
   },
   async find(client, query) {
     const vms = parseVmList(await client.vbox(['list', 'vms'], op));
     const uuid = query.meta?.uuid?.toLowerCase();
     if (uuid !== undefined) return vms.filter((vm) => vm.uuid === uuid).map((vm) => ({ id: vm.uuid, name: vm.name, meta: { name: vm.name, ...(query.meta?.folder === undefined ? {} : { folder: query.meta.folder }) } }));
-    // Sweep: the VMs whose extra data names this managed-by value.
+    // Sweep: the VMs whose extra data names this managed-by value, with the seed ISO attached to each.
     const found: FoundResource[] = [];
     for (const vm of vms) {
-      const value = await client.vbox(['getextradata', vm.uuid, managedByKey], op).then(extraDataValue, (error: unknown) => {
-        if (NotFoundError.isInstance(error)) return undefined; // deleted since the list
-        throw error;
-      });
-      if (value === query.managedBy) found.push({ id: vm.uuid, name: vm.name, machineName: vm.name, meta: { name: vm.name } });
+      try {
+        const [managedBy, made] = (extraDataValue(await client.vbox(['getextradata', vm.uuid, managedByKey], op)) ?? '').split(' ');
+        if (managedBy !== query.managedBy) continue;
+        const seed = [...(await client.info(vm.uuid, op)).values()].find((value) => value.endsWith('seed.iso'));
+        const createdAt = new Date(made ?? '');
+        found.push({
+          id: vm.uuid,
+          name: vm.name,
+          machineName: vm.name,
+          ...(Number.isNaN(createdAt.getTime()) ? {} : { createdAt }),
+          meta: { name: vm.name, ...(seed === undefined ? {} : { seed }) },
+        });
+      } catch (error) {
+        if (!NotFoundError.isInstance(error)) throw error; // else deleted since the list
+      }
     }
     return found;
   },
