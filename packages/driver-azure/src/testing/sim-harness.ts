@@ -6,7 +6,7 @@ import { type AzureClients, createAzureClients } from '../azure-clients.ts';
 import type { AzureTimings } from '../azure-retry.ts';
 
 /** Retry and poll timing for tests against the simulator (its windows are scaled to milliseconds). */
-export const fastTimings: AzureTimings = { retryMs: 10, maxRetryMs: 50, authorizationGraceMs: 5_000, inUseMs: 3_000, pollMs: 10 };
+export const fastTimings: AzureTimings = { retryMs: 10, maxRetryMs: 50, authorizationGraceMs: 1_500, inUseMs: 3_000, pollMs: 10 };
 
 /** A fake credential: tokens the simulator accepts (or refuses, with `invalid`). */
 export function fakeCredential(token = 'sim-token'): TokenCredential & { calls: number } {
