@@ -40,7 +40,8 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     .addOption(new Option('-s, --storage-path <path>', 'where machines are stored [$MACHINE_STORAGE_PATH] (default: ~/.machine)'))
     .addOption(new Option('--store <url>', 'keep machines in PostgreSQL (postgres://…) instead of the storage path [$MACHINE_STORE]; secrets need $MACHINE_STORE_KEY'))
     .addOption(new Option('-D, --debug', 'print debug output and stack traces [$MACHINE_DEBUG]'))
-    .addOption(new Option('--native-ssh', 'use the built-in SSH client instead of the system\'s ssh [$MACHINE_NATIVE_SSH]'));
+    .addOption(new Option('--native-ssh', 'use the built-in SSH client instead of the system\'s ssh [$MACHINE_NATIVE_SSH]'))
+    .addOption(new Option('--sim', 'send every create to the bundled cloud simulator, as `create --sim` [$MACHINE_SIM]'));
 
   program
     .command('create')
@@ -52,7 +53,10 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     .passThroughOptions()
     .argument('[args...]')
     .action(
-      run(async (c, args: string[]) => {
+      run(async (c, given: string[]) => {
+        // `machine --sim create …` or MACHINE_SIM=1: scripts written for docker-machine run against the simulator unchanged.
+        const simWanted = program.opts<{ sim?: boolean }>().sim === true || truthy(io.env.MACHINE_SIM);
+        const args = simWanted && !given.includes('--sim') ? ['--sim', ...given] : given;
         const many = await import('./commands/create-many.ts');
         return many.wantsMany(args) ? many.createManyCommand(c, args) : (await import('./commands/create.ts')).createCommand(c, args);
       }),
@@ -183,6 +187,18 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
         (await provision()).regenerateCertsCommand(c, names, { force: options.force === true, clientCerts: options.clientCerts === true }),
       ),
     );
+  program
+    .command('upgrade')
+    .description('Upgrade Docker Engine on machines (a stopped machine is started first), restart it with the same TLS configuration')
+    .argument('[names...]', 'machine names', ['default'])
+    .action(run(async (c, names: string[]) => (await import('./commands/upgrade.ts')).upgradeCommand(c, names)));
+  program
+    .command('mount')
+    .description('Mount a machine folder with sshfs: machine mount NAME:PATH LOCALDIR (-u unmounts)')
+    .option('-u, --unmount', 'unmount LOCALDIR (fusermount -u, else umount)')
+    .argument('<name:path>', 'machine and folder, e.g. web1:/var/log')
+    .argument('<local-dir>', 'local mount point (an existing folder)')
+    .action(run(async (c, source: string, localDir: string, options: { unmount?: boolean }) => (await import('./commands/mount.ts')).mountCommand(c, source, localDir, { unmount: options.unmount === true })));
   program
     .command('trust-host-key')
     .description('Show the SSH host key a machine presents and, with --fingerprint or --yes, record it as its pinned key')

@@ -15,8 +15,8 @@ export async function simCommand(ctx: CommandContext, action: string): Promise<n
   return ExitCode.ok;
 }
 
-const commandNames = ['active', 'completion', 'config', 'create', 'drivers', 'env', 'help', 'inspect', 'ip', 'kill', 'ls', 'provision', 'regenerate-certs', 'restart', 'rm', 'scp', 'sim', 'ssh', 'start', 'status', 'stop', 'store', 'sweep', 'trust-host-key', 'url', 'version'];
-const machineCommands = ['config', 'env', 'inspect', 'ip', 'kill', 'provision', 'regenerate-certs', 'restart', 'rm', 'scp', 'ssh', 'start', 'status', 'stop', 'trust-host-key', 'url'];
+const commandNames = ['active', 'completion', 'config', 'create', 'drivers', 'env', 'help', 'inspect', 'ip', 'kill', 'ls', 'mount', 'provision', 'regenerate-certs', 'restart', 'rm', 'scp', 'sim', 'ssh', 'start', 'status', 'stop', 'store', 'sweep', 'trust-host-key', 'upgrade', 'url', 'version'];
+const machineCommands = ['config', 'env', 'inspect', 'ip', 'kill', 'provision', 'regenerate-certs', 'restart', 'rm', 'scp', 'ssh', 'start', 'status', 'stop', 'trust-host-key', 'upgrade', 'url'];
 
 /** `machine completion bash|zsh|fish`: a completion script; machine names come from `machine ls -q`. */
 export function completionCommand(ctx: CommandContext, shell: string): number {
