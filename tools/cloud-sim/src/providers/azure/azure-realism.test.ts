@@ -201,6 +201,17 @@ describe('azure realistic profile (default)', () => {
     expect((await arm('DELETE', `${network}/networkSecurityGroups/w-nsg`)).status).toBe(202);
   });
 
+  it('knob nicReservedAfterDelete: the NIC of a deleted VM is NicReservedForAnotherVm for a while', async () => {
+    await start({ roleAssignmentLagMs: 0, nicReservedAfterDelete: true, nicReservationMs: 20_000 });
+    await ready();
+    const nic = await networkFor('v');
+    await settle(await arm('PUT', vmPath('v'), vmBody(nic)));
+    await settle(await arm('DELETE', vmPath('v')));
+    expect((await arm('DELETE', nic)).body.error?.code).toBe('NicReservedForAnotherVm');
+    await new Promise((resolve) => setTimeout(resolve, 220));
+    expect((await arm('DELETE', nic)).status).toBe(202);
+  });
+
   it('SSH keys: RSA >= 2048 and ed25519 pass, ECDSA and short RSA are InvalidParameter; an rsaKeysOnly region refuses ed25519', async () => {
     await start({ roleAssignmentLagMs: 0 });
     await ready();

@@ -36,6 +36,11 @@ export interface AzureRealism extends RealismOptions {
    * fail in the LRO poll with `AllocationFailed`; a failed create leaves the VM `Failed` and its NIC reserved.
    */
   allocationFailure?: CountedSelector & { operations?: readonly ('create' | 'start')[]; code?: 'AllocationFailed' | 'ZonalAllocationFailed' };
+  /**
+   * Knob (off by default): a NIC stays `NicReservedForAnotherVm` for `nicReservationMs` after its VM
+   * is deleted too, not only after a failed create (off: most deletes free the NIC at once).
+   */
+  nicReservedAfterDelete?: boolean;
   /** Knob (off by default): the region takes RSA keys only (before Dec 2023): ed25519 is `InvalidParameter`. */
   rsaKeysOnly?: boolean;
   /** Core quota: regional cores (default 350) and cores per VM (default 2). Over it: 409 `OperationNotAllowed`. */

@@ -392,6 +392,8 @@ export function deleteVirtualMachine(backend: AzureBackend, target: ArmTarget): 
     for (const nicId of attributes.nicIds) {
       const nic = backend.context.store.getResource(AZURE, 'networkInterfaces', nicId.toLowerCase());
       if (nic !== undefined) delete armAttributes(nic).properties.virtualMachine;
+      // Knob: the NIC stays reserved after a plain delete too (rancher/machine#359 met it there).
+      if (backend.conditions.knobs.nicReservedAfterDelete === true) backend.conditions.holdInUse(nicId, backend.conditions.scaled('nicReservationMs'), attributes.armId);
     }
     const disk = backend.context.store.getResource(AZURE, 'disks', attributes.osDiskId.toLowerCase());
     // `storageProfile.osDisk.deleteOption: Delete` deletes the OS disk with the VM (the default keeps it).
