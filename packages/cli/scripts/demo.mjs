@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // The offline main job: drives the built `machine` binary through a whole machine lifecycle on a
 // simulated DigitalOcean droplet (tools/cloud-sim), with real SSH, provisions Docker Engine with TLS,
-// calls the Docker API with exactly what `machine env` prints, and checks nothing leaked.
+// calls the Docker API with exactly what `machine env` prints, upgrades the engine, ends with the
+// real `docker` CLI running containers on the machine, and checks nothing leaked.
 // Run from the repository root with `pnpm demo` (which builds first). No cloud account needed.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
@@ -73,6 +74,32 @@ function dockerVersion(vars) {
   });
 }
 
+/** The docker CLI on PATH, if any. */
+function dockerBinary() {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    try {
+      accessSync(join(dir, 'docker'), constants.X_OK);
+      return join(dir, 'docker');
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** Runs the real docker CLI with the `machine env` variables (or explicit flags), printed like a shell session. */
+function docker(binary, args, vars, { expectOutput } = {}) {
+  console.log(`\n$ docker ${args.join(' ')}`);
+  const result = spawnSync(binary, args, { env: { PATH: process.env.PATH, HOME: storage, DOCKER_CONFIG: join(storage, 'docker-config'), ...vars }, encoding: 'utf8', timeout: 60_000 });
+  process.stdout.write(result.stdout ?? '');
+  process.stderr.write(result.stderr ?? '');
+  if (result.status !== 0 || (expectOutput !== undefined && !(result.stdout ?? '').includes(expectOutput))) {
+    console.error(`demo: \`docker ${args.join(' ')}\` exited ${result.status}${expectOutput === undefined ? '' : `, expected "${expectOutput}" in its output`}`);
+    cleanupAndExit(1);
+  }
+}
+
 rmSync(storage, { recursive: true, force: true });
 console.log(`${execFileSync(process.execPath, [bin, '--version'], { encoding: 'utf8' }).trim()} — storage ${storage}`);
 machine(['create', '-d', 'digitalocean', '--sim', '--digitalocean-firewall', name]);
@@ -93,6 +120,28 @@ machine(['start', name]);
 machine(['restart', name]);
 machine(['kill', name]);
 machine(['status', name]);
+// Stopped: upgrade starts it first, then upgrades Docker Engine (27.3.1 → 28.0.1 on the simulated image).
+machine(['upgrade', name]);
+machine(['ls']);
+
+// What users do next: the real docker client, unchanged, with the `machine env` variables.
+const dockerCli = dockerBinary();
+let ranContainers = false;
+if (dockerCli === undefined) {
+  console.log('\n********************************************************************************');
+  console.log('demo: SKIPPED `docker run`: there is no docker binary on PATH.');
+  console.log('      Install the docker CLI (Debian: docker-ce-cli or docker.io) to see it run containers on the machine.');
+  console.log('********************************************************************************');
+} else {
+  const runVars = dockerEnv();
+  docker(dockerCli, ['run', 'hello-world'], runVars, { expectOutput: 'Hello from Docker!' });
+  docker(dockerCli, ['run', '--rm', 'busybox', 'echo', 'hi'], runVars, { expectOutput: 'hi' });
+  // docker-machine's integration test "run busybox container": docker $(machine config NAME) run busybox echo hello world
+  const config = spawnSync(process.execPath, [bin, 'config', name], { env, encoding: 'utf8' }).stdout.trim().split(/\s+/);
+  docker(dockerCli, [...config, 'run', 'busybox', 'echo', 'hello', 'world'], {}, { expectOutput: 'hello world' });
+  docker(dockerCli, ['ps', '-a'], runVars);
+  ranContainers = true;
+}
 machine(['rm', '-y', name]);
 machine(['ls']);
 const left = await leaks();
@@ -101,5 +150,7 @@ if (left.length > 0) {
   console.error(`demo: the simulated account still has ${left.join(', ')}`);
   process.exit(1);
 }
-console.log('\ndemo: every step passed (Docker Engine answered over TLS with the `machine env` variables) and the simulated account is empty (no droplet, key or firewall left).');
+console.log(
+  `\ndemo: every step passed (Docker Engine answered over TLS with the \`machine env\` variables, was upgraded${ranContainers ? ', and ran hello-world and busybox for the real docker CLI' : '; docker run was SKIPPED: no docker binary'}) and the simulated account is empty (no droplet, key or firewall left).`,
+);
 rmSync(storage, { recursive: true, force: true });
