@@ -111,15 +111,19 @@ export class ComputeApi {
     const clients = await this.#clients();
     const pause = clients.pollIntervalMs ?? 1000;
     const deadline = Date.now() + this.#waitTimeout * 1000;
+    let backoff = Math.min(pause, 100);
     while (!operationDone.has(String(current.status))) {
       if (Date.now() > deadline) {
         throw new TimeoutError(`operation ${name} (${current.operationType ?? operation}) was not done after ${this.#waitTimeout} s`, { machine: this.#machine, operation });
       }
       const before = Date.now();
       [current] = await this.call(signal, (c) => wait(c, name));
-      // `wait` returns early when the operation is done or its own deadline passes; a server that
-      // answers at once (an emulator) must not be hammered.
-      if (!operationDone.has(String(current.status)) && Date.now() - before < pause) await sleep(pause, signal);
+      // `wait` "might return after zero seconds" (under load): wait a moment before the next one,
+      // longer each time it does, so a server that keeps answering at once is not hammered.
+      if (!operationDone.has(String(current.status)) && Date.now() - before < pause) {
+        await sleep(backoff, signal);
+        backoff = Math.min(backoff * 2, pause);
+      }
     }
     if (current.error?.errors?.length || current.httpErrorStatusCode) throw operationError(current, { machine: this.#machine, operation });
     return current;
