@@ -17,7 +17,6 @@ import {
   ProviderError,
   type ResourceJournal,
   type ResourceModel,
-  type ResourceRunner,
   removeResources,
   State,
   TimeoutError,
@@ -27,29 +26,20 @@ import {
 import type { SSHTarget } from '@machine/driver-core/ssh';
 import { randomVirtualBoxMac } from './cloud-init-seed.ts';
 import {
-  type AddressRange,
   cidrContains,
-  collidingRoutes,
-  dhcpRange,
-  type HostCidr,
   parseHostCidr,
   type RouteSource,
-  readHostRoutes,
-  staticGuestAddress,
 } from './host-network.ts';
+import { HostOnlySetup } from './host-only-setup.ts';
 import { freeLoopbackPort, isLoopbackPortFree } from './loopback-port.ts';
 import { createVBoxClient, type VBoxClient } from './vbox-client.ts';
-import { execFileRunner, locateVBoxManage, parseBlocks, parseVBoxVersion, parseVmList, type VBoxManageRunner } from './vboxmanage.ts';
+import { execFileRunner, locateVBoxManage, parseBlocks, parseVBoxVersion, type VBoxManageRunner } from './vboxmanage.ts';
 import { mentionsVtxUnavailable } from './virtualbox-errors.ts';
 import type { VirtualBoxConfig } from './virtualbox-flags.ts';
 import { resolveImage } from './virtualbox-image.ts';
 import {
-  dhcpServerKind,
   diskKind,
-  extraDataValue,
-  hostOnlyInterfaceKind,
   hostOnlyIpKey,
-  hostOnlyNetworkKind,
   hostOnlyTag,
   managedByKey,
   managedByTagValue,
@@ -59,6 +49,7 @@ import {
   vmKind,
 } from './virtualbox-resources.ts';
 import { stateOfVmState } from './virtualbox-state.ts';
+import { modifyVmArgs, sharedFolder } from './vm-settings.ts';
 import { defaultTimings, type VirtualBoxTimings } from './virtualbox-timings.ts';
 
 // ssh2 (behind driver-core's keys and ssh helpers) loads on first use, not on import.
@@ -98,18 +89,6 @@ export interface VirtualBoxDriverOptions {
   host?: Partial<VirtualBoxHost>;
 }
 
-/** The host-only network create uses: an existing interface that matches the CIDR, or one to make. */
-interface HostOnlyPlan {
-  /** `if`: a host-only interface (vboxnetN, Linux/Windows, macOS before 7); `net`: a host-only network (VirtualBox 7 on macOS). */
-  mode: 'if' | 'net';
-  cidr: HostCidr;
-  existing?: string;
-  /** `if` mode: the host-only interfaces there were (a new one's intent journals them). */
-  names?: readonly string[];
-  /** `net` mode, an existing network: the range its built-in (vmnet) DHCP serves. */
-  leases?: AddressRange;
-}
-
 /** Local VirtualBox VMs from an Ubuntu cloud image, driven only through VBoxManage. */
 export class VirtualBoxDriver implements Driver {
   readonly driverName = 'virtualbox';
@@ -120,6 +99,7 @@ export class VirtualBoxDriver implements Driver {
   readonly #host: VirtualBoxHost;
   readonly #client: VBoxClient;
   readonly #model: ResourceModel<VBoxClient>;
+  readonly #hostOnly: HostOnlySetup;
   #runner: Promise<VBoxManageRunner> | undefined;
   #version: { major: number; minor: number; patch: number; text: string } | undefined;
 
@@ -137,6 +117,7 @@ export class VirtualBoxDriver implements Driver {
       machineDir: this.#context.machineDir,
     });
     this.#model = virtualBoxModel(async () => this.#client, this.#timings);
+    this.#hostOnly = new HostOnlySetup({ client: this.#client, cidr: this.#config.hostOnlyCidr, host: this.#host, machine: this.machineName });
   }
 
   get machineName(): string {
@@ -202,70 +183,6 @@ export class VirtualBoxDriver implements Driver {
     });
   }
 
-  /** Finds a host-only interface with the CIDR, or checks that a new one would not collide with a host route. */
-  async #planHostOnly(operation: string): Promise<HostOnlyPlan> {
-    const cidr = parseHostCidr(this.#config.hostOnlyCidr);
-    if (this.#hostOnlyMode() === 'net') return this.#planHostOnlyNetwork(cidr, operation);
-    const interfaces = parseBlocks(await this.#vbox(['list', 'hostonlyifs'], operation));
-    const match = interfaces.find((block) => block.get('IPAddress') === cidr.ip && block.get('NetworkMask') === cidr.netmask);
-    const name = match?.get('Name');
-    if (name !== undefined) return { mode: 'if', cidr, existing: name };
-    const sameNetwork = interfaces.filter((block) => {
-      const ip = block.get('IPAddress');
-      return ip !== undefined && ip !== '' && cidrContains(cidr, ip);
-    });
-    const collisions = await this.#collisions(
-      cidr,
-      sameNetwork.map((block) => block.get('Name') ?? ''),
-    );
-    const conflict = sameNetwork[0];
-    if (conflict !== undefined) {
-      throw new InvalidConfigError(
-        [
-          {
-            flag: 'virtualbox-hostonly-cidr',
-            message: `host-only interface ${conflict.get('Name')} already uses ${conflict.get('IPAddress')}/${conflict.get('NetworkMask')} in ${cidr.network}/${cidr.prefix}; pass its address (${conflict.get('IPAddress')}/${cidr.prefix}) or another range`,
-          },
-        ],
-        { machine: this.machineName, operation },
-      );
-    }
-    this.#throwOnCollision(cidr, collisions, operation);
-    return { mode: 'if', cidr, names: interfaces.map((block) => block.get('Name') ?? '') };
-  }
-
-  /** VirtualBox 7 on macOS: a host-only network whose mask and DHCP range match the CIDR, or a new one. */
-  async #planHostOnlyNetwork(cidr: HostCidr, operation: string): Promise<HostOnlyPlan> {
-    const networks = parseBlocks(await this.#vbox(['list', 'hostonlynets'], operation));
-    const inside = networks.filter((block) => cidrContains(cidr, block.get('LowerIP') ?? ''));
-    const match = inside.find((block) => block.get('NetworkMask') === cidr.netmask);
-    const name = match?.get('Name');
-    if (name !== undefined) return { mode: 'net', cidr, existing: name, leases: { lowerIp: match?.get('LowerIP') ?? '', upperIp: match?.get('UpperIP') ?? '' } };
-    const conflict = inside[0];
-    if (conflict !== undefined) {
-      throw new InvalidConfigError(
-        [{ flag: 'virtualbox-hostonly-cidr', message: `host-only network ${conflict.get('Name')} already serves ${conflict.get('LowerIP')}-${conflict.get('UpperIP')} with mask ${conflict.get('NetworkMask')}; pick another range` }],
-        { machine: this.machineName, operation },
-      );
-    }
-    this.#throwOnCollision(cidr, await this.#collisions(cidr, []), operation);
-    return { mode: 'net', cidr };
-  }
-
-  async #collisions(cidr: HostCidr, ownInterfaces: readonly string[]) {
-    const routes = await readHostRoutes({ platform: this.#host.platform, ...this.#host.routes });
-    return collidingRoutes(cidr, routes, ownInterfaces);
-  }
-
-  #throwOnCollision(cidr: HostCidr, collisions: readonly { network: string; prefix: number; iface: string }[], operation: string): void {
-    if (collisions.length === 0) return;
-    const list = collisions.map((route) => `${route.network}/${route.prefix} on ${route.iface}`).join(', ');
-    throw new InvalidConfigError(
-      [{ flag: 'virtualbox-hostonly-cidr', message: `${cidr.network}/${cidr.prefix} collides with the host route ${list}; pick a free range, e.g. 192.168.60.1/24` }],
-      { machine: this.machineName, operation },
-    );
-  }
-
   async #checkInputs(operation: string): Promise<void> {
     const issues: { flag: string; message: string }[] = [];
     const imagePath = this.#config.imagePath;
@@ -288,7 +205,7 @@ export class VirtualBoxDriver implements Driver {
     await this.#checkVersion('preCreateCheck');
     throwIfAborted(options.signal);
     await this.#checkVtx('preCreateCheck');
-    await this.#planHostOnly('preCreateCheck');
+    await this.#hostOnly.plan(this.#hostOnlyMode(), 'preCreateCheck');
   }
 
   async create(options: CreateOptions = {}): Promise<void> {
@@ -303,7 +220,7 @@ export class VirtualBoxDriver implements Driver {
       await this.#checkVersion('create');
       await this.#checkVtx('create');
       // Fail on a colliding range before anything is made; the interface itself is chosen later, under the lock.
-      await this.#planHostOnly('create');
+      await this.#hostOnly.plan(this.#hostOnlyMode(), 'create');
       step();
       await mkdir(machineDir, { recursive: true, mode: 0o700 });
       const [{ generateSSHKeyPair, writeSSHKeyPair }, { waitForSSH }] = await loadSsh();
@@ -342,14 +259,14 @@ export class VirtualBoxDriver implements Driver {
       // under the same lock, so two such creates never pick the same one.
       const noDhcp = this.#config.hostOnlyNoDhcp;
       const { plan, hostOnlyInterface, staticIp } = await this.#client.withHostOnlyLock(signal, async () => {
-        const planned = await this.#planHostOnly('create');
-        const name = await this.#ensureHostOnly(run, planned, 'create', !noDhcp);
+        const planned = await this.#hostOnly.plan(this.#hostOnlyMode(), 'create');
+        const name = await this.#hostOnly.ensure(run, planned, 'create', !noDhcp);
         let address: string | undefined;
         if (noDhcp) {
-          address = await this.#chooseStaticAddress(name, planned, uuid, 'create');
+          address = await this.#hostOnly.chooseStaticAddress(name, planned, uuid, 'create');
           await vbox(['setextradata', uuid, hostOnlyIpKey, address]);
         }
-        await vbox(this.#modifyVmArgs(uuid, { sshPort, natMac, hostOnlyMac, hostOnlyInterface: name, hostOnlyMode: planned.mode }));
+        await vbox(modifyVmArgs(this.#config, { hostCpuCount: this.#host.hostCpuCount, machineDir }, uuid, { sshPort, natMac, hostOnlyMac, hostOnlyInterface: name, hostOnlyMode: planned.mode }));
         return { plan: planned, hostOnlyInterface: name, staticIp: address };
       });
       await data.write({
@@ -380,7 +297,7 @@ export class VirtualBoxDriver implements Driver {
       await vbox(['storagectl', uuid, '--name', 'SATA', '--add', 'sata', '--controller', 'IntelAhci', '--portcount', '2', '--hostiocache', 'on']);
       await vbox(['storageattach', uuid, '--storagectl', 'SATA', '--port', '0', '--device', '0', '--type', 'hdd', '--medium', diskPath]);
       await vbox(['storageattach', uuid, '--storagectl', 'SATA', '--port', '1', '--device', '0', '--type', 'dvddrive', '--medium', seedPath]);
-      const share = this.#share();
+      const share = sharedFolder(this.#config, this.#host.platform);
       if (share !== undefined) await vbox(['sharedfolder', 'add', uuid, '--name', share.name, '--hostpath', share.hostPath, '--automount']);
       step();
 
@@ -513,199 +430,6 @@ export class VirtualBoxDriver implements Driver {
     return this.#client.info(uuid, operation);
   }
 
-  #share(): { name: string; hostPath: string } | undefined {
-    if (this.#config.noShare) return undefined;
-    if (this.#config.shareFolder !== undefined && this.#config.shareFolder !== '') {
-      const colon = this.#config.shareFolder.lastIndexOf(':');
-      return { hostPath: this.#config.shareFolder.slice(0, colon), name: this.#config.shareFolder.slice(colon + 1) };
-    }
-    const defaults: Partial<Record<NodeJS.Platform, { name: string; hostPath: string }>> = {
-      linux: { name: 'hosthome', hostPath: '/home' },
-      darwin: { name: 'Users', hostPath: '/Users' },
-      win32: { name: 'c/Users', hostPath: 'C:\\Users' },
-    };
-    const share = defaults[this.#host.platform];
-    return share !== undefined && existsSync(share.hostPath) ? share : undefined;
-  }
-
-  #modifyVmArgs(uuid: string, network: { sshPort: number; natMac: string; hostOnlyMac: string; hostOnlyInterface: string; hostOnlyMode: 'if' | 'net' }): string[] {
-    const config = this.#config;
-    const cpus = config.cpuCount === -1 ? Math.min(32, this.#host.hostCpuCount) : config.cpuCount;
-    const onOff = (value: boolean) => (value ? 'on' : 'off');
-    return [
-      'modifyvm',
-      uuid,
-      '--firmware',
-      'bios',
-      '--cpus',
-      String(cpus),
-      '--memory',
-      String(config.memory),
-      '--acpi',
-      'on',
-      '--ioapic',
-      'on',
-      '--rtcuseutc',
-      'on',
-      '--boot1',
-      'disk',
-      '--boot2',
-      'dvd',
-      '--boot3',
-      'none',
-      '--boot4',
-      'none',
-      '--nic1',
-      'nat',
-      '--nictype1',
-      config.natNicType,
-      '--cableconnected1',
-      'on',
-      '--macaddress1',
-      network.natMac,
-      '--natdnshostresolver1',
-      onOff(config.hostDnsResolver),
-      '--natdnsproxy1',
-      onOff(!config.noDnsProxy),
-      '--natpf1',
-      `ssh,tcp,127.0.0.1,${network.sshPort},,22`,
-      '--nic2',
-      network.hostOnlyMode === 'net' ? 'hostonlynet' : 'hostonly',
-      '--nictype2',
-      config.hostOnlyNicType,
-      '--nicpromisc2',
-      config.hostOnlyNicPromisc,
-      network.hostOnlyMode === 'net' ? '--host-only-net2' : '--hostonlyadapter2',
-      network.hostOnlyInterface,
-      '--cableconnected2',
-      'on',
-      '--macaddress2',
-      network.hostOnlyMac,
-      // Ubuntu cloud images log to ttyS0 and stall at boot without a serial port; the log helps debugging.
-      '--uart1',
-      '0x3F8',
-      '4',
-      '--uartmode1',
-      'file',
-      join(this.#context.machineDir, 'console.log'),
-    ];
-  }
-
-  /**
-   * Reuses the planned interface (adding a DHCP server when it has none) or creates interface + DHCP
-   * server. Without `dhcp` (a static guest) no DHCP server is added, enabled or changed: a server
-   * the network already has (another machine's, the user's) is left as it is.
-   */
-  async #ensureHostOnly(run: ResourceRunner<VBoxClient>, plan: HostOnlyPlan, operation: string, dhcp: boolean): Promise<string> {
-    const range = dhcpRange(plan.cidr);
-    if (plan.mode === 'net') return this.#ensureHostOnlyNetwork(run, plan, range, operation);
-    const dhcpArgs = (name: string) => [
-      'dhcpserver',
-      'add',
-      '--interface',
-      name,
-      '--server-ip',
-      range.serverIp,
-      '--netmask',
-      plan.cidr.netmask,
-      '--lower-ip',
-      range.lowerIp,
-      '--upper-ip',
-      range.upperIp,
-      '--enable',
-    ];
-    if (plan.existing !== undefined) {
-      const name = plan.existing;
-      // An interface another machine made is tagged in VirtualBox's global extra data: it is shared,
-      // and whoever removes the last VM on it deletes it. One the user made is never deleted.
-      const madeByMachine = extraDataValue(await this.#vbox(['getextradata', 'global', hostOnlyTag(name)], operation)) !== undefined;
-      await run.adopt(hostOnlyInterfaceKind, { id: name }, { shared: madeByMachine });
-      if (!dhcp) return name;
-      // Even an interface machine made may have no DHCP server: its maker's guest had a static address.
-      const servers = parseBlocks(await this.#vbox(['list', 'dhcpservers'], operation));
-      const server = servers.find((block) => block.get('NetworkName') === `HostInterfaceNetworking-${name}`);
-      if (server === undefined) {
-        await run.make(dhcpServerKind, { interface: name, args: dhcpArgs(name) });
-      } else if (madeByMachine && server.get('Enabled') !== 'Yes') {
-        // The disabled default server VirtualBox gave the interface when a static guest's create made it.
-        await this.#vbox(['dhcpserver', 'modify', ...dhcpArgs(name).slice(2)], operation);
-      }
-      return name;
-    }
-    // The interfaces there now go with the intent: one that appears without a reply is the one it made.
-    const name = (await run.make(hostOnlyInterfaceKind, { before: plan.names ?? [] })).id;
-    await this.#vbox(['setextradata', 'global', hostOnlyTag(name), this.machineName], operation);
-    await this.#vbox(['hostonlyif', 'ipconfig', name, '--ip', plan.cidr.ip, '--netmask', plan.cidr.netmask], operation);
-    if (!dhcp) return name;
-    // Some VirtualBox versions give a new interface a default DHCP server; configure that one then.
-    await this.#vbox(dhcpArgs(name), operation).catch(async (error: unknown) => {
-      if (!(ProviderError.isInstance(error) && /already exists/i.test(error.message))) throw error;
-      await this.#vbox(['dhcpserver', 'modify', ...dhcpArgs(name).slice(2)], operation);
-    });
-    return name;
-  }
-
-  /**
-   * The static host-only address of a `--virtualbox-hostonly-no-dhcp` guest, chosen while the
-   * caller holds the host-only lock (and records it on the VM before letting go). Taken are the
-   * addresses every other VM records in its extra data ({@link hostOnlyIpKey}) inside the CIDR,
-   * whichever network it is attached to now; reserved are the address and lease range of each DHCP
-   * server of this network (on a macOS host-only network, its built-in DHCP range).
-   */
-  async #chooseStaticAddress(name: string, plan: HostOnlyPlan, ownUuid: string, operation: string): Promise<string> {
-    const taken: string[] = [];
-    for (const vm of parseVmList(await this.#vbox(['list', 'vms'], operation))) {
-      if (vm.uuid === ownUuid.toLowerCase()) continue;
-      let output: string;
-      try {
-        output = await this.#vbox(['getextradata', vm.uuid, hostOnlyIpKey], operation);
-      } catch (error) {
-        // Deleted since the list: its address is free again.
-        if (NotFoundError.isInstance(error)) continue;
-        throw error;
-      }
-      const address = /^Value: (\S+)/.exec(output.trim())?.[1];
-      if (address !== undefined && cidrContains(plan.cidr, address)) taken.push(address);
-    }
-    const reserved: AddressRange[] = [];
-    if (plan.mode === 'net') {
-      if (plan.leases !== undefined) reserved.push(plan.leases);
-    } else {
-      for (const server of parseBlocks(await this.#vbox(['list', 'dhcpservers'], operation))) {
-        if (server.get('NetworkName') !== `HostInterfaceNetworking-${name}`) continue;
-        const serverIp = server.get('Dhcpd IP') ?? '';
-        reserved.push({ lowerIp: serverIp, upperIp: serverIp }, { lowerIp: server.get('LowerIPAddress') ?? '', upperIp: server.get('UpperIPAddress') ?? '' });
-      }
-    }
-    const address = staticGuestAddress(plan.cidr, taken, reserved);
-    if (address === undefined) {
-      throw new InvalidConfigError(
-        [
-          {
-            flag: 'virtualbox-hostonly-cidr',
-            message: `no free static address left in ${plan.cidr.network}/${plan.cidr.prefix} (other VMs have ${taken.length}, the rest is the host's or DHCP's); remove a machine or pick a wider range`,
-          },
-        ],
-        { machine: this.machineName, operation },
-      );
-    }
-    return address;
-  }
-
-  /** VirtualBox 7 on macOS: reuse the matching host-only network or add one (vmnet gives the host the first address and serves DHCP itself). */
-  async #ensureHostOnlyNetwork(run: ResourceRunner<VBoxClient>, plan: HostOnlyPlan, range: AddressRange, operation: string): Promise<string> {
-    if (plan.existing !== undefined) {
-      const name = plan.existing;
-      const madeByMachine = extraDataValue(await this.#vbox(['getextradata', 'global', hostOnlyTag(name, 'net')], operation)) !== undefined;
-      await run.adopt(hostOnlyNetworkKind, { id: name }, { shared: madeByMachine });
-      return name;
-    }
-    const name = `machine-${plan.cidr.network}-${plan.cidr.prefix}`;
-    await run.make(hostOnlyNetworkKind, { name, netmask: plan.cidr.netmask, lowerIp: range.lowerIp, upperIp: range.upperIp });
-    await this.#vbox(['setextradata', 'global', hostOnlyTag(name, 'net'), this.machineName], operation);
-    return name;
-  }
-
   async #startVm(uuid: string, operation: string): Promise<void> {
     try {
       await this.#vbox(['startvm', uuid, '--type', this.#config.uiType], operation);
@@ -818,7 +542,7 @@ export class VirtualBoxDriver implements Driver {
     // Made like create's, through a journal view: a failure removes what this repair made, not the machine.
     const name = await createResources(this.#model, { ...this.#context, journal: scopedJournal(journal) }, { operation: 'start' }, (run) =>
       this.#client.withHostOnlyLock(signal, async () => {
-        const made = await this.#ensureHostOnly(run, await this.#planHostOnly('start'), 'start', dhcp);
+        const made = await this.#hostOnly.ensure(run, await this.#hostOnly.plan(this.#hostOnlyMode(), 'start'), 'start', dhcp);
         await this.#vbox(['modifyvm', uuid, mode === 'net' ? '--host-only-net2' : '--hostonlyadapter2', made], 'start');
         return made;
       }),
