@@ -180,7 +180,7 @@ export async function listRows(ctx: CommandContext, names: readonly string[], op
         entry.name,
         holder === undefined
           ? row(entry.name, entry.driver, 'Error', `create was interrupted; \`machine rm ${entry.name}\` deletes what it made`)
-          : row(entry.name, entry.driver, 'Starting', `being created by process ${holder}`),
+          : row(entry.name, entry.driver, 'Starting', `being created by ${holder}`),
       );
       continue;
     }

@@ -32,7 +32,10 @@ export async function startProviderServer(
       res.end();
     });
   });
-  server.keepAliveTimeout = 5_000;
+  // Like the clouds' front doors (60 s and more): an idle connection stays usable far longer than
+  // a client keeps it, so a client never reuses one the server is closing at that moment (with
+  // Node's 5 s default, a busy client's late timer did, and a POST failed with UND_ERR_SOCKET).
+  server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
