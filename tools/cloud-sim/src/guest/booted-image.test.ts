@@ -251,8 +251,9 @@ describe('booted image: dockerd over mutual TLS', () => {
   });
 
   it('an upgrade waits in the apt repository once the engine is installed: apt-get --only-upgrade (or the install script again) installs it and dockerd serves it', async () => {
-    sim = await startSim({ providers: [], delays: { pendingMs: 5, stoppingMs: 5, cloudInitMs: 5 } });
-    const port = sim.dockerPort;
+    const started = await startSim({ providers: [], delays: { pendingMs: 5, stoppingMs: 5, cloudInitMs: 5 } });
+    sim = started;
+    const port = started.dockerPort;
     const { instance, target } = await boot({}, 'upgrade', cloudConfig({ port }));
     expect((await runSSH(target, 'cloud-init status --wait')).code).toBe(0);
     const { ca, server, client } = await certificates(instance.publicIp);
@@ -271,6 +272,16 @@ describe('booted image: dockerd over mutual TLS', () => {
     expect((await runSSH(target, 'sudo apt-get install -y --only-upgrade docker-ce')).stdout).toContain('docker-ce is already the newest version (5:28.0.1-1~ubuntu.24.04~noble).');
     expect((await runSSH(target, "curl -fsSL 'https://get.docker.com' -o /tmp/i.sh && sudo sh /tmp/i.sh")).code).toBe(0);
     expect((await runSSH(target, 'docker --version')).stdout).toBe('Docker version 28.0.1, build ce12230\n');
+
+    // Containers the engine ran show in `docker ps -a` on the machine.
+    const engine = started.guests.guestFor(instance).containers;
+    engine.pull('busybox', 'latest');
+    const container = engine.create({ Image: 'busybox', Cmd: ['echo', 'hi'] }, 'greeter');
+    engine.start(container);
+    expect(await engine.wait(container, 'next-exit')).toBe(0);
+    const ps = await runSSH(target, 'docker ps -a');
+    expect(ps.stdout).toMatch(new RegExp(`^CONTAINER ID +IMAGE +COMMAND +CREATED +STATUS +PORTS +NAMES\n${container.id.slice(0, 12)} +busybox +"echo hi" +.+ ago +Exited \\(0\\) .+ago +greeter\n$`));
+    expect((await runSSH(target, 'docker ps')).stdout).toBe('CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS    PORTS     NAMES\n');
   });
 
   it('curl fails like a machine without network for unknown hosts; startSim downloads add URLs', async () => {

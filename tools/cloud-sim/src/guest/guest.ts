@@ -6,6 +6,7 @@ import { EmulatedShell } from '../shell/emulated-shell.ts';
 import type { CloudInitState, GuestSystem, SystemResult } from '../shell/guest-system.ts';
 import { type BootPlan, planBoot, runcmdLine } from './cloud-config.ts';
 import { DOCKER_DROP_IN_DIR, DOCKER_UNIT, DOCKER_UNIT_PATH, daemonSettings, type LoadedUnit, loadDockerUnit } from './docker-config.ts';
+import { statusText } from './docker-api-routes.ts';
 import { ContainerEngine } from './docker-engine.ts';
 import { type DaemonSettings, infoBody, type RunningDaemon, startDockerd } from './dockerd.ts';
 import { type EngineRelease, INITIAL_ENGINE, NEXT_ENGINE } from './engine-releases.ts';
@@ -132,10 +133,22 @@ export class Guest implements GuestSystem {
     return download(url, this.#options.downloads ?? {});
   }
 
-  docker(): { running: boolean; info?: Record<string, unknown>; installed?: EngineRelease; server?: EngineRelease } {
+  docker(): ReturnType<GuestSystem['docker']> {
     const daemon = this.#docker.daemon;
     const installed = this.#installedEngine === undefined ? {} : { installed: this.#installedEngine };
-    return daemon === undefined ? { running: false, ...installed } : { running: true, info: infoBody(daemon.settings, this.containers), server: daemon.settings.release ?? INITIAL_ENGINE, ...installed };
+    if (daemon === undefined) return { running: false, ...installed };
+    const containers = [...this.containers.containers.values()]
+      .sort((a, b) => b.created.getTime() - a.created.getTime())
+      .map((container) => ({
+        id: container.id,
+        image: container.config.Image,
+        command: this.containers.argv(container).join(' '),
+        created: container.created,
+        status: statusText(container),
+        name: container.name,
+        running: container.status === 'running',
+      }));
+    return { running: true, info: infoBody(daemon.settings, this.containers), server: daemon.settings.release ?? INITIAL_ENGINE, containers, ...installed };
   }
 
   /** The Docker Engine release installed on the machine, if any. */

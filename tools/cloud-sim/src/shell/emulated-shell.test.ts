@@ -34,6 +34,14 @@ describe('emulated shell', () => {
     expect((await run(sh, 'echo a; exit 4; echo b')).stdout).toBe('a\n');
   });
 
+  it('>&2 and 1>&2 send stdout to stderr; 2>&1 the other way', async () => {
+    const sh = shell();
+    expect(await run(sh, 'echo out; echo err >&2')).toEqual({ code: 0, stdout: 'out\n', stderr: 'err\n' });
+    expect(await run(sh, 'echo err 1>&2')).toEqual({ code: 0, stdout: '', stderr: 'err\n' });
+    expect(await run(sh, 'cat /nope 2>&1')).toEqual({ code: 1, stdout: 'cat: /nope: No such file or directory\n', stderr: '' });
+    expect(await run(sh, 'echo kept 2>&2')).toEqual({ code: 0, stdout: 'kept\n', stderr: '' });
+  });
+
   it('cat /etc/os-release and unknown commands', async () => {
     const sh = shell();
     const release = await run(sh, 'cat /etc/os-release');

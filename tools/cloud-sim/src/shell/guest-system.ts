@@ -32,5 +32,16 @@ export interface GuestSystem {
   /** `apt-get install PACKAGE…` (`quiet`: no progress lines; `onlyUpgrade`: `--only-upgrade`/`apt-get upgrade`, installed packages only). */
   installPackages(names: readonly string[], quiet: boolean, options?: { onlyUpgrade?: boolean }): SystemResult;
   /** The daemon answering `docker version`/`docker info` when dockerd runs, its release, and the installed one. */
-  docker(): { running: boolean; info?: Record<string, unknown>; server?: EngineRelease; installed?: EngineRelease };
+  docker(): { running: boolean; info?: Record<string, unknown>; server?: EngineRelease; installed?: EngineRelease; containers?: readonly ContainerRow[] };
+}
+
+/** One container as `docker ps` lists it. */
+export interface ContainerRow {
+  id: string;
+  image: string;
+  command: string;
+  created: Date;
+  status: string;
+  name: string;
+  running: boolean;
 }

@@ -339,13 +339,35 @@ const docker: CommandImplementation = (context) => {
         context.stderr(unreachable);
         return 1;
       }
-      context.stdout('CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS    PORTS     NAMES\n');
+      {
+        const all = rest.includes('-a') || rest.includes('--all');
+        const rows = (daemon.containers ?? []).filter((row) => all || row.running);
+        const table = [
+          ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'],
+          ...rows.map((row) => [row.id.slice(0, 12), row.image, `"${row.command.length > 20 ? `${row.command.slice(0, 19)}…` : row.command}"`, `${ago(row.created)}`, row.status, '', row.name]),
+        ];
+        // Go's tabwriter as docker sets it up: cells at least 10 wide, 3 spaces of padding.
+        const widths = table[0]!.map((_, column) => Math.max(10, ...table.map((cells) => cells[column]!.length + 3)));
+        const lines = table.map((cells) => cells.map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column]!))).join('').trimEnd());
+        context.stdout(`${lines.join('\n')}\n`);
+      }
       return 0;
     default:
       context.stderr(`docker: '${subcommand ?? ''}' is not a docker command.\nSee 'docker --help'\n`);
       return 1;
   }
 };
+
+/** `3 seconds ago`, as `docker ps` shows CREATED. */
+function ago(created: Date): string {
+  const seconds = Math.round((Date.now() - created.getTime()) / 1000);
+  if (seconds < 1) return 'Less than a second ago';
+  if (seconds < 60) return `${seconds} second${seconds === 1 ? '' : 's'} ago`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return minutes === 1 ? 'About a minute ago' : `${minutes} minutes ago`;
+  const hours = Math.round(minutes / 60);
+  return hours === 1 ? 'About an hour ago' : `${hours} hours ago`;
+}
 
 /** The system built-ins, by name. */
 export const SYSTEM_COMMANDS: Readonly<Record<string, CommandImplementation>> = {
