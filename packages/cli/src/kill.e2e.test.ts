@@ -61,7 +61,7 @@ async function leaks(state: SimState): Promise<string[]> {
   const found: string[] = [];
   for (const [path, key] of [['/v2/droplets', 'droplets'], ['/v2/account/keys', 'ssh_keys'], ['/v2/firewalls', 'firewalls']] as const) {
     const body = (await (await api(state, `${path}?per_page=200`)).json()) as Record<string, { id: string | number; name?: string }[]>;
-    expect(Array.isArray(body[key]), `${path} lists ${key}`).toBe(true);
+    if (!Array.isArray(body[key])) throw new Error(`${path} does not list ${key}`);
     for (const item of body[key] ?? []) found.push(`${key} ${item.name ?? item.id}`);
   }
   return found;
@@ -124,7 +124,8 @@ const moments: KillMoment[] = [
 ];
 
 describe('SIGKILL at any moment of a --sim create leaves nothing that rm cannot delete (digitalocean)', { timeout: 600_000 }, () => {
-  it.each(moments.map((moment, index) => [index + 1, moment.label, moment] as const))('kill point %i (%s): rm -y leaves the account empty', async (_index, _label, moment) => {
+  // Each kill point has its own storage path and simulator, so they run side by side.
+  it.concurrent.for(moments.map((moment, index) => ({ ...moment, index: index + 1 })))('kill point $index ($label): rm -y leaves the account empty', async (moment, { expect }) => {
     const storage = await mkdtemp(join(work, 'store-'));
     const env = { CLOUD_SIM_FAULTS: JSON.stringify(moment.faults) };
     try {
