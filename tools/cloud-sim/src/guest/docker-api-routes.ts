@@ -64,6 +64,11 @@ export async function answerEngineRoute(engine: ContainerEngine, headers: Engine
       );
       return true;
     }
+    const removeImage = /^\/images\/(.+)$/.exec(path);
+    if (removeImage !== null && method === 'DELETE') {
+      json(200, engine.removeImage(decodeURIComponent(removeImage[1] ?? ''), truthy(query.get('force'))));
+      return true;
+    }
     const imageRoute = /^\/images\/(.+)\/json$/.exec(path);
     if (imageRoute !== null && method === 'GET') {
       const name = decodeURIComponent(imageRoute[1] ?? '');

@@ -153,8 +153,19 @@ describe.skipIf(docker === undefined)(`the real docker CLI against the emulated 
     const ps = await dockerCli(['ps', '-a', '--no-trunc', '--format', '{{.ID}} {{.Image}} {{.Command}} {{.Names}} {{.Status}}']);
     expect(ps.stdout).toMatch(new RegExp(`^${id} alpine "sh -c echo working; exit 4" job Exited \\(4\\) `, 'm'));
     expect((await dockerCli(['ps', '--format', '{{.Names}}'])).stdout).not.toContain('job');
+    const inUse = await dockerCli(['rmi', 'alpine']);
+    expect(inUse.code).toBe(1);
+    expect(inUse.stderr).toContain('conflict: unable to remove repository reference "alpine" (must force) - container');
     expect(await dockerCli(['rm', 'job'])).toMatchObject({ code: 0, stdout: 'job\n' });
     expect((await dockerCli(['ps', '-a', '--format', '{{.Names}}'])).stdout).not.toContain('job\n');
+    const removed = await dockerCli(['rmi', 'alpine']);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout).toMatch(/^Untagged: alpine:latest\nUntagged: alpine@sha256:[0-9a-f]{64}\nDeleted: sha256:[0-9a-f]{64}\n$/);
+    expect((await dockerCli(['images', '--format', '{{.Repository}}'])).stdout).not.toContain('alpine');
+    // docker version and docker info read the engine's details.
+    const version = await dockerCli(['version', '--format', '{{.Server.Version}} {{.Server.APIVersion}} {{(index .Server.Components 0).Details.GoVersion}}']);
+    expect(version).toMatchObject({ code: 0, stdout: '27.3.1 1.47 go1.22.7\n' });
+    expect((await dockerCli(['info', '--format', '{{.ServerVersion}} {{.Name}}'])).stdout).toBe('27.3.1 docker-test\n');
   });
 
   it("docker-machine's integration test \"run busybox container\": docker $(machine config NAME) run busybox echo hello world", async () => {

@@ -149,6 +149,29 @@ export class ContainerEngine {
     return { reference, lines };
   }
 
+  /**
+   * `DELETE /images/{name}` (`docker rmi`): untags the reference (an id: every tag) and deletes the
+   * image when no tag is left; refused (409) while a container uses it, unless `force`.
+   */
+  removeImage(reference: string, force: boolean): Record<string, string>[] {
+    const image = this.findImage(reference);
+    if (image === undefined) throw new EngineError(404, `No such image: ${reference}`);
+    const user = [...this.containers.values()].find((container) => container.image === image);
+    if (user !== undefined && !force) {
+      throw new EngineError(409, `conflict: unable to remove repository reference "${reference}" (must force) - container ${user.id.slice(0, 12)} is using its referenced image ${image.id.slice(7, 19)}`);
+    }
+    const parsed = parseImageReference(reference);
+    const byId = image.id.startsWith(reference.startsWith('sha256:') ? reference : `sha256:${reference}`);
+    const untagged = byId || parsed === undefined ? [...image.repoTags] : [parsed.familiar];
+    for (const tag of untagged) image.repoTags.delete(tag);
+    const answer: Record<string, string>[] = untagged.map((tag) => ({ Untagged: tag }));
+    if (image.repoTags.size === 0) {
+      answer.push({ Untagged: image.repoDigest }, { Deleted: image.id });
+      this.images.delete(image.id);
+    }
+    return answer;
+  }
+
   /** `POST /containers/create`: 404 `No such image` when the image is not pulled (the CLI then pulls it). */
   create(body: Partial<ContainerConfig> & { HostConfig?: Record<string, unknown> }, name: string | undefined): Container {
     const imageName = typeof body.Image === 'string' ? body.Image : '';

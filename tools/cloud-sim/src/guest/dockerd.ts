@@ -163,7 +163,21 @@ export function versionBody(release: EngineRelease = DOCKER_ENGINE): Record<stri
   return {
     Platform: { Name: 'Docker Engine - Community' },
     Components: [
-      { Name: 'Engine', Version: release.version, Details: { ApiVersion: release.apiVersion, MinAPIVersion: release.minApiVersion, Os: 'linux', Arch: 'amd64' } },
+      {
+        Name: 'Engine',
+        Version: release.version,
+        Details: {
+          ApiVersion: release.apiVersion,
+          MinAPIVersion: release.minApiVersion,
+          GitCommit: release.gitCommit,
+          GoVersion: release.goVersion,
+          Os: 'linux',
+          Arch: 'amd64',
+          KernelVersion: release.kernelVersion,
+          Experimental: 'false',
+          BuildTime: release.buildTime,
+        },
+      },
       { Name: 'containerd', Version: release.containerdVersion, Details: { GitCommit: '7f7fdf5fed64eb6a7caf99b3e12efcf9d60e311c' } },
     ],
     Version: release.version,
