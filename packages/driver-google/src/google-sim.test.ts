@@ -386,7 +386,8 @@ describe('google driver against the simulator (real client library)', () => {
   });
 
   it('per-minute rate quotas on operation polling (403 rateLimitExceeded) are waited out, not fatal', async () => {
-    knobs.rateQuotas = { limit: 2, groups: ['operationRead'] }; // 2 polls per 600 ms window (a minute × 0.01)
+    // One poll per 600 ms window (a minute × 0.01): a create polls at least three times within one or two windows.
+    knobs.rateQuotas = { limit: 1, groups: ['operationRead'] };
     sim.requestLog.clear();
     const { driver } = machine();
     await driver.create();
