@@ -415,8 +415,12 @@ describe('google driver against the simulator (real client library)', () => {
     const { driver, name } = machine();
     await driver.create();
     sim.requestLog.clear();
+    const { pendingMs } = sim.lifecycle.delays;
+    sim.lifecycle.delays.pendingMs = 500; // the reset operation runs half a second
     await clients.instances.reset({ project, zone: 'us-central1-a', instance: name, requestId: '0b7c6a52-4a5c-4f4e-9a7e-0c1d2e3f4a5b' });
-    await driver.stop();
+    await driver.stop().finally(() => {
+      sim.lifecycle.delays.pendingMs = pendingMs;
+    });
     expect(sim.requestLog.entries('google').some((entry) => entry.operation === 'instances.stop' && entry.status === 400)).toBe(true);
     expect(await driver.getState()).toBe(State.Stopped);
     await driver.remove();
