@@ -458,7 +458,7 @@ describe('amazonec2 and the real clouds’ windows (realistic simulator)', () =>
     const { driver, context } = machine();
     await driver.create();
     const before = context.data.read().ip;
-    sim.lifecycle.delays.stoppingMs = 300;
+    sim.lifecycle.delays.stoppingMs = 1000; // still stopping when start comes, even on a loaded machine
     await ec2.send(new StopInstancesCommand({ InstanceIds: [findEntry(context.journal, 'instance')?.id ?? ''] }));
     await driver.start();
     expect(await driver.getState()).toBe(State.Running);
