@@ -153,6 +153,13 @@ export interface BatchStateRequest<Config> {
   readonly context: DriverContext;
 }
 
+/** A machine's state with its address, from a batch answer (`getStates`). */
+export interface BatchStatus {
+  readonly state: State;
+  /** The address `getIP` would give, when the batch answer carries it. */
+  readonly ip?: string;
+}
+
 /** What a host passes to a descriptor's `sweep`. */
 export interface SweepRequest<Config, Client = unknown> {
   /** Parsed flags: credentials, region, API URL (the same flags as create). */
@@ -185,10 +192,12 @@ export interface DriverDescriptor<Config = Record<string, unknown>, Client = unk
   readonly capabilities?: DriverCapabilities<Config>;
   createDriver(options: CreateDriverOptions<Config, Client>): Driver;
   /**
-   * Optional batch state query: the state of many machines with one API call per region.
-   * Returns a map by machine name; a value is a State or the error for that machine.
+   * Optional batch state query: the state of many machines with one API call per
+   * provider-account-region. Returns a map by machine name; a value is a State, a
+   * {@link BatchStatus} (the state and, when the same answer carries it, the public address, so a
+   * host listing a fleet needs no call per machine), or the error for that machine.
    */
-  getStates?(machines: readonly BatchStateRequest<Config>[], options?: OperationOptions): Promise<Map<string, State | Error>>;
+  getStates?(machines: readonly BatchStateRequest<Config>[], options?: OperationOptions): Promise<Map<string, State | BatchStatus | Error>>;
   /**
    * Optional: lists (and with `delete`, deletes) every resource at the provider that carries the
    * store's managed-by tag and that no record claims. Drivers on resource kinds implement it with

@@ -127,7 +127,7 @@ describe('digitalocean driver against cloud-sim', () => {
     }
   });
 
-  it('getStates answers for many machines with one droplet list call', async () => {
+  it('getStates answers state and address for many machines with one droplet list call', async () => {
     const a = simMachine(sim, root.path);
     const b = simMachine(sim, root.path);
     const never = simMachine(sim, root.path);
@@ -139,8 +139,9 @@ describe('digitalocean driver against cloud-sim', () => {
       [a, b, never].map((machine) => ({ config: machine.config as DigitalOceanConfig, context: machine.context })),
     );
     expect(sim.requestLog.counts('digitalocean')).toEqual({ 'droplets.list': 1 });
-    expect(states?.get(a.context.machineName)).toBe(State.Running);
-    expect(states?.get(b.context.machineName)).toBe(State.Stopped);
+    // The list answer carries each droplet's address too (ls needs no GET per machine).
+    expect(states?.get(a.context.machineName)).toEqual({ state: State.Running, ip: await a.driver.getIP() });
+    expect(states?.get(b.context.machineName)).toMatchObject({ state: State.Stopped });
     expect(states?.get(never.context.machineName)).toBeInstanceOf(NotFoundError);
     await Promise.all([a.driver.remove(), b.driver.remove()]);
   });

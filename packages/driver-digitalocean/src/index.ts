@@ -4,6 +4,7 @@
  */
 import {
   type BatchStateRequest,
+  type BatchStatus,
   defineDriver,
   type DriverDescriptor,
   findEntry,
@@ -18,7 +19,7 @@ import {
 } from '@machine/driver-core';
 import type { DigitalOceanClient } from './digitalocean-api-types.ts';
 import { resolveAccessToken } from './digitalocean-credentials.ts';
-import { DigitalOceanDriver, loadClientModule, stateOfDroplet } from './digitalocean-driver.ts';
+import { DigitalOceanDriver, loadClientModule, publicIPv4, stateOfDroplet } from './digitalocean-driver.ts';
 import { type DigitalOceanTimings, defaultTimings } from './digitalocean-timings.ts';
 import { digitalOceanErrorMapper, mapDigitalOceanError } from './digitalocean-errors.ts';
 import { machineTag, ResourceKind, withDeleteTimeout } from './digitalocean-resources.ts';
@@ -102,8 +103,8 @@ async function getStates(
   timings: DigitalOceanTimings,
   injected: DigitalOceanClient | undefined,
   options: OperationOptions = {},
-): Promise<Map<string, State | Error>> {
-  const results = new Map<string, State | Error>();
+): Promise<Map<string, State | BatchStatus | Error>> {
+  const results = new Map<string, State | BatchStatus | Error>();
   const groups = new Map<string, { token: string; apiUrl: string; machines: BatchStateRequest<DigitalOceanConfig>[] }>();
   for (const machine of machines) {
     const name = machine.context.machineName;
@@ -122,12 +123,17 @@ async function getStates(
     const secrets = [group.token];
     try {
       const client = injected ?? (await createDigitalOceanClient({ token: group.token, apiUrl: group.apiUrl, retry: timings.retry }));
-      const byId = new Map<string, State>();
+      const byId = new Map<string, BatchStatus>();
       const perPage = 200;
       for (let page = 1; ; page++) {
         const response = await client.v2.droplets.get({ queryParameters: { tagName: machineTag, perPage, page } });
         const droplets = response?.droplets ?? [];
-        for (const droplet of droplets) if (typeof droplet.id === 'number') byId.set(String(droplet.id), stateOfDroplet(droplet));
+        for (const droplet of droplets) {
+          if (typeof droplet.id !== 'number') continue;
+          const ip = publicIPv4(droplet);
+          // The list answer carries the address too: ls needs no GET per machine for it.
+          byId.set(String(droplet.id), { state: stateOfDroplet(droplet), ...(ip === undefined ? {} : { ip }) });
+        }
         const pages = response?.links?.pages;
         if (droplets.length < perPage || pages === undefined || pages === null || !('next' in pages) || !pages.next) break;
       }

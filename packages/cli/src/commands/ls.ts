@@ -1,4 +1,4 @@
-import { type DriverContext, type DriverDescriptor, type State, redactSecrets, secretValues } from '@machine/driver-core';
+import { type BatchStatus, type DriverContext, type DriverDescriptor, type State, redactSecrets, secretValues } from '@machine/driver-core';
 import { CliError, ExitCode, errorLine } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
 import { writeLine } from '../io.ts';
@@ -233,7 +233,7 @@ async function queryGroup(ctx: CommandContext, descriptor: DriverDescriptor, gro
     }
   }
 
-  let batch: Map<string, State | Error> | undefined;
+  let batch: Map<string, State | BatchStatus | Error> | undefined;
   if (descriptor.getStates !== undefined && ready.length > 0) {
     const controller = new AbortController();
     const answer = await withTimeout(
@@ -253,7 +253,10 @@ async function queryGroup(ctx: CommandContext, descriptor: DriverDescriptor, gro
       const driver = descriptor.createDriver({ config: entry.config, context: entry.context });
       const controller = new AbortController();
       const deadline = entry.started + timeoutMs;
-      const state = batch !== undefined ? (batch.get(name) ?? new Error('the driver returned no state')) : await withTimeout(driver.getState({ signal: controller.signal }), timeoutMs, controller);
+      const answered = batch !== undefined ? (batch.get(name) ?? new Error('the driver returned no state')) : await withTimeout(driver.getState({ signal: controller.signal }), timeoutMs, controller);
+      // A batch answer may carry the address too: then no call per machine is needed for it.
+      const batchIp = typeof answered === 'object' && !(answered instanceof Error) ? answered.ip : undefined;
+      const state = typeof answered === 'object' && !(answered instanceof Error) ? answered.state : answered;
       if (state === 'timeout' || state === 'Timeout') return { ...row(name, descriptor.name, 'Timeout', ''), ResponseTime: Date.now() - entry.started };
       if (state instanceof Error) return { ...row(name, descriptor.name, 'Error', redactSecrets(errorLine(await explainStateError(state, name)), entry.secrets)), ResponseTime: Date.now() - entry.started };
       let url = '';
@@ -267,7 +270,7 @@ async function queryGroup(ctx: CommandContext, descriptor: DriverDescriptor, gro
         else if (answer instanceof Error) error = redactSecrets(errorLine(answer), entry.secrets);
       } else if (state === 'Running' && provision !== undefined) {
         // The engine listens on the recorded --engine-port; its version comes from GET /version over TLS.
-        const ip = await withTimeout(driver.getIP({ signal: controller.signal }), remaining(), controller);
+        const ip = batchIp ?? (await withTimeout(driver.getIP({ signal: controller.signal }), remaining(), controller));
         if (ip instanceof Error) error = redactSecrets(errorLine(ip), entry.secrets);
         else if (ip !== 'timeout') {
           url = dockerUrlOf(ip, provision.dockerPort);
