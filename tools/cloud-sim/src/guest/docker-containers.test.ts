@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
@@ -177,6 +177,37 @@ describe.skipIf(docker === undefined)(`the real docker CLI against the emulated 
       );
     });
     expect(result).toEqual({ code: 0, stdout: 'hello world\n' });
+  });
+});
+
+function hasTmux(): boolean {
+  try {
+    execFileSync('tmux', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const tmuxAvailable = hasTmux();
+const interactiveSkip = docker === undefined ? 'no docker binary on this host' : tmuxAvailable ? undefined : 'tmux is not installed (apt-get install tmux)';
+
+describe.skipIf(interactiveSkip !== undefined)(`docker run -it in a real terminal (tmux)${interactiveSkip === undefined ? '' : `: skipped, ${interactiveSkip}`}`, () => {
+  it('docker run -it --rm ubuntu bash: a prompt, typed lines echoed and run, backspace, exit 3 ends it with 3', { timeout: 60_000 }, async () => {
+    const socket = join(certDir, 'tmux.sock');
+    const tmux = (...args: string[]): string => execFileSync('tmux', ['-S', socket, ...args], { encoding: 'utf8' });
+    const vars = `DOCKER_HOST=tcp://127.0.0.1:${port} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=${certDir} DOCKER_CONFIG=${join(certDir, 'docker-config')} HOME=${certDir}`;
+    tmux('new-session', '-d', '-s', 'it', '-x', '100', '-y', '30', `env ${vars} PATH="${process.env.PATH ?? ''}" ${docker} run -it --rm ubuntu bash; echo EXIT=$?; sleep 600`);
+    const screen = (): string => tmux('capture-pane', '-p', '-t', 'it');
+    try {
+      await expect.poll(screen, { timeout: 20_000 }).toMatch(/^root@[0-9a-f]{12}:\/# ?$/m);
+      tmux('send-keys', '-t', 'it', 'cat /etc/os-relx', 'BSpace', 'ease', 'Enter');
+      await expect.poll(screen, { timeout: 10_000 }).toContain('PRETTY_NAME="Ubuntu 24.04.3 LTS"');
+      expect(screen()).toMatch(/^root@[0-9a-f]{12}:\/# cat \/etc\/os-release$/m);
+      tmux('send-keys', '-t', 'it', 'exit 3', 'Enter');
+      await expect.poll(screen, { timeout: 10_000 }).toContain('EXIT=3');
+    } finally {
+      tmux('kill-server');
+    }
   });
 });
 

@@ -78,6 +78,9 @@ export class EngineError extends Error {
 /** One line of `POST /images/create`'s progress stream. */
 export type PullProgress = Record<string, unknown>;
 
+/** The commands that start a shell at a prompt when run with `-it`. */
+const INTERACTIVE_SHELLS = new Set(['sh', '/bin/sh', 'bash', '/bin/bash']);
+
 const ADJECTIVES = ['admiring', 'brave', 'clever', 'dreamy', 'eager', 'festive', 'gifted', 'happy', 'jolly', 'keen', 'lucid', 'nifty', 'quirky', 'serene', 'trusting', 'vibrant', 'wizardly', 'zealous'];
 const SCIENTISTS = ['curie', 'darwin', 'euler', 'feynman', 'galileo', 'hopper', 'kepler', 'lovelace', 'meitner', 'newton', 'noether', 'pasteur', 'ritchie', 'shannon', 'tesla', 'turing', 'wozniak', 'yalow'];
 
@@ -96,6 +99,8 @@ export class ContainerEngine {
   readonly #listeners = new Map<Container, Set<(chunk: OutputChunk | undefined) => void>>();
   readonly #waiters = new Map<Container, Waiter[]>();
   readonly #stdin = new Map<Container, { promise: Promise<Buffer>; resolve: (data: Buffer) => void; chunks: Buffer[] }>();
+  /** Interactive containers read their stdin as it comes (a shell at a prompt). */
+  readonly #stdinListeners = new Map<Container, (data: Buffer | undefined) => void>();
 
   /** The local image `reference` names (`busybox`, `busybox:latest`, an id or id prefix). */
   findImage(reference: string): LocalImage | undefined {
@@ -219,7 +224,7 @@ export class ContainerEngine {
       startedAt: undefined,
       finishedAt: undefined,
       output: [],
-      fs: containerFileSystem(config.Hostname),
+      fs: containerFileSystem(config.Hostname, image.definition.files),
     };
     this.containers.set(id, container);
     return container;
@@ -302,6 +307,11 @@ export class ContainerEngine {
 
   /** Bytes for the container's stdin (from an attached client); `end` closes it. */
   writeStdin(container: Container, data: Buffer | undefined): void {
+    const listener = this.#stdinListeners.get(container);
+    if (listener !== undefined) {
+      listener(data);
+      return;
+    }
     const stdin = this.#stdinOf(container);
     if (data === undefined) stdin.resolve(Buffer.concat(stdin.chunks));
     else stdin.chunks.push(data);
@@ -334,6 +344,7 @@ export class ContainerEngine {
     for (const waiter of waiters) waiter.resolve(container.exitCode);
     this.#listeners.delete(container);
     this.#stdin.delete(container);
+    this.#stdinListeners.delete(container);
   }
 
   #finish(container: Container, code: number): void {
@@ -387,10 +398,82 @@ export class ContainerEngine {
       stdout(HELLO_FROM_DOCKER);
       return 0;
     }
-    const stdin = container.config.OpenStdin ? this.#stdinOf(container).promise : Promise.resolve(Buffer.alloc(0));
     // No systemd, no network, no package manager: a container, not a machine.
     const shell = new EmulatedShell(container.fs, { hostname: container.config.Hostname });
+    if (container.config.OpenStdin && container.config.Tty && argv.length === 1 && INTERACTIVE_SHELLS.has(argv[0] ?? '')) return this.#interactive(container, shell);
+    const stdin = container.config.OpenStdin ? this.#stdinOf(container).promise : Promise.resolve(Buffer.alloc(0));
     return shell.exec(argv.map(shellQuote).join(' '), { stdout, stderr, stdin });
+  }
+
+  /**
+   * `docker run -it IMAGE sh`: a shell at a prompt on the container's terminal. The terminal echoes
+   * what is typed (backspace erases, Ctrl-C drops the line, Ctrl-D on an empty line ends the shell);
+   * each line runs in the emulated shell; `exit [N]` ends it with N.
+   */
+  #interactive(container: Container, shell: EmulatedShell): Promise<number> {
+    const write = (text: string | Buffer): void => {
+      const data = typeof text === 'string' ? text : text.toString('utf8');
+      this.#emit(container, { stream: 1, data: Buffer.from(data.replace(/\r?\n/g, '\r\n')) });
+    };
+    const prompt = container.image.definition.prompt.replace('HOST', container.config.Hostname);
+    return new Promise<number>((resolve) => {
+      let line = '';
+      let chain = Promise.resolve();
+      let ended = false;
+      const end = (code: number): void => {
+        if (ended) return;
+        ended = true;
+        this.#stdinListeners.delete(container);
+        resolve(code);
+      };
+      const submit = (text: string): void => {
+        chain = chain.then(async () => {
+          if (ended) return;
+          const exit = /^\s*exit(?:\s+(\d+))?\s*$/.exec(text);
+          if (exit !== null) {
+            end(Number(exit[1] ?? 0));
+            return;
+          }
+          if (text.trim() !== '') await shell.exec(text, { stdout: write, stderr: write, stdin: Promise.resolve(Buffer.alloc(0)) });
+          write(prompt);
+        });
+      };
+      const onData = (data: Buffer | undefined): void => {
+        if (data === undefined) {
+          chain = chain.then(() => end(0));
+          return;
+        }
+        for (const char of data.toString('utf8')) {
+          if (char === '\r' || char === '\n') {
+            write('\n');
+            submit(line);
+            line = '';
+          } else if (char === '\x7f' || char === '\b') {
+            if (line !== '') {
+              line = line.slice(0, -1);
+              write('\b \b');
+            }
+          } else if (char === '\x03') {
+            write(`^C\n${prompt}`);
+            line = '';
+          } else if (char === '\x04') {
+            if (line === '') {
+              write('\n');
+              chain = chain.then(() => end(0));
+            }
+          } else if (char >= ' ' || char === '\t') {
+            line += char;
+            write(char);
+          }
+        }
+      };
+      this.#stdinListeners.set(container, onData);
+      write(prompt);
+      // What was typed before the shell started.
+      const early = this.#stdin.get(container);
+      this.#stdin.delete(container);
+      for (const chunk of early?.chunks ?? []) onData(chunk);
+    });
   }
 
   #generatedName(): string {
@@ -402,12 +485,13 @@ export class ContainerEngine {
 }
 
 /** A container's root filesystem: the usual top-level folders, /etc/hostname, /etc/hosts. */
-function containerFileSystem(hostname: string): MemoryFileSystem {
+function containerFileSystem(hostname: string, files: Readonly<Record<string, string>>): MemoryFileSystem {
   const fs = new MemoryFileSystem();
   for (const dir of ['/bin', '/dev', '/etc', '/home', '/proc', '/root', '/sys', '/tmp', '/usr', '/usr/bin', '/usr/sbin', '/var', '/var/log']) fs.mkdir(dir, { recursive: true });
   fs.writeFile('/etc/hostname', `${hostname}\n`);
   fs.writeFile('/etc/hosts', `127.0.0.1\tlocalhost\n172.17.0.2\t${hostname}\n`);
   fs.writeFile('/etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n');
+  for (const [path, content] of Object.entries(files)) fs.writeFile(path, content);
   return fs;
 }
 

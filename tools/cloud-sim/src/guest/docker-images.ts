@@ -22,14 +22,23 @@ export interface ImageDefinition {
   /** Layer sizes in bytes (each gets a stable made-up digest). */
   readonly layers: readonly number[];
   readonly created: string;
+  /** The prompt of its shell at a terminal (`docker run -it`); HOST is the container's hostname. */
+  readonly prompt: string;
+  /** Files of its root filesystem beyond the usual folders. */
+  readonly files: Readonly<Record<string, string>>;
 }
 
 const PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
+const ALPINE_RELEASE = 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.22.1\nPRETTY_NAME="Alpine Linux v3.22"\nHOME_URL="https://alpinelinux.org/"\n';
+const UBUNTU_RELEASE = 'PRETTY_NAME="Ubuntu 24.04.3 LTS"\nNAME="Ubuntu"\nVERSION_ID="24.04"\nVERSION="24.04.3 LTS (Noble Numbat)"\nVERSION_CODENAME=noble\nID=ubuntu\nID_LIKE=debian\n';
+
 export const REGISTRY_IMAGES: readonly ImageDefinition[] = [
-  { repository: 'library/hello-world', tags: ['latest', 'linux'], program: 'hello', cmd: ['/hello'], entrypoint: null, env: [PATH_ENV], layers: [2_459], created: '2025-08-13T22:18:05Z' },
-  { repository: 'library/busybox', tags: ['latest', '1.37', '1.37.0', 'stable'], program: 'shell', cmd: ['sh'], entrypoint: null, env: [PATH_ENV], layers: [2_156_518], created: '2024-09-26T21:31:42Z' },
-  { repository: 'library/alpine', tags: ['latest', '3.22', '3.21'], program: 'shell', cmd: ['/bin/sh'], entrypoint: null, env: [PATH_ENV], layers: [3_799_433], created: '2025-07-15T11:01:16Z' },
+  { repository: 'library/hello-world', tags: ['latest', 'linux'], program: 'hello', cmd: ['/hello'], entrypoint: null, env: [PATH_ENV], layers: [2_459], created: '2025-08-13T22:18:05Z', prompt: '', files: {} },
+  { repository: 'library/busybox', tags: ['latest', '1.37', '1.37.0', 'stable'], program: 'shell', cmd: ['sh'], entrypoint: null, env: [PATH_ENV], layers: [2_156_518], created: '2024-09-26T21:31:42Z', prompt: '/ # ', files: {} },
+  { repository: 'library/alpine', tags: ['latest', '3.22', '3.21'], program: 'shell', cmd: ['/bin/sh'], entrypoint: null, env: [PATH_ENV], layers: [3_799_433], created: '2025-07-15T11:01:16Z', prompt: '/ # ', files: { '/etc/os-release': ALPINE_RELEASE, '/etc/alpine-release': '3.22.1\n' } },
+  // hello-world's greeting suggests `docker run -it ubuntu bash`.
+  { repository: 'library/ubuntu', tags: ['latest', '24.04', 'noble', '22.04', 'jammy'], program: 'shell', cmd: ['/bin/bash'], entrypoint: null, env: [PATH_ENV], layers: [29_723_147], created: '2025-08-01T17:13:09Z', prompt: 'root@HOST:/# ', files: { '/etc/os-release': UBUNTU_RELEASE } },
 ];
 
 /** A parsed image reference: `busybox` → `docker.io/library/busybox:latest`. */
