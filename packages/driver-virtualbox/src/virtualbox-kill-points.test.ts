@@ -213,6 +213,19 @@ describe('virtualbox: nothing leaks, whatever kills create', () => {
     expect(machine.record()).toEqual([]);
   });
 
+  it('killed at hostonlyif create, then someone makes an interface by hand: remove deletes the one the killed call made, not theirs', async () => {
+    const machine = persistedMachine();
+    await fake.loseReply('hostonlyif create', 'hold');
+    void machine.driver.create().catch(() => undefined);
+    await until(async () => (await fake.carriedOut('hostonlyif create')) === 1, 'hostonlyif create');
+    const fresh = await machine.kill();
+    expect((await fake.run(['hostonlyif', 'create'])).stdout).toContain("Interface 'vboxnet1' was successfully created");
+    await fresh.driver.remove();
+    expect(Object.keys((await fake.read()).hostonlyifs)).toEqual(['vboxnet1']);
+    expect((await fake.run(['hostonlyif', 'remove', 'vboxnet1'])).code).toBe(0);
+    expect(await fake.leaks()).toEqual([]);
+  });
+
   it('removes a record written before intents (no state, the VM meta without its folder), a VM unregistered outside included', async () => {
     const machine = persistedMachine();
     await machine.driver.create();

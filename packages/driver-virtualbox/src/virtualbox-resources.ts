@@ -293,13 +293,16 @@ export const hostOnlyInterfaceKind = hostOnlyKind<{ before: readonly string[] }>
   },
   async made(client, listed, meta) {
     const before = new Set((meta.before ?? '').split(','));
-    const found: FoundResource[] = [];
-    for (const name of listed.map((block) => block.get('Name') ?? '')) {
+    // One call makes one interface, and VirtualBox names it with the lowest free number
+    // (vboxnetN, "… Adapter #N"): of several new untagged ones (someone made another by hand
+    // since), the lowest is this call's.
+    const names = listed.map((block) => block.get('Name') ?? '').sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    for (const name of names) {
       if (name === '' || before.has(name)) continue;
       if (extraDataValue(await client.vbox(['getextradata', 'global', hostOnlyTag(name)], op)) !== undefined) continue;
-      found.push({ id: name, name, meta: { orphan: 'true' } });
+      return [{ id: name, name, meta: { orphan: 'true' } }];
     }
-    return found;
+    return [];
   },
 });
 

@@ -269,6 +269,8 @@ function execute(args, statePath, io) {
               'Wireless:        No',
               'Status:          Up',
               `VBoxNetworkName: HostInterfaceNetworking-${name}`,
+              // VBoxManage separates the blocks with a blank line.
+              '',
               '',
             ].join('\n'),
           );
@@ -285,6 +287,8 @@ function execute(args, statePath, io) {
               `LowerIP:         ${net.lower}`,
               `UpperIP:         ${net.upper}`,
               `VBoxNetworkName: hostonly-${name}`,
+              // VBoxManage separates the blocks with a blank line.
+              '',
               '',
             ].join('\n'),
           );
@@ -301,6 +305,8 @@ function execute(args, statePath, io) {
               `Enabled:        ${server.enabled ? 'Yes' : 'No'}`,
               'Global Configuration:',
               '    minLeaseTime:     default',
+              // VBoxManage separates the blocks with a blank line.
+              '',
               '',
             ].join('\n'),
           );
