@@ -205,3 +205,62 @@ describe('SIGKILL at any moment of a --sim create leaves nothing that rm cannot 
     }
   });
 });
+
+/**
+ * The other cloud drivers, at the CLI: a create request the provider carried out but whose answer
+ * never came (the simulator holds it), the CLI SIGKILLed while it waits, then `rm -y`; the
+ * simulator's own leak report (written when it stops) must be empty.
+ */
+const heldReplies: readonly { driver: string; operation: string }[] = [
+  { driver: 'amazonec2', operation: 'ImportKeyPair' },
+  { driver: 'amazonec2', operation: 'CreateSecurityGroup' },
+  { driver: 'amazonec2', operation: 'RunInstances' },
+  { driver: 'google', operation: 'firewalls.insert' },
+  { driver: 'google', operation: 'instances.insert' },
+  { driver: 'azure', operation: 'networkSecurityGroups.createOrUpdate' },
+  { driver: 'azure', operation: 'publicIPAddresses.createOrUpdate' },
+  { driver: 'azure', operation: 'networkInterfaces.createOrUpdate' },
+  { driver: 'azure', operation: 'virtualMachines.createOrUpdate' },
+];
+
+/** Resolves once the record's journal has held a write-ahead intent for `ms` (create is stuck on that call). */
+async function stuckOnIntent(storage: string, name: string, ms: number): Promise<void> {
+  let since: number | undefined;
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    const text = await readFile(join(storage, 'machines', name, 'config.json'), 'utf8').catch(() => '');
+    const intended = /"state": "intended"/.test(text);
+    if (!intended) since = undefined;
+    else {
+      since ??= Date.now();
+      if (Date.now() - since >= ms) return;
+    }
+    await sleep(50);
+  }
+  throw new Error('the create never stalled on an intent');
+}
+
+describe('SIGKILL while a create request of amazonec2, google or azure is committed but unanswered', { timeout: 600_000 }, () => {
+  it.concurrent.for(heldReplies)('$driver, answer of $operation lost: rm -y leaves nothing alive at the simulator', async ({ driver, operation }, { expect }) => {
+    const storage = await mkdtemp(join(work, 'store-'));
+    const env = { CLOUD_SIM_FAULTS: JSON.stringify([{ operation, reply: 'hold' }]) };
+    let stopped = false;
+    try {
+      const create = startCreate(storage, ['-d', driver, '--sim', '--no-provision', 'k2'], env);
+      await stuckOnIntent(storage, 'k2', 800);
+      create.child.kill('SIGKILL');
+      await create.exited;
+      const removed = await machine(storage, ['rm', '-y', 'k2'], env);
+      expect(removed.code, `rm: ${removed.stdout}${removed.stderr}\ncreate printed: ${create.output()}`).toBe(0);
+      expect(removed.stdout).toContain('Successfully removed k2');
+      await machine(storage, ['sim', 'stop']);
+      stopped = true;
+      const log = await readFile(join(storage, 'sim', 'sim.log'), 'utf8');
+      expect(log).toContain('cloud-sim: SIGTERM, stopping');
+      expect(log).not.toContain('still alive at exit');
+    } finally {
+      if (!stopped) await machine(storage, ['sim', 'stop']);
+    }
+  });
+});
+
