@@ -6,7 +6,7 @@ import type { CommandContext } from '../context.ts';
 import { provisionHint } from '../docker-endpoint.ts';
 import { writeLine } from '../io.ts';
 import { type OpenMachine, openMachine } from '../machine-host.ts';
-import { progressPrinter } from '../progress.ts';
+import { progressView } from '../progress.ts';
 import { copyClientFiles, engineOf, installNewServerCertificate, issueFor, provisionRecord } from '../provisioning.ts';
 import { explainHostKeyError, machineSSH } from '../ssh-target.ts';
 import type { MachineRecord } from '../store.ts';
@@ -91,8 +91,10 @@ export async function pinnedSSH(ctx: CommandContext, machine: OpenMachine): Prom
  * machine's pinned host key and its recorded engine options. Runs the names concurrently.
  */
 export async function provisionCommand(ctx: CommandContext, names: readonly string[]): Promise<number> {
-  const print = progressPrinter(ctx.io.stdout);
+  // One view for all the machines: on a terminal one line each when there are several.
+  const progress = progressView(ctx.io.stdout, { machines: names });
   const failures = await forEachMachine(ctx, names, async (name) => {
+    const print = progress.printer(names.length > 1 ? name : undefined);
     const lock = await ctx.store.lock(name);
     try {
       const machine = await openMachine(ctx, name);
@@ -121,6 +123,7 @@ export async function provisionCommand(ctx: CommandContext, names: readonly stri
       await lock.release();
     }
   });
+  progress.close();
   return failures === 0 ? ExitCode.ok : ExitCode.error;
 }
 
@@ -141,6 +144,7 @@ export async function regenerateCertsCommand(ctx: CommandContext, names: readonl
   if (options.clientCerts === true) {
     writeLine(ctx.io.stdout, `Made a new CA and client certificate in ${client.dir}; machines not named here need \`machine regenerate-certs\` too.`);
   }
+  const progress = progressView(ctx.io.stdout, { machines: names });
   const failures = await forEachMachine(ctx, names, async (name) => {
     const lock = await ctx.store.lock(name);
     try {
@@ -152,12 +156,13 @@ export async function regenerateCertsCommand(ctx: CommandContext, names: readonl
       if (state !== 'Running') throw new CliError(`Host "${name}" is not running: \`machine start ${name}\` first`);
       await copyClientFiles(client, ctx.store.machineDir(name));
       const ip = await driver.getIP(operation(ctx));
-      await installNewServerCertificate({ name, store: ctx.store, provision, ip, client, ssh: () => pinnedSSH(ctx, machine), onProgress: progressPrinter(ctx.io.stdout), ...operation(ctx) });
+      await installNewServerCertificate({ name, store: ctx.store, provision, ip, client, ssh: () => pinnedSSH(ctx, machine), onProgress: progress.printer(names.length > 1 ? name : undefined), ...operation(ctx) });
       await ctx.store.write(record);
       writeLine(ctx.io.stdout, `Installed a new server certificate on "${name}" (valid for ${provision.serverCertSans.join(', ')}).`);
     } finally {
       await lock.release();
     }
   });
+  progress.close();
   return failures === 0 ? ExitCode.ok : ExitCode.error;
 }
