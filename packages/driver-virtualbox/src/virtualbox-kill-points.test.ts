@@ -289,6 +289,14 @@ describe('virtualbox: nothing leaks, whatever kills create', () => {
     expect(await fake.leaks()).toEqual([]);
   });
 
+  it('sweep on a host without VirtualBox finds nothing (machine sweep asks every driver); a VBoxManage path that does not exist is an error', async () => {
+    const descriptor = createVirtualBoxDescriptor({ ...host.descriptorOptions, host: { ...host.descriptorOptions.host, env: { PATH: '/nonexistent' } } });
+    const config = parseFlags(virtualBoxFlags, {}, { env: {} });
+    expect(await descriptor.sweep?.({ config, claimed: [] })).toEqual({ resources: [] });
+    const named = parseFlags(virtualBoxFlags, { 'virtualbox-vboxmanage-path': '/nonexistent/VBoxManage' }, { env: {} });
+    await expect(descriptor.sweep?.({ config: named, claimed: [] })).rejects.toThrow(/--virtualbox-vboxmanage-path: \/nonexistent\/VBoxManage is not an executable file/);
+  });
+
   it('sweep deletes a host-only interface machine tagged that no VM uses and no record claims, and keeps one a VM still uses', async () => {
     const kept = persistedMachine();
     await kept.driver.create();
