@@ -114,7 +114,8 @@ describe.skipIf(skipReason !== undefined)(`machine mount against a real OpenSSH 
 
   afterAll(async () => {
     try {
-      execFileSync('fusermount', ['-u', join(work, 'local')], { stdio: 'ignore' });
+      const [command = 'umount', ...args] = unmountCommand(join(work, 'local'), process.env.PATH);
+      execFileSync(command, args, { stdio: 'ignore' });
     } catch {
       // not mounted
     }
