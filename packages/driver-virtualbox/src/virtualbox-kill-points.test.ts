@@ -202,6 +202,18 @@ describe('virtualbox: nothing leaks, whatever kills create', () => {
     expect(machine.context.journal.entries()).toEqual([]);
   });
 
+  it.each(['clonemedium', 'createvm', 'hostonlyif create'])('a reply to %s lost, then create fails: rollback deletes what the call made', async (command) => {
+    const machine = persistedMachine();
+    await fake.loseReply(command, 'drop');
+    await fake.fail({ command: 'startvm', times: 1, stderr: 'VBoxManage: error: injected failure of startvm\nVBoxManage: error: Details: code E_FAIL (0x80004005)' });
+    const error = await machine.driver.create().catch((caught: unknown) => caught);
+    expect(MachineError.isInstance(error) && error.message).toContain('injected failure of startvm');
+    expect((error as { cleanupError?: unknown }).cleanupError).toBeUndefined();
+    expect(machine.context.journal.entries()).toEqual([]);
+    expect(await fake.leaks()).toEqual([]);
+    expect(await strayFiles(machine.machineDir)).toEqual([]);
+  });
+
   it('killed while writing the seed ISO (a local file; its intent journaled first): remove finds the partial file and deletes it', async () => {
     const machine = persistedMachine();
     const path = join(machine.machineDir, 'seed.iso');
