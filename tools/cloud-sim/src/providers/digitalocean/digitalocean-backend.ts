@@ -1,12 +1,17 @@
 import type { ProviderContext, SimRequest } from '../../core/provider-front-end.ts';
-import type { SimInstance } from '../../core/store.ts';
+import { consume, type Realism, realismOf, WindowQuota } from '../../core/realism.ts';
+import type { SimInstance, SimResource } from '../../core/store.ts';
 import { badRequest, notFound } from './digitalocean-errors.ts';
+import { DIGITALOCEAN_BURST_LIMIT, DIGITALOCEAN_REALISTIC_DEFAULTS, type DigitalOceanRealism } from './digitalocean-realism.ts';
 
 /** Provider name in the store, the request log and fault rules. */
 export const DIGITALOCEAN = 'digitalocean';
 
-/** Options of the DigitalOcean front end (`startSim({ digitalocean: {...} })`). */
-export interface DigitalOceanOptions {
+/**
+ * Options of the DigitalOcean front end (`startSim({ digitalocean: {...} })`), with the real-cloud
+ * behaviours and knobs of {@link DigitalOceanRealism}.
+ */
+export interface DigitalOceanOptions extends DigitalOceanRealism {
   /** Account droplet limit; creates beyond it get DigitalOcean's 422 (default 1000). */
   dropletLimit?: number;
   /** Bearer tokens starting with this prefix get 401 (default `invalid`). */
@@ -14,7 +19,8 @@ export interface DigitalOceanOptions {
   /** `ratelimit-limit` reported on every answer (default 5000). */
   rateLimit?: number;
   /**
-   * How long a deleted droplet stays readable and listed before it is gone (default 0). At
+   * How long a deleted droplet stays readable and listed before it is gone, in simulator ms (not
+   * scaled; any profile). Default: `deletedVisibleMs` scaled (realistic), 0 (kind). At
    * DigitalOcean, DELETE answers 204 at once and the droplet goes a little later.
    */
   dropletDeleteMs?: number;
@@ -34,6 +40,17 @@ export interface DigitalOceanAction {
 
 /** Droplet details kept in `instance.attributes`. */
 export interface DropletAttributes {
+  /** Its public IPv4 shows from this time (epoch ms; realistic profile: a while after it first ran). */
+  publicIpAfter?: number;
+  /** The status the API still shows until `shownStatusUntil` (an action completed a moment ago). */
+  shownStatus?: string;
+  shownStatusUntil?: number;
+  /** When the droplet last booted (epoch ms). */
+  bootedAt?: number;
+  /** DELETE was accepted; it goes at `dropletDeleteMs`. */
+  deleting?: boolean;
+  /** The `rareStatus` knob picked it: it reports this status while it runs. */
+  rareStatus?: string;
   region: string;
   size: string;
   image: string | number;
@@ -51,21 +68,89 @@ export class DigitalOceanBackend {
   readonly dropletLimit: number;
   readonly invalidTokenPrefix: string;
   readonly rateLimit: number;
-  readonly dropletDeleteMs: number;
+  /** The options object as given: read on every call, so tests may turn knobs between calls. */
+  readonly knobs: DigitalOceanOptions;
+  readonly realism: Realism;
   readonly actions = new Map<number, DigitalOceanAction>();
   readonly vpcUuid: string;
   readonly accountUuid: string;
   readonly teamUuid: string;
+  #hourStart = Math.floor(Date.now() / 1000);
+  #usedThisHour = 0;
+  #burst: { quota: WindowQuota; limit: number; windowMs: number } | undefined;
 
   constructor(context: ProviderContext, options: DigitalOceanOptions = {}) {
     this.context = context;
     this.dropletLimit = options.dropletLimit ?? 1000;
     this.invalidTokenPrefix = options.invalidTokenPrefix ?? 'invalid';
     this.rateLimit = options.rateLimit ?? 5000;
-    this.dropletDeleteMs = options.dropletDeleteMs ?? 0;
+    this.knobs = options;
+    this.realism = realismOf(context.realism, options);
     this.vpcUuid = context.ids.uuid();
     this.accountUuid = context.ids.uuid();
     this.teamUuid = context.ids.uuid();
+  }
+
+  /** A real-cloud duration of the realistic profile, scaled (0 under the `kind` profile). */
+  scaled(knob: keyof typeof DIGITALOCEAN_REALISTIC_DEFAULTS): number {
+    return this.realism.scaled(this.knobs[knob] ?? DIGITALOCEAN_REALISTIC_DEFAULTS[knob]);
+  }
+
+  /** How long a deleted droplet stays readable (ms). */
+  get dropletDeleteMs(): number {
+    return this.knobs.dropletDeleteMs ?? this.scaled('deletedVisibleMs');
+  }
+
+  /** False while a new droplet or key is not in the listings yet (read-after-create lag). */
+  listed(resource: SimInstance | SimResource): boolean {
+    return Date.now() - resource.createdAt.getTime() >= this.scaled('listingLagMs');
+  }
+
+  /**
+   * Counts one request against the hourly window (reported in `ratelimit-*`) and the burst window.
+   * Returns the seconds to wait when DigitalOcean would answer 429, else undefined.
+   */
+  countRequest(): { throttledForSeconds?: number; remaining: number; reset: number } {
+    const now = Math.floor(Date.now() / 1000);
+    if (now >= this.#hourStart + 3600) {
+      this.#hourStart = now;
+      this.#usedThisHour = 0;
+    }
+    this.#usedThisHour++;
+    const remaining = Math.max(this.rateLimit - this.#usedThisHour, 0);
+    const reset = this.#hourStart + 3600;
+    if (this.knobs.enforceHourlyLimit === true && this.#usedThisHour > this.rateLimit) return { throttledForSeconds: reset - now, remaining, reset };
+    if (!this.realism.realistic) return { remaining, reset };
+    const limit = this.knobs.burstLimit ?? DIGITALOCEAN_BURST_LIMIT;
+    const windowMs = Math.max(this.scaled('burstWindowMs'), 1);
+    if (this.#burst === undefined || this.#burst.limit !== limit || this.#burst.windowMs !== windowMs) {
+      this.#burst = { quota: new WindowQuota(limit, windowMs), limit, windowMs };
+    }
+    if (this.#burst.quota.take()) return { remaining, reset };
+    return { throttledForSeconds: Math.max(1, Math.ceil(this.#burst.quota.retryAfterMs() / 1000)), remaining, reset };
+  }
+
+  /** Whether a `shutdown` of this droplet now completes without stopping it (realistic: soon after boot; knob `shutdownIgnored`). */
+  shutdownIgnored(droplet: SimInstance): boolean {
+    if (consume(this.knobs.shutdownIgnored, droplet.name)) return true;
+    const bootedAt = attributesOf(droplet).bootedAt ?? droplet.stateChangedAt.getTime();
+    return this.realism.realistic && Date.now() - bootedAt < this.scaled('shutdownIgnoredAfterBootMs');
+  }
+
+  /** After an action completed: the API shows `previous` as the status for the status lag. */
+  lagStatus(droplet: SimInstance, previous: string): void {
+    const lag = this.scaled('statusLagMs');
+    if (lag <= 0) return;
+    const attributes = attributesOf(droplet);
+    attributes.shownStatus = previous;
+    attributes.shownStatusUntil = Date.now() + lag;
+  }
+
+  /** True while an action of the droplet is in progress (`locked`). */
+  locked(droplet: SimInstance): boolean {
+    const id = Number(droplet.id);
+    for (const action of this.actions.values()) if (action.resource_id === id && action.status === 'in-progress') return true;
+    return false;
   }
 
   /** A live droplet by path id; throws 404. */

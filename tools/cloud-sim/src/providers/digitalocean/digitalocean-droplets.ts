@@ -1,9 +1,10 @@
 import type { SimRequest, SimResponse } from '../../core/provider-front-end.ts';
 import type { SimInstance } from '../../core/store.ts';
-import { DIGITALOCEAN, type DigitalOceanBackend, type DropletAttributes, jsonBody } from './digitalocean-backend.ts';
+import { consume } from '../../core/realism.ts';
+import { attributesOf, DIGITALOCEAN, type DigitalOceanBackend, type DropletAttributes, jsonBody } from './digitalocean-backend.ts';
 import { findImage, REGIONS, SIZES } from './digitalocean-catalog.ts';
 import { DROPLET_LIMIT_MESSAGE, notFound, unprocessable } from './digitalocean-errors.ts';
-import { actionJson, dropletJson, paginate } from './digitalocean-json.ts';
+import { actionJson, dropletJson, dropletStatus, paginate } from './digitalocean-json.ts';
 import { publicKeysFor } from './digitalocean-keys.ts';
 
 const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,253}[a-zA-Z0-9])?$/;
@@ -38,6 +39,7 @@ export function createDroplets(backend: DigitalOceanBackend, request: SimRequest
       vpcUuid: typeof body.vpc_uuid === 'string' ? body.vpc_uuid : backend.vpcUuid,
       diskGb: size.disk,
       ...(typeof body.user_data === 'string' ? { userData: body.user_data } : {}),
+      ...(consume(backend.knobs.rareStatus, name) ? { rareStatus: backend.knobs.rareStatus?.status ?? 'unknown' } : {}),
     };
     const { instance, running } = backend.context.lifecycle.launch({
       provider: DIGITALOCEAN,
@@ -49,34 +51,49 @@ export function createDroplets(backend: DigitalOceanBackend, request: SimRequest
       attributes: { ...attributes },
       ...(attributes.userData === undefined ? {} : { userData: attributes.userData }),
     });
+    // Realistic: `active` before the public IPv4 shows in networks.v4 (replication delay).
+    attributesOf(instance).publicIpAfter = Number.POSITIVE_INFINITY;
+    void running.then((reached) => {
+      if (!reached) return;
+      attributesOf(instance).bootedAt = Date.now();
+      attributesOf(instance).publicIpAfter = Date.now() + backend.scaled('publicIpLagMs');
+    });
     return { instance, action: backend.startAction('create', instance, running) };
   });
   const links = { actions: created.map(({ action }) => ({ id: action.id, rel: 'create', href: backend.url(`/v2/actions/${action.id}`) })) };
-  if (!Array.isArray(body.names)) return { status: 202, body: { droplet: dropletJson(created[0]!.instance), links } };
-  return { status: 202, body: { droplets: created.map(({ instance }) => dropletJson(instance)), links } };
+  if (!Array.isArray(body.names)) return { status: 202, body: { droplet: dropletJson(created[0]!.instance, backend), links } };
+  return { status: 202, body: { droplets: created.map(({ instance }) => dropletJson(instance, backend)), links } };
 }
 
 /** GET /v2/droplets with optional `tag_name` or `name` filters. */
 export function listDroplets(backend: DigitalOceanBackend, request: SimRequest): SimResponse {
   const tag = request.url.searchParams.get('tag_name');
   const name = request.url.searchParams.get('name');
-  const droplets = backend.droplets().filter((droplet) => (tag === null || droplet.tags.includes(tag)) && (name === null || droplet.name === name));
-  return { status: 200, body: paginate(backend, request, 'droplets', droplets.map(dropletJson)) };
+  const droplets = backend
+    .droplets()
+    .filter((droplet) => backend.listed(droplet) && (tag === null || droplet.tags.includes(tag)) && (name === null || droplet.name === name));
+  return { status: 200, body: paginate(backend, request, 'droplets', droplets.map((droplet) => dropletJson(droplet, backend))) };
 }
 
 /** GET /v2/droplets/{id}. */
 export function getDroplet(backend: DigitalOceanBackend, id: string): SimResponse {
-  return { status: 200, body: { droplet: dropletJson(backend.droplet(id)) } };
+  return { status: 200, body: { droplet: dropletJson(backend.droplet(id), backend) } };
 }
 
 /**
  * DELETE /v2/droplets/{id}: SSH torn down, address released, removed from firewalls; after
- * `dropletDeleteMs` when set (the droplet stays readable meanwhile, as at DigitalOcean).
+ * `dropletDeleteMs` when set (the droplet stays readable meanwhile, as at DigitalOcean, and a
+ * repeated DELETE is answered 204 again).
  */
 export function deleteDroplet(backend: DigitalOceanBackend, id: string): SimResponse {
   const droplet = backend.droplet(id);
-  if (backend.dropletDeleteMs > 0) setTimeout(() => destroy(backend, droplet), backend.dropletDeleteMs).unref();
-  else destroy(backend, droplet);
+  const attributes = attributesOf(droplet);
+  if (attributes.deleting === true) return { status: 204 };
+  const lingerMs = backend.dropletDeleteMs;
+  if (lingerMs > 0) {
+    attributes.deleting = true;
+    setTimeout(() => destroy(backend, droplet), lingerMs).unref();
+  } else destroy(backend, droplet);
   return { status: 204 };
 }
 
@@ -107,9 +124,12 @@ export function createDropletAction(backend: DigitalOceanBackend, id: string, re
   if (typeof type !== 'string' || !POWER_ACTIONS.includes(type as PowerAction)) {
     throw unprocessable(`'${String(type)}' is not a valid action type; supported: ${POWER_ACTIONS.join(', ')}`);
   }
-  const inProgress = [...backend.actions.values()].some((action) => action.resource_id === Number(droplet.id) && action.status === 'in-progress');
-  if (inProgress || droplet.state === 'pending' || droplet.state === 'stopping') throw unprocessable('Droplet already has a pending event.');
+  const attributes = attributesOf(droplet);
+  if (backend.locked(droplet) || attributes.deleting === true || droplet.state === 'pending' || droplet.state === 'stopping') {
+    throw unprocessable('Droplet already has a pending event.');
+  }
   const { lifecycle } = backend.context;
+  const previous = dropletStatus(droplet);
   let done: Promise<boolean>;
   switch (type as PowerAction) {
     case 'power_on':
@@ -119,7 +139,11 @@ export function createDropletAction(backend: DigitalOceanBackend, id: string, re
       done = lifecycle.stop(droplet, { force: true });
       break;
     case 'shutdown':
-      done = lifecycle.stop(droplet);
+      // Best effort: the command is issued; a guest that does not act on it stays active.
+      done =
+        droplet.state === 'running' && backend.shutdownIgnored(droplet)
+          ? new Promise((resolve) => setTimeout(() => resolve(true), lifecycle.delays.stoppingMs).unref())
+          : lifecycle.stop(droplet);
       break;
     case 'reboot':
       done = droplet.state === 'stopped' ? lifecycle.start(droplet) : lifecycle.reboot(droplet);
@@ -128,6 +152,14 @@ export function createDropletAction(backend: DigitalOceanBackend, id: string, re
       done = droplet.state === 'stopped' ? lifecycle.start(droplet) : lifecycle.stop(droplet, { force: true }).then((stopped) => stopped && lifecycle.start(droplet));
       break;
   }
+  done = done.then((reached) => {
+    if (reached) {
+      // The action is `completed`, yet the droplet's status still reads the old value a while.
+      backend.lagStatus(droplet, previous);
+      if (droplet.state === 'running' && type !== 'shutdown') attributes.bootedAt = Date.now();
+    }
+    return reached;
+  });
   return { status: 201, body: { action: actionJson(backend.startAction(type, droplet, done)) } };
 }
 

@@ -10,7 +10,7 @@ const userKey = generateSSHKeyPair({ comment: 'driver' });
 const dropletRequest = { name: 'fault-1', region: 'nyc3', size: 's-1vcpu-1gb', image: 'ubuntu-24-04-x64' };
 
 beforeEach(async () => {
-  sim = await startSim({ providers: ['digitalocean'], delays: { pendingMs: 20, stoppingMs: 10 } });
+  sim = await startSim({ providers: ['digitalocean'], profile: 'kind', delays: { pendingMs: 20, stoppingMs: 10 } });
   client = dotsClient(sim.endpoints.digitalocean!);
 });
 afterEach(async () => {
@@ -72,7 +72,7 @@ describe('DigitalOcean fault injection through @digitalocean/dots', () => {
 
   it('enforces the configured droplet limit with the same message', async () => {
     await sim.close();
-    sim = await startSim({ providers: ['digitalocean'], digitalocean: { dropletLimit: 1 } });
+    sim = await startSim({ providers: ['digitalocean'], profile: 'kind', digitalocean: { dropletLimit: 1 } });
     client = dotsClient(sim.endpoints.digitalocean!);
     await client.v2.droplets.post({ ...dropletRequest, name: 'only' });
     const over = await dotsFailure(client.v2.droplets.post({ ...dropletRequest, name: 'over' }));

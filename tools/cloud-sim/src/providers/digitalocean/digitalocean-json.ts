@@ -5,20 +5,35 @@ import { findImage, REGIONS, SIZES } from './digitalocean-catalog.ts';
 
 const DROPLET_STATUS = { pending: 'new', running: 'active', stopping: 'active', stopped: 'off', terminated: 'archive' } as const;
 
-/** A droplet in the v2 API's shape; networks appear once it has left `new`, as on DigitalOcean. */
-export function dropletJson(instance: SimInstance): Record<string, unknown> {
+/**
+ * The `status` the API shows: the instance's, except for a while after an action completed (the
+ * old one, realistic profile) and for droplets the `rareStatus` knob picked.
+ */
+export function dropletStatus(instance: SimInstance): string {
+  const attributes = attributesOf(instance);
+  if (attributes.rareStatus !== undefined && instance.state === 'running') return attributes.rareStatus;
+  if (attributes.shownStatus !== undefined && Date.now() < (attributes.shownStatusUntil ?? 0)) return attributes.shownStatus;
+  return DROPLET_STATUS[instance.state];
+}
+
+/**
+ * A droplet in the v2 API's shape. Networks appear once it has left `new`, its public IPv4 only
+ * after the IP lag (realistic profile); `locked` while an action runs, as on DigitalOcean.
+ */
+export function dropletJson(instance: SimInstance, backend: DigitalOceanBackend): Record<string, unknown> {
   const attributes = attributesOf(instance);
   const size = SIZES.find((candidate) => candidate.slug === attributes.size);
   const region = REGIONS.find((candidate) => candidate.slug === attributes.region);
   const booted = instance.state !== 'pending';
+  const showsPublicIp = booted && Date.now() >= (attributes.publicIpAfter ?? 0);
   return {
     id: Number(instance.id),
     name: instance.name,
     memory: size?.memory ?? 1024,
     vcpus: size?.vcpus ?? 1,
     disk: size?.disk ?? 25,
-    locked: false,
-    status: DROPLET_STATUS[instance.state],
+    locked: backend.locked(instance),
+    status: dropletStatus(instance),
     kernel: null,
     created_at: instance.createdAt.toISOString(),
     features: [...(attributes.backups ? ['backups'] : []), ...(attributes.ipv6 ? ['ipv6'] : []), ...(attributes.monitoring ? ['monitoring'] : []), 'private_networking'],
@@ -30,12 +45,10 @@ export function dropletJson(instance: SimInstance): Record<string, unknown> {
     size: size ?? null,
     size_slug: attributes.size,
     networks: {
-      v4: booted
-        ? [
-            { ip_address: instance.publicIp, netmask: '255.255.0.0', gateway: '127.1.0.1', type: 'public' },
-            { ip_address: instance.privateIp, netmask: '255.255.0.0', gateway: '10.1.0.1', type: 'private' },
-          ]
-        : [],
+      v4: [
+        ...(showsPublicIp ? [{ ip_address: instance.publicIp, netmask: '255.255.0.0', gateway: '127.1.0.1', type: 'public' }] : []),
+        ...(booted ? [{ ip_address: instance.privateIp, netmask: '255.255.0.0', gateway: '10.1.0.1', type: 'private' }] : []),
+      ],
       v6: [],
     },
     region: region ?? null,

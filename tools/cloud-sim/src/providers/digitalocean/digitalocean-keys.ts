@@ -34,7 +34,11 @@ export function createKey(backend: DigitalOceanBackend, request: SimRequest): Si
 
 /** GET /v2/account/keys. */
 export function listKeys(backend: DigitalOceanBackend, request: SimRequest): SimResponse {
-  const keys = backend.context.store.listResources(DIGITALOCEAN, KIND).map(keyJson);
+  // A new key shows in the listing only after the listing lag (by id or fingerprint it reads at once).
+  const keys = backend.context.store
+    .listResources(DIGITALOCEAN, KIND)
+    .filter((key) => backend.listed(key))
+    .map(keyJson);
   return { status: 200, body: paginate(backend, request, 'ssh_keys', keys) };
 }
 

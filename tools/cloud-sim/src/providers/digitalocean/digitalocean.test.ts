@@ -1,3 +1,4 @@
+// The wire format and the kind profile's state machine; the real-cloud timing windows are in digitalocean-realism.test.ts.
 import { generateSSHKeyPair } from '@machine/driver-core/keys';
 import { runSSH, withSSHClient } from '@machine/driver-core/ssh';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -9,7 +10,7 @@ let client: DotsClient;
 const userKey = generateSSHKeyPair({ comment: 'driver' });
 
 beforeEach(async () => {
-  sim = await startSim({ providers: ['digitalocean'], delays: { pendingMs: 20, stoppingMs: 10 } });
+  sim = await startSim({ providers: ['digitalocean'], profile: 'kind', delays: { pendingMs: 20, stoppingMs: 10 } });
   client = dotsClient(sim.endpoints.digitalocean!);
 });
 afterEach(async () => {

@@ -4,6 +4,7 @@ import { digitalOceanFaultError, digitalOceanThrottle, renderDigitalOceanError, 
 import { matchDigitalOceanRoute } from './digitalocean-routes.ts';
 
 export type { DigitalOceanAction, DigitalOceanOptions, DropletAttributes } from './digitalocean-backend.ts';
+export { DIGITALOCEAN_BURST_LIMIT, DIGITALOCEAN_REALISTIC_DEFAULTS, type DigitalOceanRealism } from './digitalocean-realism.ts';
 export { DIGITALOCEAN_ROUTES } from './digitalocean-routes.ts';
 
 /** Token the CLI prints for `DIGITALOCEAN_ACCESS_TOKEN` (any token not starting with `invalid` works). */
@@ -18,12 +19,20 @@ export const digitalOceanProvider: ProviderDefinition<DigitalOceanOptions> = {
   name: DIGITALOCEAN,
   create(context, options): ProviderFrontEnd {
     const backend = new DigitalOceanBackend(context, options);
-    const windowSeconds = 3600;
-    let windowStart = Math.floor(Date.now() / 1000);
-    let used = 0;
+    const counted = new WeakMap<SimRequest, { remaining: number; reset: number }>();
     return {
       name: DIGITALOCEAN,
-      route: (request) => matchDigitalOceanRoute(backend, request),
+      route(request) {
+        const route = matchDigitalOceanRoute(backend, request);
+        const { throttledForSeconds, remaining, reset } = backend.countRequest();
+        counted.set(request, { remaining, reset });
+        if (route === undefined || throttledForSeconds === undefined) return route;
+        // Over the burst (or, by knob, the hourly) limit: DigitalOcean's 429 with Retry-After.
+        return {
+          operation: route.operation,
+          handle: () => digitalOceanThrottle({ times: 1, retryAfterSeconds: throttledForSeconds, resetSeconds: throttledForSeconds }, request, backend.rateLimit),
+        };
+      },
       authenticate(request: SimRequest) {
         const header = request.headers.authorization ?? '';
         const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
@@ -34,16 +43,11 @@ export const digitalOceanProvider: ProviderDefinition<DigitalOceanOptions> = {
       throttleResponse: (throttle, request) => digitalOceanThrottle(throttle, request, backend.rateLimit),
       renderError: renderDigitalOceanError,
       decorate(response: SimResponse, request: SimRequest) {
-        const now = Math.floor(Date.now() / 1000);
-        if (now >= windowStart + windowSeconds) {
-          windowStart = now;
-          used = 0;
-        }
-        used++;
+        const { remaining, reset } = counted.get(request) ?? backend.countRequest();
         response.headers = {
           'ratelimit-limit': String(backend.rateLimit),
-          'ratelimit-remaining': String(Math.max(backend.rateLimit - used, 0)),
-          'ratelimit-reset': String(windowStart + windowSeconds),
+          'ratelimit-remaining': String(remaining),
+          'ratelimit-reset': String(reset),
           'x-request-id': request.requestId,
           ...response.headers,
         };
