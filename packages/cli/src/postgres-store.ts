@@ -179,14 +179,22 @@ export class PostgresStore implements Store {
 
   /** The record and the machine's changed files in one transaction. */
   async #write(record: MachineRecord): Promise<void> {
-    const { pool } = await this.#db();
     const changes = await this.#fileChanges(record.name, this.machineDir(record.name));
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
+    await this.#transaction(async (client) => {
       const updated = await client.query('UPDATE machine_records SET record = $2, updated_at = now() WHERE name = $1', [record.name, JSON.stringify(record)]);
       if (updated.rowCount === 0) throw machineNotFound(record.name);
       await applyFileChanges(client, record.name, changes);
+    });
+    this.#remember(record.name, changes);
+  }
+
+  /** Runs `work` in one transaction on a pooled connection: committed when it returns, rolled back when it throws. */
+  async #transaction(work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
+    const { pool } = await this.#db();
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await work(client);
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
@@ -194,7 +202,6 @@ export class PostgresStore implements Store {
     } finally {
       client.release();
     }
-    this.#remember(record.name, changes);
   }
 
   /** What changed in `dir` since it was loaded or last written: files to upsert (encrypted) and to delete. */
@@ -224,19 +231,10 @@ export class PostgresStore implements Store {
   async remove(name: string): Promise<void> {
     assertValidMachineName(name);
     await (this.#pending.get(name) ?? Promise.resolve()).catch(() => {});
-    const { pool } = await this.#db();
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
+    await this.#transaction(async (client) => {
       await client.query('DELETE FROM machine_files WHERE machine = $1', [name]);
       await client.query('DELETE FROM machine_records WHERE name = $1', [name]);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
     this.#synced.delete(name);
     await rm(this.machineDir(name), { recursive: true, force: true });
   }
@@ -300,18 +298,7 @@ export class PostgresStore implements Store {
       this.#certsLoaded = true;
       const result = await work(dir);
       const changes = await this.#fileChanges('', dir);
-      const { pool } = await this.#db();
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        await applyFileChanges(client, '', changes);
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw error;
-      } finally {
-        client.release();
-      }
+      await this.#transaction((client) => applyFileChanges(client, '', changes));
       this.#remember('', changes);
       return result;
     } finally {
