@@ -93,8 +93,9 @@ export function consume(selector: CountedSelector | undefined, name: string): bo
 const firings = new WeakMap<object, number>();
 
 /**
- * A token bucket (EC2's per-action request buckets): `take()` is false when empty. Refills
- * continuously at `refillPerSecond` of simulator time, up to `size`.
+ * A token bucket (EC2's per-action request buckets, Azure's throttling buckets): `take()` is false
+ * when empty; `remaining()` tells what is left (Azure's `x-ms-ratelimit-remaining-*` headers).
+ * Refills continuously at `refillPerSecond` of simulator time, up to `size`.
  */
 export class TokenBucket {
   readonly #size: number;
@@ -108,11 +109,15 @@ export class TokenBucket {
     this.#refillPerMs = refillPerSecond / 1000;
   }
 
-  take(): boolean {
+  remaining(): number {
     const now = Date.now();
     this.#tokens = Math.min(this.#size, this.#tokens + (now - this.#at) * this.#refillPerMs);
     this.#at = now;
-    if (this.#tokens < 1) return false;
+    return this.#tokens;
+  }
+
+  take(): boolean {
+    if (this.remaining() < 1) return false;
     this.#tokens -= 1;
     return true;
   }

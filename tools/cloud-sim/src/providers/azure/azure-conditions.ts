@@ -1,5 +1,5 @@
 import type { SimRequest } from '../../core/provider-front-end.ts';
-import type { Realism } from '../../core/realism.ts';
+import { type Realism, TokenBucket } from '../../core/realism.ts';
 import {
   anotherOperationInProgress,
   armThrottled,
@@ -47,8 +47,8 @@ export class AzureConditions {
   readonly knobs: AzureRealism;
   readonly #registration = new Map<string, { state: 'NotRegistered' | 'Registering' | 'Registered'; at: number }>();
   readonly #tokensSeen = new Map<string, number>();
-  readonly #computeBuckets = new Map<string, Bucket>();
-  readonly #subscriptionBuckets = new Map<string, Bucket>();
+  readonly #computeBuckets = new Map<string, TokenBucket>();
+  readonly #subscriptionBuckets = new Map<string, TokenBucket>();
   readonly #locks = new Map<string, Lock>();
   readonly #inUseUntil = new Map<string, { until: number; by: string }>();
 
@@ -155,37 +155,10 @@ export class AzureConditions {
   }
 }
 
-/** A token bucket that also tells what is left (for the `x-ms-ratelimit-remaining-*` headers). */
-class Bucket {
-  readonly #size: number;
-  readonly #refillPerMs: number;
-  #tokens: number;
-  #at = Date.now();
-
-  constructor(size: number, refillPerSecond: number) {
-    this.#size = size;
-    this.#tokens = size;
-    this.#refillPerMs = refillPerSecond / 1000;
-  }
-
-  remaining(): number {
-    const now = Date.now();
-    this.#tokens = Math.min(this.#size, this.#tokens + (now - this.#at) * this.#refillPerMs);
-    this.#at = now;
-    return this.#tokens;
-  }
-
-  take(): boolean {
-    if (this.remaining() < 1) return false;
-    this.#tokens -= 1;
-    return true;
-  }
-}
-
-function bucketOf(map: Map<string, Bucket>, key: string, size: number, refillPerSecond: number): Bucket {
+function bucketOf(map: Map<string, TokenBucket>, key: string, size: number, refillPerSecond: number): TokenBucket {
   let bucket = map.get(key);
   if (bucket === undefined) {
-    bucket = new Bucket(size, refillPerSecond);
+    bucket = new TokenBucket(size, refillPerSecond);
     map.set(key, bucket);
   }
   return bucket;
