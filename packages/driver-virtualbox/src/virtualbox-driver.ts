@@ -244,12 +244,14 @@ export class VirtualBoxDriver implements Driver {
       const diskPath = (await run.make(diskKind, { source: image.path, path: join(machineDir, 'disk.vdi') })).id;
       // clonemedium registered the source image too; release it so the cache stays unregistered.
       await vbox(['closemedium', 'disk', image.path]).catch(() => {});
-      await vbox(['modifymedium', 'disk', diskPath, '--resize', String(this.#config.diskSize)]);
+      // The description is what `machine sweep` finds a disk left without its VM by.
+      const managedBy = managedByTagValue(managedByValue(this.#context.storeId));
+      await vbox(['modifymedium', 'disk', diskPath, '--resize', String(this.#config.diskSize), '--description', managedBy]);
       step();
 
       const uuid = (await run.make(vmKind, { uuid: randomUUID(), basefolder: machineDir })).id;
       // What `machine sweep` looks for (a VM's extra data lives in its settings and goes with it).
-      await vbox(['setextradata', uuid, managedByKey, managedByTagValue(managedByValue(this.#context.storeId))]);
+      await vbox(['setextradata', uuid, managedByKey, managedBy]);
       step();
 
       // The host-only interface is found or made, and the VM attached to it, under a host-wide

@@ -301,6 +301,23 @@ describe('virtualbox: nothing leaks, whatever kills create', () => {
     expect(await fake.leaks()).toEqual([]);
   });
 
+  it('sweep finds a disk a killed create left before attaching it (by its description), and the VM', async () => {
+    const lost = persistedMachine({}, {}, 'store1');
+    await fake.loseReply('setextradata', 'hold'); // the VM's managed-by tag: carried out, never answered
+    void lost.driver.create().catch(() => undefined);
+    await until(async () => (await fake.carriedOut('setextradata')) === 1, 'the VM tag');
+    await lost.kill();
+    const request = { config: lost.config, storeId: 'store1', claimed: [], client: fake.runner };
+    expect(await persistedMachine().descriptor.sweep?.({ ...request, storeId: 'store2' })).toEqual({ resources: [] });
+    const swept = await lost.descriptor.sweep?.({ ...request, delete: true });
+    expect(swept?.resources.map((resource) => [resource.kind, resource.status, resource.machineName])).toEqual([
+      ['disk', 'deleted', lost.context.machineName],
+      ['vm', 'deleted', lost.context.machineName],
+    ]);
+    expect(swept?.resources.every((resource) => (resource.ageMs ?? -1) >= 0)).toBe(true);
+    expect(await fake.leaks()).toEqual([]);
+  });
+
   it('sweep on a host without VirtualBox finds nothing (machine sweep asks every driver); a VBoxManage path that does not exist is an error', async () => {
     const descriptor = createVirtualBoxDescriptor({ ...host.descriptorOptions, host: { ...host.descriptorOptions.host, env: { PATH: '/nonexistent' } } });
     const config = parseFlags(virtualBoxFlags, {}, { env: {} });
@@ -318,8 +335,9 @@ describe('virtualbox: nothing leaks, whatever kills create', () => {
     await until(async () => (await fake.carriedOut('hostonlyif ipconfig')) === 2, 'the lost machine’s ipconfig');
     await lost.kill();
     const swept = await kept.descriptor.sweep?.({ config: kept.config, claimed: [...kept.record()], client: fake.runner, delete: true });
-    // vboxnet0 is kept's (claimed, in use); the lost create's VM and its vboxnet1 go.
-    expect(swept?.resources.map((resource) => [resource.kind, resource.kind === 'vm' ? resource.name : resource.id, resource.status])).toEqual([
+    // vboxnet0 is kept's (claimed, in use); the lost create's disk (not attached yet), VM and vboxnet1 go.
+    expect(swept?.resources.map((resource) => [resource.kind, resource.kind === 'hostonly-if' ? resource.id : resource.machineName, resource.status])).toEqual([
+      ['disk', lost.context.machineName, 'deleted'],
       ['vm', lost.context.machineName, 'deleted'],
       ['hostonly-if', 'vboxnet1', 'deleted'],
     ]);

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import {
   type AnyResourceKind,
   type FoundResource,
@@ -42,7 +42,7 @@ export const ResourceKind = {
 export const hostOnlyIpKey = 'machine/hostonly-ip';
 
 /**
- * The VM extra-data key sweep looks for: `<managed-by> <ISO time>` (`machine 2026-01-02T03:04:05.000Z`;
+ * The VM extra-data key sweep looks for (a disk carries the same value as its description): `<managed-by> <ISO time>` (`machine 2026-01-02T03:04:05.000Z`;
  * the managed-by value is `machine-<storeId>` when the host names its store).
  */
 export const managedByKey = 'machine/managed-by';
@@ -152,7 +152,7 @@ export const vmKind: Kind<VBoxClient, { uuid: string; basefolder: string }> = {
   errors: { ...vboxErrors, inUse: isLocked },
 };
 
-/** The VM's disk, cloned from the image to a path in the machine folder. */
+/** The VM's disk, cloned from the image to a path in the machine folder; its description carries the managed-by tag (set with its resize). */
 export const diskKind: Kind<VBoxClient, { source: string; path: string }> = {
   kind: ResourceKind.disk,
   label: 'disk',
@@ -175,9 +175,22 @@ export const diskKind: Kind<VBoxClient, { source: string; path: string }> = {
     // Found after a lost clonemedium reply: the source image it registered is released too (create does that itself).
     if (ref.meta?.source !== undefined) await client.vbox(['closemedium', 'disk', ref.meta.source], op).catch(() => undefined);
   },
-  async find(_client, query) {
+  async find(client, query) {
     const path = query.meta?.path;
-    return path !== undefined && existsSync(path) ? [{ id: path, meta: { source: query.meta?.source ?? '' } }] : [];
+    if (query.meta !== undefined) return path !== undefined && existsSync(path) ? [{ id: path, meta: { source: query.meta.source ?? '' } }] : [];
+    // Sweep: registered disks named disk.vdi whose description names this managed-by value and
+    // that no VM uses (a VM's own disk goes with it).
+    const found: FoundResource[] = [];
+    for (const block of parseBlocks(await client.vbox(['list', 'hdds'], op))) {
+      const location = block.get('Location') ?? '';
+      if (basename(location) !== 'disk.vdi') continue;
+      const info = parseBlocks(await client.vbox(['showmediuminfo', 'disk', location], op).catch(() => ''))[0];
+      const [managedBy, made] = (info?.get('Description') ?? '').split(' ');
+      if (managedBy !== query.managedBy || info?.get('In use by VMs') !== undefined) continue;
+      const createdAt = new Date(made ?? '');
+      found.push({ id: location, name: location, machineName: basename(dirname(location)), ...(Number.isNaN(createdAt.getTime()) ? {} : { createdAt }) });
+    }
+    return found;
   },
   errors: vboxErrors,
 };

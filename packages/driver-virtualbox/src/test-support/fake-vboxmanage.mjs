@@ -311,9 +311,27 @@ function execute(args, statePath, io) {
             ].join('\n'),
           );
         }
+      } else if (what === 'hdds') {
+        for (const [path, medium] of Object.entries(state.media)) {
+          if (medium.type !== 'disk') continue;
+          const location = existsSync(path) ? 'Created' : 'Inaccessible';
+          out([`UUID:           ${medium.uuid}`, 'Parent UUID:    base', `State:          ${location.toLowerCase()}`, 'Type:           normal (base)', `Location:       ${path}`, 'Storage format: VDI', `Capacity:       ${medium.sizeMB ?? 1} MBytes`, 'Encryption:     disabled', '', ''].join('\n'));
+        }
       } else {
         fail([`Invalid parameter '${what}'`]);
       }
+      break;
+    }
+    case 'showmediuminfo': {
+      const path = ['disk', 'dvd', 'floppy'].includes(rest[0]) ? rest[1] : rest[0];
+      const medium = state.media[path];
+      if (medium === undefined) fail([`Could not find file for the medium '${path}' (VERR_FILE_NOT_FOUND)`, 'Details: code VBOX_E_FILE_ERROR (0x80bb0004), component MediumWrap']);
+      const lines = [`UUID:           ${medium.uuid}`, 'Parent UUID:    base', 'State:          created', 'Type:           normal (base)', `Location:       ${path}`];
+      if (medium.description !== undefined) lines.push(`Description:    ${medium.description}`);
+      lines.push('Storage format: VDI', `Capacity:       ${medium.sizeMB ?? 1} MBytes`, 'Size on disk:   1 MBytes', 'Encryption:     disabled');
+      const users = attachedVms(path);
+      if (users.length > 0) lines.push(`In use by VMs:  ${users.map((vm) => `${vm.name} (UUID: ${vm.uuid})`).join(', ')}`);
+      out(lines.join('\n'));
       break;
     }
     case 'showvminfo': {
@@ -516,9 +534,13 @@ function execute(args, statePath, io) {
       const path = rest[0] === 'disk' ? rest[1] : rest[0];
       const medium = state.media[path];
       if (medium === undefined) fail([`Could not find file for the medium '${path}' (VERR_FILE_NOT_FOUND)`, 'Details: code VBOX_E_OBJECT_NOT_FOUND (0x80bb0001)']);
-      const size = Number(option('--resize'));
-      if (size < (medium.sizeMB ?? 0)) fail([`Resize medium operation for this format is not implemented yet!`, 'Shrinking is not yet supported']);
-      medium.sizeMB = size;
+      const resize = option('--resize');
+      if (resize !== undefined) {
+        const size = Number(resize);
+        if (size < (medium.sizeMB ?? 0)) fail([`Resize medium operation for this format is not implemented yet!`, 'Shrinking is not yet supported']);
+        medium.sizeMB = size;
+      }
+      if (option('--description') !== undefined) medium.description = option('--description');
       out('0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%');
       break;
     }

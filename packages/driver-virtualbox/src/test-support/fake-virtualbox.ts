@@ -67,7 +67,7 @@ export interface FakeBehaviour {
 export interface FakeState {
   version?: string;
   vms: Record<string, FakeVm>;
-  media: Record<string, { type: string; uuid: string; sizeMB?: number }>;
+  media: Record<string, { type: string; uuid: string; sizeMB?: number; description?: string }>;
   hostonlyifs: Record<string, { guid: string; ip?: string; netmask?: string; createdByFake?: boolean }>;
   dhcpservers: Record<string, { ip: string; netmask: string; lower: string; upper: string; enabled: boolean; createdByFake?: boolean }>;
   faults: FakeFault[];
