@@ -198,10 +198,11 @@ export function answerAttach(engine: ContainerEngine, headers: EngineHeaders, re
     if ((chunk.stream === 1 && stdout) || (chunk.stream === 2 && stderr)) socket.write(tty ? chunk.data : frame(chunk));
   };
   if (truthy(query.get('logs'))) for (const chunk of container.output) write(chunk);
-  if (!truthy(query.get('stream')) || container.status === 'exited') {
+  if (!truthy(query.get('stream'))) {
     socket.end();
     return;
   }
+  // A container that is not running yet (or any more) streams from its next start (`docker start -a`) to its exit.
   const unsubscribe = engine.subscribe(container, (chunk) => {
     if (chunk === undefined) socket.end();
     else write(chunk);

@@ -148,8 +148,10 @@ describe.skipIf(docker === undefined)(`the real docker CLI against the emulated 
     expect(id).toMatch(/^[0-9a-f]{64}$/);
     expect((await dockerCli(['ps', '-a', '--format', '{{.Names}} {{.Status}}'])).stdout).toContain('job Created\n');
     expect(await dockerCli(['start', '-a', 'job'])).toMatchObject({ code: 4, stdout: 'working\n' });
+    // Started again, it runs again (and its log keeps both runs).
+    expect(await dockerCli(['start', '-a', 'job'])).toMatchObject({ code: 4, stdout: 'working\n' });
     expect(await dockerCli(['wait', id.slice(0, 12)])).toMatchObject({ code: 0, stdout: '4\n' });
-    expect(await dockerCli(['logs', 'job'])).toMatchObject({ code: 0, stdout: 'working\n' });
+    expect(await dockerCli(['logs', 'job'])).toMatchObject({ code: 0, stdout: 'working\nworking\n' });
     const ps = await dockerCli(['ps', '-a', '--no-trunc', '--format', '{{.ID}} {{.Image}} {{.Command}} {{.Names}} {{.Status}}']);
     expect(ps.stdout).toMatch(new RegExp(`^${id} alpine "sh -c echo working; exit 4" job Exited \\(4\\) `, 'm'));
     expect((await dockerCli(['ps', '--format', '{{.Names}}'])).stdout).not.toContain('job');
