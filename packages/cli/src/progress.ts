@@ -55,7 +55,8 @@ export type FrameRenderer = ((text: string) => void) & { done(): void };
 
 /** A progress view on `stream`: live on a terminal, plain lines otherwise. */
 export function progressView(stream: OutputStream, options: ProgressViewOptions = {}): ProgressView {
-  if (stream.isTTY !== true) {
+  // A dumb terminal cannot move the cursor: plain lines there too.
+  if (stream.isTTY !== true || process.env.TERM === 'dumb') {
     return {
       printer: () => (event) => {
         if (event.failed === true) return;
