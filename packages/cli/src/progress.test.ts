@@ -39,6 +39,13 @@ function terminal() {
 }
 
 describe('progress, not on a terminal (CI logs)', () => {
+  it('a dumb terminal gets plain lines too', () => {
+    const { stream, writes } = sink(true);
+    const print = progressView(stream, { term: 'dumb' }).printer();
+    print({ step: 'create', phase: 'start', message: 'Creating machine "web1"...' });
+    expect(writes).toEqual(['Creating machine "web1"...\n']);
+  });
+
   it('prints each start and info message as a plain line, done messages only when marked plain', () => {
     const { stream, writes } = sink(false);
     const print = progressPrinter(stream);
@@ -55,7 +62,7 @@ describe('progress on a terminal', () => {
   it('one machine: a running step has a spinner, a finished one a tick and its duration; close collapses them to a summary', () => {
     const { stream, renderer, screen } = terminal();
     let now = 1000;
-    const view = progressView(stream, { now: () => now, spinnerMs: 0, renderer });
+    const view = progressView(stream, { now: () => now, spinnerMs: 0, renderer, term: 'xterm' });
     const print = view.printer();
     print({ step: 'pre-create-check', phase: 'start', message: 'Running pre-create checks...' });
     expect(screen()).toEqual(['⠋ Running pre-create checks...']);
@@ -73,7 +80,7 @@ describe('progress on a terminal', () => {
 
   it('a line written while a step runs freezes the frame (nothing is erased); a failed run keeps every step', () => {
     const { stream, renderer, screen } = terminal();
-    const view = progressView(stream, { now: () => 0, spinnerMs: 0, renderer });
+    const view = progressView(stream, { now: () => 0, spinnerMs: 0, renderer, term: 'xterm' });
     const print = view.printer();
     print({ step: 'provision', phase: 'start', message: 'Provisioning Docker Engine on "web1"...' });
     writeLine(stream, 'provisioning web1 failed at cloud-init: …');
@@ -84,7 +91,7 @@ describe('progress on a terminal', () => {
   it('several machines: one line each, in the order given, with the step each is at; a failure is ✖', () => {
     const { stream, renderer, screen } = terminal();
     let now = 0;
-    const view = progressView(stream, { machines: ['a', 'bb', 'c'], now: () => now, spinnerMs: 0, renderer });
+    const view = progressView(stream, { machines: ['a', 'bb', 'c'], now: () => now, spinnerMs: 0, renderer, term: 'xterm' });
     const [a, b, c] = ['a', 'bb', 'c'].map((name) => view.printer(name)) as [ReturnType<ReturnType<typeof progressView>['printer']>, ReturnType<ReturnType<typeof progressView>['printer']>, ReturnType<ReturnType<typeof progressView>['printer']>];
     c({ step: 'start', phase: 'start', message: 'Starting "c"...' });
     a({ step: 'start', phase: 'start', message: 'Starting "a"...' });

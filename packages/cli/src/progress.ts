@@ -46,6 +46,8 @@ export interface ProgressViewOptions {
   now?: () => number;
   /** Spinner frame interval, ms (0: no timer; the tests render on each event). */
   spinnerMs?: number;
+  /** The terminal type (default `$TERM`): `dumb` gets plain lines. */
+  term?: string;
   /** Where frames go instead of log-update (tests read them). */
   renderer?: (stream: OutputStream) => FrameRenderer;
 }
@@ -56,7 +58,7 @@ export type FrameRenderer = ((text: string) => void) & { done(): void };
 /** A progress view on `stream`: live on a terminal, plain lines otherwise. */
 export function progressView(stream: OutputStream, options: ProgressViewOptions = {}): ProgressView {
   // A dumb terminal cannot move the cursor: plain lines there too.
-  if (stream.isTTY !== true || process.env.TERM === 'dumb') {
+  if (stream.isTTY !== true || (options.term ?? process.env.TERM) === 'dumb') {
     return {
       printer: () => (event) => {
         if (event.failed === true) return;
