@@ -31,6 +31,11 @@ runConformanceSuite('digitalocean (cloud-sim)', async () => {
         headers: { authorization: 'Bearer outside-the-tool' },
       });
       if (response.status !== 204) throw new Error(`delete outside failed: ${response.status}`);
+      // DigitalOcean keeps a deleted droplet readable a while: the suite checks the machine once it is gone.
+      for (let tries = 0; sim.store.getInstance('digitalocean', entry.id)?.state !== 'terminated'; tries++) {
+        if (tries > 500) throw new Error(`droplet ${entry.id} still exists after its delete`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
     },
     close: () => sim.close(),
   };

@@ -23,9 +23,9 @@ import { resolveAccessToken } from './digitalocean-credentials.ts';
 import { mapDigitalOceanError } from './digitalocean-errors.ts';
 import type { DigitalOceanConfig } from './digitalocean-flags.ts';
 import { type LocalInputs, resolveLocalInputs } from './digitalocean-local-inputs.ts';
-import { dropletKind, firewallKind, ResourceKind, sshKeyKind, withDeleteTimeout } from './digitalocean-resources.ts';
+import { digitalOceanKindSet, ResourceKind } from './digitalocean-resources.ts';
 import { stateOfDropletStatus, stateWithPendingAction } from './digitalocean-state.ts';
-import { type DigitalOceanTimings, defaultTimings } from './digitalocean-timings.ts';
+import { type DigitalOceanTimings, defaultTimings, kindSettingsOf } from './digitalocean-timings.ts';
 
 // ssh2 (behind driver-core's keys and ssh helpers) loads only when create needs it, to keep the import cheap.
 type PowerAction = 'shutdown' | 'power_off' | 'power_on' | 'reboot' | 'power_cycle';
@@ -71,14 +71,16 @@ export class DigitalOceanDriver implements Driver {
   #token: string | undefined;
   /** What create makes and remove deletes: ssh key, droplet, firewall (see digitalocean-resources.ts). */
   readonly #model: ResourceModel<DigitalOceanClient>;
+  readonly #kinds: ReturnType<typeof digitalOceanKindSet>;
 
   constructor(options: DigitalOceanDriverOptions) {
     this.#config = options.config;
     this.#context = options.context;
     this.#timings = { ...defaultTimings, ...options.timings };
     this.#injected = options.client;
+    this.#kinds = digitalOceanKindSet(kindSettingsOf(this.#timings));
     this.#model = {
-      kinds: withDeleteTimeout(this.#timings.deleteTimeoutMs),
+      kinds: this.#kinds.all,
       client: () => this.#dots(),
       poll: { interval: this.#timings.pollIntervalMs, maxInterval: this.#timings.maxPollIntervalMs },
       mapError: (error, where) => mapDigitalOceanError(error, where, this.secrets()),
@@ -138,10 +140,10 @@ export class DigitalOceanDriver implements Driver {
     const { data } = this.#context;
     await createResources(this.#model, this.#context, options, async (run) => {
       const { keyReference, privateKey } = await this.#prepareKey(run, inputs);
-      const droplet = await run.make(dropletKind, this.#dropletSpec(inputs, keyReference));
+      const droplet = await run.make(this.#kinds.droplet, this.#dropletSpec(inputs, keyReference));
       const dropletId = Number(droplet.id);
       await data.write({ dropletId });
-      if (this.#config.firewall) await run.make(firewallKind, { dropletId, rules: inputs.rules });
+      if (this.#config.firewall) await run.make(this.#kinds.firewall, { dropletId, rules: inputs.rules });
       const { ip, ipv6 } = await this.#waitForActive(dropletId, signal);
       await data.write({ dropletId, ip, ipv6: ipv6 ?? null });
       throwIfAborted(signal);
@@ -191,11 +193,21 @@ export class DigitalOceanDriver implements Driver {
     const droplet = await this.#getDroplet(id, 'stop');
     if (droplet.status === 'off') return;
     this.#refuseArchived(droplet, 'stop');
-    const shutdown = await this.#powerAction(id, 'shutdown', 'stop', options.signal);
     const timeout = Math.min(this.#timings.shutdownTimeoutMs, this.#config.waitTimeout * 1000);
+    const deadline = Date.now() + timeout;
+    const shutdown = await this.#powerAction(id, 'shutdown', 'stop', options.signal);
     const graceful = await this.#finishAction(shutdown, 'stop', timeout, options.signal, false);
-    if (!graceful) {
-      this.#progress('stop', 'info', `the graceful shutdown did not finish within ${Math.round(timeout / 1000)} s; powering off`);
+    // `shutdown` is best effort: DigitalOcean may complete it while the droplet stays active (its
+    // guest ignored the signal). Off within the stop timeout, or power_off, as DigitalOcean advises.
+    const off = graceful && (await this.#reachesStatus(id, 'off', Math.max(deadline - Date.now(), 0), 'stop', options.signal));
+    if (!off) {
+      this.#progress(
+        'stop',
+        'info',
+        graceful
+          ? `the droplet is still active ${Math.round(timeout / 1000)} s after a completed shutdown; powering off`
+          : `the graceful shutdown did not finish within ${Math.round(timeout / 1000)} s; powering off`,
+      );
       const powerOff = await this.#powerAction(id, 'power_off', 'stop', options.signal);
       await this.#finishAction(powerOff, 'stop', this.#config.waitTimeout * 1000, options.signal, true);
     }
@@ -303,7 +315,7 @@ export class DigitalOceanDriver implements Driver {
     const { data } = this.#context;
     if (inputs.userKey !== undefined) {
       const key = await this.#existingKey(run.client, 'create');
-      await run.adopt(sshKeyKind, { id: String(key.id), meta: { fingerprint: key.fingerprint ?? '' } });
+      await run.adopt(this.#kinds.sshKey, { id: String(key.id), meta: { fingerprint: key.fingerprint ?? '' } });
       await data.write({ sshKeyPath: inputs.userKey.path });
       return { keyReference: String(key.id), privateKey: inputs.userKey.privateKey };
     }
@@ -311,7 +323,7 @@ export class DigitalOceanDriver implements Driver {
     const keyPair = generateSSHKeyPair({ comment: `machine-${this.machineName}` });
     const keyPath = await writeSSHKeyPair(this.#context.machineDir, keyPair, 'id_ed25519');
     await data.write({ sshKeyPath: keyPath });
-    const key = await run.make(sshKeyKind, { publicKey: keyPair.publicKey, fingerprint: keyPair.md5Fingerprint });
+    const key = await run.make(this.#kinds.sshKey, { publicKey: keyPair.publicKey, fingerprint: keyPair.md5Fingerprint });
     return { keyReference: key.id, privateKey: keyPair.privateKey };
   }
 
@@ -419,6 +431,23 @@ export class DigitalOceanDriver implements Driver {
     );
     const ip = wanted === 'active' ? publicIPv4(droplet) : undefined;
     if (ip !== undefined && ip !== this.#context.data.read().ip) await this.#context.data.write({ ip });
+  }
+
+  /** True once the droplet shows `wanted` within `timeoutMs` (at least one look); false when the time runs out. */
+  async #reachesStatus(dropletId: number, wanted: 'active' | 'off', timeoutMs: number, operation: string, signal: AbortSignal | undefined): Promise<boolean> {
+    try {
+      await waitFor<true>(
+        async () => {
+          const current = await this.#getDroplet(dropletId, operation);
+          return current.status === wanted ? { done: true, value: true } : { done: false, reason: `status ${current.status ?? 'unknown'}` };
+        },
+        this.#waitOptions(`droplet ${dropletId} to be ${wanted}`, operation, Math.max(timeoutMs, 1), signal),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof TimeoutError) return false;
+      throw error;
+    }
   }
 
   #refuseArchived(droplet: DotsDroplet, operation: string): void {

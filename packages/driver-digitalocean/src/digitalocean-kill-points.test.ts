@@ -154,6 +154,8 @@ describe('digitalocean: nothing leaks, whatever kills create', () => {
       body: JSON.stringify({ name: 'not-ours', region: 'nyc3', size: 's-1vcpu-1gb', image: 'ubuntu-24-04-x64', tags: ['machine'] }),
     });
     expect(untagged.status).toBe(202);
+    // DigitalOcean lists a new droplet or key a moment after making it (30 ms here); sweep looks at the listings.
+    await new Promise((resolve) => setTimeout(resolve, 100));
 
     const request = { config: kept.config, storeId: 'store1', claimed: [...kept.record()] };
     const listed = await kept.descriptor.sweep?.(request);
@@ -177,6 +179,7 @@ describe('digitalocean: nothing leaks, whatever kills create', () => {
     await other.driver.remove();
     const notOurs = sim.store.listInstances('digitalocean').find((instance) => instance.name === 'not-ours');
     await fetch(`${sim.endpoints.digitalocean}/v2/droplets/${notOurs?.id}`, { method: 'DELETE', headers: { authorization: 'Bearer someone-else' } });
+    await until(() => sim.store.getInstance('digitalocean', String(notOurs?.id))?.state === 'terminated', 'the deleted droplet to go');
     expect(sim.leaks()).toEqual([]);
   });
 });

@@ -1,4 +1,4 @@
-import type { AnyResourceKind, FirewallRule, FoundResource, ResourceCall, ResourceKind as Kind } from '@machine/driver-core';
+import { type AnyResourceKind, type FirewallRule, type FoundResource, type ResourceCall, type ResourceKind as Kind, type ResourceQuery, sleep } from '@machine/driver-core';
 import type { DigitalOceanClient, DotsDropletCreate } from './digitalocean-api-types.ts';
 import { statusOf } from './digitalocean-errors.ts';
 
@@ -42,6 +42,39 @@ async function listAll<T>(page: (page: number) => Promise<readonly T[] | null | 
   return all;
 }
 
+/** How the kinds look for what a create whose reply was lost made. */
+export interface DigitalOceanKindSettings {
+  /**
+   * ms after a create call in which a listing may not show what it made yet (DigitalOcean lists a
+   * new droplet or key a moment after answering): an empty answer is looked at again until then.
+   */
+  visibilityWindowMs: number;
+  /** First delay between those looks, ms (doubles, at most 5 s). */
+  pollIntervalMs: number;
+  /** How long remove waits for a deleted droplet to be gone (404), ms. */
+  deleteTimeoutMs?: number;
+}
+
+/** Production settings: a minute of listing lag is tolerated. */
+export const defaultKindSettings: DigitalOceanKindSettings = { visibilityWindowMs: 60_000, pollIntervalMs: 1000 };
+
+/**
+ * For an intent (a create whose reply was lost), lists again while nothing is found until the
+ * intent's time plus the visibility window: one empty listing right after the call proves nothing.
+ * Sweep (no token) lists once.
+ */
+async function lookUntilListed<T>(settings: DigitalOceanKindSettings, query: ResourceQuery, look: () => Promise<T[]>): Promise<T[]> {
+  let found = await look();
+  if (query.token === undefined) return found;
+  const at = Date.parse(query.meta?.at ?? '');
+  const deadline = (Number.isFinite(at) ? at : Date.now()) + settings.visibilityWindowMs;
+  for (let delay = settings.pollIntervalMs; found.length === 0 && Date.now() < deadline; delay = Math.min(delay * 2, 5000)) {
+    await sleep(Math.max(1, Math.min(delay, deadline - Date.now())));
+    found = await look();
+  }
+  return found;
+}
+
 /** Keys and firewalls are found by their managed name: by token for an intent, by managed-by for sweep. */
 function byManagedName(query: { managedBy: string; machineName?: string; token?: string }, name: string | null | undefined): boolean {
   const parts = parseManagedName(name);
@@ -60,8 +93,20 @@ function found(id: string, name: string | null | undefined, createdAt?: Date | n
   };
 }
 
+/** The tags of a droplet create: `machine`, `machine-<name>`, the managed-by tag, then the user's. */
+export function dropletTags(spec: Pick<DotsDropletCreate, 'name' | 'tags'>, call: Pick<ResourceCall, 'managedBy'>): string[] {
+  return [...new Set([machineTag, `${machineTag}-${spec.name}`, managedByTag(call.managedBy), ...(spec.tags ?? [])])];
+}
+
+/** The resource kinds of a DigitalOcean machine, in create order, with these settings. */
+export function digitalOceanKindSet(settings: DigitalOceanKindSettings = defaultKindSettings): {
+  sshKey: Kind<DigitalOceanClient, { publicKey: string; fingerprint: string }>;
+  droplet: Kind<DigitalOceanClient, DotsDropletCreate>;
+  firewall: Kind<DigitalOceanClient, { dropletId: number; rules: readonly FirewallRule[] }>;
+  all: readonly AnyResourceKind<DigitalOceanClient>[];
+} {
 /** An SSH key uploaded for one machine. */
-export const sshKeyKind: Kind<DigitalOceanClient, { publicKey: string; fingerprint: string }> = {
+const sshKey: Kind<DigitalOceanClient, { publicKey: string; fingerprint: string }> = {
   kind: ResourceKind.sshKey,
   label: 'ssh key',
   step: 'upload-key',
@@ -76,13 +121,15 @@ export const sshKeyKind: Kind<DigitalOceanClient, { publicKey: string; fingerpri
   },
   delete: (client, ref) => client.v2.account.keys.bySsh_key_identifier(Number(ref.id)).delete(),
   async find(client, query) {
-    const keys = await listAll(async (page) => (await client.v2.account.keys.get({ queryParameters: { page, perPage } }))?.sshKeys);
-    return keys.filter((key) => typeof key.id === 'number' && byManagedName(query, key.name)).map((key) => found(String(key.id), key.name, undefined, { name: key.name ?? '' }));
+    return lookUntilListed(settings, query, async () => {
+      const keys = await listAll(async (page) => (await client.v2.account.keys.get({ queryParameters: { page, perPage } }))?.sshKeys);
+      return keys.filter((key) => typeof key.id === 'number' && byManagedName(query, key.name)).map((key) => found(String(key.id), key.name, undefined, { name: key.name ?? '' }));
+    });
   },
 };
 
 /** The droplet: named after the machine, tagged `machine`, `machine-<name>` and `managed-by:<value>`. */
-export const dropletKind: Kind<DigitalOceanClient, DotsDropletCreate> = {
+const droplet: Kind<DigitalOceanClient, DotsDropletCreate> = {
   kind: ResourceKind.droplet,
   label: 'droplet',
   step: 'create-instance',
@@ -108,6 +155,7 @@ export const dropletKind: Kind<DigitalOceanClient, DotsDropletCreate> = {
   async find(client, query) {
     // An intent: this machine's droplets made since the intent; sweep: every droplet of the store.
     const tagName = query.machineName === undefined ? managedByTag(query.managedBy) : `${machineTag}-${query.machineName}`;
+    return lookUntilListed(settings, query, async () => {
     const droplets = await listAll(async (page) => (await client.v2.droplets.get({ queryParameters: { tagName, page, perPage } }))?.droplets);
     return droplets
       .filter((droplet) => typeof droplet.id === 'number' && (droplet.tags ?? []).includes(managedByTag(query.managedBy)))
@@ -118,19 +166,15 @@ export const dropletKind: Kind<DigitalOceanClient, DotsDropletCreate> = {
         ...(droplet.name ? { machineName: droplet.name } : {}),
         ...(droplet.region?.slug ? { region: droplet.region.slug } : {}),
       }));
+    });
   },
   // A droplet with an event in progress refuses deletion for a moment.
   errors: { inUse: (error) => statusOf(error) === 422 || (error as { statusCode?: number })?.statusCode === 422 },
-  timeouts: { delete: 300_000 },
+  timeouts: { delete: settings.deleteTimeoutMs ?? 300_000 },
 };
 
-/** The tags of a droplet create: `machine`, `machine-<name>`, the managed-by tag, then the user's. */
-export function dropletTags(spec: Pick<DotsDropletCreate, 'name' | 'tags'>, call: Pick<ResourceCall, 'managedBy'>): string[] {
-  return [...new Set([machineTag, `${machineTag}-${spec.name}`, managedByTag(call.managedBy), ...(spec.tags ?? [])])];
-}
-
 /** A cloud firewall for one droplet: the machine's inbound rules, all outbound. */
-export const firewallKind: Kind<DigitalOceanClient, { dropletId: number; rules: readonly FirewallRule[] }> = {
+const firewall: Kind<DigitalOceanClient, { dropletId: number; rules: readonly FirewallRule[] }> = {
   kind: ResourceKind.firewall,
   label: 'firewall',
   step: 'create-firewall',
@@ -160,18 +204,23 @@ export const firewallKind: Kind<DigitalOceanClient, { dropletId: number; rules: 
   },
   delete: (client, ref) => client.v2.firewalls.byFirewall_id(ref.id).delete(),
   async find(client, query) {
-    const firewalls = await listAll(async (page) => (await client.v2.firewalls.get({ queryParameters: { page, perPage } }))?.firewalls);
-    return firewalls
-      .filter((firewall) => typeof firewall.id === 'string' && byManagedName(query, firewall.name))
-      .map((firewall) => found(String(firewall.id), firewall.name, firewall.createdAt, { name: firewall.name ?? '' }));
+    return lookUntilListed(settings, query, async () => {
+      const firewalls = await listAll(async (page) => (await client.v2.firewalls.get({ queryParameters: { page, perPage } }))?.firewalls);
+      return firewalls
+        .filter((firewall) => typeof firewall.id === 'string' && byManagedName(query, firewall.name))
+        .map((firewall) => found(String(firewall.id), firewall.name, firewall.createdAt, { name: firewall.name ?? '' }));
+    });
   },
 };
-
-/** The kinds in create order. */
-export const digitalOceanKinds = [sshKeyKind, dropletKind, firewallKind] as const;
-
-/** The kinds, with the droplet's wait for gone set to `deleteTimeoutMs` when given. */
-export function withDeleteTimeout(deleteTimeoutMs: number | undefined): readonly AnyResourceKind<DigitalOceanClient>[] {
-  if (deleteTimeoutMs === undefined) return digitalOceanKinds;
-  return [sshKeyKind, { ...dropletKind, timeouts: { delete: deleteTimeoutMs } }, firewallKind];
+return { sshKey, droplet, firewall, all: [sshKey, droplet, firewall] };
 }
+
+const defaultKinds = digitalOceanKindSet();
+/** The SSH key kind with the production settings. */
+export const sshKeyKind = defaultKinds.sshKey;
+/** The droplet kind with the production settings. */
+export const dropletKind = defaultKinds.droplet;
+/** The firewall kind with the production settings. */
+export const firewallKind = defaultKinds.firewall;
+/** The kinds in create order (production settings). */
+export const digitalOceanKinds = defaultKinds.all;

@@ -14,6 +14,11 @@ export interface DigitalOceanTimings {
   retry: Partial<RetryPolicy>;
   /** How long remove waits for a deleted droplet to be gone (404), ms (default 300 000). */
   deleteTimeoutMs?: number;
+  /**
+   * After a create call whose reply was lost, how long its droplet, key or firewall may be missing
+   * from DigitalOcean's listings, ms (default 60 000): the lookup lists again until then.
+   */
+  visibilityWindowMs: number;
 }
 
 /** Production timings. */
@@ -23,4 +28,14 @@ export const defaultTimings: DigitalOceanTimings = {
   shutdownTimeoutMs: 60_000,
   rebootTimeoutMs: 120_000,
   retry: {},
+  visibilityWindowMs: 60_000,
 };
+
+/** The resource kinds' settings of these timings. */
+export function kindSettingsOf(timings: DigitalOceanTimings): { visibilityWindowMs: number; pollIntervalMs: number; deleteTimeoutMs?: number } {
+  return {
+    visibilityWindowMs: timings.visibilityWindowMs,
+    pollIntervalMs: timings.pollIntervalMs,
+    ...(timings.deleteTimeoutMs === undefined ? {} : { deleteTimeoutMs: timings.deleteTimeoutMs }),
+  };
+}

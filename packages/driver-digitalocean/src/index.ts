@@ -20,9 +20,9 @@ import {
 import type { DigitalOceanClient } from './digitalocean-api-types.ts';
 import { resolveAccessToken } from './digitalocean-credentials.ts';
 import { DigitalOceanDriver, loadClientModule, publicIPv4, stateOfDroplet } from './digitalocean-driver.ts';
-import { type DigitalOceanTimings, defaultTimings } from './digitalocean-timings.ts';
+import { type DigitalOceanTimings, defaultTimings, kindSettingsOf } from './digitalocean-timings.ts';
 import { digitalOceanErrorMapper, mapDigitalOceanError } from './digitalocean-errors.ts';
-import { machineTag, ResourceKind, withDeleteTimeout } from './digitalocean-resources.ts';
+import { digitalOceanKindSet, machineTag, ResourceKind } from './digitalocean-resources.ts';
 import { type DigitalOceanConfig, digitalOceanFlags } from './digitalocean-flags.ts';
 
 export type { DigitalOceanClient } from './digitalocean-api-types.ts';
@@ -31,7 +31,7 @@ export { doctlConfigPath, readDoctlToken, resolveAccessToken } from './digitaloc
 export { DigitalOceanDriver } from './digitalocean-driver.ts';
 export { userDataLimitBytes } from './digitalocean-local-inputs.ts';
 export { type DigitalOceanTimings, defaultTimings } from './digitalocean-timings.ts';
-export { digitalOceanKinds, dropletKind, firewallKind, machineTag, managedByTag, managedName, parseManagedName, ResourceKind, sshKeyKind } from './digitalocean-resources.ts';
+export { type DigitalOceanKindSettings, digitalOceanKindSet, digitalOceanKinds, dropletKind, firewallKind, machineTag, managedByTag, managedName, parseManagedName, ResourceKind, sshKeyKind } from './digitalocean-resources.ts';
 export { isDigitalOceanApiError, mapDigitalOceanError } from './digitalocean-errors.ts';
 export { type DigitalOceanConfig, defaultApiUrl, defaultImage, digitalOceanFlags } from './digitalocean-flags.ts';
 export { stateOfDropletStatus } from './digitalocean-state.ts';
@@ -84,7 +84,7 @@ async function sweep(request: SweepRequest<DigitalOceanConfig, DigitalOceanClien
   };
   return sweepResources(
     {
-      kinds: withDeleteTimeout(timings.deleteTimeoutMs),
+      kinds: digitalOceanKindSet(kindSettingsOf(timings)).all,
       client,
       poll: { interval: timings.pollIntervalMs, maxInterval: timings.maxPollIntervalMs },
       mapError: (error, where) => mapDigitalOceanError(error, where, secrets),

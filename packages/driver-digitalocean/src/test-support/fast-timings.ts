@@ -7,4 +7,6 @@ export const fastTimings: DigitalOceanTimings = {
   shutdownTimeoutMs: 300,
   rebootTimeoutMs: 300,
   retry: { baseDelayMs: 5, maxDelayMs: 20, maxRetries: 3 },
+  // The simulator's listing lag is 30 ms (3 s × timeScale 0.01).
+  visibilityWindowMs: 1_000,
 };

@@ -139,11 +139,26 @@ export class DigitalOceanBackend {
 
   /** After an action completed: the API shows `previous` as the status for the status lag. */
   lagStatus(droplet: SimInstance, previous: string): void {
-    const lag = this.scaled('statusLagMs');
-    if (lag <= 0) return;
     const attributes = attributesOf(droplet);
+    const lag = this.scaled('statusLagMs');
+    if (lag <= 0) {
+      delete attributes.shownStatus;
+      delete attributes.shownStatusUntil;
+      return;
+    }
     attributes.shownStatus = previous;
     attributes.shownStatusUntil = Date.now() + lag;
+  }
+
+  /**
+   * While a power action runs, the droplet's status stays what it was (realistic profile): a
+   * reboot or power-on never shows `new`, a shutdown reads `active` until the droplet is off.
+   */
+  holdStatus(droplet: SimInstance, previous: string): void {
+    if (!this.realism.realistic) return;
+    const attributes = attributesOf(droplet);
+    attributes.shownStatus = previous;
+    attributes.shownStatusUntil = Number.POSITIVE_INFINITY;
   }
 
   /** True while an action of the droplet is in progress (`locked`). */

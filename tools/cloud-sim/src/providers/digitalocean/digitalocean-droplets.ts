@@ -130,6 +130,7 @@ export function createDropletAction(backend: DigitalOceanBackend, id: string, re
   }
   const { lifecycle } = backend.context;
   const previous = dropletStatus(droplet);
+  backend.holdStatus(droplet, previous);
   let done: Promise<boolean>;
   switch (type as PowerAction) {
     case 'power_on':
@@ -153,11 +154,9 @@ export function createDropletAction(backend: DigitalOceanBackend, id: string, re
       break;
   }
   done = done.then((reached) => {
-    if (reached) {
-      // The action is `completed`, yet the droplet's status still reads the old value a while.
-      backend.lagStatus(droplet, previous);
-      if (droplet.state === 'running' && type !== 'shutdown') attributes.bootedAt = Date.now();
-    }
+    // The action is `completed`, yet the droplet's status still reads the old value a while.
+    backend.lagStatus(droplet, previous);
+    if (reached && droplet.state === 'running' && type !== 'shutdown') attributes.bootedAt = Date.now();
     return reached;
   });
   return { status: 201, body: { action: actionJson(backend.startAction(type, droplet, done)) } };
