@@ -1,13 +1,32 @@
-import type { Sim } from '@machine/cloud-sim';
+import type { DigitalOceanOptions, Sim } from '@machine/cloud-sim';
 import { findEntry } from '@machine/driver-core';
-import { runConformanceSuite } from '@machine/driver-core/conformance';
+import { type ChaosFault, runConformanceSuite } from '@machine/driver-core/conformance';
 import { createDigitalOceanDescriptor } from './index.ts';
 import { fastTimings } from './test-support/fast-timings.ts';
 import { simFlags, startDigitalOceanSim } from './test-support/sim-harness.ts';
 
 // The conformance suite through the real dots client against the cloud simulator's DigitalOcean front end.
+/** A chaos fault as a cloud-sim fault rule of the DigitalOcean front end. */
+function faultRule(fault: ChaosFault) {
+  const at = { provider: 'digitalocean', operation: fault.operation ?? '*', nth: fault.nth };
+  switch (fault.kind) {
+    case 'throttle':
+      return { ...at, throttle: { times: 1, retryAfterSeconds: 0, resetSeconds: 1 } };
+    case 'server-error':
+      return { ...at, error: 'server' as const };
+    case 'lost-reply':
+      return { ...at, reply: 'drop' as const };
+    default:
+      return { ...at, times: 1, latencyMs: fault.durationMs };
+  }
+}
+
+// The conformance suite (with its seeded chaos run) through the real dots client against the
+// simulator's realistic DigitalOcean front end.
 runConformanceSuite('digitalocean (cloud-sim)', async () => {
-  const sim: Sim = await startDigitalOceanSim();
+  // Read by the simulator on every call: the chaos run switches behaviours per cycle.
+  const knobs: DigitalOceanOptions = {};
+  const sim: Sim = await startDigitalOceanSim({ digitalocean: knobs });
   const leaks = () => sim.leaks().map((leak) => `${leak.kind} ${leak.id} (${leak.name})`);
   return {
     descriptor: createDigitalOceanDescriptor({ timings: fastTimings }),
@@ -37,6 +56,33 @@ runConformanceSuite('digitalocean (cloud-sim)', async () => {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     },
+    chaos: {
+      faults: ['throttle', 'server-error', 'lost-reply', 'latency'],
+      operations: ['keys.create', 'droplets.create', 'firewalls.create', 'droplet_actions.create', 'firewalls.delete', 'droplets.delete', 'keys.delete'],
+      inject: (fault) => {
+        sim.faults.add(faultRule(fault));
+      },
+      clearFaults: () => sim.faults.clear(),
+      // Beyond the realistic defaults (on in every cycle): longer windows, or every shutdown ignored.
+      behaviours: {
+        shutdownIgnored: (on) => {
+          if (on) knobs.shutdownIgnored = {};
+          else delete knobs.shutdownIgnored;
+        },
+        longListingLag: (on) => {
+          if (on) knobs.listingLagMs = 40_000; // 400 ms scaled
+          else delete knobs.listingLagMs;
+        },
+        latePublicIp: (on) => {
+          if (on) knobs.publicIpLagMs = 30_000;
+          else delete knobs.publicIpLagMs;
+        },
+        longStatusLag: (on) => {
+          if (on) knobs.statusLagMs = 20_000;
+          else delete knobs.statusLagMs;
+        },
+      },
+    },
     close: () => sim.close(),
   };
-}, { killPoints: ['keys.create', 'droplets.create', 'firewalls.create'] });
+}, { killPoints: ['keys.create', 'droplets.create', 'firewalls.create'], chaosCycles: 15 });

@@ -13,6 +13,7 @@ import { parseFlags, type RawFlagValues } from '../flags.ts';
 import { type JournalEntry, MemoryJournal } from '../journal.ts';
 import { runSSH } from '../ssh.ts';
 import { State } from '../state.ts';
+import { type ChaosHooks, type ChaosStep, chaosCycles, chaosSeed, planChaos, runChaos } from './chaos.ts';
 
 /** Operations a driver may not support (e.g. `generic` cannot power a host on). */
 export interface ConformanceCapabilities {
@@ -34,6 +35,11 @@ export interface ConformanceCapabilities {
    * a create killed after the provider committed it, and a reply lost with the process alive.
    */
   killPoints: readonly string[];
+  /**
+   * Cycles of the seeded chaos run (0 = off; needs the harness's `chaos` hooks).
+   * `MACHINE_CHAOS_CYCLES` overrides it (e.g. 100 in `pnpm bench`), `MACHINE_CHAOS_SEED` replays a run.
+   */
+  chaosCycles: number;
 }
 
 /** What a driver package gives the suite. */
@@ -62,6 +68,8 @@ export interface ConformanceHarness<Config = Record<string, unknown>, Client = u
   loseNextReply?(operation: string, how: 'hold' | 'drop'): Promise<void> | void;
   /** Calls of `operation` the provider has received so far, answered or not. */
   callCount?(operation: string): Promise<number> | number;
+  /** Fault injection and behaviour switches for the chaos run (see chaos.ts). */
+  chaos?: ChaosHooks;
   /** The URL `getURL` must return for a machine at `ip` (default `tcp://<ip>:2376`). */
   expectedUrl?(ip: string): string;
   /** Releases the test double. */
@@ -78,6 +86,7 @@ const allCapabilities: ConformanceCapabilities = {
   deleteOutside: true,
   ssh: true,
   killPoints: [],
+  chaosCycles: 0,
 };
 
 /**
@@ -303,6 +312,31 @@ export function runConformanceSuite<Config, Client>(
       expect(context.journal.entries()).toEqual([]);
       await expectNoLeaks();
     });
+
+    const cycles = can.chaosCycles > 0 ? chaosCycles(can.chaosCycles) : 0;
+    it.runIf(cycles > 0)(
+      `chaos: ${cycles} seeded cycles of create → stop/start/restart/kill in random order → remove with faults at random calls; each ends with no leak`,
+      async () => {
+        const hooks = harness.chaos;
+        if (hooks === undefined) throw new Error('the chaos run needs the harness hooks `chaos`');
+        const seed = chaosSeed();
+        const steps = (['stop', 'start', 'restart', 'kill'] as const).filter((step): step is ChaosStep => can[step]);
+        const report = await runChaos({
+          seed,
+          plans: planChaos(seed, cycles, hooks, steps),
+          hooks,
+          newMachine,
+          leaks: () => harness.leaks(),
+        });
+        const injected = Object.values(report.faults).reduce((sum, count) => sum + count, 0);
+        console.info(
+          `chaos ${name}: seed ${seed}, ${report.cycles} cycles, ${injected} faults injected ${JSON.stringify(report.faults)}, ` +
+            `${report.typedErrors} cycles ended in a typed error ${JSON.stringify(report.errorCodes)} then a clean remove, 0 leaks`,
+        );
+        expect(report.cycles).toBe(cycles);
+      },
+      cycles * 20_000,
+    );
 
     // Last: a killed create's orphan may still hold a request open until the test double closes.
     for (const point of can.killPoints) {
