@@ -252,6 +252,28 @@ describe('azure realistic profile (default)', () => {
     expect(second.ipAddress).not.toBe(first.ipAddress);
   });
 
+  it('lists every public IP address and network interface of the subscription in one call each (publicIPAddresses.listAll, networkInterfaces.listAll), addresses as a GET shows them', async () => {
+    await start({ roleAssignmentLagMs: 0 });
+    await ready();
+    const nic = await networkFor('l1');
+    await networkFor('l2', 'Dynamic');
+    await settle(await arm('PUT', vmPath('l1'), vmBody(nic)));
+    sim?.requestLog.clear();
+    const ips = await arm('GET', `/subscriptions/${subscription}/providers/Microsoft.Network/publicIPAddresses`);
+    const nics = await arm('GET', `/subscriptions/${subscription}/providers/Microsoft.Network/networkInterfaces`);
+    expect(sim?.requestLog.counts('azure')).toEqual({ 'publicIPAddresses.listAll': 1, 'networkInterfaces.listAll': 1 });
+    const byName = new Map((ips.body.value as { name: string; properties: { ipAddress?: string } }[]).map((ip) => [ip.name, ip.properties]));
+    expect([...byName.keys()].sort()).toEqual(['l1-ip', 'l2-ip']);
+    const got = (await arm('GET', `${network}/publicIPAddresses/l1-ip`)).body.properties as { ipAddress?: string };
+    expect(got.ipAddress).toMatch(/^127\.1\./);
+    expect(byName.get('l1-ip')?.ipAddress).toBe(got.ipAddress);
+    // A Dynamic address whose VM does not run has none, in the list as in a GET.
+    expect(byName.get('l2-ip')).not.toHaveProperty('ipAddress');
+    expect((nics.body.value as { name: string }[]).map((item) => item.name).sort()).toEqual(['l1-nic', 'l2-nic']);
+    // Another subscription's list is its own.
+    expect((await arm('GET', '/subscriptions/00000000-0000-4000-8000-0000000000b2/providers/Microsoft.Network/publicIPAddresses')).body.value).toEqual([]);
+  });
+
   it('a re-PUT of a VM is an update (200, no twin); changing its admin user is 409 PropertyChangeNotAllowed', async () => {
     await start({ roleAssignmentLagMs: 0 });
     await ready();

@@ -438,3 +438,12 @@ export function listGroupResources(backend: AzureBackend, subscriptionId: string
   const top = Number(request.url.searchParams.get('$top') ?? Number.NaN);
   return json(200, { value: Number.isInteger(top) && top > 0 ? items.slice(0, top) : items });
 }
+
+/** GET /subscriptions/{s}/providers/{ns}/{type}: every resource of the type in the subscription, in every group. */
+export function listSubscriptionResources(backend: AzureBackend, subscriptionId: string, typeKey: ResourceTypeKey): SimResponse {
+  const value = backend
+    .resources(RESOURCE_TYPES[typeKey].group)
+    .filter((resource) => armAttributes(resource).subscriptionId.toLowerCase() === subscriptionId.toLowerCase())
+    .map((resource) => armJson(backend, resource));
+  return json(200, { value });
+}

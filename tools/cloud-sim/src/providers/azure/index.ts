@@ -3,7 +3,7 @@ import { ApiError, type ProviderDefinition, type ProviderFrontEnd, type Route, t
 import { AZURE, AzureBackend, type AzureSimOptions, json, RESOURCE_TYPES, type ResourceTypeKey } from './azure-backend.ts';
 import { canonicalNamespace, type RequestFacts } from './azure-conditions.ts';
 import { AzureApiError } from './azure-errors.ts';
-import { type ArmTarget, deleteResource, getResource, listGroupResources, putResource } from './azure-resources.ts';
+import { type ArmTarget, deleteResource, getResource, listGroupResources, listSubscriptionResources, putResource } from './azure-resources.ts';
 import {
   deleteVirtualMachine,
   getInstanceView,
@@ -229,6 +229,13 @@ export function matchAzureRoute(backend: AzureBackend, request: SimRequest): Rou
   // /subscriptions/{s}/providers/Microsoft.Compute/virtualMachines
   if (lower[2] === 'providers' && lower[3] === 'microsoft.compute' && lower[4] === 'virtualmachines' && parts.length === 5 && method === 'GET') {
     return { operation: 'virtualMachines.listAll', handle: () => listAllVirtualMachines(backend, subscriptionId, request) };
+  }
+  // /subscriptions/{s}/providers/Microsoft.Network/{publicIPAddresses|networkInterfaces}: every one of the subscription.
+  if (lower[2] === 'providers' && lower[3] === 'microsoft.network' && parts.length === 5 && method === 'GET') {
+    const typeKey = `microsoft.network/${lower[4] ?? ''}`;
+    if (typeKey === 'microsoft.network/publicipaddresses' || typeKey === 'microsoft.network/networkinterfaces') {
+      return { operation: `${RESOURCE_TYPES[typeKey].group}.listAll`, handle: () => listSubscriptionResources(backend, subscriptionId, typeKey) };
+    }
   }
   if (lower[2] !== 'resourcegroups' || parts[3] === undefined) return undefined;
   const resourceGroup = parts[3];
