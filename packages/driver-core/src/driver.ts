@@ -199,6 +199,13 @@ export interface DriverDescriptor<Config = Record<string, unknown>, Client = unk
    */
   getStates?(machines: readonly BatchStateRequest<Config>[], options?: OperationOptions): Promise<Map<string, State | BatchStatus | Error>>;
   /**
+   * Optional: loads the provider's SDK and builds (and caches) the clients these configs need, one
+   * set per provider-account-region, without calling the provider. A host awaits it before it starts
+   * timing provider calls (`ls -t`), so a timeout counts the provider's time, not module loading.
+   * It should not reject: a config whose clients cannot be built fails again, typed, in the call.
+   */
+  prepare?(configs: readonly Config[]): Promise<void>;
+  /**
    * Optional: lists (and with `delete`, deletes) every resource at the provider that carries the
    * store's managed-by tag and that no record claims. Drivers on resource kinds implement it with
    * `sweepResources(model, request)`.
