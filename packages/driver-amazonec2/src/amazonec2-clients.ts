@@ -99,3 +99,21 @@ export class LazyClients {
     return this.#ssm;
   }
 }
+
+const sharedClients = new Map<string, LazyClients>();
+
+/**
+ * The clients of a config, shared by every machine of the process with the same region, endpoint,
+ * credentials and retries: one EC2 client per provider-account-region, however many machines a
+ * command touches. Injected clients and overrides (tests) get their own, unshared.
+ */
+export function clientsFor(config: AmazonEC2Config, overrides: AmazonEC2ClientOverrides = {}, injected?: Partial<AmazonEC2Clients>): LazyClients {
+  if (injected !== undefined || Object.keys(overrides).length > 0) return new LazyClients(config, overrides, injected);
+  const key = JSON.stringify([config.region, config.endpoint ?? '', config.accessKey ?? '', config.secretKey ?? '', config.sessionToken ?? '', config.retries]);
+  let clients = sharedClients.get(key);
+  if (clients === undefined) {
+    clients = new LazyClients(config);
+    sharedClients.set(key, clients);
+  }
+  return clients;
+}

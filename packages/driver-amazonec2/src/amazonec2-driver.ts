@@ -23,7 +23,7 @@ import {
   waitFor,
 } from '@machine/driver-core';
 import type { AmazonEC2ClientOverrides, AmazonEC2Clients } from './amazonec2-clients.ts';
-import { LazyClients, loadEC2Sdk } from './amazonec2-clients.ts';
+import { clientsFor, type LazyClients, loadEC2Sdk } from './amazonec2-clients.ts';
 import { amazonEC2ErrorMapper, mapWaiterError } from './amazonec2-errors.ts';
 import { type AmazonEC2Config, amazonEC2Flags } from './amazonec2-flags.ts';
 import { checkFlags, launchUserData, loadUserKey } from './amazonec2-local-inputs.ts';
@@ -40,7 +40,7 @@ export { resourceKinds } from './amazonec2-resources.ts';
 export interface AmazonEC2Tuning {
   /** Client settings added to the flags' (e.g. a fast `retryStrategy` in tests). */
   clientOverrides?: AmazonEC2ClientOverrides;
-  /** SDK waiter delays in seconds; defaults 5 and 30. */
+  /** SDK waiter delays in seconds; defaults {@link defaultWaiterDelays}. */
   waiterDelays?: { minDelay: number; maxDelay: number };
   /** First and largest delay between SSH tries, ms. */
   sshPoll?: { interval: number; maxInterval: number };
@@ -56,6 +56,15 @@ export interface AmazonEC2Tuning {
    */
   visibilityTimeout?: number;
 }
+
+/**
+ * The instance waiters' delays, seconds: the first poll at once, the next after 0.25 s, doubling
+ * (with the SDK's jitter) up to 2 s. The SDK's own 5 s minimum made create notice a running
+ * instance up to 5 s late. Even at 2 s a machine polls DescribeInstances 0.5 times a second, so
+ * about 40 creates at once stay within EC2's documented refill of 20 non-mutating calls a second
+ * per account (bucket 100).
+ */
+export const defaultWaiterDelays = { minDelay: 0.25, maxDelay: 2 } as const;
 
 const privateKeyFile = 'id_ed25519';
 const userKeyFile = 'id_user';
@@ -81,7 +90,7 @@ export class AmazonEC2Driver implements Driver {
     this.#config = recorded === undefined || recorded === config.region ? config : { ...config, region: recorded };
     this.#context = context;
     this.#tuning = tuning;
-    this.#clients = new LazyClients(this.#config, tuning.clientOverrides, clients);
+    this.#clients = clientsFor(this.#config, tuning.clientOverrides, clients);
     this.#kinds = amazonEC2Kinds({
       region: this.#config.region,
       visibilityTimeout: tuning.visibilityTimeout ?? 180_000,
@@ -415,15 +424,15 @@ export class AmazonEC2Driver implements Driver {
 
   /** First delay of the driver's own polls, ms: the waiters' `minDelay`, at most half a second. */
   #pollInterval(): number {
-    return Math.min((this.#tuning.waiterDelays?.minDelay ?? 5) * 1000, 500);
+    return Math.min((this.#tuning.waiterDelays?.minDelay ?? defaultWaiterDelays.minDelay) * 1000, 500);
   }
 
   async #waiterParams(signal: AbortSignal | undefined, maxWaitTime: number) {
     return {
       client: await this.#ec2(),
       maxWaitTime,
-      minDelay: this.#tuning.waiterDelays?.minDelay ?? 5,
-      maxDelay: this.#tuning.waiterDelays?.maxDelay ?? 30,
+      minDelay: this.#tuning.waiterDelays?.minDelay ?? defaultWaiterDelays.minDelay,
+      maxDelay: this.#tuning.waiterDelays?.maxDelay ?? defaultWaiterDelays.maxDelay,
       ...(signal === undefined ? {} : { abortSignal: signal }),
     };
   }

@@ -378,22 +378,67 @@ describe('amazonec2 against the simulator', () => {
     expect(leaks()).toEqual([]);
   });
 
-  it('batch state: one DescribeInstances for many machines of a region', async () => {
+  it('batch state: one DescribeInstances for many machines of a region answers state and address (public, or private where the machine uses it), nothing per machine', async () => {
     const machines = [machine(), machine(), machine()];
     for (const { driver } of machines) await driver.create();
     const gone = machines[1]!;
     const neverMade = machine();
+    const addresses = await Promise.all(machines.map(({ driver }) => driver.getIP()));
+    // One with --amazonec2-use-private-address (the simulator's private addresses are not reachable: it shares machine 0's instance).
+    const instanceId = findEntry(machines[0]!.context.journal, 'instance')?.id ?? '';
+    const privately = machine({ 'amazonec2-use-private-address': true });
+    await privately.context.journal.record({ kind: 'instance', id: instanceId, region });
+    machines.push(privately);
+    addresses.push(sim.store.getInstance('amazonec2', instanceId)?.privateIp ?? '');
+    expect(addresses[3]).toMatch(/^10\./);
     await ec2.send(new TerminateInstancesCommand({ InstanceIds: [findEntry(gone.context.journal, 'instance')?.id ?? ''] }));
     sim.requestLog.clear();
     const all = [...machines, neverMade];
     const states = await descriptor.getStates!(all.map(({ config, context }) => ({ config, context })));
     expect(sim.requestLog.counts('amazonec2')).toEqual({ DescribeInstances: 1 });
-    expect(states.get(machines[0]!.context.machineName)).toBe(State.Running);
-    expect(states.get(machines[2]!.context.machineName)).toBe(State.Running);
+    expect(states.get(machines[0]!.context.machineName)).toEqual({ state: State.Running, ip: addresses[0] });
+    expect(states.get(machines[2]!.context.machineName)).toEqual({ state: State.Running, ip: addresses[2] });
+    expect(states.get(machines[3]!.context.machineName)).toEqual({ state: State.Running, ip: addresses[3] });
     expect(states.get(gone.context.machineName)).toBeInstanceOf(NotFoundError);
     expect(states.get(neverMade.context.machineName)).toBeInstanceOf(NotFoundError);
-    for (const { driver } of machines) await driver.remove();
+    await machines[2]!.driver.stop();
+    sim.requestLog.clear();
+    // A stopped instance has no public address: the answer is its state alone.
+    expect((await descriptor.getStates!([machines[2]!].map(({ config, context }) => ({ config, context })))).get(machines[2]!.context.machineName)).toEqual({ state: State.Stopped });
+    expect(sim.requestLog.counts('amazonec2')).toEqual({ DescribeInstances: 1 });
+    for (const { driver } of machines.slice(0, 3)) await driver.remove();
     expect(leaks()).toEqual([]);
+  });
+
+  it('batch state through the clients the descriptor builds: prepare makes no call; one DescribeInstances per region, whatever the number of machines', async () => {
+    const plain = createAmazonEC2Descriptor();
+    knobs.publicIpLagMs = 0;
+    const made = await Promise.all(
+      [region, region, region, 'us-west-2', 'us-west-2'].map(async (where) => {
+        const { Instances = [] } = await new EC2Client({ region: where, endpoint: sim.endpoints.amazonec2, credentials, maxAttempts: 1 }).send(
+          new RunInstancesCommand({ ImageId: 'ami-0a1b2c3d4e5f60718', InstanceType: 't3.micro', MinCount: 1, MaxCount: 1 }),
+        );
+        const name = `batch-${++counter}`;
+        const context = createMemoryContext(name, join(root, name));
+        await context.journal.record({ kind: 'instance', id: Instances[0]?.InstanceId ?? '', region: where });
+        return { context, config: parseFlags(amazonEC2Flags, flags({ 'amazonec2-region': where }), { env: {} }) };
+      }),
+    );
+    const ids = made.map(({ context }) => findEntry(context.journal, 'instance')?.id ?? '');
+    // They boot on the simulator's timers; EC2 lists a new instance after its visibility lag (shorter than the boot).
+    while (!ids.every((id) => sim.store.getInstance('amazonec2', id)?.state === 'running')) await new Promise((resolve) => setTimeout(resolve, 10));
+    sim.requestLog.clear();
+    await plain.prepare!(made.map(({ config }) => config));
+    expect(sim.requestLog.entries('amazonec2')).toEqual([]);
+    const states = await plain.getStates!(made);
+    expect(sim.requestLog.counts('amazonec2')).toEqual({ DescribeInstances: 2 });
+    for (const { context } of made) expect(states.get(context.machineName)).toEqual({ state: State.Running, ip: expect.stringMatching(/^127\.1\./) });
+    for (const { context } of made) {
+      const id = findEntry(context.journal, 'instance')?.id ?? '';
+      const where = findEntry(context.journal, 'instance')?.region ?? region;
+      await new EC2Client({ region: where, endpoint: sim.endpoints.amazonec2, credentials, maxAttempts: 1 }).send(new TerminateInstancesCommand({ InstanceIds: [id] }));
+    }
+    while (leaks().length > 0) await new Promise((resolve) => setTimeout(resolve, 10));
   });
 
   it('batch state: a refused credential is a typed AuthError for each machine of that region', async () => {

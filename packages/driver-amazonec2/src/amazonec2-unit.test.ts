@@ -23,7 +23,7 @@ import {
 } from '@machine/driver-core';
 import { startSSHServer } from '@machine/driver-core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ssmEndpoint } from './amazonec2-clients.ts';
+import { clientsFor, ssmEndpoint } from './amazonec2-clients.ts';
 import { crossFlagProblems, parseTags } from './amazonec2-flags.ts';
 import { architectureOf, blockDeviceMappingsFor, ubuntuAmiParameter, zoneFilter } from './amazonec2-plan.ts';
 import { missingPermissions } from './amazonec2-security-group.ts';
@@ -175,6 +175,17 @@ describe('launch plan helpers', () => {
       { IpProtocol: 'tcp', FromPort: 8080, ToPort: 8080, Ipv6Ranges: [{ CidrIpv6: '2001:db8::/32', Description: 'machine web1 user' }] },
     ]);
     expect(missingPermissions({ IpPermissions: [{ IpProtocol: '-1', IpRanges: [{ CidrIp: '203.0.113.0/24' }], Ipv6Ranges: [{ CidrIpv6: '2001:db8::/32' }] }] }, rules, 'x')).toEqual([]);
+  });
+
+  it('builds one set of clients per region, endpoint and credentials and shares it; injected clients and overrides are never shared', async () => {
+    const config = parseFlags(amazonEC2Flags, { 'amazonec2-region': 'eu-north-1', 'amazonec2-access-key': 'AKIDSHARED0000000001', 'amazonec2-secret-key': 's' }, { env: {} });
+    const shared = clientsFor(config);
+    expect(clientsFor({ ...config })).toBe(shared);
+    expect(await clientsFor({ ...config }).ec2()).toBe(await shared.ec2());
+    expect(clientsFor({ ...config, region: 'eu-south-1' })).not.toBe(shared);
+    expect(clientsFor({ ...config, accessKey: 'AKIDSHARED0000000002' })).not.toBe(shared);
+    expect(clientsFor(config, {}, { ec2: {} as EC2Client })).not.toBe(shared);
+    expect(clientsFor(config, { logger: console })).not.toBe(shared);
   });
 
   it('sends SSM to a custom endpoint (simulator, LocalStack) but not to an AWS EC2 endpoint', () => {

@@ -5,6 +5,7 @@
 import type { Instance } from '@aws-sdk/client-ec2';
 import {
   type BatchStateRequest,
+  type BatchStatus,
   defineDriver,
   type DriverDescriptor,
   findEntry,
@@ -15,7 +16,7 @@ import {
   type State,
   secretValues,
 } from '@machine/driver-core';
-import { type AmazonEC2Clients, LazyClients, loadEC2Sdk } from './amazonec2-clients.ts';
+import { type AmazonEC2Clients, clientsFor, type LazyClients, loadEC2Sdk } from './amazonec2-clients.ts';
 import { AmazonEC2Driver, type AmazonEC2Tuning, resourceKinds } from './amazonec2-driver.ts';
 import { amazonEC2ErrorMapper, mapAmazonEC2Error } from './amazonec2-errors.ts';
 import { type AmazonEC2Config, amazonEC2Flags } from './amazonec2-flags.ts';
@@ -48,6 +49,7 @@ export function createAmazonEC2Descriptor(options: AmazonEC2DescriptorOptions = 
     createDriver: ({ config, context, client }) =>
       guardDriver(new AmazonEC2Driver(config, context, client ?? defaultClients, tuning), amazonEC2ErrorMapper(secretValues(amazonEC2Flags, config))),
     getStates: (machines, stateOptions) => getStates(machines, defaultClients, tuning, stateOptions?.signal),
+    prepare: (configs) => prepare(configs, defaultClients, tuning),
   });
 }
 
@@ -58,16 +60,18 @@ export function parseAmazonEC2Flags(values: RawFlagValues, env?: Readonly<Record
 
 /**
  * One DescribeInstances per region (and endpoint/credentials) for many machines, filtered by
- * instance id so a missing instance does not fail the batch.
+ * instance id so a missing instance does not fail the batch. Each answer carries the address too
+ * (public, or private with --amazonec2-use-private-address / --amazonec2-private-address-only), so
+ * a host listing a fleet needs no call per machine.
  */
 async function getStates(
   machines: readonly BatchStateRequest<AmazonEC2Config>[],
   clients: Partial<AmazonEC2Clients> | undefined,
   tuning: AmazonEC2Tuning,
   signal?: AbortSignal,
-): Promise<Map<string, State | Error>> {
-  const results = new Map<string, State | Error>();
-  const groups = new Map<string, { config: AmazonEC2Config; ids: Map<string, string> }>();
+): Promise<Map<string, State | BatchStatus | Error>> {
+  const results = new Map<string, State | BatchStatus | Error>();
+  const groups = new Map<string, { config: AmazonEC2Config; ids: Map<string, { machine: string; config: AmazonEC2Config }[]> }>();
   for (const { config, context } of machines) {
     const entry = findEntry(context.journal, resourceKinds.instance);
     if (entry === undefined) {
@@ -76,31 +80,37 @@ async function getStates(
     }
     const region = entry.region ?? config.region;
     const key = JSON.stringify([region, config.endpoint ?? '', config.accessKey ?? ''], null, 0);
-    const group = groups.get(key) ?? { config: { ...config, region }, ids: new Map<string, string>() };
-    group.ids.set(entry.id, context.machineName);
+    const group = groups.get(key) ?? { config: { ...config, region }, ids: new Map<string, { machine: string; config: AmazonEC2Config }[]>() };
+    group.ids.set(entry.id, [...(group.ids.get(entry.id) ?? []), { machine: context.machineName, config }]);
     groups.set(key, group);
   }
   await Promise.all(
     [...groups.values()].map(async ({ config, ids }) => {
       try {
-        const instances = await describeMany(new LazyClients(config, tuning.clientOverrides, clients), [...ids.keys()], signal);
-        for (const [id, machine] of ids) {
-          const state = toMachineState(instances.get(id)?.State?.Name);
-          results.set(
-            machine,
-            instances.has(id) && state !== undefined
-              ? state
-              : new NotFoundError(`EC2 instance ${id} ${instances.has(id) ? 'was terminated' : 'does not exist'}`, { machine, operation: 'getState' }),
-          );
+        const instances = await describeMany(clientsFor(config, tuning.clientOverrides, clients), [...ids.keys()], signal);
+        for (const [id, { machine, config: machineConfig }] of [...ids].flatMap(([id, members]) => members.map((member) => [id, member] as const))) {
+          const instance = instances.get(id);
+          const state = toMachineState(instance?.State?.Name);
+          if (instance === undefined || state === undefined) {
+            results.set(machine, new NotFoundError(`EC2 instance ${id} ${instance === undefined ? 'does not exist' : 'was terminated'}`, { machine, operation: 'getState' }));
+            continue;
+          }
+          const ip = machineConfig.privateAddressOnly || machineConfig.usePrivateAddress ? instance.PrivateIpAddress : instance.PublicIpAddress;
+          results.set(machine, ip === undefined || ip === '' ? { state } : { state, ip });
         }
       } catch (error) {
-        for (const machine of ids.values()) {
+        for (const { machine } of [...ids.values()].flat()) {
           results.set(machine, mapAmazonEC2Error(error, { machine, operation: 'getState', secrets: secretValues(amazonEC2Flags, config) }));
         }
       }
     }),
   );
   return results;
+}
+
+/** Loads the SDK and builds the shared EC2 client of each config's region and account (no API call). */
+async function prepare(configs: readonly AmazonEC2Config[], clients: Partial<AmazonEC2Clients> | undefined, tuning: AmazonEC2Tuning): Promise<void> {
+  await Promise.all(configs.map((config) => clientsFor(config, tuning.clientOverrides, clients).ec2().catch(() => undefined)));
 }
 
 async function describeMany(clients: LazyClients, ids: readonly string[], signal?: AbortSignal): Promise<Map<string, Instance>> {
