@@ -164,7 +164,7 @@ const withoutLibraryRetries = {
  * credential rejects one promise per API method and all but the awaited one go unhandled (the
  * process dies), so it is found out before any client exists.
  */
-async function defaultAuthClient(options: ComputeClientOptions): Promise<AuthClientLike> {
+export async function defaultAuthClient(options: Pick<ComputeClientOptions, 'endpoint' | 'projectId'>): Promise<AuthClientLike> {
   const { GoogleAuth, OAuth2Client } = await import('google-auth-library');
   if (options.endpoint?.protocol === 'http') {
     const client = new OAuth2Client();

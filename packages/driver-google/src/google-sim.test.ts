@@ -327,21 +327,46 @@ describe('google driver against the simulator (real client library)', () => {
     expect(leaks()).toEqual([]);
   });
 
-  it('getStates: one instances.list per zone for many machines, through clients it builds itself (placeholder token to loopback)', async () => {
+  it('getStates: one instances.aggregatedList per project for many machines in several zones, state and address (external, or internal where the machine uses it), through the auth client it builds itself (placeholder token to loopback); prepare makes no call', async () => {
     const a = machine();
     const b = machine();
+    const c = machine({ 'google-zone': 'europe-west1-b' });
     await a.driver.create();
     await b.driver.create();
+    await c.driver.create();
     await b.driver.stop();
     const never = machine();
+    const [aIp, cIp] = [await a.driver.getIP(), await c.driver.getIP()];
+    const internal = machine({ 'google-use-internal-ip': true });
+    await internal.context.journal.record({ kind: 'instance', id: a.name, region: 'us-central1-a' });
+    const [aInstance] = await clients.instances.get({ project, zone: 'us-central1-a', instance: a.name });
+    const config = (extra: Record<string, unknown> = {}) => parseFlags(googleFlags, simFlags(sim, extra), { env: {} });
+    const requests = [
+      ...[a, b, never].map(({ context }) => ({ context, config: config() })),
+      { context: c.context, config: config({ 'google-zone': 'europe-west1-b' }) },
+      { context: internal.context, config: config({ 'google-use-internal-ip': true }) },
+    ];
     sim.requestLog.clear();
-    const states = await google.getStates?.([a, b, never].map(({ context }) => ({ context, config: parseFlags(googleFlags, simFlags(sim), { env: {} }) })));
-    expect(states?.get(a.name)).toBe(State.Running);
-    expect(states?.get(b.name)).toBe(State.Stopped);
+    await google.prepare?.(requests.map((request) => request.config));
+    expect(sim.requestLog.entries('google')).toEqual([]);
+    const states = await google.getStates?.(requests);
+    expect(states?.get(a.name)).toEqual({ state: State.Running, ip: aIp });
+    expect(states?.get(c.name)).toEqual({ state: State.Running, ip: cIp });
+    expect(states?.get(internal.name)).toEqual({ state: State.Running, ip: aInstance.networkInterfaces?.[0]?.networkIP });
+    expect(states?.get(internal.name)).toMatchObject({ ip: expect.stringMatching(/^10\./) });
+    expect(states?.get(b.name)).toMatchObject({ state: State.Stopped });
     expect(states?.get(never.name)).toBeInstanceOf(NotFoundError);
-    expect(sim.requestLog.counts('google')).toEqual({ 'instances.list': 1 });
+    expect(sim.requestLog.counts('google')).toEqual({ 'instances.aggregatedList': 1 });
+    // Refused or failing, the list is each machine's typed error (the REST answer maps like the client library's).
+    sim.faults.add({ provider: 'google', operation: 'instances.aggregatedList', error: 'auth' });
+    expect((await google.getStates?.(requests))?.get(a.name)).toBeInstanceOf(AuthError);
+    sim.faults.add({ provider: 'google', operation: 'instances.aggregatedList', error: 'unavailable' });
+    const unavailable = (await google.getStates?.(requests))?.get(c.name);
+    expect(unavailable).toBeInstanceOf(ProviderError);
+    expect((unavailable as ProviderError).message).toMatch(/503|unavailable/i);
     await a.driver.remove();
     await b.driver.remove();
+    await c.driver.remove();
     expect(leaks()).toEqual([]);
   });
 

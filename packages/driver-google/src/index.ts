@@ -2,8 +2,9 @@
  * @machine/driver-google: a Compute Engine driver on `@google-cloud/compute`.
  * Importing this module does not load the client library; it is imported when an operation runs.
  */
-import { type BatchStateRequest, defineDriver, type DriverDescriptor, findEntry, guardDriver, NotFoundError, type OperationOptions, type State } from '@machine/driver-core';
-import { type ComputeClients, createComputeClients } from './google-clients.ts';
+import { type BatchStateRequest, type BatchStatus, defineDriver, type DriverDescriptor, findEntry, guardDriver, NotFoundError, type OperationOptions, type State } from '@machine/driver-core';
+import { type ComputeClients, createComputeClients, defaultAuthClient } from './google-clients.ts';
+import { listInstancesOfProject, type RequestingAuthClient } from './google-instance-list.ts';
 import { GoogleDriver, ResourceKind, stateOfInstance } from './google-driver.ts';
 import { mapGoogleError } from './google-errors.ts';
 import { type GoogleConfig, googleFlags, parseEndpoint } from './google-flags.ts';
@@ -55,49 +56,76 @@ const google: DriverDescriptor<GoogleConfig, ComputeClients> = defineDriver<Goog
     return guardDriver(new GoogleDriver(config, context, clients), mapGoogleError);
   },
   getStates,
+  prepare,
 });
 
+const listerCache = new Map<string, Promise<RequestingAuthClient>>();
+
 /**
- * `machine ls`: the state of many machines with one `instances.list` per project and zone (the
- * reference made one call per machine and hit rate limits).
+ * The auth client a fleet listing sends its REST GET with, built once per endpoint and project
+ * (google-auth-library only: no Compute client, no protos; see listInstancesOfProject).
  */
-async function getStates(machines: readonly BatchStateRequest<GoogleConfig>[], options: OperationOptions = {}): Promise<Map<string, State | Error>> {
-  const states = new Map<string, State | Error>();
-  const groups = new Map<string, { config: GoogleConfig; zone: string; names: string[] }>();
+function listerFor(config: Pick<GoogleConfig, 'endpoint' | 'project'>): Promise<RequestingAuthClient> {
+  const key = `${config.endpoint ?? ''}|${config.project}`;
+  let lister = listerCache.get(key);
+  if (lister === undefined) {
+    lister = defaultAuthClient({ projectId: config.project, ...(config.endpoint === undefined ? {} : { endpoint: parseEndpoint(config.endpoint) }) }) as Promise<RequestingAuthClient>;
+    lister.catch(() => listerCache.delete(key));
+    listerCache.set(key, lister);
+  }
+  return lister;
+}
+
+/**
+ * `machine ls`: the state and address of many machines with one `instances.aggregatedList` per
+ * project (every zone at once; a page per 500 instances), instead of a call per machine (the
+ * reference made one per machine and hit rate limits).
+ */
+async function getStates(machines: readonly BatchStateRequest<GoogleConfig>[], options: OperationOptions = {}): Promise<Map<string, State | BatchStatus | Error>> {
+  const states = new Map<string, State | BatchStatus | Error>();
+  const groups = new Map<string, { config: GoogleConfig; members: { name: string; instance: string; zone: string; config: GoogleConfig }[] }>();
   for (const { config, context } of machines) {
     const entry = findEntry(context.journal, ResourceKind.instance);
     if (entry === undefined) {
       states.set(context.machineName, new NotFoundError('no instance is recorded for this machine', { machine: context.machineName, operation: 'getState' }));
       continue;
     }
-    const zone = entry.region ?? config.zone;
-    const key = `${config.endpoint ?? ''}|${config.project}|${zone}`;
-    const group = groups.get(key) ?? { config, zone, names: [] };
-    group.names.push(context.machineName);
+    const key = `${config.endpoint ?? ''}|${config.project}`;
+    const group = groups.get(key) ?? { config, members: [] };
+    group.members.push({ name: context.machineName, instance: entry.id, zone: entry.region ?? config.zone, config });
     groups.set(key, group);
   }
   await Promise.all(
-    [...groups.values()].map(async ({ config, zone, names }) => {
+    [...groups.values()].map(async ({ config, members }) => {
       try {
         options.signal?.throwIfAborted();
-        const clients = await computeClientsFor(config);
-        const [instances] = await clients.instances.list({ project: config.project, zone });
-        const byName = new Map(instances.map((instance) => [instance.name ?? '', instance]));
-        for (const name of names) {
-          const instance = byName.get(name);
-          states.set(
-            name,
-            instance === undefined
-              ? new NotFoundError(`instance ${name} does not exist in ${config.project}/${zone}`, { machine: name, operation: 'getState' })
-              : stateOfInstance(instance),
-          );
+        const instances = await listInstancesOfProject(await listerFor(config), {
+          project: config.project,
+          endpoint: config.endpoint === undefined ? undefined : parseEndpoint(config.endpoint),
+          signal: options.signal,
+        });
+        for (const { name, instance: instanceName, zone, config: machineConfig } of members) {
+          const instance = instances.get(`${zone}/${instanceName}`);
+          if (instance === undefined) {
+            states.set(name, new NotFoundError(`instance ${instanceName} does not exist in ${config.project}/${zone}`, { machine: name, operation: 'getState' }));
+            continue;
+          }
+          const nic = instance.networkInterfaces?.[0];
+          const ip = machineConfig.useInternalIp || machineConfig.useInternalIpOnly ? nic?.networkIP : nic?.accessConfigs?.[0]?.natIP;
+          const state = stateOfInstance(instance);
+          states.set(name, typeof ip === 'string' && ip !== '' ? { state, ip } : { state });
         }
       } catch (error) {
-        for (const name of names) states.set(name, mapGoogleError(error, { machine: name, operation: 'getState' }));
+        for (const { name } of members) states.set(name, mapGoogleError(error, { machine: name, operation: 'getState' }));
       }
     }),
   );
   return states;
+}
+
+/** Loads google-auth-library and builds each project's auth client for the fleet listing (no API call). */
+async function prepare(configs: readonly GoogleConfig[]): Promise<void> {
+  await Promise.all(configs.map((config) => listerFor(config).catch(() => undefined)));
 }
 
 export default google;
