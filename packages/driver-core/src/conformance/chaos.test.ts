@@ -12,7 +12,7 @@ function stubMachine(world: { alive: Set<string>; failOn?: string; failWith?: un
     counter++;
     const name = `m${counter}`;
     const context = createMemoryContext(name, `/tmp/${name}`);
-    let state = State.None;
+    let state: State = State.None;
     const step = (what: string, next: State) => async () => {
       if (world.failOn === what) throw world.failWith;
       state = next;
