@@ -78,7 +78,9 @@ async function measureStart(): Promise<{ inProcess: number[]; cliProcess: number
 }
 
 async function measureInstances(count: number): Promise<void> {
-  const sim = await startSim({ providers: ['digitalocean'] });
+  // The kind profile: this measures the simulator, not DigitalOcean's burst limit (250 a scaled
+  // minute) or the window in which a deleted droplet is still readable.
+  const sim = await startSim({ providers: ['digitalocean'], profile: 'kind' });
   const adapter = new FetchRequestAdapter(new dots.DigitalOceanApiKeyAuthenticationProvider('bench-token'));
   adapter.baseUrl = sim.endpoints.digitalocean!;
   const client = dots.createDigitalOceanClient(adapter);
