@@ -69,6 +69,10 @@ describe('DigitalOcean front end through @digitalocean/dots', () => {
   });
 
   it('creates a droplet that goes new → active with a loopback public IP, and polls its create action', async () => {
+    // A 400 ms boot, so a loaded machine still reads the create action in progress.
+    await sim.close();
+    sim = await startSim({ providers: ['digitalocean'], profile: 'kind', delays: { pendingMs: 400, stoppingMs: 10 } });
+    client = dotsClient(sim.endpoints.digitalocean!);
     const key = await createKey();
     const created = await createDroplet('web-1', key.id!, ['machine']);
     expect(created.droplet?.status).toBe('new');
