@@ -15,7 +15,7 @@ const unavailable = openSSHServerUnavailable();
 const generic = {
   ...genericDriver,
   createDriver: ({ config, context }: { config: GenericDriverConfig; context: Parameters<typeof genericDriver.createDriver>[0]['context'] }) =>
-    guardDriver(new GenericDriver(config, context, { timeouts: { pollInterval: 50, waitTimeout: 30_000 } })),
+    guardDriver(new GenericDriver(config, context, { timeouts: { pollInterval: 50, waitTimeout: 10_000 } })),
 };
 
 describe.skipIf(unavailable !== undefined)('generic against a real OpenSSH sshd', () => {
@@ -44,6 +44,8 @@ describe.skipIf(unavailable !== undefined)('generic against a real OpenSSH sshd'
         // The only fault a host can have: sshd goes away for a while (an outage) and comes back.
         chaos: {
           faults: ['outage'],
+          // A faked reboot of the real sshd takes 2-5 s through the driver: at most two per cycle.
+          maxSteps: 2,
           // Outages run one after another (sshd cannot stop while it starts): each waits
           // `afterMs`, stops sshd, and starts it again `durationMs` later.
           inject: (fault) => {
@@ -83,8 +85,7 @@ describe.skipIf(unavailable !== undefined)('generic against a real OpenSSH sshd'
       deleteOutside: false,
       abortCreate: true,
       // create → restart (in a random count) → remove, with sshd outages at random moments.
-      // (a cycle takes 3-10 s: up to five faked reboots of the real sshd, 2-3 s each)
-      chaosCycles: 3,
+      chaosCycles: 4,
     },
   );
 });

@@ -42,6 +42,8 @@ export interface ChaosHooks {
    * faults aim at one of them; the rest hit any call.
    */
   readonly operations?: readonly string[];
+  /** At most this many lifecycle steps per cycle (default 5): fewer where a step is slow (a host's reboot). */
+  readonly maxSteps?: number;
   /** Behaviours the test double can switch per cycle (true = on), e.g. a cloud's listing lag. */
   readonly behaviours?: Readonly<Record<string, (on: boolean) => Promise<void> | void>>;
 }
@@ -123,7 +125,7 @@ export function planChaos(seed: number, cycles: number, hooks: ChaosHooks, steps
       });
     }
     // A random order of a random selection (with repeats) of the steps the driver supports.
-    const stepCount = steps.length === 0 ? 0 : between(1, 5);
+    const stepCount = steps.length === 0 ? 0 : between(1, Math.max(1, hooks.maxSteps ?? 5));
     const cycleSteps: ChaosStep[] = [];
     for (let index = 0; index < stepCount; index++) cycleSteps.push(pick(steps));
     plans.push({ behaviours, faults, steps: cycleSteps });
@@ -179,6 +181,7 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosReport> {
       faults[fault.kind] = (faults[fault.kind] ?? 0) + 1;
     }
     const { driver, context } = options.newMachine();
+    const started = Date.now();
     let failure: unknown;
     try {
       await driver.create();
@@ -208,7 +211,8 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosReport> {
     const left = await options.leaks();
     if (left.length > 0) fail(`leaked ${left.join(', ')}${failure === undefined ? '' : ` after "${(failure as Error).message}"`}`);
     if (context.journal.entries().length > 0) fail(`the journal still holds ${JSON.stringify(context.journal.entries())}`);
-    options.onCycle?.(index + 1, failure === undefined ? 'ok' : `${(failure as MachineError).code}: ${(failure as Error).message}`);
+    const outcome = failure === undefined ? 'ok' : `${(failure as MachineError).code}: ${(failure as Error).message}`;
+    options.onCycle?.(index + 1, `${outcome} (${Date.now() - started} ms; ${describePlan(plan)})`);
   }
   return { seed, cycles: plans.length, faults, typedErrors, errorCodes };
 }

@@ -321,6 +321,8 @@ export function runConformanceSuite<Config, Client>(
         const hooks = harness.chaos;
         if (hooks === undefined) throw new Error('the chaos run needs the harness hooks `chaos`');
         const seed = chaosSeed();
+        // Said first, so a run cut off by the test timeout still tells how to replay it.
+        console.info(`chaos ${name}: seed ${seed} (replay: MACHINE_CHAOS_SEED=${seed}), ${cycles} cycles`);
         const steps = (['stop', 'start', 'restart', 'kill'] as const).filter((step): step is ChaosStep => can[step]);
         const report = await runChaos({
           seed,
@@ -328,6 +330,8 @@ export function runConformanceSuite<Config, Client>(
           hooks,
           newMachine,
           leaks: () => harness.leaks(),
+          // MACHINE_CHAOS_VERBOSE=1: one line per cycle (its outcome and time).
+          ...(process.env.MACHINE_CHAOS_VERBOSE ? { onCycle: (cycle: number, outcome: string) => console.info(`chaos ${name}: cycle ${cycle}: ${outcome}`) } : {}),
         });
         const injected = Object.values(report.faults).reduce((sum, count) => sum + count, 0);
         console.info(
@@ -336,7 +340,8 @@ export function runConformanceSuite<Config, Client>(
         );
         expect(report.cycles).toBe(cycles);
       },
-      cycles * 20_000,
+      // A cycle takes 1-10 s; a stuck one is cut off (with the seed above) rather than waited for.
+      60_000 + cycles * 30_000,
     );
 
     // Last: a killed create's orphan may still hold a request open until the test double closes.
