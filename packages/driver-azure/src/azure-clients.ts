@@ -67,11 +67,15 @@ export interface AzureClients {
     };
     readonly publicIPAddresses: {
       get(resourceGroup: string, name: string, options?: CallOptions): Promise<PublicIPAddress>;
+      /** Every public IP address of the subscription (a fleet's addresses in one call). */
+      listAll(options?: CallOptions): Paged<PublicIPAddress>;
       createOrUpdate(resourceGroup: string, name: string, parameters: PublicIPAddress, options?: LongRunningOptions): PromiseLike<PublicIPAddress>;
       delete(resourceGroup: string, name: string, options?: LongRunningOptions): PromiseLike<void>;
     };
     readonly networkInterfaces: {
       get(resourceGroup: string, name: string, options?: CallOptions): Promise<NetworkInterface>;
+      /** Every network interface of the subscription (a fleet's private addresses in one call). */
+      listAll(options?: CallOptions): Paged<NetworkInterface>;
       createOrUpdate(resourceGroup: string, name: string, parameters: NetworkInterface, options?: LongRunningOptions): PromiseLike<NetworkInterface>;
       delete(resourceGroup: string, name: string, options?: LongRunningOptions): PromiseLike<void>;
     };

@@ -344,25 +344,38 @@ describe('azure driver against cloud-sim (real SDK)', () => {
     });
   });
 
-  it('getStates answers for many machines with one listAll call', async () => {
+  it('getStates answers state and address for many machines with one virtualMachines.listAll and one publicIPAddresses.listAll (networkInterfaces.listAll for private addresses); prepare makes no call', async () => {
     const first = machine();
     const second = machine();
     const never = machine();
     await first.driver.create();
     await second.driver.create();
     await second.driver.stop();
-    sim.requestLog.clear();
+    const firstIp = await first.driver.getIP();
     const config = parseFlags(azureFlags, simFlags(sim), { env: {} });
+    const privateConfig = parseFlags(azureFlags, simFlags(sim, { 'azure-use-private-ip': true }), { env: {} });
+    // The same VM seen by a record that uses its private address.
+    counter++;
+    const privately = createMemoryContext(`private-${counter}`, join(root, `private-${counter}`));
+    for (const entry of first.context.journal.entries()) await privately.journal.record(entry);
+    const privateIp = await azure.createDriver({ config: privateConfig, context: privately }).getIP();
+    expect(privateIp).toMatch(/^192\.168\./);
+    sim.requestLog.clear();
+    await azure.prepare?.([config, privateConfig]);
+    expect(sim.requestLog.entries('azure')).toEqual([]);
     const states = await azure.getStates?.([
       { config, context: first.context },
       { config, context: second.context },
       { config, context: never.context },
+      { config: privateConfig, context: privately },
     ]);
-    expect(states?.get(first.context.machineName)).toBe(State.Running);
-    expect(states?.get(second.context.machineName)).toBe(State.Stopped);
+    expect(states?.get(first.context.machineName)).toEqual({ state: State.Running, ip: firstIp });
+    expect(states?.get(privately.machineName)).toEqual({ state: State.Running, ip: privateIp });
+    // The driver deallocates on stop; its Standard static address stays.
+    expect(states?.get(second.context.machineName)).toMatchObject({ state: State.Stopped });
     expect(states?.get(never.context.machineName)).toBeInstanceOf(NotFoundError);
-    // One listing answered (a principal new to this simulator is refused a few times first).
-    expect(sim.requestLog.entries('azure').filter((entry) => entry.status < 400).map((entry) => entry.operation)).toEqual(['virtualMachines.listAll']);
+    // One listing of each answered (a principal new to this simulator is refused a few times first).
+    expect(sim.requestLog.entries('azure').filter((entry) => entry.status < 400).map((entry) => entry.operation).sort()).toEqual(['networkInterfaces.listAll', 'publicIPAddresses.listAll', 'virtualMachines.listAll']);
     await first.driver.remove();
     await second.driver.remove();
     expect(azureLeaks(sim)).toEqual([]);

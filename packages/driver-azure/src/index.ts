@@ -2,8 +2,10 @@
  * @machine/driver-azure: the Azure Resource Manager driver. Importing this module loads no Azure
  * SDK code: the SDK clients are built on first use.
  */
+import type { NetworkInterface, PublicIPAddress } from '@azure/arm-network';
 import {
   type BatchStateRequest,
+  type BatchStatus,
   defineDriver,
   type DriverDescriptor,
   findEntry,
@@ -43,8 +45,25 @@ function isPlainLoopback(endpoint: string): boolean {
   return url.protocol === 'http:' && isLoopbackHost(url.hostname);
 }
 
-/** Builds the SDK clients a config calls for (the SDK is loaded here, on first use). */
-async function clientsFor(config: AzureConfig): Promise<AzureClients> {
+const clientCache = new Map<string, Promise<AzureClients>>();
+
+/**
+ * The SDK clients a config calls for, built once per endpoint, subscription and identity and
+ * shared by every machine of the process (the SDK is loaded here, on first use). A failed build
+ * (no credential) is not kept.
+ */
+function clientsFor(config: AzureConfig): Promise<AzureClients> {
+  const key = [azureEndpoint(config), config.subscriptionId.toLowerCase(), config.environment, config.tenantId ?? '', config.clientId ?? '', config.clientSecret ?? ''].join('|');
+  let clients = process.env.AZ_NOCACHE ? undefined : clientCache.get(key);
+  if (clients === undefined) {
+    clients = buildClients(config);
+    clients.catch(() => clientCache.delete(key));
+    clientCache.set(key, clients);
+  }
+  return clients;
+}
+
+async function buildClients(config: AzureConfig): Promise<AzureClients> {
   const { createAzureClients, createAzureCredential, loopbackCredential } = await import('./azure-clients.ts');
   const endpoint = azureEndpoint(config);
   return createAzureClients({
@@ -55,6 +74,20 @@ async function clientsFor(config: AzureConfig): Promise<AzureClients> {
     // Loopback simulators send no Retry-After; poll them briskly.
     ...(isPlainLoopback(endpoint) ? { pollIntervalMs: 50 } : {}),
   });
+}
+
+/** The address `getIP` would give for a machine, from the subscription-wide lists; undefined when they do not carry it. */
+function addressFrom(config: AzureConfig, context: BatchStateRequest<AzureConfig>['context'], lists: { publicIps: Map<string, PublicIPAddress>; nics: Map<string, NetworkInterface> }): string | undefined {
+  const publicIp = findEntry(context.journal, resourceKinds.publicIp);
+  if (config.usePrivateIp || config.noPublicIp || publicIp === undefined) {
+    const nic = findEntry(context.journal, resourceKinds.networkInterface);
+    const found = nic === undefined ? undefined : lists.nics.get(nic.id.toLowerCase());
+    const address = found?.ipConfigurations?.find((ipConfig) => ipConfig.primary !== false)?.privateIPAddress;
+    return address === '' ? undefined : address;
+  }
+  const found = lists.publicIps.get(publicIp.id.toLowerCase());
+  const address = config.dnsLabel === undefined ? found?.ipAddress : (found?.dnsSettings?.fqdn ?? found?.ipAddress);
+  return address === '' ? undefined : address;
 }
 
 /** Options of {@link createAzureDescriptor}. */
@@ -82,9 +115,13 @@ export function createAzureDescriptor(options: AzureDescriptorOptions = {}): Dri
     return guardDriver(new AzureDriver(config, context, clientSource, { timings: timingsFor(config), mapError }), mapError);
   },
   sweep: (request) => sweep(request, timingsFor(request.config)),
-  /** One `virtualMachines.listAll(statusOnly)` call per subscription (and endpoint and identity), whatever the number of machines. */
+  /**
+   * One `virtualMachines.listAll(statusOnly)` call per subscription (and endpoint and identity),
+   * whatever the number of machines, and beside it one `publicIPAddresses.listAll` (or
+   * `networkInterfaces.listAll` for private addresses) for the addresses: nothing per machine.
+   */
   async getStates(machines, options = {}) {
-    const result = new Map<string, State | Error>();
+    const result = new Map<string, State | BatchStatus | Error>();
     const batches = new Map<string, BatchStateRequest<AzureConfig>[]>();
     for (const machine of machines) {
       const { config } = machine;
@@ -97,19 +134,42 @@ export function createAzureDescriptor(options: AzureDescriptorOptions = {}): Dri
         if (first === undefined) return;
         try {
           const api = createAzureApi(await clientsFor(first.config), first.config, { machine: first.context.machineName, timings: timingsFor(first.config) });
+          const usesPrivate = (machine: BatchStateRequest<AzureConfig>) =>
+            machine.config.usePrivateIp || machine.config.noPublicIp || findEntry(machine.context.journal, resourceKinds.publicIp) === undefined;
           const states = new Map<string, State>();
-          await api.call('the state of every virtual machine', 'getState', options.signal, async (abortSignal) => {
-            states.clear();
-            for await (const vm of api.clients.compute.virtualMachines.listAll({ statusOnly: 'true', abortSignal })) {
-              if (vm.id !== undefined) states.set(vm.id.toLowerCase(), stateFromInstanceView(vm.instanceView?.statuses));
-            }
-          });
-          for (const { context } of batch) {
+          const lists = { publicIps: new Map<string, PublicIPAddress>(), nics: new Map<string, NetworkInterface>() };
+          await Promise.all([
+            api.call('the state of every virtual machine', 'getState', options.signal, async (abortSignal) => {
+              states.clear();
+              for await (const vm of api.clients.compute.virtualMachines.listAll({ statusOnly: 'true', abortSignal })) {
+                if (vm.id !== undefined) states.set(vm.id.toLowerCase(), stateFromInstanceView(vm.instanceView?.statuses));
+              }
+            }),
+            // The addresses are a convenience: a failed list leaves them out (the host asks getIP), not the states.
+            batch.some((machine) => !usesPrivate(machine))
+              ? api
+                  .call('every public IP address', 'getIP', options.signal, async (abortSignal) => {
+                    lists.publicIps.clear();
+                    for await (const ip of api.clients.network.publicIPAddresses.listAll({ abortSignal })) if (ip.id !== undefined) lists.publicIps.set(ip.id.toLowerCase(), ip);
+                  })
+                  .catch(() => lists.publicIps.clear())
+              : undefined,
+            batch.some(usesPrivate)
+              ? api
+                  .call('every network interface', 'getIP', options.signal, async (abortSignal) => {
+                    lists.nics.clear();
+                    for await (const nic of api.clients.network.networkInterfaces.listAll({ abortSignal })) if (nic.id !== undefined) lists.nics.set(nic.id.toLowerCase(), nic);
+                  })
+                  .catch(() => lists.nics.clear())
+              : undefined,
+          ]);
+          for (const { config, context } of batch) {
             const entry = findEntry(context.journal, resourceKinds.virtualMachine);
             const state = entry === undefined ? undefined : states.get(entry.id.toLowerCase());
+            const ip = state === undefined ? undefined : addressFrom(config, context, lists);
             result.set(
               context.machineName,
-              state ?? new NotFoundError('the virtual machine is gone', { machine: context.machineName, operation: 'getState' }),
+              state === undefined ? new NotFoundError('the virtual machine is gone', { machine: context.machineName, operation: 'getState' }) : ip === undefined ? { state } : { state, ip },
             );
           }
         } catch (error) {
@@ -119,6 +179,10 @@ export function createAzureDescriptor(options: AzureDescriptorOptions = {}): Dri
       }),
     );
     return result;
+  },
+  /** Loads the SDK and builds each subscription's clients (credential included), without an API call. */
+  async prepare(configs) {
+    await Promise.all(configs.map((config) => clientsFor(config).catch(() => undefined)));
   },
   });
 }
