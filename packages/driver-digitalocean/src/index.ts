@@ -65,6 +65,10 @@ export function createDigitalOceanDescriptor(options: DigitalOceanDescriptorOpti
       return guardDriver(driver, digitalOceanErrorMapper(() => driver.secrets()));
     },
     getStates: (machines, operationOptions) => getStates(machines, timings, options.client, operationOptions),
+    // Loads @digitalocean/dots (no API call), so a host's timeout (ls -t) counts DigitalOcean's time, not module loading.
+    prepare: async () => {
+      if (options.client === undefined) await loadClientModule().then(({ loadDots }) => loadDots()).catch(() => undefined);
+    },
     sweep: (request) => sweep(request, timings, options.client),
   });
 }
