@@ -134,8 +134,10 @@ func (d *Driver) get() (*droplet, error) {
 	return &out.Droplet, nil
 }
 
-func (d *Driver) waitFor(status string) error {
-	deadline := time.Now().Add(30 * time.Second)
+func (d *Driver) waitFor(status string) error { return d.waitForWithin(status, 30*time.Second) }
+
+func (d *Driver) waitForWithin(status string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		current, err := d.get()
 		if err != nil {
@@ -147,11 +149,15 @@ func (d *Driver) waitFor(status string) error {
 					d.IPAddress = network.IPAddress
 				}
 			}
-			return nil
+			// Like docker-machine's DigitalOcean driver: an active droplet's public IP can come
+			// later, so keep reading until it has one.
+			if status != "active" || d.IPAddress != "" {
+				return nil
+			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("droplet %d did not become %s in 30s", d.DropletID, status)
+	return fmt.Errorf("droplet %d did not become %s in %s", d.DropletID, status, limit)
 }
 
 func (d *Driver) PreCreateCheck() error {
@@ -273,11 +279,25 @@ func (d *Driver) action(kind, until string) error {
 			return err
 		}
 	}
+	if until == "" {
+		return nil
+	}
 	return d.waitFor(until)
 }
 
-func (d *Driver) Start() error   { return d.action("power_on", "active") }
-func (d *Driver) Stop() error    { return d.action("shutdown", "off") }
+func (d *Driver) Start() error { return d.action("power_on", "active") }
+
+// Stop asks for a clean shutdown; DigitalOcean may complete that action while the droplet stays
+// active (soon after boot), so after a while it powers the droplet off instead.
+func (d *Driver) Stop() error {
+	if err := d.action("shutdown", ""); err != nil {
+		return err
+	}
+	if d.waitForWithin("off", 5*time.Second) == nil {
+		return nil
+	}
+	return d.action("power_off", "off")
+}
 func (d *Driver) Kill() error    { return d.action("power_off", "off") }
 func (d *Driver) Restart() error { return d.action("reboot", "active") }
 
