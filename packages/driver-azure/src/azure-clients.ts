@@ -118,8 +118,7 @@ const loopbackStandIn = 'https://management.azure.com';
 
 /**
  * Builds the three Resource Manager clients on first use (the SDK is imported here, never at
- * package import). A plain-http loopback endpoint (a simulator) is reached through an HTTP client
- * that rewrites the https URL the SDK insists on, and restores it so the poller sees its own URLs.
+ * package import), over {@link armTransport}.
  */
 export async function createAzureClients(options: AzureClientOptions): Promise<AzureClients> {
   const [{ ComputeManagementClient }, { NetworkManagementClient }, { ResourceManagementClient }, pipeline] = await Promise.all([
@@ -128,10 +127,38 @@ export async function createAzureClients(options: AzureClientOptions): Promise<A
     import('@azure/arm-resources'),
     import('@azure/core-rest-pipeline'),
   ]);
-  const target = new URL(options.endpoint);
+  const { endpoint, httpClient, scope } = armTransport(pipeline, options.endpoint, options.httpClient);
+  const clientOptions = {
+    endpoint,
+    httpClient,
+    credentials: { scopes: [scope] },
+    ...(options.retryOptions === undefined ? {} : { retryOptions: options.retryOptions }),
+    userAgentOptions: { userAgentPrefix: 'machine-driver-azure' },
+    // Sees each throttled answer before the SDK waits out its Retry-After (progress, deadline).
+    additionalPolicies: [{ policy: throttleWatchPolicy, position: 'perRetry' as const }],
+  };
+  return {
+    compute: new ComputeManagementClient(options.credential, options.subscriptionId, clientOptions),
+    network: new NetworkManagementClient(options.credential, options.subscriptionId, clientOptions),
+    resources: new ResourceManagementClient(options.credential, options.subscriptionId, clientOptions),
+    ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
+  };
+}
+
+/**
+ * Where the SDK sends ARM requests, through which HTTP client, and the token scope. A plain-http
+ * loopback endpoint (a simulator) is reached through an HTTP client that rewrites the https URL the
+ * SDK insists on, and restores it so the poller sees its own URLs.
+ */
+export function armTransport(
+  pipeline: Pick<typeof import('@azure/core-rest-pipeline'), 'createDefaultHttpClient'>,
+  endpointOption: string,
+  given?: HttpClient,
+): { endpoint: string; httpClient: HttpClient; scope: string } {
+  const target = new URL(endpointOption);
   const plainLoopback = target.protocol === 'http:' && isLoopbackHost(target.hostname);
-  const base = options.httpClient ?? pipeline.createDefaultHttpClient();
-  const endpoint = plainLoopback ? loopbackStandIn : options.endpoint.replace(/\/+$/, '');
+  const base = given ?? pipeline.createDefaultHttpClient();
+  const endpoint = plainLoopback ? loopbackStandIn : endpointOption.replace(/\/+$/, '');
   const httpClient: HttpClient = plainLoopback
     ? {
         async sendRequest(request) {
@@ -147,21 +174,7 @@ export async function createAzureClients(options: AzureClientOptions): Promise<A
         },
       }
     : base;
-  const clientOptions = {
-    endpoint,
-    httpClient,
-    credentials: { scopes: [`${plainLoopback ? loopbackStandIn : endpoint}/.default`] },
-    ...(options.retryOptions === undefined ? {} : { retryOptions: options.retryOptions }),
-    userAgentOptions: { userAgentPrefix: 'machine-driver-azure' },
-    // Sees each throttled answer before the SDK waits out its Retry-After (progress, deadline).
-    additionalPolicies: [{ policy: throttleWatchPolicy, position: 'perRetry' as const }],
-  };
-  return {
-    compute: new ComputeManagementClient(options.credential, options.subscriptionId, clientOptions),
-    network: new NetworkManagementClient(options.credential, options.subscriptionId, clientOptions),
-    resources: new ResourceManagementClient(options.credential, options.subscriptionId, clientOptions),
-    ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
-  };
+  return { endpoint, httpClient, scope: `${endpoint}/.default` };
 }
 
 function rewriteOrigin(url: string, from: string, to: string): string {

@@ -51,7 +51,8 @@ export function missingNamespace(error: unknown): string | undefined {
  * Anything else is thrown as it came; the deadline is a TimeoutError, the caller's abort a CancelledError.
  */
 export async function armCall<T>(
-  clients: AzureClients,
+  /** What registers a missing resource provider; without it (a read-only listing) the refusal is thrown. */
+  clients: Pick<AzureClients, 'resources'> | undefined,
   scope: CallScope,
   timings: AzureTimings,
   what: string,
@@ -72,7 +73,7 @@ export async function armCall<T>(
       // A poller started by an earlier call carries that call's deadline: its abort is a timeout too.
       if (timeout.aborted || (error instanceof Error && error.name === 'AbortError')) throw timedOut(scope, what, error);
       const namespace = missingNamespace(error);
-      if (namespace !== undefined) {
+      if (namespace !== undefined && clients !== undefined) {
         await registerProvider(clients, scope, timings, namespace);
         continue;
       }
@@ -95,7 +96,7 @@ export async function armCall<T>(
 const driverNamespaces = ['Microsoft.Compute', 'Microsoft.Network'];
 
 /** `providers.register(namespace)` and wait until it reads `Registered`, within the scope's deadline. */
-async function registerProvider(clients: AzureClients, scope: CallScope, timings: AzureTimings, namespace: string): Promise<void> {
+async function registerProvider(clients: Pick<AzureClients, 'resources'>, scope: CallScope, timings: AzureTimings, namespace: string): Promise<void> {
   scope.progress(`the subscription is not registered for ${namespace}: registering it (a one-time step that takes a minute or two)`);
   const providers = clients.resources.providers;
   // A new subscription lacks both namespaces the driver uses: start the other one's registration now, too.

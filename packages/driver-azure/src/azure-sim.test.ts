@@ -376,6 +376,14 @@ describe('azure driver against cloud-sim (real SDK)', () => {
     expect(states?.get(never.context.machineName)).toBeInstanceOf(NotFoundError);
     // One listing of each answered (a principal new to this simulator is refused a few times first).
     expect(sim.requestLog.entries('azure').filter((entry) => entry.status < 400).map((entry) => entry.operation).sort()).toEqual(['networkInterfaces.listAll', 'publicIPAddresses.listAll', 'virtualMachines.listAll']);
+    // A failed address list leaves the addresses out, not the states; a refused VM list is each machine's AuthError.
+    const requests = [{ config, context: first.context }];
+    sim.faults.add({ provider: 'azure', operation: 'publicIPAddresses.listAll', error: 'not_found' });
+    expect((await azure.getStates?.(requests))?.get(first.context.machineName)).toEqual({ state: State.Running });
+    // (AuthorizationFailed is retried while a role assignment may be propagating: 1.5 s here; the refusal outlasts it.)
+    sim.faults.add({ provider: 'azure', operation: 'virtualMachines.listAll', error: 'auth', times: 10_000 });
+    expect((await azure.getStates?.(requests))?.get(first.context.machineName)).toBeInstanceOf(AuthError);
+    sim.faults.clear();
     await first.driver.remove();
     await second.driver.remove();
     expect(azureLeaks(sim)).toEqual([]);

@@ -2,7 +2,6 @@
  * @machine/driver-azure: the Azure Resource Manager driver. Importing this module loads no Azure
  * SDK code: the SDK clients are built on first use.
  */
-import type { NetworkInterface, PublicIPAddress } from '@azure/arm-network';
 import {
   type BatchStateRequest,
   type BatchStatus,
@@ -19,6 +18,8 @@ import {
 } from '@machine/driver-core';
 import { createAzureApi } from './azure-api.ts';
 import type { AzureClients } from './azure-clients.ts';
+import { type ArmLister, type ArmResource, createArmLister, listApiVersions } from './azure-fleet-list.ts';
+import { armCall } from './azure-retry.ts';
 import { AzureDriver } from './azure-driver.ts';
 import { createAzureErrorMapper } from './azure-errors.ts';
 import { azureKinds, resourceKinds } from './azure-resources.ts';
@@ -76,18 +77,40 @@ async function buildClients(config: AzureConfig): Promise<AzureClients> {
   });
 }
 
+const listerCache = new Map<string, Promise<ArmLister>>();
+
+/**
+ * The fleet lister of a config (see createArmLister: no generated client is loaded), built once per
+ * endpoint, subscription and identity. A failed build (no credential) is not kept.
+ */
+function listerFor(config: AzureConfig): Promise<ArmLister> {
+  const key = [azureEndpoint(config), config.subscriptionId.toLowerCase(), config.environment, config.tenantId ?? '', config.clientId ?? '', config.clientSecret ?? ''].join('|');
+  let lister = listerCache.get(key);
+  if (lister === undefined) {
+    lister = (async () => {
+      const { createAzureCredential, loopbackCredential } = await import('./azure-clients.ts');
+      const endpoint = azureEndpoint(config);
+      return createArmLister({ endpoint, credential: isPlainLoopback(endpoint) ? loopbackCredential : await createAzureCredential(config) });
+    })();
+    lister.catch(() => listerCache.delete(key));
+    listerCache.set(key, lister);
+  }
+  return lister;
+}
+
 /** The address `getIP` would give for a machine, from the subscription-wide lists; undefined when they do not carry it. */
-function addressFrom(config: AzureConfig, context: BatchStateRequest<AzureConfig>['context'], lists: { publicIps: Map<string, PublicIPAddress>; nics: Map<string, NetworkInterface> }): string | undefined {
+function addressFrom(config: AzureConfig, context: BatchStateRequest<AzureConfig>['context'], lists: { publicIps: Map<string, ArmResource>; nics: Map<string, ArmResource> }): string | undefined {
   const publicIp = findEntry(context.journal, resourceKinds.publicIp);
+  const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
   if (config.usePrivateIp || config.noPublicIp || publicIp === undefined) {
     const nic = findEntry(context.journal, resourceKinds.networkInterface);
     const found = nic === undefined ? undefined : lists.nics.get(nic.id.toLowerCase());
-    const address = found?.ipConfigurations?.find((ipConfig) => ipConfig.primary !== false)?.privateIPAddress;
-    return address === '' ? undefined : address;
+    const ipConfigurations = (found?.properties?.ipConfigurations ?? []) as { properties?: { primary?: boolean; privateIPAddress?: string } }[];
+    return text(ipConfigurations.find((ipConfig) => ipConfig.properties?.primary !== false)?.properties?.privateIPAddress);
   }
-  const found = lists.publicIps.get(publicIp.id.toLowerCase());
-  const address = config.dnsLabel === undefined ? found?.ipAddress : (found?.dnsSettings?.fqdn ?? found?.ipAddress);
-  return address === '' ? undefined : address;
+  const properties = lists.publicIps.get(publicIp.id.toLowerCase())?.properties;
+  const fqdn = text((properties?.dnsSettings as { fqdn?: unknown } | undefined)?.fqdn);
+  return config.dnsLabel === undefined ? text(properties?.ipAddress) : (fqdn ?? text(properties?.ipAddress));
 }
 
 /** Options of {@link createAzureDescriptor}. */
@@ -133,36 +156,39 @@ export function createAzureDescriptor(options: AzureDescriptorOptions = {}): Dri
         const first = batch[0];
         if (first === undefined) return;
         try {
-          const api = createAzureApi(await clientsFor(first.config), first.config, { machine: first.context.machineName, timings: timingsFor(first.config) });
+          const lister = await listerFor(first.config);
+          const { waitTimeout, subscriptionId } = first.config;
+          const scope = {
+            machine: first.context.machineName,
+            operation: 'getState',
+            deadline: Date.now() + waitTimeout * 1000,
+            deadlineName: `--azure-wait-timeout (${waitTimeout} s)`,
+            ...(options.signal === undefined ? {} : { signal: options.signal }),
+            progress: () => undefined,
+          };
+          const subscription = `/subscriptions/${encodeURIComponent(subscriptionId)}/providers`;
+          const list = (what: string, path: string, query: Record<string, string>) =>
+            armCall(undefined, scope, timingsFor(first.config), what, (abortSignal) => lister.list(`${subscription}/${path}`, query, abortSignal));
           const usesPrivate = (machine: BatchStateRequest<AzureConfig>) =>
             machine.config.usePrivateIp || machine.config.noPublicIp || findEntry(machine.context.journal, resourceKinds.publicIp) === undefined;
-          const states = new Map<string, State>();
-          const lists = { publicIps: new Map<string, PublicIPAddress>(), nics: new Map<string, NetworkInterface>() };
-          await Promise.all([
-            api.call('the state of every virtual machine', 'getState', options.signal, async (abortSignal) => {
-              states.clear();
-              for await (const vm of api.clients.compute.virtualMachines.listAll({ statusOnly: 'true', abortSignal })) {
-                if (vm.id !== undefined) states.set(vm.id.toLowerCase(), stateFromInstanceView(vm.instanceView?.statuses));
-              }
-            }),
+          const byId = (resources: readonly ArmResource[]) => new Map(resources.filter((resource) => typeof resource.id === 'string').map((resource) => [String(resource.id).toLowerCase(), resource]));
+          const none = new Map<string, ArmResource>();
+          const [vms, publicIps, nics] = await Promise.all([
+            list('the state of every virtual machine', 'Microsoft.Compute/virtualMachines', { 'api-version': listApiVersions.compute, statusOnly: 'true' }),
             // The addresses are a convenience: a failed list leaves them out (the host asks getIP), not the states.
             batch.some((machine) => !usesPrivate(machine))
-              ? api
-                  .call('every public IP address', 'getIP', options.signal, async (abortSignal) => {
-                    lists.publicIps.clear();
-                    for await (const ip of api.clients.network.publicIPAddresses.listAll({ abortSignal })) if (ip.id !== undefined) lists.publicIps.set(ip.id.toLowerCase(), ip);
-                  })
-                  .catch(() => lists.publicIps.clear())
-              : undefined,
+              ? list('every public IP address', 'Microsoft.Network/publicIPAddresses', { 'api-version': listApiVersions.network }).then(byId, () => none)
+              : none,
             batch.some(usesPrivate)
-              ? api
-                  .call('every network interface', 'getIP', options.signal, async (abortSignal) => {
-                    lists.nics.clear();
-                    for await (const nic of api.clients.network.networkInterfaces.listAll({ abortSignal })) if (nic.id !== undefined) lists.nics.set(nic.id.toLowerCase(), nic);
-                  })
-                  .catch(() => lists.nics.clear())
-              : undefined,
+              ? list('every network interface', 'Microsoft.Network/networkInterfaces', { 'api-version': listApiVersions.network }).then(byId, () => none)
+              : none,
           ]);
+          const states = new Map<string, State>();
+          for (const vm of vms) {
+            const statuses = (vm.properties?.instanceView as { statuses?: { code?: string }[] } | undefined)?.statuses;
+            if (vm.id !== undefined) states.set(vm.id.toLowerCase(), stateFromInstanceView(statuses));
+          }
+          const lists = { publicIps, nics };
           for (const { config, context } of batch) {
             const entry = findEntry(context.journal, resourceKinds.virtualMachine);
             const state = entry === undefined ? undefined : states.get(entry.id.toLowerCase());
@@ -180,9 +206,9 @@ export function createAzureDescriptor(options: AzureDescriptorOptions = {}): Dri
     );
     return result;
   },
-  /** Loads the SDK and builds each subscription's clients (credential included), without an API call. */
+  /** Loads the pipeline and builds each subscription's fleet lister (credential included), without an API call. */
   async prepare(configs) {
-    await Promise.all(configs.map((config) => clientsFor(config).catch(() => undefined)));
+    await Promise.all(configs.map((config) => listerFor(config).catch(() => undefined)));
   },
   });
 }
