@@ -16,7 +16,6 @@ import {
   type ResourceRunner,
   removeResources,
   State,
-  TimeoutError,
   waitFor,
 } from '@machine/driver-core';
 import { type AzureApi, createAzureApi } from './azure-api.ts';
@@ -176,27 +175,17 @@ export class AzureDriver implements Driver {
         await run.make(virtualMachineKind, attempt.spec);
       }
       const { poller } = attempt.pending;
-      // Three waits run together, and whichever fails first stops the others: the VM's operation
-      // (failures such as AllocationFailed arrive only in its poll; the VM is journaled already), the
-      // power state (the instance view shows it a while after the VM runs) and SSH (at the address
-      // the Standard static IP has from the VM's PUT on). Create notices a running machine without
-      // waiting for the operation's last poll and final GET first.
+      // Failures such as AllocationFailed arrive only here, in the poll: the VM is journaled already.
+      if (poller !== undefined) await api.call(`virtual machine ${this.machineName} to be provisioned`, 'create', signal, () => poller);
+      // The instance view shows the power state a while after the VM's operation ends: it is awaited
+      // while SSH is tried (a machine that answers SSH runs), and the address is asked meanwhile (the
+      // Standard static IP has it from the VM's PUT on). Whichever fails first stops the other.
       const stop = new AbortController();
       const both = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
-      const provisioned = poller === undefined ? Promise.resolve() : api.call(`virtual machine ${this.machineName} to be provisioned`, 'create', both, () => poller);
       const power = this.#waitForPower(State.Running, 'create', both);
-      // Their failures are taken below; until then they must not count as unhandled.
-      for (const pending of [provisioned, power]) pending.catch(() => undefined);
-      const host = await Promise.race([
-        this.getIP({ signal: both }).catch(async () => {
-          await Promise.all([provisioned, power]);
-          return this.getIP({ ...(signal === undefined ? {} : { signal }) });
-        }),
-        // A failed operation is the answer even while the address is still awaited.
-        provisioned.then(() => new Promise<never>(() => {})),
-      ]).catch((error: unknown) => {
-        stop.abort();
-        throw error;
+      const host = await this.getIP({ signal: both }).catch(async () => {
+        await power;
+        return this.getIP({ ...(signal === undefined ? {} : { signal }) });
       });
       const { waitForSSH } = await import('@machine/driver-core/ssh');
       const ssh = waitForSSH(
@@ -218,12 +207,7 @@ export class AzureDriver implements Driver {
           ...(this.#context.onProgress === undefined ? {} : { onProgress: this.#context.onProgress }),
         },
       );
-      // SSH giving up on a VM that was never seen running is the VM's failure: its own error says so.
-      const reachable = ssh.catch(async (error: unknown) => {
-        if (error instanceof TimeoutError) await Promise.all([provisioned, power]);
-        throw error;
-      });
-      const [fingerprint] = await Promise.all([reachable, power, provisioned]).catch((error: unknown) => {
+      const [fingerprint] = await Promise.all([ssh, power]).catch((error: unknown) => {
         stop.abort();
         throw error;
       });
