@@ -11,6 +11,7 @@ export * from './flags.ts';
 export * from './guard-driver.ts';
 export * from './journal.ts';
 export * from './machine-name.ts';
+export * from './rate-budget.ts';
 export * from './redact.ts';
 export * from './resource-sweep.ts';
 export * from './resources.ts';
