@@ -87,9 +87,12 @@ export interface DotsDropletCreate {
   vpcUuid?: string;
 }
 
-/** Pagination links of list responses. */
+/**
+ * Pagination links of list responses. dots deserializes `pages` as `Backward_links` whenever it
+ * can (its union's first member), so `next`/`last` arrive in `additionalData` on a first page.
+ */
 export interface DotsLinks {
-  pages?: { next?: string | null; last?: string | null } | null;
+  pages?: { next?: string | null; last?: string | null; additionalData?: Record<string, unknown> } | null;
 }
 
 interface Query<Q> {

@@ -22,6 +22,7 @@ import { resolveAccessToken } from './digitalocean-credentials.ts';
 import { DigitalOceanDriver, loadClientModule, publicIPv4, stateOfDroplet } from './digitalocean-driver.ts';
 import { type DigitalOceanTimings, defaultTimings, kindSettingsOf } from './digitalocean-timings.ts';
 import { digitalOceanErrorMapper, mapDigitalOceanError } from './digitalocean-errors.ts';
+import { hasNextPage, maxPerPage } from './digitalocean-paging.ts';
 import { digitalOceanKindSet, machineTag, ResourceKind } from './digitalocean-resources.ts';
 import { type DigitalOceanConfig, digitalOceanFlags } from './digitalocean-flags.ts';
 
@@ -97,9 +98,12 @@ async function sweep(request: SweepRequest<DigitalOceanConfig, DigitalOceanClien
   );
 }
 
+/** A batch state query reads at most this many pages (10 000 droplets): a bound, should an answer keep saying there is more. */
+const maxListPages = 50;
+
 /**
- * One droplet list call (`tag_name=machine`, 200 per page) per token and API URL, instead of a
- * GET per machine. A machine whose droplet is not in the list gets a NotFoundError. In-progress
+ * One droplet listing (`tag_name=machine`, a call per 200 droplets) per token and API URL, instead
+ * of a GET per machine. A machine whose droplet is not in the list gets a NotFoundError. In-progress
  * power actions are not looked up here (getState does that).
  */
 async function getStates(
@@ -128,8 +132,8 @@ async function getStates(
     try {
       const client = injected ?? (await createDigitalOceanClient({ token: group.token, apiUrl: group.apiUrl, retry: timings.retry }));
       const byId = new Map<string, BatchStatus>();
-      const perPage = 200;
-      for (let page = 1; ; page++) {
+      const perPage = maxPerPage;
+      for (let page = 1; page <= maxListPages; page++) {
         const response = await client.v2.droplets.get({ queryParameters: { tagName: machineTag, perPage, page } });
         const droplets = response?.droplets ?? [];
         for (const droplet of droplets) {
@@ -138,8 +142,7 @@ async function getStates(
           // The list answer carries the address too: ls needs no GET per machine for it.
           byId.set(String(droplet.id), { state: stateOfDroplet(droplet), ...(ip === undefined ? {} : { ip }) });
         }
-        const pages = response?.links?.pages;
-        if (droplets.length < perPage || pages === undefined || pages === null || !('next' in pages) || !pages.next) break;
+        if (!hasNextPage(response, page, perPage, droplets.length)) break;
       }
       for (const machine of group.machines) {
         const name = machine.context.machineName;
