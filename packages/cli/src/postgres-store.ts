@@ -3,10 +3,11 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { assertValidMachineName } from '@machine/driver-core';
+import { assertValidMachineName, type RateBucketStore } from '@machine/driver-core';
 import type pg from 'pg';
 import { CliError, machineExists, machineNotFound } from './cli-error.ts';
 import { processAlive } from './lock.ts';
+import { PostgresRateBucketStore } from './rate-budget-postgres-store.ts';
 import { type MachineRecord, parseRecord, type Store, type StoreLock, sortNames } from './store.ts';
 import { missingStoreKey, StoreCipher } from './store-cipher.ts';
 
@@ -37,6 +38,7 @@ export class PostgresStore implements Store {
   readonly #synced = new Map<string, Map<string, string>>();
   readonly #pending = new Map<string, Promise<void>>();
   #certsLoaded = false;
+  #rateBuckets: PostgresRateBucketStore | undefined;
 
   constructor(url: string, root: string, env: Readonly<Record<string, string | undefined>>) {
     this.#url = url;
@@ -241,6 +243,12 @@ export class PostgresStore implements Store {
 
   async storeId(): Promise<string> {
     return (await this.#db()).storeId;
+  }
+
+  /** Rows of `machine_rate_buckets` on the store's pool, timed by the database's clock. */
+  rateBuckets(): RateBucketStore {
+    this.#rateBuckets ??= new PostgresRateBucketStore(async () => (await this.#db()).pool);
+    return this.#rateBuckets;
   }
 
   async lock(name: string, options: { whenBusy?: (holder: string) => Error } = {}): Promise<StoreLock> {

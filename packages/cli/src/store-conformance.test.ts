@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type RateBucket, type RateBudgetEvent, SharedRateBudget } from '@machine/driver-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lockPath } from './lock.ts';
 import { PostgresStore } from './postgres-store.ts';
@@ -45,6 +47,28 @@ function record(name: string, patch: Partial<MachineRecord> = {}): MachineRecord
 
 /** A "host": its own local storage path, sharing the backend. */
 type HostFactory = (env?: Record<string, string | undefined>) => Promise<Store>;
+
+/**
+ * Runs `body` in a child process (another "host" process) with `store`, a store of the same
+ * backend as the test's: the folder at `root`, or PostgreSQL at `url` with a local path of its own.
+ * `body` is a module's code using `store` and `driverCore`; what it prints is returned.
+ */
+function inChildProcess(target: { root: string } | { url: string; root: string }, body: string): Promise<string> {
+  const source = (file: string) => JSON.stringify(new URL(file, import.meta.url).href);
+  const open =
+    'url' in target
+      ? `const { PostgresStore } = await import(${source('./postgres-store.ts')}); const store = new PostgresStore(${JSON.stringify(target.url)}, ${JSON.stringify(target.root)}, {});`
+      : `const { MachineStore } = await import(${source('./store.ts')}); const store = new MachineStore(${JSON.stringify(target.root)});`;
+  const code = `${open}\nconst driverCore = await import('@machine/driver-core');\ntry {\n${body}\n} finally { await store.close(); }`;
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--conditions=@machine/source', '--input-type=module', '-e', code], { cwd: join(import.meta.dirname, '..'), timeout: 120_000 }, (error, stdout, stderr) =>
+      error === null ? resolve(stdout) : reject(new Error(`child process failed: ${error.message}\n${stderr}`)),
+    );
+  });
+}
+
+/** Adds one to a counter kept in a bucket's `tokens`: what the atomicity test counts. */
+const increment = '(state, now) => ({ state: { tokens: (state?.tokens ?? 0) + 1, at: now, blockedUntil: 0, factor: 1 }, result: undefined })';
 
 const backends: [string, () => HostFactory][] = [
   [
@@ -175,6 +199,60 @@ describe.each(backends)('the %s store', (kind, backend) => {
     // The CA and client certificate are shared the same way.
     await a.withCerts(async (dir) => writeFile(join(dir, 'ca-key.pem'), 'conformance-ca-private-key\n', { mode: 0o600 }));
     expect(await readFile(join(await b.certsDir(), 'ca-key.pem'), 'utf8')).toBe('conformance-ca-private-key\n');
+  });
+
+  it('rate buckets: a new bucket starts full, then its requests wait for their slots', async () => {
+    const store = await newHost();
+    const seen: (number | undefined)[] = [];
+    await store.rateBuckets().update('conformance:new', (state, now) => {
+      seen.push(state?.tokens);
+      return { state: { tokens: 1, at: now, blockedUntil: 0, factor: 1 }, result: undefined };
+    });
+    expect(seen).toEqual([undefined]);
+    const events: RateBudgetEvent[] = [];
+    const budget = new SharedRateBudget(store.rateBuckets(), { onEvent: (event) => events.push(event) });
+    const bucket: RateBucket = { key: 'conformance:full', limit: { burst: 3, perSecond: 0.01 } };
+    for (let index = 0; index < 3; index++) await budget.take(bucket);
+    expect(events).toEqual([]);
+    const aborted = new AbortController();
+    const fourth = budget.take(bucket, aborted.signal);
+    await expect.poll(() => events.length).toBe(1);
+    aborted.abort();
+    await expect(fourth).rejects.toThrow('cancelled');
+    expect(events[0]).toMatchObject({ kind: 'wait', bucket });
+    expect(events[0]?.ms).toBeGreaterThan(50_000); // 100 s a token at 0.01 a second, minus the time passed
+  });
+
+  it('rate buckets are atomic under concurrent updates from several processes (4 × 200 increments = 800)', { timeout: 180_000 }, async () => {
+    const store = await newHost();
+    const target = kind === 'file' ? { root: store.root } : { url: postgres.url, root: await mkdtemp(join(work, 'host-')) };
+    const body = `const buckets = store.rateBuckets(); for (let i = 0; i < 200; i++) await buckets.update('conformance:counter', ${increment});`;
+    // Each child process also races its own updates (8 at a time), as a command's parallel creates do.
+    const racing = `const buckets = store.rateBuckets(); await Promise.all(Array.from({ length: 8 }, async () => { for (let i = 0; i < 25; i++) await buckets.update('conformance:counter', ${increment}); }));`;
+    await Promise.all([inChildProcess(target, body), inChildProcess(target, body), inChildProcess(target, racing), inChildProcess(target, racing)]);
+    const counted = await store.rateBuckets().update('conformance:counter', (state) => ({ state: state as NonNullable<typeof state>, result: state?.tokens }));
+    expect(counted).toBe(800);
+  });
+
+  it('two SharedRateBudgets in separate processes on one store share one budget: the second waits', { timeout: 120_000 }, async () => {
+    const store = await newHost();
+    const bucket: RateBucket = { key: 'conformance:shared', limit: { burst: 2, perSecond: 0.01 } };
+    const events: RateBudgetEvent[] = [];
+    const first = new SharedRateBudget(store.rateBuckets(), { onEvent: (event) => events.push(event) });
+    await first.take(bucket);
+    await first.take(bucket);
+    expect(events).toEqual([]); // the burst was there for this process
+    const target = kind === 'file' ? { root: store.root } : { url: postgres.url, root: await mkdtemp(join(work, 'host-')) };
+    const output = await inChildProcess(
+      target,
+      `const aborted = new AbortController();
+       const budget = new driverCore.SharedRateBudget(store.rateBuckets(), { onEvent: (event) => { console.log(JSON.stringify(event)); aborted.abort(); } });
+       await budget.take(${JSON.stringify(bucket)}, aborted.signal).catch((error) => console.log(JSON.stringify({ ended: error.message })));`,
+    );
+    const [waited, ended] = output.trim().split('\n').map((line) => JSON.parse(line) as { kind?: string; ms?: number; ended?: string });
+    expect(waited).toMatchObject({ kind: 'wait' });
+    expect(waited?.ms).toBeGreaterThan(50_000); // the slot after the first process's two: 100 s a token
+    expect(ended?.ended).toMatch(/cancelled/);
   });
 
   if (kind === 'postgres') {

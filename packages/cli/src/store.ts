@@ -3,9 +3,10 @@ import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { assertValidMachineName, type JournalEntry, type JsonValue, machineNameProblem } from '@machine/driver-core';
+import { assertValidMachineName, type JournalEntry, type JsonValue, machineNameProblem, type RateBucketStore } from '@machine/driver-core';
 import { CliError, machineExists, machineNotFound } from './cli-error.ts';
 import { lockHolder, lockMachine } from './lock.ts';
+import { FileRateBucketStore } from './rate-budget-file-store.ts';
 
 /** What `config.json` holds for one machine. Never a credential. */
 export interface MachineRecord {
@@ -124,6 +125,11 @@ export interface Store {
   withCerts<T>(work: (dir: string) => Promise<T>): Promise<T>;
   /** The local folder of the CA and client certificate, for reading them. */
   certsDir(): Promise<string>;
+  /**
+   * The shared rate buckets of this store (driver-core's `SharedRateBudget` draws from them): every
+   * process and host using the store shares one token bucket per provider-account-region.
+   */
+  rateBuckets(): RateBucketStore;
   /** Ends the command's use of the store (PostgreSQL: flushes, removes local copies of secrets, closes connections). */
   close(): Promise<void>;
 }
@@ -136,9 +142,16 @@ export class MachineStore implements Store {
   readonly kind = 'file' as const;
   readonly root: string;
   readonly #pending = new Map<string, Promise<void>>();
+  #rateBuckets: FileRateBucketStore | undefined;
 
   constructor(root: string) {
     this.root = root;
+  }
+
+  /** One JSON file per bucket under `ROOT/rate-budgets`, changed under its lock file. */
+  rateBuckets(): RateBucketStore {
+    this.#rateBuckets ??= new FileRateBucketStore(this.root);
+    return this.#rateBuckets;
   }
 
   get machinesDir(): string {
