@@ -2,8 +2,10 @@
  * Builds the @digitalocean/dots client. This module imports the SDK, so the driver loads it only
  * through a dynamic `import()` on first use; importing the package stays cheap.
  */
-import { FetchRequestAdapter, KiotaClientFactory, type Middleware, MiddlewareFactory, RetryHandler } from '@microsoft/kiota-http-fetchlibrary';
+import { CancelledError } from '@machine/driver-core';
+import { CustomFetchHandler, FetchRequestAdapter, KiotaClientFactory, type Middleware, MiddlewareFactory, RetryHandler } from '@microsoft/kiota-http-fetchlibrary';
 import type { DigitalOceanClient } from './digitalocean-api-types.ts';
+import { AttemptTimeoutHandler, digitalOceanRateBucket, RateBudgetHandler, requestSignal } from './digitalocean-rate-budget.ts';
 
 export type { DigitalOceanClient } from './digitalocean-api-types.ts';
 
@@ -54,12 +56,18 @@ export interface DotsClientOptions {
   retry?: Partial<RetryPolicy>;
 }
 
-/** Builds a dots client whose retry handler honours DigitalOcean's rate-limit headers. */
+/**
+ * Builds a dots client whose retry handler honours DigitalOcean's rate-limit headers. Right before
+ * the fetch, every attempt (first tries, retries, redirects) takes a slot of the token's shared
+ * rate budget when the host configured one (driver-core `configureRateBudget`), then gets its own
+ * answer deadline.
+ */
 export async function createDotsClient(options: DotsClientOptions): Promise<DigitalOceanClient> {
   const { createDigitalOceanClient, DigitalOceanApiKeyAuthenticationProvider } = await loadDots();
-  const middlewares = MiddlewareFactory.getDefaultMiddlewares().map((middleware) =>
-    middleware instanceof RetryHandler ? new DigitalOceanRetryHandler({ ...defaultRetryPolicy, ...options.retry }) : middleware,
-  );
+  const policy = { ...defaultRetryPolicy, ...options.retry };
+  const middlewares = MiddlewareFactory.getDefaultMiddlewares().map((middleware) => (middleware instanceof RetryHandler ? new DigitalOceanRetryHandler(policy) : middleware));
+  const fetchAt = middlewares.findIndex((middleware) => middleware instanceof CustomFetchHandler);
+  middlewares.splice(fetchAt < 0 ? middlewares.length : fetchAt, 0, new RateBudgetHandler(digitalOceanRateBucket(options.token), policy.giveUpAfterMs), new AttemptTimeoutHandler(policy.requestTimeoutMs));
   const adapter = new FetchRequestAdapter(
     new DigitalOceanApiKeyAuthenticationProvider(options.token),
     undefined,
@@ -96,10 +104,11 @@ export class DigitalOceanRetryHandler implements Middleware {
     for (let attempt = 0; ; attempt++) {
       let response: Response;
       try {
-        // A hung connection must not hang the command: each attempt gets its own deadline.
-        const attemptInit = { ...requestInit, signal: AbortSignal.timeout(this.#policy.requestTimeoutMs) };
-        response = await next.execute(url, attemptInit, requestOptions);
+        // A hung connection must not hang the command: each attempt gets its own deadline (AttemptTimeoutHandler, after the rate budget's wait).
+        response = await next.execute(url, requestInit, requestOptions);
       } catch (error) {
+        // A cancelled wait for a rate-budget slot ends the call: nothing was sent.
+        if (error instanceof CancelledError || requestSignal()?.aborted === true) throw error;
         if (attempt >= this.#policy.maxRetries || !idempotentMethods.has(method)) throw error;
         await sleep(this.#backoff(attempt));
         continue;

@@ -23,6 +23,7 @@ import { resolveAccessToken } from './digitalocean-credentials.ts';
 import { mapDigitalOceanError } from './digitalocean-errors.ts';
 import type { DigitalOceanConfig } from './digitalocean-flags.ts';
 import { type LocalInputs, resolveLocalInputs } from './digitalocean-local-inputs.ts';
+import { withRequestSignal } from './digitalocean-rate-budget.ts';
 import { digitalOceanKindSet, ResourceKind } from './digitalocean-resources.ts';
 import { stateOfDropletStatus, stateWithPendingAction } from './digitalocean-state.ts';
 import { type DigitalOceanTimings, defaultTimings, kindSettingsOf } from './digitalocean-timings.ts';
@@ -96,7 +97,11 @@ export class DigitalOceanDriver implements Driver {
     return [this.#config.accessToken, this.#token].filter((value): value is string => typeof value === 'string' && value !== '');
   }
 
-  async preCreateCheck(options: OperationOptions = {}): Promise<void> {
+  preCreateCheck(options: OperationOptions = {}): Promise<void> {
+    return withRequestSignal(options.signal, () => this.#preCreateCheck(options));
+  }
+
+  async #preCreateCheck(options: OperationOptions): Promise<void> {
     await resolveLocalInputs(this.#config);
     const client = await this.#dots();
     throwIfAborted(options.signal);
@@ -127,7 +132,11 @@ export class DigitalOceanDriver implements Driver {
     if (this.#config.sshKeyFingerprint !== undefined) await this.#existingKey(client, 'preCreateCheck');
   }
 
-  async create(options: CreateOptions = {}): Promise<void> {
+  create(options: CreateOptions = {}): Promise<void> {
+    return withRequestSignal(options.signal, () => this.#create(options));
+  }
+
+  async #create(options: CreateOptions): Promise<void> {
     const { signal, boot } = options;
     assertValidMachineName(this.machineName);
     const existing = findEntry(this.#context.journal, ResourceKind.droplet);
@@ -169,12 +178,20 @@ export class DigitalOceanDriver implements Driver {
     });
   }
 
-  async remove(options: OperationOptions = {}): Promise<void> {
+  remove(options: OperationOptions = {}): Promise<void> {
+    return withRequestSignal(options.signal, () => this.#remove(options));
+  }
+
+  async #remove(options: OperationOptions): Promise<void> {
     await removeResources(this.#model, this.#context, options);
     await this.#context.data.write({ dropletId: null, ip: null, ipv6: null, pendingAction: null, hostKeyFingerprint: null });
   }
 
-  async start(options: OperationOptions = {}): Promise<void> {
+  start(options: OperationOptions = {}): Promise<void> {
+    return withRequestSignal(options.signal, () => this.#start(options));
+  }
+
+  async #start(options: OperationOptions): Promise<void> {
     const id = this.#dropletId('start');
     const droplet = await this.#getDroplet(id, 'start');
     if (droplet.status === 'active') return;
@@ -188,7 +205,11 @@ export class DigitalOceanDriver implements Driver {
     await this.#waitForStatus(id, 'active', 'start', options.signal);
   }
 
-  async stop(options: OperationOptions = {}): Promise<void> {
+  stop(options: OperationOptions = {}): Promise<void> {
+    return withRequestSignal(options.signal, () => this.#stop(options));
+  }
+
+  async #stop(options: OperationOptions): Promise<void> {
     const id = this.#dropletId('stop');
     const droplet = await this.#getDroplet(id, 'stop');
     if (droplet.status === 'off') return;
@@ -214,7 +235,11 @@ export class DigitalOceanDriver implements Driver {
     await this.#waitForStatus(id, 'off', 'stop', options.signal);
   }
 
-  async kill(options: OperationOptions = {}): Promise<void> {
+  kill(options: OperationOptions = {}): Promise<void> {
+    return withRequestSignal(options.signal, () => this.#kill(options));
+  }
+
+  async #kill(options: OperationOptions): Promise<void> {
     const id = this.#dropletId('kill');
     const droplet = await this.#getDroplet(id, 'kill');
     if (droplet.status === 'off') return;
@@ -224,7 +249,11 @@ export class DigitalOceanDriver implements Driver {
     await this.#waitForStatus(id, 'off', 'kill', options.signal);
   }
 
-  async restart(options: OperationOptions = {}): Promise<void> {
+  restart(options: OperationOptions = {}): Promise<void> {
+    return withRequestSignal(options.signal, () => this.#restart(options));
+  }
+
+  async #restart(options: OperationOptions): Promise<void> {
     const id = this.#dropletId('restart');
     const droplet = await this.#getDroplet(id, 'restart');
     this.#refuseArchived(droplet, 'restart');

@@ -23,6 +23,7 @@ import { DigitalOceanDriver, loadClientModule, publicIPv4, stateOfDroplet } from
 import { type DigitalOceanTimings, defaultTimings, kindSettingsOf } from './digitalocean-timings.ts';
 import { digitalOceanErrorMapper, mapDigitalOceanError } from './digitalocean-errors.ts';
 import { hasNextPage, maxPerPage } from './digitalocean-paging.ts';
+import { withRequestSignal } from './digitalocean-rate-budget.ts';
 import { digitalOceanKindSet, machineTag, ResourceKind } from './digitalocean-resources.ts';
 import { type DigitalOceanConfig, digitalOceanFlags } from './digitalocean-flags.ts';
 
@@ -31,6 +32,7 @@ export type { DotsClientOptions, RetryPolicy } from './digitalocean-client.ts';
 export { doctlConfigPath, readDoctlToken, resolveAccessToken } from './digitalocean-credentials.ts';
 export { DigitalOceanDriver } from './digitalocean-driver.ts';
 export { userDataLimitBytes } from './digitalocean-local-inputs.ts';
+export { digitalOceanRateBucket, digitalOceanRateLimit, rateSignalOf, withRequestSignal } from './digitalocean-rate-budget.ts';
 export { type DigitalOceanTimings, defaultTimings } from './digitalocean-timings.ts';
 export { type DigitalOceanKindSettings, digitalOceanKindSet, digitalOceanKinds, dropletKind, firewallKind, machineTag, managedByTag, managedName, parseManagedName, ResourceKind, sshKeyKind } from './digitalocean-resources.ts';
 export { isDigitalOceanApiError, mapDigitalOceanError } from './digitalocean-errors.ts';
@@ -65,12 +67,12 @@ export function createDigitalOceanDescriptor(options: DigitalOceanDescriptorOpti
       const driver = new DigitalOceanDriver({ config, context, timings, ...(client === undefined ? {} : { client }) });
       return guardDriver(driver, digitalOceanErrorMapper(() => driver.secrets()));
     },
-    getStates: (machines, operationOptions) => getStates(machines, timings, options.client, operationOptions),
+    getStates: (machines, operationOptions) => withRequestSignal(operationOptions?.signal, () => getStates(machines, timings, options.client, operationOptions)),
     // Loads @digitalocean/dots (no API call), so a host's timeout (ls -t) counts DigitalOcean's time, not module loading.
     prepare: async () => {
       if (options.client === undefined) await loadClientModule().then(({ loadDots }) => loadDots()).catch(() => undefined);
     },
-    sweep: (request) => sweep(request, timings, options.client),
+    sweep: (request) => withRequestSignal(request.signal, () => sweep(request, timings, options.client)),
   });
 }
 
