@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import type { EC2Client, EC2ClientConfig } from '@aws-sdk/client-ec2';
 import type { SSMClient, SSMClientConfig } from '@aws-sdk/client-ssm';
 import type { AmazonEC2Config } from './amazonec2-flags.ts';
+import { addRateBudgetMiddleware } from './amazonec2-rate-budget.ts';
 
 /** The SDK clients the driver uses; inject them (tests, the simulator) or let the driver build them. */
 export interface AmazonEC2Clients {
@@ -75,7 +76,11 @@ export function ssmEndpoint(endpoint: string | undefined): string | undefined {
   return /(^|\.)amazonaws\.com(\.cn)?$|(^|\.)amazonaws-us-gov\.com$|(^|\.)api\.aws$/.test(host) ? undefined : endpoint;
 }
 
-/** A lazily built pair of clients: the EC2 client on first API call, the SSM client only if needed. */
+/**
+ * A lazily built pair of clients: the EC2 client on first API call, the SSM client only if needed.
+ * The clients it builds draw every request from the process's rate budget (when one is
+ * configured); injected clients are the injector's to meter ({@link addRateBudgetMiddleware}).
+ */
 export class LazyClients {
   readonly #config: AmazonEC2Config;
   readonly #overrides: AmazonEC2ClientOverrides;
@@ -93,7 +98,7 @@ export class LazyClients {
     this.#ec2 ??=
       this.#injected?.ec2 !== undefined
         ? Promise.resolve(this.#injected.ec2)
-        : loadEC2Sdk().then(({ EC2Client }) => new EC2Client(clientSettings(this.#config, this.#overrides)));
+        : loadEC2Sdk().then(({ EC2Client }) => metered(new EC2Client(clientSettings(this.#config, this.#overrides)), 'ec2'));
     return this.#ec2;
   }
 
@@ -101,9 +106,14 @@ export class LazyClients {
     this.#ssm ??=
       this.#injected?.ssm !== undefined
         ? Promise.resolve(this.#injected.ssm)
-        : loadSSMSdk().then(({ SSMClient }) => new SSMClient(clientSettings(this.#config, this.#overrides, 'ssm')));
+        : loadSSMSdk().then(({ SSMClient }) => metered(new SSMClient(clientSettings(this.#config, this.#overrides, 'ssm')), 'ssm'));
     return this.#ssm;
   }
+}
+
+function metered<C extends EC2Client | SSMClient>(client: C, service: 'ec2' | 'ssm'): C {
+  addRateBudgetMiddleware(client, service);
+  return client;
 }
 
 const sharedClients = new Map<string, LazyClients>();

@@ -27,6 +27,14 @@ export { AmazonEC2Driver, type AmazonEC2Tuning, resourceKinds, userDataLimitByte
 export { amazonEC2Kinds, clientTokenOf } from './amazonec2-resources.ts';
 export { credentialSources, mapAmazonEC2Error } from './amazonec2-errors.ts';
 export { type AmazonEC2Config, amazonEC2Flags, parseTags } from './amazonec2-flags.ts';
+export {
+  type AmazonEC2RateCategory,
+  addRateBudgetMiddleware,
+  amazonEC2RateBucket,
+  amazonEC2RateCategory,
+  amazonEC2RateLimits,
+  isAmazonEC2Throttle,
+} from './amazonec2-rate-budget.ts';
 export { architectureOf, defaultUbuntuRelease, ubuntuAmiParameter } from './amazonec2-plan.ts';
 export { toMachineState } from './amazonec2-state.ts';
 

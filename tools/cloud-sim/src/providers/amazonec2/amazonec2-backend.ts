@@ -91,7 +91,8 @@ export class AmazonEC2Backend {
   /** The options object as given: read on every call, so tests may turn knobs between calls. */
   readonly knobs: AmazonEC2Options;
   readonly realism: Realism;
-  readonly #buckets = new Map<string, TokenBucket>();
+  /** The request buckets of the `requestBuckets` knob object they were made for: a new knob starts them full. */
+  #buckets: { knob: AmazonEC2Options['requestBuckets']; byAction: Map<string, TokenBucket> } = { knob: undefined, byAction: new Map() };
   readonly ownerId = '123456789012';
   readonly #networks = new Map<string, RegionNetwork | null>();
   readonly images: SimImage[];
@@ -219,10 +220,11 @@ export class AmazonEC2Backend {
   takeRequestToken(action: string): boolean {
     const knob = this.knobs.requestBuckets;
     if (knob === undefined || (knob.actions !== undefined && !knob.actions.includes(action))) return true;
-    let bucket = this.#buckets.get(action);
+    if (this.#buckets.knob !== knob) this.#buckets = { knob, byAction: new Map() };
+    let bucket = this.#buckets.byAction.get(action);
     if (bucket === undefined) {
       bucket = new TokenBucket(knob.size, knob.refillPerSecond);
-      this.#buckets.set(action, bucket);
+      this.#buckets.byAction.set(action, bucket);
     }
     return bucket.take();
   }

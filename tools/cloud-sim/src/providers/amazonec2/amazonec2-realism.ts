@@ -33,7 +33,8 @@ export interface AmazonEC2Realism extends RealismOptions {
   launchFailure?: CountedSelector & { stateReason?: keyof typeof STATE_REASONS };
   /**
    * Knob (off by default): a token bucket per action (EC2's request-rate buckets): an empty bucket
-   * answers 503 `RequestLimitExceeded`. `refillPerSecond` is in simulator time, not scaled.
+   * answers 503 `RequestLimitExceeded`. `refillPerSecond` is in simulator time, not scaled. Each new
+   * knob object starts its buckets full (as Compute Engine's `rateQuotas` windows do).
    */
   requestBuckets?: { size: number; refillPerSecond: number; actions?: readonly string[] };
 }
