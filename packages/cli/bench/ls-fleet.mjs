@@ -4,7 +4,7 @@
 // It prints figures; it is not a test.
 //
 // Usage: pnpm bench (builds first through turbo), or
-//   node --conditions=@machine/source bench/ls-fleet.mjs [--machines 1000] [--runs 5] [--lag-runs 3] [--latency 100] [--no-create] [--node-options=--cpu-prof] [--compile-cache] [--timeline]
+//   node --conditions=@machine/source bench/ls-fleet.mjs [--machines 1000] [--runs 5] [--lag-runs 3] [--latency 100] [--no-create] [--node-options=--cpu-prof] [--no-compile-cache] [--timeline]
 // The simulator runs in this process (from its sources); `machine` runs built (dist/bin.js) in child processes.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -24,8 +24,8 @@ const { values } = parseArgs({
     'no-create': { type: 'boolean', default: false },
     // e.g. --node-options=--cpu-prof: passed to the `machine` processes (NODE_OPTIONS) to see where ls spends its time.
     'node-options': { type: 'string' },
-    // NODE_COMPILE_CACHE for the `machine` processes: V8's code cache on disk, what module.enableCompileCache() in bin.js would give.
-    'compile-cache': { type: 'boolean', default: false },
+    // NODE_DISABLE_COMPILE_CACHE=1 for the `machine` processes: what ls costs without the code cache bin.js keeps.
+    'no-compile-cache': { type: 'boolean', default: false },
     // When each API call of a run reached the simulator, after the process started.
     timeline: { type: 'boolean', default: false },
   },
@@ -365,12 +365,13 @@ try {
   console.log(`records written in ${ms(performance.now() - started)}`);
   sim.faults.add({ operation: '*', latencyMs });
   const sshPorts = Object.fromEntries(['DIGITALOCEAN_SSH_PORT', 'AWS_SSH_PORT', 'GOOGLE_SSH_PORT', 'AZURE_SSH_PORT'].map((name) => [name, String(sim.sshPort)]));
-  const env = { PATH: process.env.PATH, HOME: work, MACHINE_STORAGE_PATH: storage, ...simEnv, ...sshPorts, ...(values['node-options'] === undefined ? {} : { NODE_OPTIONS: values['node-options'] }), ...(values['compile-cache'] ? { NODE_COMPILE_CACHE: join(work, 'compile-cache') } : {}) };
+  const env = { PATH: process.env.PATH, HOME: work, MACHINE_STORAGE_PATH: storage, ...simEnv, ...sshPorts, ...(values['node-options'] === undefined ? {} : { NODE_OPTIONS: values['node-options'] }), ...(values['no-compile-cache'] ? { NODE_DISABLE_COMPILE_CACHE: '1' } : { NODE_COMPILE_CACHE: join(work, 'compile-cache') }) };
   console.log(`every API call answers ${latencyMs} ms late`);
 
   const ls = await measureLs(`machine ls (${records.length})`, ['ls'], env, records.length);
   const quiet = await measureLs(`machine ls -q (${records.length})`, ['ls', '-q'], env, records.length);
-  await measureLs('machine ls --filter driver=google', ['ls', '--filter', 'driver=google'], env, perDriver);
+  // One provider at a time: what each driver's list path costs on top of `ls -q` (loading its SDK, one call, its rows).
+  for (const driver of ['digitalocean', 'amazonec2', 'google', 'azure']) await measureLs(`machine ls --filter driver=${driver}`, ['ls', '--filter', `driver=${driver}`], env, perDriver);
 
   const lags = [];
   if (!values['no-create']) {

@@ -1,6 +1,33 @@
 #!/usr/bin/env node
 // Kept minimal for a fast start: `--version` answers without loading anything else, and every
 // command's code is imported only when that command runs.
+import { lstatSync, mkdirSync } from 'node:fs';
+import { enableCompileCache } from 'node:module';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * V8 keeps the code it compiled for each module on disk: the cloud SDKs are megabytes of JavaScript
+ * that every run compiles again otherwise. The folder is the user's own (created 0700; used only
+ * when the user owns it and nobody else may write it), in the temp folder so every HOME of the same
+ * user shares it. NODE_COMPILE_CACHE moves it, NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+ */
+function compileCacheFolder(): string | undefined {
+  const uid = process.getuid?.();
+  const folder = uid === undefined ? join(homedir(), '.cache', 'machine-compile-cache') : join(tmpdir(), `machine-compile-cache-${uid}`);
+  try {
+    mkdirSync(folder, { recursive: true, mode: 0o700 });
+    const stats = lstatSync(folder);
+    return stats.isDirectory() && (uid === undefined || stats.uid === uid) && (stats.mode & 0o022) === 0 ? folder : undefined;
+  } catch {
+    return undefined;
+  }
+}
+if (process.env.NODE_COMPILE_CACHE !== undefined) enableCompileCache();
+else {
+  const folder = compileCacheFolder();
+  if (folder !== undefined) enableCompileCache(folder);
+}
 const argv = process.argv.slice(2);
 // A reader that stops early (`machine ls | head`) closes the pipe: stop quietly, like other CLIs.
 for (const stream of [process.stdout, process.stderr]) {
