@@ -11,6 +11,7 @@ import {
 } from '@machine/driver-core';
 import type { CommandContext } from './context.ts';
 import { valuesByFlagName } from './driver-flags.ts';
+import { useStoreRateBudget } from './rate-budget-host.ts';
 import type { MachineRecord, Store } from './store.ts';
 
 /** A stored machine with its driver built from the stored config. */
@@ -26,9 +27,12 @@ export interface OpenMachine {
 
 /**
  * The context a driver gets: a journal and a data store that write config.json on each change,
- * so a process killed mid-create leaves the record of what it made.
+ * so a process killed mid-create leaves the record of what it made; its requests draw from the
+ * store's shared rate budget (rate-budget-host.ts).
  */
 export function persistentContext(store: Store, record: MachineRecord, onProgress?: (event: ProgressEvent) => void): DriverContext {
+  // The driver's requests draw from the store's shared rate budget (every process and host on the store).
+  useStoreRateBudget(store, record, { onProgress });
   const journal = new MemoryJournal(record.journal, async (entries) => {
     record.journal = [...entries];
     await store.write(record);

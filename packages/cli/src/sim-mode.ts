@@ -28,6 +28,23 @@ export interface SimState {
   env?: Record<string, string>;
   /** The port every simulated instance's emulated dockerd listens on (the machines' `--engine-port`). */
   dockerPort?: number;
+  /** The simulator's realism: `realistic` or `kind` (no limits, no lags), and how much faster than the real clouds it runs. */
+  realism?: { profile: string; timeScale: number };
+}
+
+/** The simulator's default time scale (tools/cloud-sim DEFAULT_TIME_SCALE), for a state file that does not say. */
+const defaultSimTimeScale = 0.01;
+
+/**
+ * How much faster than the real clouds the running simulator's limits and windows run (its state
+ * file's `realism`); 0 when it runs without them (the `kind` profile); undefined when it is not running.
+ */
+export async function simTimeScale(root: string): Promise<number | undefined> {
+  const state = await readSimState(root);
+  if (state === undefined) return undefined;
+  if (state.realism?.profile === 'kind') return 0;
+  const scale = state.realism?.timeScale;
+  return typeof scale === 'number' && Number.isFinite(scale) && scale >= 0 ? scale : defaultSimTimeScale;
 }
 
 /**

@@ -40,8 +40,9 @@ describe('cloud-sim CLI', () => {
       stdout += chunk.toString();
     });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const state = JSON.parse(await waitForFile(stateFile)) as { pid: number; endpoints: Record<string, string>; sshPort: number; dockerPort: number; env: Record<string, string> };
+    const state = JSON.parse(await waitForFile(stateFile)) as { pid: number; endpoints: Record<string, string>; sshPort: number; dockerPort: number; env: Record<string, string>; realism: unknown };
     expect(state.pid).toBe(child.pid);
+    expect(state.realism).toEqual({ profile: 'realistic', timeScale: 0.01 });
     expect(state.endpoints.digitalocean).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(state.sshPort).toBeGreaterThan(0);
     expect(state.dockerPort).toBeGreaterThan(0);

@@ -2,14 +2,14 @@
 /**
  * `pnpm sim`: starts every implemented provider front end, prints endpoints and the environment to
  * point drivers at them, and runs until SIGINT/SIGTERM. Options: `--providers a,b`, `--host`,
- * `--ssh-port N`, `--docker-port N`, `--port provider=N`, `--pending-ms N`, `--stopping-ms N`, `--state-file PATH` (JSON `{pid, endpoints, sshPort, dockerPort, env}`
+ * `--ssh-port N`, `--docker-port N`, `--port provider=N`, `--pending-ms N`, `--stopping-ms N`, `--state-file PATH` (JSON `{pid, endpoints, sshPort, dockerPort, env, realism}`
  * written once ready, removed on exit). Faults come from `CLOUD_SIM_FAULTS` (JSON), extra downloads
  * for instances from `CLOUD_SIM_DOWNLOADS` (JSON object URL → body).
  */
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parseFaultSpecs } from './core/faults.ts';
-import type { RealismProfile } from './core/realism.ts';
+import { createRealism, type RealismOptions, type RealismProfile } from './core/realism.ts';
 import { startSim } from './sim.ts';
 
 async function main(): Promise<void> {
@@ -36,6 +36,11 @@ async function main(): Promise<void> {
     if (name === undefined || port === undefined || !/^\d+$/.test(port)) throw new Error(`--port expects provider=N, got ${entry}`);
     ports[name] = Number(port);
   }
+  const realismOptions: RealismOptions = {
+    // `kind` turns the real clouds' timing windows off; createRealism rejects other names.
+    ...(process.env.CLOUD_SIM_PROFILE ? { profile: process.env.CLOUD_SIM_PROFILE as RealismProfile } : {}),
+    ...(process.env.CLOUD_SIM_TIME_SCALE ? { timeScale: Number(process.env.CLOUD_SIM_TIME_SCALE) } : {}),
+  };
   const started = performance.now();
   const sim = await startSim({
     ...(values.providers ? { providers: values.providers.split(',').map((name) => name.trim()) } : {}),
@@ -49,9 +54,7 @@ async function main(): Promise<void> {
     },
     faults: process.env.CLOUD_SIM_FAULTS ? parseFaultSpecs(process.env.CLOUD_SIM_FAULTS) : [],
     ...(process.env.CLOUD_SIM_DOWNLOADS ? { downloads: parseDownloads(process.env.CLOUD_SIM_DOWNLOADS) } : {}),
-    // `kind` turns the real clouds' timing windows off; createRealism rejects other names.
-    ...(process.env.CLOUD_SIM_PROFILE ? { profile: process.env.CLOUD_SIM_PROFILE as RealismProfile } : {}),
-    ...(process.env.CLOUD_SIM_TIME_SCALE ? { timeScale: Number(process.env.CLOUD_SIM_TIME_SCALE) } : {}),
+    ...realismOptions,
   });
   const env = sim.env();
   const lines = [`cloud-sim ready in ${Math.round(performance.now() - started)} ms (pid ${process.pid})`];
@@ -62,7 +65,9 @@ async function main(): Promise<void> {
   // Written last: whoever waits for this file can rely on everything above being ready.
   const stateFile = values['state-file'];
   if (stateFile !== undefined) {
-    const state = `${JSON.stringify({ pid: process.pid, endpoints: sim.endpoints, sshPort: sim.sshPort, dockerPort: sim.dockerPort, env }, null, 2)}\n`;
+    // The realism lets a client scale its own timing to the simulator's (the CLI's shared rate budgets).
+    const { profile, timeScale } = createRealism(realismOptions);
+    const state = `${JSON.stringify({ pid: process.pid, endpoints: sim.endpoints, sshPort: sim.sshPort, dockerPort: sim.dockerPort, env, realism: { profile, timeScale } }, null, 2)}\n`;
     await writeFile(`${stateFile}.tmp`, state);
     await rename(`${stateFile}.tmp`, stateFile); // readers never see a half-written file
   }
