@@ -12,11 +12,17 @@ import { startTestPostgres, type TestPostgres } from './test-support/postgres.ts
  * host lists every machine, host B logs into a machine host A made, a host killed mid-create leaves
  * nothing another host cannot remove, and at the end nothing is left at the provider. No secret is
  * in clear in the database.
+ *
+ * The simulated account's burst limit is tight (a tenth of DigitalOcean's 250 a minute): the
+ * concurrent creates would be refused without the shared rate budget, which the hosts keep in the
+ * store (machine_rate_buckets) and feed with the 429s they get; none reaches a user.
  */
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const bin = join(packageDir, 'dist', 'bin.js');
 const perHost = 4;
 const storeKey = 'fleet-e2e-store-key-0123456789abcdef';
+/** DigitalOcean's burst limit in the simulated account: 25 requests a (scaled) minute instead of 250. */
+const simProviderOptions = JSON.stringify({ digitalocean: { burstLimit: 25 } });
 let work: string;
 let postgres: TestPostgres;
 const hosts = ['a', 'b', 'c'] as const;
@@ -28,7 +34,8 @@ function storage(host: Host): string {
 
 function machine(host: Host, args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const env = { PATH: process.env.PATH, HOME: join(work, host), MACHINE_STORAGE_PATH: storage(host), MACHINE_STORE: postgres.url, MACHINE_STORE_KEY: storeKey };
+    // The simulator daemon host A's first create starts keeps CLOUD_SIM_* variables: its tight burst limit.
+    const env = { PATH: process.env.PATH, HOME: join(work, host), MACHINE_STORAGE_PATH: storage(host), MACHINE_STORE: postgres.url, MACHINE_STORE_KEY: storeKey, CLOUD_SIM_PROVIDER_OPTIONS: simProviderOptions };
     execFile(process.execPath, [bin, ...args], { env, timeout: 240_000 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
     });
@@ -67,6 +74,11 @@ describe('three hosts, one fleet, one PostgreSQL store', { timeout: 600_000 }, (
     const names = hosts.flatMap((host) => Array.from({ length: perHost }, (_, index) => `${host}${index + 1}`));
     const created = await Promise.all(names.map((name) => machine(name[0] as Host, ['create', '-d', 'digitalocean', '--sim', '--no-provision', name])));
     for (const [index, result] of created.entries()) expect(result.code, `${names[index]}: ${result.stderr}`).toBe(0);
+    // No throttle reached a user: the hosts slowed down together (and retried what the provider still refused).
+    for (const result of [first, ...created]) expect(`${result.stdout}${result.stderr}`).not.toMatch(/\(429 |too_many_requests|rate limit/i);
+    // The hosts shared one budget for the account, in the store.
+    const buckets = JSON.parse(await postgres.sql('SELECT key, tokens, factor FROM machine_rate_buckets')) as { key: string }[];
+    expect(buckets.map((bucket) => bucket.key)).toEqual([expect.stringMatching(/^digitalocean:[0-9a-f]{16}$/)]);
 
     const all = ['a0', ...names].sort((x, y) => x.localeCompare(y, 'en', { numeric: true }));
     for (const host of hosts) expect((await machine(host, ['ls', '-q'])).stdout.trim().split('\n'), `ls on ${host}`).toEqual(all);

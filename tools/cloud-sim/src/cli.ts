@@ -4,7 +4,9 @@
  * point drivers at them, and runs until SIGINT/SIGTERM. Options: `--providers a,b`, `--host`,
  * `--ssh-port N`, `--docker-port N`, `--port provider=N`, `--pending-ms N`, `--stopping-ms N`, `--state-file PATH` (JSON `{pid, endpoints, sshPort, dockerPort, env, realism}`
  * written once ready, removed on exit). Faults come from `CLOUD_SIM_FAULTS` (JSON), extra downloads
- * for instances from `CLOUD_SIM_DOWNLOADS` (JSON object URL → body).
+ * for instances from `CLOUD_SIM_DOWNLOADS` (JSON object URL → body), each provider's options and
+ * realism knobs from `CLOUD_SIM_PROVIDER_OPTIONS` (JSON object provider → options, e.g.
+ * `{"digitalocean":{"burstLimit":20}}`).
  */
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -54,6 +56,7 @@ async function main(): Promise<void> {
     },
     faults: process.env.CLOUD_SIM_FAULTS ? parseFaultSpecs(process.env.CLOUD_SIM_FAULTS) : [],
     ...(process.env.CLOUD_SIM_DOWNLOADS ? { downloads: parseDownloads(process.env.CLOUD_SIM_DOWNLOADS) } : {}),
+    ...(process.env.CLOUD_SIM_PROVIDER_OPTIONS ? { providerOptions: parseProviderOptions(process.env.CLOUD_SIM_PROVIDER_OPTIONS) } : {}),
     ...realismOptions,
   });
   const env = sim.env();
@@ -86,6 +89,19 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+function parseProviderOptions(json: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (error) {
+    throw new Error(`CLOUD_SIM_PROVIDER_OPTIONS is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || Object.values(parsed).some((options) => typeof options !== 'object' || options === null)) {
+    throw new Error('CLOUD_SIM_PROVIDER_OPTIONS must be a JSON object of provider name → options object');
+  }
+  return parsed as Record<string, unknown>;
 }
 
 function parseDownloads(json: string): Record<string, string> {
