@@ -116,18 +116,39 @@ export interface AzureClientOptions {
 /** The ARM endpoint the SDK talks to: https always (its bearer-token policy refuses anything else). */
 const loopbackStandIn = 'https://management.azure.com';
 
-/**
- * Builds the three Resource Manager clients on first use (the SDK is imported here, never at
- * package import), over {@link armTransport}.
- */
-export async function createAzureClients(options: AzureClientOptions): Promise<AzureClients> {
-  const [{ ComputeManagementClient }, { NetworkManagementClient }, { ResourceManagementClient }, pipeline] = await Promise.all([
+/** The SDK modules the clients are built from (imported on first use, never at package import). */
+export interface AzureSdk {
+  compute: Pick<typeof import('@azure/arm-compute'), 'ComputeManagementClient'>;
+  network: Pick<typeof import('@azure/arm-network'), 'NetworkManagementClient'>;
+  resources: Pick<typeof import('@azure/arm-resources'), 'ResourceManagementClient'>;
+  pipeline: Pick<typeof import('@azure/core-rest-pipeline'), 'createDefaultHttpClient'>;
+}
+
+/** Imports the SDK modules the clients need. */
+export async function loadAzureSdk(): Promise<AzureSdk> {
+  const [compute, network, resources, pipeline] = await Promise.all([
     import('@azure/arm-compute'),
     import('@azure/arm-network'),
     import('@azure/arm-resources'),
     import('@azure/core-rest-pipeline'),
   ]);
-  const { endpoint, httpClient, scope } = armTransport(pipeline, options.endpoint, options.httpClient);
+  return { compute, network, resources, pipeline };
+}
+
+/**
+ * Builds the three Resource Manager clients on first use (the SDK is imported here, never at
+ * package import), over {@link armTransport}.
+ */
+export async function createAzureClients(options: AzureClientOptions): Promise<AzureClients> {
+  return azureClientsFrom(await loadAzureSdk(), options);
+}
+
+/** {@link createAzureClients} with the SDK already loaded (synchronous: a test opens one set per simulated process). */
+export function azureClientsFrom(sdk: AzureSdk, options: AzureClientOptions): AzureClients {
+  const { ComputeManagementClient } = sdk.compute;
+  const { NetworkManagementClient } = sdk.network;
+  const { ResourceManagementClient } = sdk.resources;
+  const { endpoint, httpClient, scope } = armTransport(sdk.pipeline, options.endpoint, options.httpClient);
   const clientOptions = {
     endpoint,
     httpClient,

@@ -1,13 +1,44 @@
 import type { Sim } from '@machine/cloud-sim';
-import { findEntry } from '@machine/driver-core';
+import { type DriverDescriptor, findEntry } from '@machine/driver-core';
 import { type ChaosFault, runConformanceSuite } from '@machine/driver-core/conformance';
+import { afterEach } from 'vitest';
+import type { AzureClients } from './azure-clients.ts';
+import type { AzureConfig } from './azure-flags.ts';
 import { createAzureDescriptor } from './index.ts';
 import { parseResourceId } from './azure-resource-id.ts';
-import { azureLeaks, fastTimings, simClients, simFlags, startAzureSim } from './testing/sim-harness.ts';
+import { azureLeaks, clearAzureAccount, fastTimings, type SimProcess, simClients, simFlags, simProcesses, startAzureSim } from './testing/sim-harness.ts';
 
 const azure = createAzureDescriptor({ timings: fastTimings });
 
 let sim: Sim;
+let client: AzureClients;
+
+/**
+ * The descriptor the suite drives: every driver it opens is a process of its own (its own clients).
+ * The suite opens a second driver for a machine only when a kill-point test has "killed" the first
+ * (it reopens the machine from its record): that first process dies then, and never calls Azure
+ * again, as a killed process would not.
+ */
+function asProcesses(open: () => SimProcess): DriverDescriptor<AzureConfig, AzureClients> {
+  const alive = new Map<string, SimProcess>();
+  return {
+    ...azure,
+    createDriver: (options) => {
+      alive.get(options.context.machineName)?.kill();
+      const opened = open();
+      alive.set(options.context.machineName, opened);
+      return azure.createDriver({ ...options, client: opened.clients });
+    },
+  };
+}
+
+// Each case starts from a clean account: one that leaves resources fails, and they are deleted so
+// the cases after it are judged on their own.
+afterEach(async () => {
+  if (sim === undefined || azureLeaks(sim).length === 0) return;
+  const left = await clearAzureAccount(sim, client);
+  throw new Error(`the test left ${left.join(', ')} (deleted now, with their resource groups)`);
+});
 
 /** A chaos fault as a cloud-sim fault rule of the Azure front end. */
 function faultRule(fault: ChaosFault) {
@@ -29,10 +60,9 @@ const knobs: Record<string, unknown> = {};
 
 runConformanceSuite('azure (real SDK against cloud-sim)', async () => {
   sim = await startAzureSim({ providerOptions: { azure: knobs } });
-  const client = await simClients(sim);
+  client = await simClients(sim);
   return {
-    descriptor: azure,
-    client,
+    descriptor: asProcesses(await simProcesses(sim)),
     validFlags: simFlags(sim, { 'azure-open-port': ['8080', '53/udp'], 'azure-tags': ['team=infra'] }),
     invalidFlags: { 'azure-subscription-id': 'not-a-uuid', 'azure-environment': 'AzureMoonCloud', 'azure-disk-size': 'big' },
     leaks: () => azureLeaks(sim),

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AzureClients } from './azure-clients.ts';
 import type { AzureConfig } from './azure-flags.ts';
 import { createAzureDescriptor } from './index.ts';
-import { azureLeaks, fastTimings, simClients, simFlags, startAzureSim } from './testing/sim-harness.ts';
+import { azureLeaks, fastTimings, type SimProcess, simClients, simFlags, simProcesses, startAzureSim } from './testing/sim-harness.ts';
 
 // Kill points and sweep through the real @azure/arm-* clients against cloud-sim's realistic Azure.
 
@@ -27,22 +27,28 @@ afterAll(async () => {
 });
 
 /** A new subscription (unregistered providers); the role-assignment window is off so every run sends the same requests. */
-async function fresh(): Promise<{ sim: Sim; client: AzureClients }> {
+async function fresh(): Promise<{ sim: Sim; client: AzureClients; processes: () => SimProcess }> {
   const sim = await startAzureSim({ providerOptions: { azure: { roleAssignmentLagMs: 0 } } });
   sims.push(sim);
-  return { sim, client: await simClients(sim) };
+  return { sim, client: await simClients(sim), processes: await simProcesses(sim) };
 }
 
-/** A machine whose journal and data persist like the CLI's record; `kill()` drops the driver and opens a fresh one from the record. */
-function persistedMachine(sim: Sim, client: AzureClients, storeId?: string) {
+/**
+ * A machine whose journal and data persist like the CLI's record; `kill()` kills the driver's
+ * process (its later journal writes never reach the record, it never calls Azure again) and opens
+ * a fresh one from the record.
+ */
+function persistedMachine({ sim, processes }: { sim: Sim; processes: () => SimProcess }, storeId?: string) {
   counter += 1;
   const machineName = `kp-${counter}`;
   const config = parseFlags(descriptor.flags, simFlags(sim), { env: {} }) as AzureConfig;
   let generation = 0;
   let journalRecord: readonly JournalEntry[] = [];
   let dataRecord: Readonly<Record<string, JsonValue>> = {};
+  let running: SimProcess | undefined;
   const open = () => {
     const mine = generation;
+    running = processes();
     const context: DriverContext & { journal: MemoryJournal } = {
       machineName,
       machineDir: join(root, machineName),
@@ -54,7 +60,7 @@ function persistedMachine(sim: Sim, client: AzureClients, storeId?: string) {
       }),
       ...(storeId === undefined ? {} : { storeId }),
     };
-    return { driver: descriptor.createDriver({ config, context, client }), context };
+    return { driver: descriptor.createDriver({ config, context, client: running.clients }), context };
   };
   return {
     ...open(),
@@ -62,6 +68,7 @@ function persistedMachine(sim: Sim, client: AzureClients, storeId?: string) {
     record: () => journalRecord,
     kill: () => {
       generation += 1;
+      running?.kill();
       return open();
     },
   };
@@ -89,7 +96,7 @@ describe('azure: nothing leaks, whatever kills create', () => {
   it('a create killed at each of its committed requests (the answer never came): a fresh driver from the record leaves nothing', async () => {
     // The committed requests of one create on a new subscription, in order.
     const reference = await fresh();
-    const first = persistedMachine(reference.sim, reference.client);
+    const first = persistedMachine(reference);
     await first.driver.create();
     const requests = mutating(reference.sim);
     await first.driver.remove();
@@ -108,8 +115,9 @@ describe('azure: nothing leaks, whatever kills create', () => {
     let tried = 0;
     let clean = 0;
     for (const [index, { operation, nth }] of requests.entries()) {
-      const { sim, client } = await fresh(); // the same new subscription every time
-      const machine = persistedMachine(sim, client);
+      const subscription = await fresh(); // the same new subscription every time
+      const { sim } = subscription;
+      const machine = persistedMachine(subscription);
       sim.faults.add({ provider: 'azure', operation, reply: 'hold', nth });
       void machine.driver.create().catch(() => undefined); // killed: its answer never comes
       await until(() => sim.requestLog.count(operation, 'azure') >= nth, `${operation} #${nth}`);
@@ -127,12 +135,13 @@ describe('azure: nothing leaks, whatever kills create', () => {
   });
 
   it('sweep finds what a killed create left after its record was deleted by hand, and never touches a claimed or another store’s resource', async () => {
-    const { sim, client } = await fresh();
-    const kept = persistedMachine(sim, client, 'store1');
+    const subscription = await fresh();
+    const { sim, client } = subscription;
+    const kept = persistedMachine(subscription, 'store1');
     await kept.driver.create();
-    const other = persistedMachine(sim, client, 'store2');
+    const other = persistedMachine(subscription, 'store2');
     await other.driver.create();
-    const lost = persistedMachine(sim, client, 'store1');
+    const lost = persistedMachine(subscription, 'store1');
     const before = sim.requestLog.count('networkInterfaces.createOrUpdate');
     sim.faults.add({ provider: 'azure', operation: 'networkInterfaces.createOrUpdate', reply: 'hold' });
     void lost.driver.create().catch(() => undefined);
