@@ -19,6 +19,7 @@ import {
 import { type AmazonEC2Clients, clientsFor, type LazyClients, loadEC2Sdk } from './amazonec2-clients.ts';
 import { AmazonEC2Driver, type AmazonEC2Tuning, resourceKinds } from './amazonec2-driver.ts';
 import { amazonEC2ErrorMapper, mapAmazonEC2Error } from './amazonec2-errors.ts';
+import { describeInstancesLight, fleetListEndpoint, type ListedInstance, loadFleetListParts } from './amazonec2-fleet-list.ts';
 import { type AmazonEC2Config, amazonEC2Flags } from './amazonec2-flags.ts';
 import { toMachineState } from './amazonec2-state.ts';
 
@@ -95,15 +96,15 @@ async function getStates(
   await Promise.all(
     [...groups.values()].map(async ({ config, ids }) => {
       try {
-        const instances = await describeMany(clientsFor(config, tuning.clientOverrides, clients), [...ids.keys()], signal);
+        const instances = await describeForListing(config, clients, tuning, [...ids.keys()], signal);
         for (const [id, { machine, config: machineConfig }] of [...ids].flatMap(([id, members]) => members.map((member) => [id, member] as const))) {
           const instance = instances.get(id);
-          const state = toMachineState(instance?.State?.Name);
+          const state = toMachineState(instance?.state);
           if (instance === undefined || state === undefined) {
             results.set(machine, new NotFoundError(`EC2 instance ${id} ${instance === undefined ? 'does not exist' : 'was terminated'}`, { machine, operation: 'getState' }));
             continue;
           }
-          const ip = machineConfig.privateAddressOnly || machineConfig.usePrivateAddress ? instance.PrivateIpAddress : instance.PublicIpAddress;
+          const ip = machineConfig.privateAddressOnly || machineConfig.usePrivateAddress ? instance.privateIp : instance.publicIp;
           results.set(machine, ip === undefined || ip === '' ? { state } : { state, ip });
         }
       } catch (error) {
@@ -116,9 +117,35 @@ async function getStates(
   return results;
 }
 
-/** Loads the SDK and builds the shared EC2 client of each config's region and account (no API call). */
+/**
+ * Loads what `getStates` will use (no API call): the light listing's SDK parts where its endpoint
+ * is plain, else the SDK and the shared EC2 client of each config's region and account.
+ */
 async function prepare(configs: readonly AmazonEC2Config[], clients: Partial<AmazonEC2Clients> | undefined, tuning: AmazonEC2Tuning): Promise<void> {
-  await Promise.all(configs.map((config) => clientsFor(config, tuning.clientOverrides, clients).ec2().catch(() => undefined)));
+  await Promise.all(
+    configs.map((config) => (lightListing(config, clients, tuning) ? loadFleetListParts() : clientsFor(config, tuning.clientOverrides, clients).ec2()).catch(() => undefined)),
+  );
+}
+
+/** A listing goes the light way (amazonec2-fleet-list.ts) unless clients or client settings were injected, or the endpoint needs the SDK's rules. */
+function lightListing(config: AmazonEC2Config, clients: Partial<AmazonEC2Clients> | undefined, tuning: AmazonEC2Tuning): URL | undefined {
+  if (clients !== undefined || Object.keys(tuning.clientOverrides ?? {}).length > 0) return undefined;
+  return fleetListEndpoint(config);
+}
+
+async function describeForListing(
+  config: AmazonEC2Config,
+  clients: Partial<AmazonEC2Clients> | undefined,
+  tuning: AmazonEC2Tuning,
+  ids: readonly string[],
+  signal?: AbortSignal,
+): Promise<Map<string, ListedInstance>> {
+  const endpoint = lightListing(config, clients, tuning);
+  if (endpoint !== undefined) return describeInstancesLight(config, endpoint, ids, signal);
+  const instances = await describeMany(clientsFor(config, tuning.clientOverrides, clients), ids, signal);
+  return new Map(
+    [...instances].map(([id, instance]) => [id, { id, state: instance.State?.Name, publicIp: instance.PublicIpAddress, privateIp: instance.PrivateIpAddress }]),
+  );
 }
 
 async function describeMany(clients: LazyClients, ids: readonly string[], signal?: AbortSignal): Promise<Map<string, Instance>> {
