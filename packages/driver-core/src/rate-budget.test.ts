@@ -60,6 +60,12 @@ describe('applySignal', () => {
     expect(applySignal(undefined, 0, limit, { throttled: true }, { timeScale: 0.01 }).blockedUntil).toBe(10);
   });
 
+  it('blocks a throttle of a windowed quota until the next window starts, scaled', () => {
+    expect(applySignal(undefined, 90_000, limit, { throttled: true, windowMs: 60_000 }).blockedUntil).toBe(120_000);
+    expect(applySignal(undefined, 1_250, limit, { throttled: true, windowMs: 60_000 }, { timeScale: 0.01 }).blockedUntil).toBe(1_800);
+    expect(applySignal(undefined, 90_000, limit, { throttled: true, windowMs: 60_000, retryAfterMs: 5_000 }).blockedUntil).toBe(95_000);
+  });
+
   it('grows a throttled rate back to the full limit over a minute', () => {
     let state = applySignal(undefined, 0, limit, { throttled: true });
     state = applySignal(state, 0, limit, { throttled: true });

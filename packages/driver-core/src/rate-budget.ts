@@ -43,6 +43,12 @@ export interface RateSignal {
   readonly remaining?: number;
   /** When that window refills, epoch ms (`ratelimit-reset`). */
   readonly resetAt?: number;
+  /**
+   * The provider counts requests in windows of this many real ms aligned to the clock (Compute
+   * Engine's per-minute quotas refill at the start of the next minute): a throttle without
+   * Retry-After blocks the bucket until the next window starts. Scaled like the bucket's limit.
+   */
+  readonly windowMs?: number;
 }
 
 /** What a driver draws from. */
@@ -116,7 +122,9 @@ export function reserveSlot(state: RateBucketState | undefined, now: number, lim
 export function applySignal(state: RateBucketState | undefined, now: number, limit: RateLimit, signal: RateSignal, scale: RateScale = { timeScale: 1 }): RateBucketState {
   let next = refill(state, now, limit, scale);
   if (signal.throttled === true) {
-    const wait = signal.retryAfterMs ?? DEFAULT_THROTTLE_WAIT_MS * scale.timeScale;
+    const window = signal.windowMs === undefined ? 0 : signal.windowMs * scale.timeScale;
+    const untilNextWindow = window > 0 ? (Math.floor(now / window) + 1) * window - now : undefined;
+    const wait = signal.retryAfterMs ?? untilNextWindow ?? DEFAULT_THROTTLE_WAIT_MS * scale.timeScale;
     next = { tokens: Math.min(next.tokens, 0), at: now, blockedUntil: Math.max(next.blockedUntil, now + wait), factor: Math.max(MIN_FACTOR, next.factor / 2) };
   } else if (signal.retryAfterMs !== undefined) {
     next = { ...next, blockedUntil: Math.max(next.blockedUntil, now + signal.retryAfterMs) };
