@@ -1,5 +1,6 @@
 import type { google } from '@google-cloud/compute/build/protos/protos.js';
 import type { GoogleEndpoint } from './google-flags.ts';
+import { meterAuthClient } from './google-rate-budget.ts';
 
 /** Compute Engine v1 message types (type-only; erased at run time). */
 export type Compute = typeof google.cloud.compute.v1;
@@ -18,7 +19,8 @@ type Reply<T> = Promise<[T, ...unknown[]]>;
 
 /** The part of `InstancesClient` the driver uses. */
 export interface InstancesApi {
-  get(request: google.cloud.compute.v1.IGetInstanceRequest): Reply<ComputeInstance>;
+  /** `options.timeout`: the call's deadline, ms (the client library's CallOptions). */
+  get(request: google.cloud.compute.v1.IGetInstanceRequest, options?: { timeout?: number }): Reply<ComputeInstance>;
   insert(request: google.cloud.compute.v1.IInsertInstanceRequest): Reply<StartedOperation>;
   delete(request: google.cloud.compute.v1.IDeleteInstanceRequest): Reply<StartedOperation>;
   start(request: google.cloud.compute.v1.IStartInstanceRequest): Reply<StartedOperation>;
@@ -116,7 +118,8 @@ export async function createComputeClients(options: ComputeClientOptions = {}): 
     import('@google-cloud/compute/build/src/v1/firewalls_client.js'),
     import('@google-cloud/compute/build/src/v1/addresses_client.js'),
   ]);
-  const authClient = options.authClient ?? (await defaultAuthClient(options));
+  // Every call the clients make goes through the auth client's transport, metered there (rate budget).
+  const authClient = meterAuthClient(options.authClient ?? (await defaultAuthClient(options)));
   const endpoint = options.endpoint;
   const clientOptions = {
     fallback: true,

@@ -7,6 +7,7 @@ import { type ComputeClients, createComputeClients, defaultAuthClient } from './
 import { listInstancesOfProject, type RequestingAuthClient } from './google-instance-list.ts';
 import { GoogleDriver, ResourceKind, stateOfInstance } from './google-driver.ts';
 import { mapGoogleError } from './google-errors.ts';
+import { meterAuthClient } from './google-rate-budget.ts';
 import { type GoogleConfig, googleFlags, parseEndpoint } from './google-flags.ts';
 
 export {
@@ -19,6 +20,7 @@ export {
 export { GoogleDriver, googleNameProblem, ResourceKind, stateOfInstance } from './google-driver.ts';
 export { mapGoogleError } from './google-errors.ts';
 export { defaultMachineImage, defaultScopes, type GoogleConfig, googleFlags, parseEndpoint } from './google-flags.ts';
+export { type GoogleRateGroup, googleRateBucket, googleRateGroup, googleRateLimits, isGoogleRateLimitAnswer, meterAuthClient } from './google-rate-budget.ts';
 
 const clientCache = new Map<string, Promise<ComputeClients>>();
 
@@ -69,7 +71,9 @@ function listerFor(config: Pick<GoogleConfig, 'endpoint' | 'project'>): Promise<
   const key = `${config.endpoint ?? ''}|${config.project}`;
   let lister = listerCache.get(key);
   if (lister === undefined) {
-    lister = defaultAuthClient({ projectId: config.project, ...(config.endpoint === undefined ? {} : { endpoint: parseEndpoint(config.endpoint) }) }) as Promise<RequestingAuthClient>;
+    lister = defaultAuthClient({ projectId: config.project, ...(config.endpoint === undefined ? {} : { endpoint: parseEndpoint(config.endpoint) }) }).then(
+      (client) => meterAuthClient(client) as RequestingAuthClient,
+    );
     lister.catch(() => listerCache.delete(key));
     listerCache.set(key, lister);
   }
