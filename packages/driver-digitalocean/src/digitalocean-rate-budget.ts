@@ -11,8 +11,21 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { accountFingerprint, type RateBucket, type RateLimit, type RateSignal, rateBudget, retryAfterMs } from '@machine/driver-core';
 import type { Middleware } from '@microsoft/kiota-http-fetchlibrary';
 
-/** DigitalOcean's burst limit, 250 requests a minute per token; the hourly 5 000 comes back through `ratelimit-remaining`/`-reset`. */
-export const digitalOceanRateLimit: RateLimit = { burst: 250, perSecond: 250 / 60 };
+/**
+ * A token bucket that never lets more than `requests` go in any `windowMs` (rolling or fixed):
+ * a tenth may go at once, the rest spread over the window. (A bucket of the whole `requests` at
+ * once plus `requests` a window would let twice the limit through in its first window.)
+ */
+export function windowRateLimit(requests: number, windowMs: number): RateLimit {
+  const burst = Math.max(1, Math.floor(requests / 10));
+  return { burst, perSecond: (requests - burst) / (windowMs / 1000) };
+}
+
+/**
+ * DigitalOcean's burst limit, 250 requests a minute per token (CLOUD-BEHAVIOURS.md): 25 at once,
+ * then 3.75 a second. The hourly 5 000 comes back through `ratelimit-remaining`/`-reset`.
+ */
+export const digitalOceanRateLimit: RateLimit = windowRateLimit(250, 60_000);
 
 /** The bucket of one API token: DigitalOcean limits per token, in every region alike. */
 export function digitalOceanRateBucket(token: string): RateBucket {

@@ -32,7 +32,7 @@ export type { DotsClientOptions, RetryPolicy } from './digitalocean-client.ts';
 export { doctlConfigPath, readDoctlToken, resolveAccessToken } from './digitalocean-credentials.ts';
 export { DigitalOceanDriver } from './digitalocean-driver.ts';
 export { userDataLimitBytes } from './digitalocean-local-inputs.ts';
-export { digitalOceanRateBucket, digitalOceanRateLimit, rateSignalOf, withRequestSignal } from './digitalocean-rate-budget.ts';
+export { digitalOceanRateBucket, digitalOceanRateLimit, rateSignalOf, windowRateLimit, withRequestSignal } from './digitalocean-rate-budget.ts';
 export { type DigitalOceanTimings, defaultTimings } from './digitalocean-timings.ts';
 export { type DigitalOceanKindSettings, digitalOceanKindSet, digitalOceanKinds, dropletKind, firewallKind, machineTag, managedByTag, managedName, parseManagedName, ResourceKind, sshKeyKind } from './digitalocean-resources.ts';
 export { isDigitalOceanApiError, mapDigitalOceanError } from './digitalocean-errors.ts';
