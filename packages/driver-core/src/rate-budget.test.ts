@@ -49,7 +49,9 @@ describe('applySignal', () => {
     const throttled = applySignal(undefined, 0, limit, { throttled: true, retryAfterMs: 2_000 });
     expect(throttled.blockedUntil).toBe(2_000);
     expect(throttled.factor).toBe(0.5);
-    expect(reserveSlot(throttled, 500, limit).waitMs).toBe(1_500);
+    // The block, then a half-rate refill (200 ms a token instead of 100): nothing was saved up during the block.
+    expect(reserveSlot(throttled, 500, limit).waitMs).toBe(1_700);
+    expect(reserveSlot(throttled, 2_100, limit).waitMs).toBe(100);
     // Not blocked, the emptied bucket at half rate gives a slot every 200 ms instead of 100.
     const { waits: halved } = waits(2, applySignal(undefined, 0, limit, { throttled: true, retryAfterMs: 0 }), 0);
     expect(halved).toEqual([200, 400]);
@@ -70,7 +72,9 @@ describe('applySignal', () => {
     let state = applySignal(undefined, 0, limit, { throttled: true });
     state = applySignal(state, 0, limit, { throttled: true });
     expect(state.factor).toBe(0.25);
-    expect(reserveSlot(state, 30_000, limit).state.factor).toBeCloseTo(0.75);
+    // Counted from the end of the block (1 s): not back to full rate the moment a long Retry-After ends.
+    expect(reserveSlot(state, 1_000, limit).state.factor).toBe(0.25);
+    expect(reserveSlot(state, 31_000, limit).state.factor).toBeCloseTo(0.75);
     expect(reserveSlot(state, 120_000, limit).state.factor).toBe(1);
   });
 
@@ -78,7 +82,7 @@ describe('applySignal', () => {
     expect(applySignal(undefined, 0, limit, { remaining: 1 }).tokens).toBe(1);
     const spent = applySignal(undefined, 0, limit, { remaining: 0, resetAt: 5_000 });
     expect(spent.blockedUntil).toBe(5_000);
-    expect(reserveSlot(spent, 1_000, limit).waitMs).toBe(4_000);
+    expect(reserveSlot(spent, 1_000, limit).waitMs).toBe(4_100);
     expect(applySignal(undefined, 0, limit, { remaining: 40 }).tokens).toBe(limit.burst);
   });
 });

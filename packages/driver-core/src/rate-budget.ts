@@ -113,9 +113,10 @@ export function reserveSlot(state: RateBucketState | undefined, now: number, lim
   const current = refill(state, now, limit, scale);
   const tokens = current.tokens - 1;
   const perMs = (limit.perSecond * current.factor) / 1000 / scale.timeScale;
+  // A blocked bucket refills only once the block ends: its takers line up after it, one refill apart.
+  const blockedFor = Math.max(0, current.blockedUntil - now);
   const forTokens = tokens >= 0 ? 0 : -tokens / perMs;
-  const waitMs = Math.max(0, current.blockedUntil - now, forTokens);
-  return { state: { ...current, tokens }, waitMs: Math.ceil(waitMs) };
+  return { state: { ...current, tokens }, waitMs: Math.ceil(blockedFor + forTokens) };
 }
 
 /** Applies what an answer said: a throttle halves the rate and blocks the bucket; a low `remaining` caps its tokens. */
@@ -136,9 +137,10 @@ export function applySignal(state: RateBucketState | undefined, now: number, lim
   return next;
 }
 
+/** Tokens and rate grow with the time since `at`, not counting a block: nothing builds up while the provider says wait. */
 function refill(state: RateBucketState | undefined, now: number, limit: RateLimit, scale: RateScale): RateBucketState {
   if (state === undefined) return { tokens: limit.burst, at: now, blockedUntil: 0, factor: 1 };
-  const elapsed = Math.max(0, now - state.at);
+  const elapsed = Math.max(0, now - Math.max(state.at, state.blockedUntil));
   const factor = Math.min(1, state.factor + elapsed / (RECOVERY_MS * scale.timeScale));
   const perMs = (limit.perSecond * state.factor) / 1000 / scale.timeScale;
   return { tokens: Math.min(limit.burst, state.tokens + elapsed * perMs), at: now, blockedUntil: state.blockedUntil, factor };
