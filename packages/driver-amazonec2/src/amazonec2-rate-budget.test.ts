@@ -22,13 +22,13 @@ import { addRateBudgetMiddleware, amazonEC2Flags, amazonEC2RateBucket, amazonEC2
 
 const region = 'eu-west-3';
 const credentials = { accessKeyId: 'AKIDRATEBUDGET000001', secretAccessKey: 'rate-budget-secret' };
-const descriptor = createAmazonEC2Descriptor({
-  clientOverrides: { retryStrategy: new ConfiguredRetryStrategy(3, 10) },
+const tuning = {
   waiterDelays: { minDelay: 0.02, maxDelay: 0.1 },
   sshPoll: { interval: 20, maxInterval: 100 },
   dependencyTimeout: 2000,
   visibilityTimeout: 500,
-});
+};
+const descriptor = createAmazonEC2Descriptor({ ...tuning, clientOverrides: { retryStrategy: new ConfiguredRetryStrategy(3, 10) } });
 
 let sim: Sim;
 const knobs: AmazonEC2Realism = {};
@@ -80,7 +80,7 @@ afterEach(() => {
   }
 });
 
-function machine(name = `rb${++counter}`) {
+function machine(driverDescriptor = descriptor, name = `rb${++counter}`) {
   const context = createMemoryContext(name, join(root, name));
   const config = parseFlags(
     amazonEC2Flags,
@@ -94,7 +94,7 @@ function machine(name = `rb${++counter}`) {
     },
     { env: {} },
   );
-  return { driver: descriptor.createDriver({ config, context }), context };
+  return { driver: driverDescriptor.createDriver({ config, context }), context };
 }
 
 /** A raw SDK client metered as the driver meters its own. */
@@ -196,11 +196,18 @@ describe('amazonec2 with a shared rate budget, against the simulator', () => {
   });
 
   it('ten concurrent creates under a tight request bucket meet fewer throttles with the budget than without', async () => {
+    // The driver's default six attempts (--amazonec2-retries 5), 10 ms apart.
+    const patient = createAmazonEC2Descriptor({ ...tuning, clientOverrides: { retryStrategy: new ConfiguredRetryStrategy(6, 10) } });
+    // Warm: a first create loads and compiles what every later one uses.
+    const warm = machine(patient);
+    await warm.driver.create();
+    await warm.driver.remove();
     const run = async (budget: RateBudget | undefined): Promise<{ throttles: number; created: number }> => {
       configureRateBudget(budget);
-      // A new knob object: the simulator's buckets start full. Two tokens, 20 a second, per action.
+      // A new knob object: the simulator's buckets start full. Two tokens, 20 a second, per action:
+      // a hundredth of EC2's scaled limits, within what a budget can slow down to after throttles.
       knobs.requestBuckets = { size: 2, refillPerSecond: 20, actions: ['ImportKeyPair', 'RunInstances'] };
-      const fleet = Array.from({ length: 10 }, () => machine());
+      const fleet = Array.from({ length: 10 }, () => machine(patient));
       sim.requestLog.clear();
       const results = await Promise.allSettled(fleet.map(({ driver }) => driver.create()));
       const throttles = throttlesAtSimulator();
