@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Sim } from '@machine/cloud-sim';
-import { createMemoryContext, NotFoundError, parseFlags, State } from '@machine/driver-core';
+import { AuthError, createMemoryContext, NotFoundError, parseFlags, State } from '@machine/driver-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DigitalOceanConfig } from './digitalocean-flags.ts';
 import { hasNextPage } from './digitalocean-paging.ts';
@@ -71,5 +71,17 @@ describe('getStates over more than one page of droplets (real dots client, simul
     expect(missing.map(({ context }) => context.machineName)).toEqual([]);
     expect(states?.get(machines[count - 1]!.context.machineName)).toMatchObject({ state: State.Running });
     expect(states?.get('gone')).toBeInstanceOf(NotFoundError);
+  });
+
+  it('goes through dots\' droplets request builder alone: a refused token is a typed AuthError per machine, with no token in it', async () => {
+    const descriptor = createDigitalOceanDescriptor({ timings: fastTimings });
+    const context = createMemoryContext('refused', '/nonexistent/refused');
+    await context.journal.record({ kind: ResourceKind.droplet, id: ids[0] ?? '' });
+    // The simulator refuses tokens starting with `invalid`.
+    const token = 'invalid_dop_v1_refused_token';
+    const config = parseFlags(descriptor.flags, { ...simFlags(sim), 'digitalocean-access-token': token }, { env: {} }) as DigitalOceanConfig;
+    const answer = (await descriptor.getStates?.([{ config, context }]))?.get('refused');
+    expect(answer).toBeInstanceOf(AuthError);
+    expect(String(answer)).not.toContain(token);
   });
 });

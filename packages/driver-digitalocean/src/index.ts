@@ -68,9 +68,9 @@ export function createDigitalOceanDescriptor(options: DigitalOceanDescriptorOpti
       return guardDriver(driver, digitalOceanErrorMapper(() => driver.secrets()));
     },
     getStates: (machines, operationOptions) => withRequestSignal(operationOptions?.signal, () => getStates(machines, timings, options.client, operationOptions)),
-    // Loads @digitalocean/dots (no API call), so a host's timeout (ls -t) counts DigitalOcean's time, not module loading.
+    // Loads what getStates uses (no API call), so a host's timeout (ls -t) counts DigitalOcean's time, not module loading.
     prepare: async () => {
-      if (options.client === undefined) await loadClientModule().then(({ loadDots }) => loadDots()).catch(() => undefined);
+      if (options.client === undefined) await loadClientModule().then(({ loadDropletListModules }) => loadDropletListModules()).catch(() => undefined);
     },
     sweep: (request) => withRequestSignal(request.signal, () => sweep(request, timings, options.client)),
   });
@@ -132,11 +132,13 @@ async function getStates(
     throwIfAborted(options.signal);
     const secrets = [group.token];
     try {
-      const client = injected ?? (await createDigitalOceanClient({ token: group.token, apiUrl: group.apiUrl, retry: timings.retry }));
+      // Only the droplets request builder: loading the whole dots client would cost more than the listing.
+      const lister =
+        injected !== undefined ? injected.v2.droplets : await (await loadClientModule()).createDropletLister({ token: group.token, apiUrl: group.apiUrl, retry: timings.retry });
       const byId = new Map<string, BatchStatus>();
       const perPage = maxPerPage;
       for (let page = 1; page <= maxListPages; page++) {
-        const response = await client.v2.droplets.get({ queryParameters: { tagName: machineTag, perPage, page } });
+        const response = await lister.get({ queryParameters: { tagName: machineTag, perPage, page } });
         const droplets = response?.droplets ?? [];
         for (const droplet of droplets) {
           if (typeof droplet.id !== 'number') continue;
