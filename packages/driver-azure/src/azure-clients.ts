@@ -5,6 +5,7 @@ import type { TokenCredential } from '@azure/core-auth';
 import type { HttpClient, PipelineRetryOptions } from '@azure/core-rest-pipeline';
 import { AuthError } from '@machine/driver-core';
 import { type AzureConfig, type AzureEnvironmentName, azureEnvironments, isLoopbackHost } from './azure-flags.ts';
+import { azureRateBudgetPolicy } from './azure-rate-budget.ts';
 import { throttleWatchPolicy } from './azure-throttle-watch.ts';
 
 /** Options every call takes. */
@@ -155,8 +156,13 @@ export function azureClientsFrom(sdk: AzureSdk, options: AzureClientOptions): Az
     credentials: { scopes: [scope] },
     ...(options.retryOptions === undefined ? {} : { retryOptions: options.retryOptions }),
     userAgentOptions: { userAgentPrefix: 'machine-driver-azure' },
-    // Sees each throttled answer before the SDK waits out its Retry-After (progress, deadline).
-    additionalPolicies: [{ policy: throttleWatchPolicy, position: 'perRetry' as const }],
+    // Per retry (after the retry policy), so once per attempt, poll and redirect: the throttle watch
+    // sees each throttled answer before the SDK waits out its Retry-After (progress, deadline); the
+    // rate budget, innermost, takes a slot right before the request goes out and reads its answer.
+    additionalPolicies: [
+      { policy: throttleWatchPolicy, position: 'perRetry' as const },
+      { policy: azureRateBudgetPolicy(options.subscriptionId), position: 'perRetry' as const },
+    ],
   };
   return {
     compute: new ComputeManagementClient(options.credential, options.subscriptionId, clientOptions),

@@ -1,6 +1,7 @@
 import type { TokenCredential } from '@azure/core-auth';
 import type { Pipeline } from '@azure/core-rest-pipeline';
 import { armTransport } from './azure-clients.ts';
+import { azureRateBudgetPolicy } from './azure-rate-budget.ts';
 import { throttleWatchPolicy } from './azure-throttle-watch.ts';
 
 /** One ARM resource as a list answers it (REST JSON: the `properties` envelope is kept). */
@@ -21,7 +22,7 @@ export const listApiVersions = { compute: '2024-07-01', network: '2024-05-01' } 
  * The fleet listing of `machine ls` (virtual machines with their statuses, public IPs, network
  * interfaces) as plain ARM GETs through `@azure/core-rest-pipeline`: the same pipeline the
  * generated clients build (bearer token, retries of 429 and 5xx with Retry-After, the throttle
- * watch), without importing `@azure/arm-compute`, `@azure/arm-network` and `@azure/arm-resources`.
+ * watch, the rate budget), without importing `@azure/arm-compute`, `@azure/arm-network` and `@azure/arm-resources`.
  * Measured on the 2-core CI machine: the three generated clients import in 0.8–1.0 CPU-s, the
  * pipeline alone in 0.2–0.3 CPU-s; `ls` needs three GETs. Create, start, stop and rm keep the
  * generated clients (their pollers and models).
@@ -33,6 +34,8 @@ export async function createArmLister(options: { endpoint: string; credential: T
   requests.addPolicy(pipeline.bearerTokenAuthenticationPolicy({ credential: options.credential, scopes: [scope] }));
   // Sees each throttled answer before the pipeline waits out its Retry-After (as the generated clients do).
   requests.addPolicy(throttleWatchPolicy, { afterPhase: 'Retry' });
+  // Takes a rate-budget slot per attempt (after the retry phase), of the subscription each URL names.
+  requests.addPolicy(azureRateBudgetPolicy(), { afterPhase: 'Retry' });
   return {
     async list(path, query, abortSignal) {
       const found: ArmResource[] = [];

@@ -29,6 +29,7 @@ import { type AzureConfig, type AzureEnvironmentName, azureEnvironments, azureFl
 
 export { type AzureClientOptions, type AzureClients, createAzureClients, createAzureCredential } from './azure-clients.ts';
 export { AzureDriver } from './azure-driver.ts';
+export { type AzureRateKind, azureRateBucket, azureRateBudgetPolicy, azureRateKind, azureRateLimits, azureRateSignal } from './azure-rate-budget.ts';
 export { customDataLimitBytes, securityRules } from './azure-plan.ts';
 export { azureKinds, resourceKinds, tagNames } from './azure-resources.ts';
 export { type AzureTimings, defaultTimings } from './azure-retry.ts';

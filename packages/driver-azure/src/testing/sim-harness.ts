@@ -27,7 +27,7 @@ export async function startAzureSim(options: Omit<SimOptions, 'providers'> = {})
 }
 
 /** Options of real SDK clients pointed at the simulator, with fast polling and retries. */
-function simClientOptions(sim: Sim, credential: TokenCredential): AzureClientOptions {
+export function simClientOptions(sim: Sim, credential: TokenCredential): AzureClientOptions {
   return {
     subscriptionId: sim.env().AZURE_SUBSCRIPTION_ID ?? '',
     credential,
