@@ -9,13 +9,11 @@ import {
   createMemoryContext,
   MemoryRateBucketStore,
   parseFlags,
-  type RateBucket,
   type RateBudget,
-  type RateBudgetEvent,
-  type RateSignal,
   rateBudget,
   SharedRateBudget,
 } from '@machine/driver-core';
+import { RecordingBudget } from '@machine/driver-core/testing';
 import { ConfiguredRetryStrategy } from '@smithy/util-retry';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { addRateBudgetMiddleware, amazonEC2Flags, amazonEC2RateBucket, amazonEC2RateCategory, createAmazonEC2Descriptor, isAmazonEC2Throttle } from './index.ts';
@@ -35,28 +33,6 @@ const knobs: AmazonEC2Realism = {};
 let root: string;
 let counter = 0;
 const clients: EC2Client[] = [];
-
-/** A budget that records what the driver asks of it, over a real SharedRateBudget. */
-class RecordingBudget implements RateBudget {
-  readonly takes: RateBucket[] = [];
-  readonly observed: { bucket: RateBucket; signal: RateSignal }[] = [];
-  readonly events: RateBudgetEvent[] = [];
-  readonly #inner: SharedRateBudget;
-
-  constructor(timeScale: number) {
-    this.#inner = new SharedRateBudget(new MemoryRateBucketStore(), { timeScale, onEvent: (event) => this.events.push(event) });
-  }
-
-  take(bucket: RateBucket, signal?: AbortSignal): Promise<void> {
-    this.takes.push(bucket);
-    return this.#inner.take(bucket, signal);
-  }
-
-  observe(bucket: RateBucket, signal: RateSignal): Promise<void> {
-    this.observed.push({ bucket, signal });
-    return this.#inner.observe(bucket, signal);
-  }
-}
 
 beforeAll(async () => {
   sim = await startSim({ providers: ['amazonec2'], providerOptions: { amazonec2: knobs } });

@@ -6,15 +6,11 @@ import {
   CancelledError,
   configureRateBudget,
   createMemoryContext,
-  MemoryRateBucketStore,
   parseFlags,
-  type RateBucket,
   type RateBudget,
-  type RateBudgetEvent,
-  type RateSignal,
-  SharedRateBudget,
   State,
 } from '@machine/driver-core';
+import { RecordingBudget } from '@machine/driver-core/testing';
 import type { Middleware } from '@microsoft/kiota-http-fetchlibrary';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DigitalOceanConfig } from './digitalocean-flags.ts';
@@ -22,28 +18,6 @@ import { RateBudgetHandler } from './digitalocean-rate-budget.ts';
 import { createDigitalOceanClient, createDigitalOceanDescriptor, digitalOceanRateBucket, digitalOceanRateLimit, rateSignalOf, windowRateLimit, withRequestSignal } from './index.ts';
 import { fastTimings } from './test-support/fast-timings.ts';
 import { machineRoot, simFlags, simMachine, simToken, startDigitalOceanSim } from './test-support/sim-harness.ts';
-
-/** A shared budget in memory at the simulator's time scale that also counts what drivers ask of it. */
-class CountingBudget implements RateBudget {
-  readonly takes: string[] = [];
-  readonly signals: RateSignal[] = [];
-  readonly events: RateBudgetEvent[] = [];
-  readonly #inner: SharedRateBudget;
-
-  constructor(store = new MemoryRateBucketStore()) {
-    this.#inner = new SharedRateBudget(store, { timeScale: 0.01, onEvent: (event) => this.events.push(event) });
-  }
-
-  take(bucket: RateBucket, signal?: AbortSignal): Promise<void> {
-    this.takes.push(bucket.key);
-    return this.#inner.take(bucket, signal);
-  }
-
-  observe(bucket: RateBucket, signal: RateSignal): Promise<void> {
-    this.signals.push(signal);
-    return this.#inner.observe(bucket, signal);
-  }
-}
 
 afterEach(() => {
   configureRateBudget(undefined);
@@ -106,7 +80,7 @@ describe('the shared rate budget in the dots client (simulator)', () => {
   };
 
   it('(a) every request the driver sends takes a slot of its token’s bucket, retries included', async () => {
-    const budget = new CountingBudget();
+    const budget = new RecordingBudget(0.01);
     configureRateBudget(budget);
     const { driver, config, context } = simMachine(sim, root.path, { 'digitalocean-firewall': true });
     sim.requestLog.clear();
@@ -124,13 +98,13 @@ describe('the shared rate budget in the dots client (simulator)', () => {
     expect(sent.filter((entry) => entry.status === 429)).toHaveLength(1);
     expect(sent.filter((entry) => entry.status === 503)).toHaveLength(2);
     expect(sent.length).toBeGreaterThan(10);
-    expect(budget.takes).toHaveLength(sent.length);
-    expect(new Set(budget.takes)).toEqual(new Set([digitalOceanRateBucket(simToken).key]));
-    expect(budget.signals).toContainEqual(expect.objectContaining({ throttled: true }));
+    expect(budget.takenKeys()).toHaveLength(sent.length);
+    expect(new Set(budget.takenKeys())).toEqual(new Set([digitalOceanRateBucket(simToken).key]));
+    expect(budget.observed.map((entry) => entry.signal)).toContainEqual(expect.objectContaining({ throttled: true }));
   });
 
   it('(b) a 429 with Retry-After one client saw makes the next request of another client on the same token wait; another token does not', async () => {
-    const budget = new CountingBudget();
+    const budget = new RecordingBudget(0.01);
     configureRateBudget(budget);
     const first = await createDigitalOceanClient({ token: simToken, apiUrl: endpoint(), retry: { maxRetries: 0 } });
     const second = await createDigitalOceanClient({ token: simToken, apiUrl: endpoint(), retry: fastTimings.retry });
@@ -155,7 +129,7 @@ describe('the shared rate budget in the dots client (simulator)', () => {
   });
 
   it('a driver operation’s abort signal cancels its wait for a slot, and nothing is sent', async () => {
-    const budget = new CountingBudget();
+    const budget = new RecordingBudget(0.01);
     configureRateBudget(budget);
     const bucket = digitalOceanRateBucket(simToken);
     await budget.observe(bucket, { throttled: true, retryAfterMs: 60_000 });
@@ -166,7 +140,7 @@ describe('the shared rate budget in the dots client (simulator)', () => {
     setTimeout(() => controller.abort(), 20);
     await expect(call).rejects.toBeInstanceOf(CancelledError);
     expect(sim.requestLog.total).toBe(before);
-    expect(budget.takes).toHaveLength(1);
+    expect(budget.takenKeys()).toHaveLength(1);
   });
 
   it('(d) 20 concurrent creates under a burst limit of 30: all succeed, and the simulator answers far fewer 429s with the budget', async () => {
@@ -198,13 +172,13 @@ describe('the shared rate budget in the dots client (simulator)', () => {
     // provider's limit, as the driver's bucket knows DigitalOcean's, is the one told 30 the same way
     // (windowRateLimit). The driver's own bucket (250) learns only from 429s; its number is reported.
     const simulatedLimit = windowRateLimit(30, 60_000);
-    const knowing = new CountingBudget();
+    const knowing = new RecordingBudget(0.01);
     const toldTheLimit: RateBudget = {
       take: (bucket, signal) => knowing.take({ ...bucket, limit: simulatedLimit }, signal),
       observe: (bucket, signal) => knowing.observe({ ...bucket, limit: simulatedLimit }, signal),
     };
     const without = await run('none', undefined);
-    const own = await run('own', new CountingBudget());
+    const own = await run('own', new RecordingBudget(0.01));
     const told = await run('told', toldTheLimit);
     console.info(
       `20 concurrent creates, simulated burst limit 30: 429s answered without a budget ${without.throttled} (of ${without.requests} requests, ${without.failed} creates failed); ` +
@@ -214,7 +188,7 @@ describe('the shared rate budget in the dots client (simulator)', () => {
     expect(told.failed).toBe(0);
     expect(without.throttled).toBeGreaterThan(0);
     expect(told.throttled).toBeLessThan(without.throttled);
-    expect(new Set(knowing.takes)).toEqual(new Set([digitalOceanRateBucket(simToken).key]));
+    expect(new Set(knowing.takenKeys())).toEqual(new Set([digitalOceanRateBucket(simToken).key]));
     expect(knowing.events.some((event) => event.kind === 'wait')).toBe(true);
   }, 120_000);
 });
@@ -238,11 +212,11 @@ describe('ratelimit-remaining: 0 (loopback server, real dots client)', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
-      const budget = new CountingBudget();
+      const budget = new RecordingBudget(0.01);
       configureRateBudget(budget);
       const client = await createDigitalOceanClient({ token: 'dop_v1_loopback', apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, retry: fastTimings.retry });
       await client.v2.regions.get();
-      expect(budget.signals[0]).toEqual({ remaining: 0, resetAt: resetSeconds * 1000 });
+      expect(budget.observed[0]?.signal).toEqual({ remaining: 0, resetAt: resetSeconds * 1000 });
       await client.v2.regions.get();
       expect(budget.events.filter((event) => event.kind === 'wait')).toHaveLength(1);
       // Not sent before the reset (a lower bound: a slow machine only makes it later; 10 ms for timer rounding).

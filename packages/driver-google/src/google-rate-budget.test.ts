@@ -7,13 +7,11 @@ import {
   createMemoryContext,
   MemoryRateBucketStore,
   parseFlags,
-  type RateBucket,
   type RateBudget,
-  type RateBudgetEvent,
-  type RateSignal,
   rateBudget,
   SharedRateBudget,
 } from '@machine/driver-core';
+import { RecordingBudget } from '@machine/driver-core/testing';
 import { OAuth2Client } from 'google-auth-library';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ComputeClients, createComputeClients } from './google-clients.ts';
@@ -27,28 +25,6 @@ let sim: Sim;
 const knobs: GoogleOptions = {};
 let root: string;
 let counter = 0;
-
-/** A budget that records what the driver asks of it, over a real SharedRateBudget. */
-class RecordingBudget implements RateBudget {
-  readonly takes: RateBucket[] = [];
-  readonly observed: { bucket: RateBucket; signal: RateSignal }[] = [];
-  readonly events: RateBudgetEvent[] = [];
-  readonly #inner: SharedRateBudget;
-
-  constructor(timeScale: number) {
-    this.#inner = new SharedRateBudget(new MemoryRateBucketStore(), { timeScale, onEvent: (event) => this.events.push(event) });
-  }
-
-  take(bucket: RateBucket, signal?: AbortSignal): Promise<void> {
-    this.takes.push(bucket);
-    return this.#inner.take(bucket, signal);
-  }
-
-  observe(bucket: RateBucket, signal: RateSignal): Promise<void> {
-    this.observed.push({ bucket, signal });
-    return this.#inner.observe(bucket, signal);
-  }
-}
 
 /** Real `@google-cloud/compute` clients (REST transport, each with its own OAuth2Client) pointed at the simulator. */
 function simClients(): Promise<ComputeClients> {

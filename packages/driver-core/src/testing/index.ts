@@ -8,3 +8,4 @@ export * from './openssh-server.ts';
 export * from './ssh-server.ts';
 export * from './import-cost.ts';
 export * from './host-key-cloud-config.ts';
+export * from './recording-budget.ts';
