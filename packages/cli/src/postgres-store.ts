@@ -11,6 +11,8 @@ import { PostgresRateBucketStore } from './rate-budget-postgres-store.ts';
 import { type MachineRecord, parseRecord, type Store, type StoreLock, sortNames } from './store.ts';
 import { missingStoreKey, StoreCipher } from './store-cipher.ts';
 
+/** Machine locks (a connection each) one process holds at once; more wait for a turn. */
+const maxMachineLocks = 16;
 /** A file larger than this stays on the host that made it (a VirtualBox disk is no shared secret). */
 const maxSharedFileBytes = 1024 * 1024;
 /** The files of a machine that are the record itself, not a file to share. */
@@ -39,6 +41,7 @@ export class PostgresStore implements Store {
   readonly #pending = new Map<string, Promise<void>>();
   #certsLoaded = false;
   #rateBuckets: PostgresRateBucketStore | undefined;
+  readonly #lockSlots = new Slots(maxMachineLocks);
 
   constructor(url: string, root: string, env: Readonly<Record<string, string | undefined>>) {
     this.#url = url;
@@ -251,10 +254,35 @@ export class PostgresStore implements Store {
     return this.#rateBuckets;
   }
 
+  /**
+   * Each held machine lock is a connection of its own: at most {@link maxMachineLocks} at once per
+   * process, so `rm` of 300 machines takes them in turns instead of opening 300 connections at once
+   * (PostgreSQL refuses past `max_connections`, 100 by default; a unix socket's backlog answers EAGAIN).
+   */
   async lock(name: string, options: { whenBusy?: (holder: string) => Error } = {}): Promise<StoreLock> {
     assertValidMachineName(name);
-    const held = await this.#advisoryLock(`machine:${name}`, 'try');
-    if (held !== undefined) return held;
+    await this.#lockSlots.acquire();
+    let held: StoreLock | undefined;
+    try {
+      held = await this.#advisoryLock(`machine:${name}`, 'try');
+    } finally {
+      if (held === undefined) this.#lockSlots.release();
+    }
+    if (held !== undefined) {
+      const lock = held;
+      let released = false;
+      return {
+        release: async () => {
+          if (released) return;
+          released = true;
+          try {
+            await lock.release();
+          } finally {
+            this.#lockSlots.release();
+          }
+        },
+      };
+    }
     const holder = (await this.lockHolder(name)) ?? 'another process';
     throw options.whenBusy?.(holder) ?? new CliError(`machine "${name}" is busy: ${holder} is working on it`);
   }
@@ -338,6 +366,30 @@ export class PostgresStore implements Store {
       const pid = Number(entry.split('-')[0]);
       if (Number.isInteger(pid) && pid !== process.pid && !processAlive(pid)) await rm(join(base, entry), { recursive: true, force: true });
     }
+  }
+}
+
+/** A counting semaphore: `acquire` waits for one of `size` slots, first come first served. */
+class Slots {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.#free = size;
+  }
+
+  async acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next === undefined) this.#free++;
+    else next();
   }
 }
 

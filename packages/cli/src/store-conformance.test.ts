@@ -272,6 +272,23 @@ describe.each(backends)('the %s store', (kind, backend) => {
       expect(await readdir(fromFile.machineDir('files'))).toEqual(['id_ed25519', 'known_hosts']);
     });
 
+    it('holds at most 16 machine locks (a connection each) at once per process: the next waits its turn', async () => {
+      const store = await newHost();
+      const held = await Promise.all(Array.from({ length: 16 }, (_, index) => store.lock(`slot-${index}`)));
+      let seventeenth = false;
+      const next = store.lock('slot-16').then((lock) => {
+        seventeenth = true;
+        return lock;
+      });
+      expect(await store.lockHolder('slot-15')).toMatch(/process \d+/); // a round trip to the database
+      expect(seventeenth).toBe(false);
+      expect(await store.lockHolder('slot-16')).toBeUndefined();
+      await held[0]?.release();
+      const lock = await next;
+      expect(await store.lockHolder('slot-16')).toMatch(/process \d+/);
+      for (const each of [lock, ...held]) await each.release();
+    });
+
     it('leaves no clear copy behind after close', async () => {
       const store = await newHost();
       await store.open('files');
