@@ -204,5 +204,7 @@ for (const r of results) {
     `| ${r.burstLimit} | ${r.budget} | ${seconds(r.phases.create)} | ${seconds(r.phases.ls ?? 0)} | ${seconds(r.phases.ssh ?? 0)} | ${seconds(r.phases.rm ?? 0)} | ${r.createCalls} | ${r.create429} | ${r.rm429} of ${r.rmCalls} | ${r.failedCreates} | ${r.surfaced} | ${r.listed.join('/')} | ${r.leaks} | ${r.buckets} |`,
   );
 }
-const bad = results.some((r) => r.budget === 'on' && (r.failures.length > 0 || r.leaks > 0 || r.listed.some((count) => count !== total)));
+// The bench fails when the fleet does not hold together at DigitalOcean's own limit with the budget on
+// (or anything leaks); what a tighter limit does is a figure, not a failure.
+const bad = results.some((r) => r.leaks > 0 || (r.budget === 'on' && r.burstLimit >= 250 && (r.failures.length > 0 || r.listed.some((count) => count !== total))));
 process.exit(bad ? 1 : 0);
