@@ -192,6 +192,20 @@ describe('azure rate budget against the simulator (real SDK clients)', () => {
     expect((await state(`${prefix(s)}:reads`))?.tokens).toBeGreaterThan(200);
   });
 
+  it('a DELETE takes a slot of the deletes bucket; a count of another kind in its answer goes to that kind’s bucket', async () => {
+    // The simulator counts deletes with the writes (ARM keeps them apart) and says so in the writes header.
+    sim = await startAzureSim({ providerOptions: { azure: { roleAssignmentLagMs: 0, subscriptionBuckets: { writes: { size: 4, refillPerSecond: 0.0002 } } } } });
+    const s = sim;
+    const { takes, signals, state } = recordedBudget();
+    const client = await simClients(s);
+    await client.resources.resourceGroups.createOrUpdate('deleted', { location: 'westus' });
+    await client.resources.resourceGroups.delete('deleted', { updateIntervalInMs: 5 });
+    expect(takes.filter((key) => key === `${prefix(s)}:deletes`)).toHaveLength(1);
+    expect(signals).toContainEqual({ key: `${prefix(s)}:writes`, signal: { remaining: 2 } });
+    expect((await state(`${prefix(s)}:writes`))?.tokens).toBeLessThanOrEqual(2);
+    expect((await state(`${prefix(s)}:deletes`))?.tokens).toBeGreaterThan(190);
+  });
+
   it('a 429 with Retry-After one client saw makes a second client on the same subscription wait; its reads do not', async () => {
     sim = await startAzureSim({ providerOptions: { azure: { roleAssignmentLagMs: 0 } } });
     const s = sim;

@@ -113,13 +113,17 @@ function retryAfterOf(answer: AzureAnswer, now: number): number | undefined {
   return retryAfterMs(answer.headers.get('retry-after'), now);
 }
 
+const otherKinds: Readonly<Record<AzureRateKind, readonly AzureRateKind[]>> = { reads: ['writes', 'deletes'], writes: ['reads', 'deletes'], deletes: ['reads', 'writes'] };
+const methodOf: Readonly<Record<AzureRateKind, string>> = { reads: 'GET', writes: 'PUT', deletes: 'DELETE' };
+
 /** The name the policy has in a pipeline. */
 export const rateBudgetPolicyName = 'machineRateBudget';
 
 /**
  * The pipeline policy that meters ARM requests with the process's rate budget: before each request
  * it takes a slot of `azure:<subscription>:<kind>` (the subscription its URL names, else
- * `subscriptionId`; a request naming none goes unmetered), and it feeds the answer back.
+ * `subscriptionId`; a request naming none goes unmetered), and it feeds the answer back: to the
+ * request's bucket, and a low remaining count of another kind to that kind's.
  *
  * It must sit after the retry phase (`afterPhase: 'Retry'`, a client's `perRetry` position): the
  * retry policy calls the policies after it once per attempt, and a long-running operation's poller
@@ -143,6 +147,11 @@ export function azureRateBudgetPolicy(subscriptionId?: string): PipelinePolicy {
         await budget.take(bucket, signal);
         const response = await next(request);
         await budget.observe(bucket, azureRateSignal(response, kind));
+        // A count of another kind is that bucket's (a resource manager that counts deletes as writes says so).
+        for (const other of otherKinds[kind]) {
+          const remaining = azureRateSignal({ status: 200, headers: response.headers }, other).remaining;
+          if (remaining !== undefined) await budget.observe(azureRateBucket(subscription, methodOf[other]), { remaining });
+        }
         return response;
       })();
     },
