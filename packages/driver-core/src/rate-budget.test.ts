@@ -68,14 +68,19 @@ describe('applySignal', () => {
     expect(applySignal(undefined, 90_000, limit, { throttled: true, windowMs: 60_000, retryAfterMs: 5_000 }).blockedUntil).toBe(95_000);
   });
 
-  it('grows a throttled rate back to the full limit over a minute', () => {
+  it('grows a throttled rate and burst back to the full limit over five minutes, counted from the end of the block', () => {
     let state = applySignal(undefined, 0, limit, { throttled: true });
     state = applySignal(state, 0, limit, { throttled: true });
     expect(state.factor).toBe(0.25);
     // Counted from the end of the block (1 s): not back to full rate the moment a long Retry-After ends.
     expect(reserveSlot(state, 1_000, limit).state.factor).toBe(0.25);
-    expect(reserveSlot(state, 31_000, limit).state.factor).toBeCloseTo(0.75);
-    expect(reserveSlot(state, 120_000, limit).state.factor).toBe(1);
+    expect(reserveSlot(state, 151_000, limit).state.factor).toBeCloseTo(0.75);
+    expect(reserveSlot(state, 400_000, limit).state.factor).toBe(1);
+    // A quarter of the rate keeps a quarter of the burst: after a long quiet, one goes at once, not three.
+    const quiet = waits(3, { tokens: 0, at: 0, blockedUntil: 0, factor: 0.25 }, 10_000).waits;
+    expect(quiet[0]).toBe(0);
+    expect(quiet[1]).toBeGreaterThan(0);
+    expect(waits(3, { ...state, blockedUntil: 0, at: 0 }, 1_000_000).waits).toEqual([0, 0, 0]);
   });
 
   it('caps the tokens at what the provider says remains, and waits for its reset when none does', () => {

@@ -67,7 +67,7 @@ export interface RateBucketState {
   readonly at: number;
   /** No request starts before this (epoch ms): a `Retry-After`, or a window the provider says is spent. */
   readonly blockedUntil: number;
-  /** The rate in use as a fraction of the limit (0 < factor ≤ 1): halved on each throttle, grows back over time. */
+  /** The rate and burst in use as a fraction of the limit (0 < factor ≤ 1): halved on each throttle, grows back over five minutes. */
   readonly factor: number;
 }
 
@@ -92,8 +92,12 @@ export class MemoryRateBucketStore implements RateBucketStore {
   }
 }
 
-/** How long a bucket takes to grow back from a throttle to its full rate, real ms. */
-const RECOVERY_MS = 60_000;
+/**
+ * How long a bucket takes to grow back from a throttle to its full rate and burst, real ms: longer
+ * than the providers' windows (a minute), so a fleet that was refused does not run into the next
+ * window at full speed again.
+ */
+const RECOVERY_MS = 300_000;
 /** The lowest rate a throttled bucket falls to, as a fraction of its limit. */
 const MIN_FACTOR = 1 / 32;
 /** The wait after a throttle that said nothing about how long, real ms. */
@@ -143,7 +147,9 @@ function refill(state: RateBucketState | undefined, now: number, limit: RateLimi
   const elapsed = Math.max(0, now - Math.max(state.at, state.blockedUntil));
   const factor = Math.min(1, state.factor + elapsed / (RECOVERY_MS * scale.timeScale));
   const perMs = (limit.perSecond * state.factor) / 1000 / scale.timeScale;
-  return { tokens: Math.min(limit.burst, state.tokens + elapsed * perMs), at: now, blockedUntil: state.blockedUntil, factor };
+  // A throttled bucket's burst shrinks with its rate: after a block, its takers do not go all at once.
+  const burst = Math.max(1, limit.burst * factor);
+  return { tokens: Math.min(burst, state.tokens + elapsed * perMs), at: now, blockedUntil: state.blockedUntil, factor };
 }
 
 /** What a {@link SharedRateBudget} reports. */
