@@ -137,8 +137,13 @@ async function getStates(
         injected !== undefined ? injected.v2.droplets : await (await loadClientModule()).createDropletLister({ token: group.token, apiUrl: group.apiUrl, retry: timings.retry });
       const byId = new Map<string, BatchStatus>();
       const perPage = maxPerPage;
+      const listPage = (page: number) => lister.get({ queryParameters: { tagName: machineTag, perPage, page } });
+      // The pages these machines need at least are asked together (one round trip for the store's
+      // own fleet); more, when the account has more tagged droplets, follow one after the other.
+      const surePages = Math.min(maxListPages, Math.max(1, Math.ceil(group.machines.length / perPage)));
+      const sure = await Promise.all(Array.from({ length: surePages }, (_, index) => listPage(index + 1)));
       for (let page = 1; page <= maxListPages; page++) {
-        const response = await lister.get({ queryParameters: { tagName: machineTag, perPage, page } });
+        const response = page <= sure.length ? sure[page - 1] : await listPage(page);
         const droplets = response?.droplets ?? [];
         for (const droplet of droplets) {
           if (typeof droplet.id !== 'number') continue;
