@@ -393,15 +393,16 @@ try {
     }
   }
   const rss = (value) => `${(value / 1024).toFixed(0)} MiB`;
-  // Nothing per machine: no operation more often than its provider has regions (Azure's VM list and address list are two operations).
-  const regions = { digitalocean: 1, amazonec2: EC2_REGIONS.length, google: 1, azure: 1 };
+  // Nothing per machine: no operation more often than its provider has regions (Azure's VM list and address list are two operations),
+  // pagination aside (DigitalOcean lists 200 droplets a page).
+  const regions = { digitalocean: Math.ceil(records.filter((record) => record.driver === 'digitalocean').length / 200), amazonec2: EC2_REGIONS.length, google: 1, azure: 1 };
   const perRegion = Object.entries(ls.calls).every(([provider, operations]) => Object.values(operations).every((count) => count <= (regions[provider] ?? 1)));
   console.log(`\nsummary (${records.length} machines, ${latencyMs} ms per API call, ${cpus().length} CPUs):`);
   console.log(`  ls     median ${ms(ls.median)} (min ${ms(ls.min)}, max ${ms(ls.max)}), ${ls.total} API calls, peak RSS ${rss(ls.rssKiB)}`);
   console.log(`  ls -q  median ${ms(quiet.median)} (min ${ms(quiet.min)}, max ${ms(quiet.max)}), ${quiet.total} API calls, peak RSS ${rss(quiet.rssKiB)}`);
   for (const { driver, running, ssh, ready } of lags) console.log(`  create ${driver.padEnd(13)} running noticed ${ms(running).padStart(7)}, SSH ${ms(ssh).padStart(7)}, ready ${ms(ready).padStart(7)} after the instance ran`);
   console.log(
-    `  goals: ls < 1000 ms median ${ls.median < 1000 ? 'met' : 'NOT met'}; each operation once per provider-region ${perRegion ? 'met' : 'NOT met'} (${ls.total} calls, 5 provider-regions); ls -q zero calls ${quiet.total === 0 ? 'met' : 'NOT met'}; RSS < 300 MiB ${ls.rssKiB < 300 * 1024 ? 'met' : 'NOT met'}`,
+    `  goals: ls < 1000 ms median ${ls.median < 1000 ? 'met' : 'NOT met'}; each operation once per provider-region (pagination aside) ${perRegion ? 'met' : 'NOT met'} (${ls.total} calls, 5 provider-regions); ls -q zero calls ${quiet.total === 0 ? 'met' : 'NOT met'}; RSS < 300 MiB ${ls.rssKiB < 300 * 1024 ? 'met' : 'NOT met'}`,
   );
 } finally {
   await sim.close();
