@@ -3,18 +3,19 @@
 // (250 requests a scaled minute, 429 with Retry-After past it) and create the fleet between them
 // concurrently (`create --count N --parallel P`, N each), then `ls` on each host must show all of
 // it, host B runs `ssh` into a machine host A made, and `rm` removes everything; the simulator must
-// have nothing left. Run with the shared rate budget on, then with MACHINE_RATE_BUDGET=off.
+// have nothing left. Between ls and rm, host C is killed (SIGKILL) halfway through creating 10% more;
+// A's rm and B's sweep must clean up after it. Run with the shared rate budget on, then with MACHINE_RATE_BUDGET=off.
 // Prints, per run: wall time of each phase, API calls (the simulator's request log), 429s the
 // simulator answered (seen by the SDKs) vs surfaced to users (failed commands, 429 lines on their
 // output). Before that, the throughput of both rate bucket stores (updates a second, 1 and 4
-// processes). It prints figures; it is not a test (a host killed mid-way is fleet.e2e.test.ts's).
+// processes). It prints figures; it is not a test (fleet.e2e.test.ts is, at CI size).
 //
 // Usage: pnpm bench (builds first through turbo), or
 //   node --conditions=@machine/source bench/fleet-300.mjs [--machines 300] [--parallel 10] [--burst-limits 250,25] [--runs on,off] [--no-throughput]
 // The simulator and PostgreSQL (initdb in a temp folder, as the tests start it) run from this
 // process; `machine` runs built (dist/bin.js) in child processes. Machines are made with
 // --no-provision (the Docker engine install over SSH of 300 machines measures SSH, not the fleet).
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,13 +130,31 @@ async function fleetRun(budget, burstLimit) {
     phases.ssh = performance.now() - started;
     if (ssh.code !== 0 || ssh.stdout !== 'Linux\n') failures.push(`ssh from b into a-1: exit ${ssh.code}: ${ssh.stderr.trim()}`);
 
-    const names = listings[0].stdout.trim().split('\n').filter((line) => line !== '');
+    // Host C is killed (SIGKILL) in the middle of creating more machines; hosts A and B clean up after it.
+    started = performance.now();
+    const killCount = Math.max(parallel, Math.ceil(total / 10));
+    const doomed = spawn(process.execPath, [bin, 'create', '-d', 'digitalocean', '--no-provision', '--count', String(killCount), '--parallel', String(parallel), 'killed-{n}'], {
+      env: envOf('c'),
+      stdio: 'ignore',
+    });
+    const killedCreating = () => sim.store.listInstances('digitalocean').filter((instance) => instance.name.startsWith('killed-')).length;
+    while (killedCreating() < Math.ceil(killCount / 2) && doomed.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 20));
+    doomed.kill('SIGKILL');
+    await new Promise((resolve) => doomed.once('exit', resolve));
+    const dropletsAtKill = killedCreating();
+    phases.kill = performance.now() - started;
+
+    const names = (await machine('b', ['ls', '-q'])).stdout.trim().split('\n').filter((line) => line !== '');
     const before = sim.requestLog.total;
     started = performance.now();
     const removed = await machine('a', ['rm', '-y', ...names]);
     phases.rm = performance.now() - started;
     const rmEntries = sim.requestLog.entries('digitalocean').slice(before);
     if (removed.code !== 0) failures.push(`rm: exit ${removed.code}: ${removed.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    // What host C made before its record said so is nobody's: sweep from host B finds it by the store's tag.
+    const swept = await machine('b', ['sweep', '-d', 'digitalocean', '--min-age', '0', '-y']);
+    if (swept.code !== 0) failures.push(`sweep: exit ${swept.code}: ${swept.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    const sweptLines = `${swept.stdout}\n${swept.stderr}`.split('\n').filter((line) => /droplet|key|firewall/i.test(line)).length;
     // A deleted droplet stays visible for a (scaled) moment at DigitalOcean.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const leaks = sim.leaks();
@@ -151,6 +170,7 @@ async function fleetRun(budget, burstLimit) {
       failedCreates,
       surfaced: surfaced + (removed.code !== 0 ? removed.stderr.split('\n').filter((line) => throttled.test(line)).length : 0),
       listed,
+      killed: { droplets: dropletsAtKill, records: names.filter((name) => name.startsWith('killed-')).length, sweptLines },
       leaks: leaks.length,
       buckets,
       failures,
@@ -197,11 +217,11 @@ for (const burstLimit of burstLimits) {
   }
 }
 
-console.log('\n| burst limit | budget | create wall | ls ×3 | ssh B→A | rm wall | API calls (create) | 429s answered (create) | 429s answered (rm) | failed creates | 429s surfaced | ls counts | leaks | buckets |');
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('\n| burst limit | budget | create wall | ls ×3 | ssh B→A | host C killed (droplets / records) | rm wall | API calls (create) | 429s answered (create) | 429s answered (rm) | failed creates | 429s surfaced | ls counts | leaks | buckets |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
   console.log(
-    `| ${r.burstLimit} | ${r.budget} | ${seconds(r.phases.create)} | ${seconds(r.phases.ls ?? 0)} | ${seconds(r.phases.ssh ?? 0)} | ${seconds(r.phases.rm ?? 0)} | ${r.createCalls} | ${r.create429} | ${r.rm429} of ${r.rmCalls} | ${r.failedCreates} | ${r.surfaced} | ${r.listed.join('/')} | ${r.leaks} | ${r.buckets} |`,
+    `| ${r.burstLimit} | ${r.budget} | ${seconds(r.phases.create)} | ${seconds(r.phases.ls ?? 0)} | ${seconds(r.phases.ssh ?? 0)} | ${seconds(r.phases.kill ?? 0)} (${r.killed.droplets} / ${r.killed.records}) | ${seconds(r.phases.rm ?? 0)} | ${r.createCalls} | ${r.create429} | ${r.rm429} of ${r.rmCalls} | ${r.failedCreates} | ${r.surfaced} | ${r.listed.join('/')} | ${r.leaks} | ${r.buckets} |`,
   );
 }
 // The bench fails when the fleet does not hold together at DigitalOcean's own limit with the budget on
