@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -191,8 +191,11 @@ describe('SIGKILL at any moment of a --sim create leaves nothing that rm cannot 
       expect(listed.stdout).not.toMatch(/\skept\s/);
       expect(await leaks(state)).toEqual(expect.arrayContaining(['droplets lost', 'droplets kept', 'droplets not-ours']));
 
+      // Sweep's calls draw from the store's shared rate budget: its bucket file is written again.
+      await rm(join(storage, 'rate-budgets'), { recursive: true, force: true });
       const swept = await machine(storage, ['sweep', '-d', 'digitalocean', '--sim', '--min-age', '0', '-y'], env);
       expect(swept.code, swept.stderr).toBe(0);
+      expect((await readdir(join(storage, 'rate-budgets'))).filter((file) => file.endsWith('.json'))).toHaveLength(1);
       expect(swept.stdout).toMatch(/\ndigitalocean\s+droplet\s+\d+\s+lost\s+lost\s+\d+s\s+deleted\n/);
       const after = await leaks(state);
       expect(after).toContain('droplets not-ours');

@@ -4,6 +4,7 @@ import type { CommandContext } from '../context.ts';
 import { parseDriverArguments } from '../driver-flags.ts';
 import { writeLine } from '../io.ts';
 import { alignColumns } from '../template.ts';
+import { useStoreRateBudget } from '../rate-budget-host.ts';
 
 /** What `machine sweep` was asked. */
 export interface SweepCommandOptions {
@@ -77,6 +78,8 @@ export async function sweepCommand(ctx: CommandContext, tokens: readonly string[
   }
   const claimed = await claimedResources(ctx);
   const storeId = await store.storeId();
+  // Sweep's listings and deletions draw from the store's shared rate budget like every driver call.
+  useStoreRateBudget(store, { sim: options.sim === true });
   const descriptors = options.driver === undefined ? await sweepableDrivers(ctx) : [await ctx.registry.load(options.driver)];
   const rows = ['DRIVER\tKIND\tID\tNAME\tMACHINE\tAGE\tSTATUS'];
   let failed = 0;
