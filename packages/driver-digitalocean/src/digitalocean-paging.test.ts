@@ -3,10 +3,33 @@ import type { Sim } from '@machine/cloud-sim';
 import { AuthError, createMemoryContext, NotFoundError, parseFlags, State } from '@machine/driver-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DigitalOceanConfig } from './digitalocean-flags.ts';
+import { dropletPageOf } from './digitalocean-client.ts';
 import { hasNextPage } from './digitalocean-paging.ts';
 import { createDigitalOceanDescriptor, machineTag, ResourceKind } from './index.ts';
 import { fastTimings } from './test-support/fast-timings.ts';
 import { simFlags, startDigitalOceanSim } from './test-support/sim-harness.ts';
+
+describe('dropletPageOf', () => {
+  it('reads the fields a listing needs in dots\' model names, and anything malformed as absent', () => {
+    const page = dropletPageOf({
+      droplets: [
+        { id: 7, name: 'web1', status: 'active', networks: { v4: [{ ip_address: '203.0.113.7', type: 'public' }, { ip_address: '10.0.0.7', type: 'private' }], v6: [] } },
+        { id: 'eight', name: 8, status: null, networks: 'none' },
+        'not a droplet',
+      ],
+      links: { pages: { next: 'https://api/v2/droplets?page=2' } },
+      meta: { total: 201 },
+    });
+    expect(page.droplets).toEqual([
+      { id: 7, name: 'web1', status: 'active', networks: { v4: [{ ipAddress: '203.0.113.7', type: 'public' }, { ipAddress: '10.0.0.7', type: 'private' }], v6: [] } },
+      { id: null, name: null, status: null, networks: null },
+    ]);
+    expect(page.links?.pages?.next).toBe('https://api/v2/droplets?page=2');
+    expect(page.meta?.total).toBe(201);
+    expect(dropletPageOf(undefined)).toEqual({ droplets: [], links: null, meta: { total: null } });
+    expect(dropletPageOf({ droplets: 'many' }).droplets).toEqual([]);
+  });
+});
 
 describe('hasNextPage', () => {
   it('follows meta.total, and a next link wherever dots put it', () => {
@@ -73,7 +96,7 @@ describe('getStates over more than one page of droplets (real dots client, simul
     expect(states?.get('gone')).toBeInstanceOf(NotFoundError);
   });
 
-  it('goes through dots\' droplets request builder alone: a refused token is a typed AuthError per machine, with no token in it', async () => {
+  it('lists through the dots adapter alone: a refused token is a typed AuthError per machine, with no token in it', async () => {
     const descriptor = createDigitalOceanDescriptor({ timings: fastTimings });
     const context = createMemoryContext('refused', '/nonexistent/refused');
     await context.journal.record({ kind: ResourceKind.droplet, id: ids[0] ?? '' });
@@ -82,6 +105,8 @@ describe('getStates over more than one page of droplets (real dots client, simul
     const config = parseFlags(descriptor.flags, { ...simFlags(sim), 'digitalocean-access-token': token }, { env: {} }) as DigitalOceanConfig;
     const answer = (await descriptor.getStates?.([{ config, context }]))?.get('refused');
     expect(answer).toBeInstanceOf(AuthError);
+    // DigitalOcean's own error body is read, as through dots.
+    expect(String(answer)).toContain('401 Unable to authenticate you');
     expect(String(answer)).not.toContain(token);
   });
 
