@@ -175,6 +175,10 @@ export class AzureDriver implements Driver {
         await run.make(virtualMachineKind, attempt.spec);
       }
       const { poller } = attempt.pending;
+      // The address is asked while the VM is provisioned (a Standard static IP has it from its own
+      // PUT on; the NIC's private address from the NIC's): create notices the VM running one call
+      // sooner. An answer without an address is asked again below.
+      const early = this.getIP(signal === undefined ? {} : { signal }).catch(() => undefined);
       // Failures such as AllocationFailed arrive only here, in the poll: the VM is journaled already.
       if (poller !== undefined) await api.call(`virtual machine ${this.machineName} to be provisioned`, 'create', signal, () => poller);
       // The instance view shows the power state a while after the VM's operation ends: it is awaited
@@ -183,10 +187,12 @@ export class AzureDriver implements Driver {
       const stop = new AbortController();
       const both = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
       const power = this.#waitForPower(State.Running, 'create', both);
-      const host = await this.getIP({ signal: both }).catch(async () => {
-        await power;
-        return this.getIP({ ...(signal === undefined ? {} : { signal }) });
-      });
+      const host =
+        (await early) ??
+        (await this.getIP({ signal: both }).catch(async () => {
+          await power;
+          return this.getIP({ ...(signal === undefined ? {} : { signal }) });
+        }));
       const { waitForSSH } = await import('@machine/driver-core/ssh');
       const ssh = waitForSSH(
         {
