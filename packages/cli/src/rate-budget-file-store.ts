@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RateBucketState, RateBucketStore } from '@machine/driver-core';
+import { atomicWrite } from './atomic-write.ts';
 import { CliError } from './cli-error.ts';
 import { lockFile } from './lock.ts';
 
@@ -48,7 +49,7 @@ export class FileRateBucketStore implements RateBucketStore {
     const lock = await lockBucket(path);
     try {
       const { state, result } = change(await readState(path, key), Date.now());
-      await replace(path, `${JSON.stringify({ key, ...state })}\n`);
+      await atomicWrite(path, `${JSON.stringify({ key, ...state })}\n`, { sync: false });
       return result;
     } finally {
       await lock.release();
@@ -96,22 +97,5 @@ async function readState(path: string, key: string): Promise<RateBucketState | u
     return { tokens: value.tokens as number, at: value.at as number, blockedUntil: value.blockedUntil as number, factor: value.factor as number };
   } catch {
     return undefined;
-  }
-}
-
-/** Writes `text` to a temp file beside `path` (0600) and renames it over `path`. */
-async function replace(path: string, text: string): Promise<void> {
-  const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const handle = await open(temp, 'wx', 0o600);
-  try {
-    await handle.writeFile(text, 'utf8');
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, path);
-  } catch (error) {
-    await unlink(temp).catch(() => {});
-    throw error;
   }
 }

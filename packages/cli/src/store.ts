@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, lstatSync, openSync, readFileSync } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { assertValidMachineName, type JournalEntry, type JsonValue, machineNameProblem, type RateBucketStore } from '@machine/driver-core';
+import { atomicWrite } from './atomic-write.ts';
 import { CliError, machineExists, machineNotFound } from './cli-error.ts';
 import { lockHolder, lockMachine } from './lock.ts';
 import { FileRateBucketStore } from './rate-budget-file-store.ts';
@@ -347,23 +348,7 @@ async function readStoreId(path: string): Promise<string | undefined> {
   }
 }
 
-/** Writes `text` to `path` through a temp file and a rename, mode 0600. */
-export async function atomicWrite(path: string, text: string): Promise<void> {
-  const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const handle = await open(temp, 'wx', 0o600);
-  try {
-    await handle.writeFile(text, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, path);
-  } catch (error) {
-    await unlink(temp).catch(() => {});
-    throw error;
-  }
-}
+export { atomicWrite } from './atomic-write.ts';
 
 export function parseRecord(name: string, text: string, path: string): MachineRecord {
   let value: unknown;

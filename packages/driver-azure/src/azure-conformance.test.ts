@@ -1,6 +1,6 @@
-import type { Sim } from '@machine/cloud-sim';
+import { chaosFaultRule, type Sim } from '@machine/cloud-sim';
 import { type DriverDescriptor, findEntry } from '@machine/driver-core';
-import { type ChaosFault, runConformanceSuite } from '@machine/driver-core/conformance';
+import { runConformanceSuite } from '@machine/driver-core/conformance';
 import { afterEach } from 'vitest';
 import type { AzureClients } from './azure-clients.ts';
 import type { AzureConfig } from './azure-flags.ts';
@@ -39,21 +39,6 @@ afterEach(async () => {
   const left = await clearAzureAccount(sim, client);
   throw new Error(`the test left ${left.join(', ')} (deleted now, with their resource groups)`);
 });
-
-/** A chaos fault as a cloud-sim fault rule of the Azure front end. */
-function faultRule(fault: ChaosFault) {
-  const at = { provider: 'azure', operation: fault.operation ?? '*', nth: fault.nth };
-  switch (fault.kind) {
-    case 'throttle':
-      return { ...at, throttle: { times: 1, retryAfterSeconds: 0, resetSeconds: 1 } };
-    case 'server-error':
-      return { ...at, error: 'server' as const };
-    case 'lost-reply':
-      return { ...at, reply: 'drop' as const };
-    default:
-      return { ...at, times: 1, latencyMs: fault.durationMs };
-  }
-}
 
 // Read by the simulator on every call: the chaos run switches behaviours per cycle.
 const knobs: Record<string, unknown> = {};
@@ -96,7 +81,7 @@ runConformanceSuite('azure (real SDK against cloud-sim)', async () => {
         'networkInterfaces.delete',
       ],
       inject: (fault) => {
-        sim.faults.add(faultRule(fault));
+        sim.faults.add(chaosFaultRule('azure', fault));
       },
       clearFaults: () => sim.faults.clear(),
       // Beyond the realistic defaults (on in every cycle): longer windows.

@@ -1,26 +1,11 @@
-import type { DigitalOceanOptions, Sim } from '@machine/cloud-sim';
+import { chaosFaultRule, type DigitalOceanOptions, type Sim } from '@machine/cloud-sim';
 import { findEntry } from '@machine/driver-core';
-import { type ChaosFault, runConformanceSuite } from '@machine/driver-core/conformance';
+import { runConformanceSuite } from '@machine/driver-core/conformance';
 import { createDigitalOceanDescriptor } from './index.ts';
 import { fastTimings } from './test-support/fast-timings.ts';
 import { simFlags, startDigitalOceanSim } from './test-support/sim-harness.ts';
 
 // The conformance suite through the real dots client against the cloud simulator's DigitalOcean front end.
-/** A chaos fault as a cloud-sim fault rule of the DigitalOcean front end. */
-function faultRule(fault: ChaosFault) {
-  const at = { provider: 'digitalocean', operation: fault.operation ?? '*', nth: fault.nth };
-  switch (fault.kind) {
-    case 'throttle':
-      return { ...at, throttle: { times: 1, retryAfterSeconds: 0, resetSeconds: 1 } };
-    case 'server-error':
-      return { ...at, error: 'server' as const };
-    case 'lost-reply':
-      return { ...at, reply: 'drop' as const };
-    default:
-      return { ...at, times: 1, latencyMs: fault.durationMs };
-  }
-}
-
 // The conformance suite (with its seeded chaos run) through the real dots client against the
 // simulator's realistic DigitalOcean front end.
 runConformanceSuite('digitalocean (cloud-sim)', async () => {
@@ -60,7 +45,7 @@ runConformanceSuite('digitalocean (cloud-sim)', async () => {
       faults: ['throttle', 'server-error', 'lost-reply', 'latency'],
       operations: ['keys.create', 'droplets.create', 'firewalls.create', 'droplet_actions.create', 'firewalls.delete', 'droplets.delete', 'keys.delete'],
       inject: (fault) => {
-        sim.faults.add(faultRule(fault));
+        sim.faults.add(chaosFaultRule('digitalocean', fault));
       },
       clearFaults: () => sim.faults.clear(),
       // Beyond the realistic defaults (on in every cycle): longer windows, or every shutdown ignored.

@@ -13,7 +13,7 @@ export type {
   InstanceSelector,
   ThrottleSpec,
 } from './core/faults.ts';
-export { FAULT_ERROR_KINDS, FaultInjector, INSTANCE_FAULT_KINDS, parseFaultSpecs } from './core/faults.ts';
+export { chaosFaultRule, FAULT_ERROR_KINDS, FaultInjector, INSTANCE_FAULT_KINDS, parseFaultSpecs } from './core/faults.ts';
 export { IdGenerator } from './core/ids.ts';
 export { InstanceSSHServers } from './core/instance-ssh.ts';
 export { type AddressChangeListener, DEFAULT_DELAYS, InstanceLifecycle, type LaunchSpec, type LifecycleDelays } from './core/lifecycle.ts';

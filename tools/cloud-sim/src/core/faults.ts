@@ -58,6 +58,28 @@ export interface ApiFaultRule {
   reply?: LostReply;
 }
 
+/**
+ * A fault of driver-core's chaos conformance run (`ChaosFault`: throttle, server-error, lost-reply,
+ * latency) as an API fault rule of `provider`: a throttle with an immediate Retry-After, a 5xx, a
+ * dropped answer, or one late answer.
+ */
+export function chaosFaultRule(
+  provider: string,
+  fault: { readonly kind: string; readonly nth: number; readonly operation?: string; readonly durationMs: number },
+): ApiFaultRule {
+  const at = { provider, operation: fault.operation ?? '*', nth: fault.nth };
+  switch (fault.kind) {
+    case 'throttle':
+      return { ...at, throttle: { times: 1, retryAfterSeconds: 0, resetSeconds: 1 } };
+    case 'server-error':
+      return { ...at, error: 'server' };
+    case 'lost-reply':
+      return { ...at, reply: 'drop' };
+    default:
+      return { ...at, times: 1, latencyMs: fault.durationMs };
+  }
+}
+
 /** Instance-level fault kinds. */
 export type InstanceFaultKind = 'neverRuns' | 'sshNeverOpens' | 'sshRejectsKey' | 'engineInstallFails' | 'ipChangesOnStart';
 
