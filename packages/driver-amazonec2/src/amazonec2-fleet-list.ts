@@ -119,20 +119,17 @@ function toBuffer(data: string | ArrayBuffer | ArrayBufferView): Buffer {
   return Buffer.from(data);
 }
 
-const credentialProviders = new Map<string, () => Promise<Credentials>>();
+/** The SDK's default credential chain, built once per process (it caches and refreshes what it finds). */
+let chainCredentials: (() => Promise<Credentials>) | undefined;
 
-/** The flags' keys, else the SDK's default chain (env, profile, SSO, web identity, container, instance role), one provider per process. */
+/** The flags' keys, else the SDK's default chain (env, profile, SSO, web identity, container, instance role). */
 function credentialsOf(config: AmazonEC2Config, defaultProvider: Parts['defaultProvider']): () => Promise<Credentials> {
   if (config.accessKey !== undefined && config.secretKey !== undefined) {
     const fixed: Credentials = { accessKeyId: config.accessKey, secretAccessKey: config.secretKey, ...(config.sessionToken === undefined ? {} : { sessionToken: config.sessionToken }) };
     return async () => fixed;
   }
-  let provider = credentialProviders.get('default');
-  if (provider === undefined) {
-    provider = defaultProvider({}) as () => Promise<Credentials>;
-    credentialProviders.set('default', provider);
-  }
-  return provider;
+  chainCredentials ??= defaultProvider({}) as () => Promise<Credentials>;
+  return chainCredentials;
 }
 
 /**
